@@ -1,0 +1,136 @@
+//! The process environment: an ordered list of `KEY=VALUE` entries merged by key.
+
+use crate::SpecError;
+
+/// The `PATH` every process starts with (BEHAVIOR.md "Process"; the same value runc's
+/// `runc spec`, buildah and podman use).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The proxy variables copied from ocirun's own environment unless `--http-proxy=false`
+/// (podman's `--http-proxy`).
+pub const PROXY_VARIABLES: [&str; 8] = [
+    "http_proxy",
+    "https_proxy",
+    "ftp_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "FTP_PROXY",
+    "NO_PROXY",
+];
+
+/// An environment under construction: entries keep the position where their key first
+/// appeared, and a later value for the same key replaces the earlier one.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Env {
+    entries: Vec<(String, String)>,
+}
+
+impl Env {
+    /// Sets `key` to `value`, replacing an earlier value in place.
+    pub(crate) fn set(&mut self, key: &str, value: &str) {
+        match self.entries.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.to_owned(),
+            None => self.entries.push((key.to_owned(), value.to_owned())),
+        }
+    }
+
+    /// Sets `key` only when it is absent.
+    pub(crate) fn set_default(&mut self, key: &str, value: &str) {
+        if self.get(key).is_none() {
+            self.entries.push((key.to_owned(), value.to_owned()));
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Merges one `KEY=VALUE` entry; a bare `KEY` takes its value from `lookup` and is skipped
+    /// when `lookup` has none (podman's `--env KEY`).
+    ///
+    /// # Errors
+    /// [`SpecError::InvalidEnv`] for an empty key or a NUL byte.
+    pub(crate) fn merge_entry(
+        &mut self,
+        entry: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), SpecError> {
+        if entry.contains('\0') {
+            return Err(SpecError::InvalidEnv(
+                entry.to_owned(),
+                "contains a NUL byte",
+            ));
+        }
+        match entry.split_once('=') {
+            Some(("", _)) => Err(SpecError::InvalidEnv(entry.to_owned(), "empty name")),
+            Some((key, value)) => {
+                self.set(key, value);
+                Ok(())
+            }
+            None if entry.is_empty() => Err(SpecError::InvalidEnv(entry.to_owned(), "empty name")),
+            None => {
+                if let Some(value) = lookup(entry) {
+                    self.set(entry, &value);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The entries as `KEY=VALUE` strings, in order.
+    pub(crate) fn into_strings(self) -> Vec<String> {
+        self.entries
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn later_values_replace_in_place() {
+        let mut env = Env::default();
+        for e in ["A=1", "B=2", "A=3", "C==x"] {
+            env.merge_entry(e, |_| None).unwrap();
+        }
+        assert_eq!(env.into_strings(), ["A=3", "B=2", "C==x"]);
+    }
+
+    #[test]
+    fn bare_key_copies_from_lookup_or_is_skipped() {
+        let mut env = Env::default();
+        env.merge_entry("HOME", |k| (k == "HOME").then(|| "/h".to_owned()))
+            .unwrap();
+        env.merge_entry("MISSING", |_| None).unwrap();
+        assert_eq!(env.into_strings(), ["HOME=/h"]);
+    }
+
+    #[test]
+    fn invalid_entries() {
+        let mut env = Env::default();
+        assert_eq!(
+            env.merge_entry("=v", |_| None).unwrap_err().to_string(),
+            r#"invalid environment variable "=v": empty name"#
+        );
+        assert!(env.merge_entry("", |_| None).is_err());
+        assert!(env.merge_entry("A=\0", |_| None).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn valid_entries_round_trip(key in "[A-Za-z_][A-Za-z0-9_]{0,10}", value in "[^\0]{0,20}") {
+            let mut env = Env::default();
+            env.merge_entry(&format!("{key}={value}"), |_| None).unwrap();
+            prop_assert_eq!(env.get(&key), Some(value.as_str()));
+            prop_assert_eq!(env.into_strings(), vec![format!("{key}={value}")]);
+        }
+    }
+}

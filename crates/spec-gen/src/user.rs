@@ -1,0 +1,249 @@
+//! Resolution of a `--user` value against a rootfs's user database.
+//!
+//! The database is the text of the rootfs's `/etc/passwd` and `/etc/group` (passwd(5) and
+//! group(5) formats), read by the caller; this module does no I/O. The forms accepted are
+//! podman's `--user`: `name`, `uid`, `name:group`, `uid:gid`, `uid:group`, `name:gid`.
+
+use crate::SpecError;
+
+/// One line of passwd(5): `name:password:uid:gid:gecos:home:shell`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PasswdEntry {
+    name: String,
+    uid: u32,
+    gid: u32,
+    home: String,
+}
+
+/// One line of group(5): `name:password:gid:member,member`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GroupEntry {
+    name: String,
+    gid: u32,
+    members: Vec<String>,
+}
+
+/// A rootfs's user and group database, parsed from the text of its `/etc/passwd` and
+/// `/etc/group`.
+///
+/// Malformed lines (too few fields, a non-numeric id) and comment lines are skipped, as glibc's
+/// files backend does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserDb {
+    passwd: Vec<PasswdEntry>,
+    group: Vec<GroupEntry>,
+}
+
+/// The identity a process runs as, with the values that go into the spec's `process.user` and
+/// the `HOME` default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResolvedUser {
+    /// The user id (runtime-spec `process.user.uid`).
+    pub uid: u32,
+    /// The primary group id (runtime-spec `process.user.gid`).
+    pub gid: u32,
+    /// Supplementary group ids, sorted and without duplicates: the primary gid and every group
+    /// whose member list names the user (runtime-spec `process.user.additionalGids`).
+    pub additional_gids: Vec<u32>,
+    /// The home directory from the passwd entry, `/` when the user has none.
+    pub home: String,
+}
+
+impl UserDb {
+    /// Parses the text of `/etc/passwd` and `/etc/group`. Either may be empty (a rootfs without
+    /// the file).
+    pub fn parse(passwd: &str, group: &str) -> Self {
+        let passwd = passwd
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split(':').collect();
+                if f.len() < 7 {
+                    return None;
+                }
+                Some(PasswdEntry {
+                    name: f[0].to_owned(),
+                    uid: f[2].parse().ok()?,
+                    gid: f[3].parse().ok()?,
+                    home: f[5].to_owned(),
+                })
+            })
+            .collect();
+        let group = group
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split(':').collect();
+                if f.len() < 4 {
+                    return None;
+                }
+                Some(GroupEntry {
+                    name: f[0].to_owned(),
+                    gid: f[2].parse().ok()?,
+                    members: f[3]
+                        .split(',')
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                })
+            })
+            .collect();
+        Self { passwd, group }
+    }
+
+    /// Resolves a `--user` value (`None`: root).
+    ///
+    /// A name is looked up in passwd; a numeric uid is used as it is, with its passwd entry when
+    /// there is one (else gid 0 and home `/`). An explicit group (name or gid) replaces the
+    /// primary gid.
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownUser`] / [`SpecError::UnknownGroup`] for a name that the database
+    /// lacks; [`SpecError::InvalidUser`] for an empty user or group part.
+    pub fn resolve(&self, user: Option<&str>) -> Result<ResolvedUser, SpecError> {
+        let spec = user.unwrap_or("0");
+        let (user_part, group_part) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        if user_part.is_empty() {
+            return Err(SpecError::InvalidUser(spec.to_owned(), "empty user"));
+        }
+        let entry = match user_part.parse::<u32>() {
+            Ok(uid) => self
+                .passwd
+                .iter()
+                .find(|e| e.uid == uid)
+                .cloned()
+                .or(Some(PasswdEntry {
+                    name: String::new(),
+                    uid,
+                    gid: 0,
+                    home: "/".to_owned(),
+                })),
+            Err(_) => self.passwd.iter().find(|e| e.name == user_part).cloned(),
+        }
+        .ok_or_else(|| SpecError::UnknownUser(user_part.to_owned()))?;
+
+        let gid = match group_part {
+            None => entry.gid,
+            Some("") => return Err(SpecError::InvalidUser(spec.to_owned(), "empty group")),
+            Some(g) => match g.parse::<u32>() {
+                Ok(gid) => gid,
+                Err(_) => self
+                    .group
+                    .iter()
+                    .find(|e| e.name == g)
+                    .map(|e| e.gid)
+                    .ok_or_else(|| SpecError::UnknownGroup(g.to_owned()))?,
+            },
+        };
+        let mut additional_gids = vec![gid];
+        if !entry.name.is_empty() {
+            additional_gids.extend(
+                self.group
+                    .iter()
+                    .filter(|g| g.members.contains(&entry.name))
+                    .map(|g| g.gid),
+            );
+        }
+        additional_gids.sort_unstable();
+        additional_gids.dedup();
+        let home = if entry.home.is_empty() {
+            "/".to_owned()
+        } else {
+            entry.home
+        };
+        Ok(ResolvedUser {
+            uid: entry.uid,
+            gid,
+            additional_gids,
+            home,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n# comment\nbroken line\n\
+                          app:x:1000:1000:app:/home/app:/bin/sh\nnohome:x:1001:1001:::/bin/sh\n";
+    const GROUP: &str = "root:x:0:\napp:x:1000:\nwheel:x:10:app\nstaff:x:50:other,app\n";
+
+    fn db() -> UserDb {
+        UserDb::parse(PASSWD, GROUP)
+    }
+
+    #[test]
+    fn default_is_root() {
+        let u = db().resolve(None).unwrap();
+        assert_eq!((u.uid, u.gid, u.home.as_str()), (0, 0, "/root"));
+        assert_eq!(u.additional_gids, [0]);
+    }
+
+    #[test]
+    fn name_gets_primary_and_member_groups() {
+        let u = db().resolve(Some("app")).unwrap();
+        assert_eq!((u.uid, u.gid, u.home.as_str()), (1000, 1000, "/home/app"));
+        assert_eq!(u.additional_gids, [10, 50, 1000]);
+    }
+
+    #[test]
+    fn numeric_uid_without_entry() {
+        let u = db().resolve(Some("4242")).unwrap();
+        assert_eq!((u.uid, u.gid, u.home.as_str()), (4242, 0, "/"));
+        assert_eq!(u.additional_gids, [0]);
+    }
+
+    #[test]
+    fn numeric_uid_with_entry_uses_it() {
+        let u = db().resolve(Some("1000")).unwrap();
+        assert_eq!((u.uid, u.gid, u.home.as_str()), (1000, 1000, "/home/app"));
+    }
+
+    #[test]
+    fn group_forms() {
+        assert_eq!(db().resolve(Some("app:wheel")).unwrap().gid, 10);
+        assert_eq!(db().resolve(Some("app:77")).unwrap().gid, 77);
+        assert_eq!(db().resolve(Some("4242:wheel")).unwrap().gid, 10);
+        assert_eq!(db().resolve(Some("4242:5")).unwrap().gid, 5);
+        assert_eq!(db().resolve(Some("nohome")).unwrap().home, "/");
+    }
+
+    #[test]
+    fn unknown_names_are_errors_naming_them() {
+        assert_eq!(
+            db().resolve(Some("nobody-here")).unwrap_err().to_string(),
+            r#"unknown user "nobody-here""#
+        );
+        assert_eq!(
+            db().resolve(Some("app:nogroup")).unwrap_err().to_string(),
+            r#"unknown group "nogroup""#
+        );
+        assert!(matches!(
+            db().resolve(Some(":5")),
+            Err(SpecError::InvalidUser(..))
+        ));
+        assert!(matches!(
+            db().resolve(Some("app:")),
+            Err(SpecError::InvalidUser(..))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn parse_and_resolve_never_panic(p in ".{0,200}", g in ".{0,200}", u in ".{0,20}") {
+            let db = UserDb::parse(&p, &g);
+            let _ = db.resolve(Some(&u));
+        }
+
+        #[test]
+        fn any_uid_resolves_to_itself(uid in 0u32..) {
+            let u = UserDb::default().resolve(Some(&uid.to_string())).unwrap();
+            prop_assert_eq!(u.uid, uid);
+        }
+    }
+}
