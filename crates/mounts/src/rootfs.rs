@@ -1,0 +1,399 @@
+//! A root filesystem opened as a root handle: every path inside it resolves inside it.
+//!
+//! Paths are resolved by pathrs (`openat2(RESOLVE_IN_ROOT)` on kernels that have it, a checked
+//! userspace walk elsewhere), so an absolute or `..` symlink in an image ends inside the rootfs,
+//! never on the host.
+
+use std::fs::Permissions;
+use std::io::{ErrorKind, Read};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::sys::stat::{fstat, SFlag};
+use ocirun_spec_gen::{UserDb, DEFAULT_PATH};
+use pathrs::flags::OpenFlags;
+use pathrs::Root;
+
+use crate::error::{io_from_pathrs, CommandError, MountsError};
+
+/// A container root filesystem on the host, held open by a root handle.
+#[derive(Debug)]
+pub struct Rootfs {
+    root: Root,
+    path: PathBuf,
+}
+
+/// What kind of inode a path inside the rootfs names, as far as running and mounting need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Directory,
+    Regular { executable: bool },
+    Other,
+}
+
+impl Rootfs {
+    /// Opens the directory `path` as a rootfs. A relative `path` is taken from the current
+    /// directory; the stored path is absolute and free of symlinks (it goes into the spec's
+    /// `root.path`).
+    ///
+    /// # Errors
+    /// [`MountsError::OpenRootfs`] naming `path` when it does not exist or is not a directory.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, MountsError> {
+        let given = path.as_ref();
+        let fail = |source| MountsError::OpenRootfs {
+            path: given.to_path_buf(),
+            source,
+        };
+        let path = std::fs::canonicalize(given).map_err(fail)?;
+        if !std::fs::metadata(&path).map_err(fail)?.is_dir() {
+            return Err(fail(std::io::Error::from(ErrorKind::NotADirectory)));
+        }
+        let root = Root::open(&path).map_err(|e| fail(io_from_pathrs(e)))?;
+        Ok(Self { root, path })
+    }
+
+    /// The rootfs's absolute host path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn in_rootfs(&self, action: &'static str, path: &Path, source: std::io::Error) -> MountsError {
+        MountsError::InRootfs {
+            action,
+            path: path.to_path_buf(),
+            rootfs: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Reads the file at `path` inside the rootfs; `Ok(None)` when it does not exist.
+    ///
+    /// # Errors
+    /// [`MountsError::InRootfs`] when it exists but cannot be read.
+    pub fn read_file(&self, path: impl AsRef<Path>) -> Result<Option<Vec<u8>>, MountsError> {
+        let path = path.as_ref();
+        let handle = match self.root.resolve(path) {
+            Ok(handle) => handle,
+            Err(e) => {
+                let err = io_from_pathrs(e);
+                if err.kind() == ErrorKind::NotFound {
+                    return Ok(None);
+                }
+                return Err(self.in_rootfs("resolve", path, err));
+            }
+        };
+        let mut file = handle
+            .reopen(OpenFlags::O_RDONLY)
+            .map_err(|e| self.in_rootfs("open", path, io_from_pathrs(e)))?;
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf)
+            .map_err(|e| self.in_rootfs("read", path, e))?;
+        Ok(Some(buf))
+    }
+
+    /// The rootfs's user database: its `/etc/passwd` and `/etc/group`, each empty when absent.
+    /// A symlinked `/etc/passwd` resolves inside the rootfs.
+    ///
+    /// # Errors
+    /// [`MountsError::InRootfs`] when a file exists but cannot be read.
+    pub fn user_db(&self) -> Result<UserDb, MountsError> {
+        let text = |p| -> Result<String, MountsError> {
+            Ok(String::from_utf8_lossy(&self.read_file(p)?.unwrap_or_default()).into_owned())
+        };
+        Ok(UserDb::parse(&text("/etc/passwd")?, &text("/etc/group")?))
+    }
+
+    /// The kind of inode at `path`, following symlinks inside the rootfs; `None` when absent.
+    pub(crate) fn kind(&self, path: &Path) -> Result<Option<Kind>, MountsError> {
+        let handle = match self.root.resolve(path) {
+            Ok(handle) => handle,
+            Err(e) => {
+                let err = io_from_pathrs(e);
+                return match err.kind() {
+                    ErrorKind::NotFound | ErrorKind::NotADirectory => Ok(None),
+                    _ => Err(self.in_rootfs("resolve", path, err)),
+                };
+            }
+        };
+        let st = fstat(handle.as_fd())
+            .map_err(|e| self.in_rootfs("stat", path, std::io::Error::from(e)))?;
+        let fmt = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        Ok(Some(match fmt {
+            SFlag::S_IFDIR => Kind::Directory,
+            SFlag::S_IFREG => Kind::Regular {
+                executable: st.st_mode & 0o111 != 0,
+            },
+            _ => Kind::Other,
+        }))
+    }
+
+    /// Finds the command `command` as the runtime would run it: a name with a `/` is taken as
+    /// a path (relative ones from `cwd`); a bare name is searched in the `PATH` of `env`
+    /// (`KEY=VALUE` entries; [`DEFAULT_PATH`] when absent), first executable match wins.
+    /// Returns the path inside the rootfs.
+    ///
+    /// # Errors
+    /// [`CommandError::NotInPath`] / [`CommandError::NoSuchFile`] (exit 127),
+    /// [`CommandError::NotExecutable`] for a directory or a file without execute permission
+    /// (exit 126), [`CommandError::Rootfs`] when the rootfs cannot be searched.
+    pub fn find_command(
+        &self,
+        command: &str,
+        env: &[String],
+        cwd: &str,
+    ) -> Result<PathBuf, CommandError> {
+        let check = |path: &Path| -> Result<Option<Result<PathBuf, CommandError>>, CommandError> {
+            Ok(match self.kind(path)? {
+                None => None,
+                Some(Kind::Regular { executable: true }) => Some(Ok(path.to_path_buf())),
+                Some(Kind::Directory) => Some(Err(CommandError::NotExecutable(
+                    command.to_owned(),
+                    "is a directory",
+                ))),
+                Some(_) => Some(Err(CommandError::NotExecutable(
+                    command.to_owned(),
+                    "permission denied",
+                ))),
+            })
+        };
+        if command.contains('/') {
+            let path = Path::new(cwd).join(command);
+            return check(&path)?
+                .unwrap_or_else(|| Err(CommandError::NoSuchFile(command.to_owned())));
+        }
+        let search = env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH);
+        let mut first_unusable = None;
+        for dir in search.split(':') {
+            let dir = if dir.is_empty() { "." } else { dir };
+            let path = Path::new(cwd).join(dir).join(command);
+            match check(&path)? {
+                Some(Ok(found)) => return Ok(found),
+                Some(Err(unusable)) => {
+                    first_unusable.get_or_insert(unusable);
+                }
+                None => {}
+            }
+        }
+        Err(first_unusable.unwrap_or_else(|| CommandError::NotInPath(command.to_owned())))
+    }
+
+    /// Makes sure the absolute directory `dir` exists inside the rootfs. Missing components are
+    /// created with mode 0755 and owned by `uid:gid` (BEHAVIOR.md "Process", Working dir); an
+    /// existing path is left as it is. Returns the components created, outermost first.
+    ///
+    /// # Errors
+    /// [`MountsError::WorkingDirNotDirectory`] when the path exists as something else;
+    /// [`MountsError::InRootfs`] when creating fails.
+    pub fn create_working_dir(
+        &self,
+        dir: impl AsRef<Path>,
+        uid: u32,
+        gid: u32,
+    ) -> Result<Vec<PathBuf>, MountsError> {
+        let dir = dir.as_ref();
+        let created = self.create_dirs(dir, "create working directory")?;
+        for path in &created {
+            let file = self
+                .root
+                .resolve_nofollow(path)
+                .and_then(|h| h.reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY))
+                .map_err(|e| self.in_rootfs("open working directory", path, io_from_pathrs(e)))?;
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+                .and_then(|()| file.set_permissions(Permissions::from_mode(0o755)))
+                .map_err(|e| self.in_rootfs("chown working directory", path, e))?;
+        }
+        if self.kind(dir)? != Some(Kind::Directory) {
+            return Err(MountsError::WorkingDirNotDirectory(dir.to_path_buf()));
+        }
+        Ok(created)
+    }
+
+    /// `mkdir -p` inside the rootfs (mode 0755); returns the components it created, outermost
+    /// first.
+    pub(crate) fn create_dirs(
+        &self,
+        dir: &Path,
+        action: &'static str,
+    ) -> Result<Vec<PathBuf>, MountsError> {
+        let mut missing = Vec::new();
+        let mut prefix = PathBuf::from("/");
+        for component in dir.components() {
+            if let Component::Normal(name) = component {
+                prefix.push(name);
+                if !missing.is_empty() || self.kind(&prefix)?.is_none() {
+                    missing.push(prefix.clone());
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(missing);
+        }
+        self.root
+            .mkdir_all(dir, &Permissions::from_mode(0o755))
+            .map_err(|e| self.in_rootfs(action, dir, io_from_pathrs(e)))?;
+        Ok(missing)
+    }
+
+    /// Creates the empty regular file `path` (mode 0644) inside the rootfs; its parent must
+    /// exist. `Ok(false)` when something was already there.
+    pub(crate) fn create_empty_file(&self, path: &Path) -> Result<bool, MountsError> {
+        match self.root.create_file(
+            path,
+            OpenFlags::O_WRONLY | OpenFlags::O_EXCL | OpenFlags::O_CLOEXEC,
+            &Permissions::from_mode(0o644),
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = io_from_pathrs(e);
+                if err.kind() == ErrorKind::AlreadyExists {
+                    Ok(false)
+                } else {
+                    Err(self.in_rootfs("create mount target", path, err))
+                }
+            }
+        }
+    }
+
+    /// Removes `path` inside the rootfs if it is an empty directory or an empty regular file;
+    /// anything else (including a path that is gone) is left alone. Returns whether it removed.
+    pub(crate) fn remove_if_empty(&self, path: &Path) -> bool {
+        match self.kind(path) {
+            Ok(Some(Kind::Directory)) => self.root.remove_dir(path).is_ok(),
+            Ok(Some(Kind::Regular { .. })) => {
+                let empty = self
+                    .root
+                    .resolve_nofollow(path)
+                    .ok()
+                    .and_then(|h| fstat(h.as_fd()).ok())
+                    .is_some_and(|st| st.st_size == 0);
+                empty && self.root.remove_file(path).is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn rootfs() -> (tempfile::TempDir, Rootfs) {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        std::fs::create_dir_all(r.join("bin")).unwrap();
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::write(r.join("bin/tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(r.join("bin/tool"), Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(r.join("bin/data"), "x").unwrap();
+        symlink("tool", r.join("bin/link")).unwrap();
+        std::fs::write(
+            r.join("etc/passwd.real"),
+            "app:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        // An absolute symlink must resolve inside the rootfs, not on the host.
+        symlink("/etc/passwd.real", r.join("etc/passwd")).unwrap();
+        let root = Rootfs::open(r).unwrap();
+        (dir, root)
+    }
+
+    #[test]
+    fn open_names_a_missing_path() {
+        let err = Rootfs::open("/does/not/exist").unwrap_err().to_string();
+        assert!(err.starts_with(r#"rootfs "/does/not/exist": "#), "{err}");
+    }
+
+    #[test]
+    fn symlinked_passwd_resolves_inside() {
+        let (_dir, root) = rootfs();
+        let users = root.user_db().unwrap();
+        assert_eq!(users.resolve(Some("app")).unwrap().uid, 1000);
+    }
+
+    #[test]
+    fn find_command_cases() {
+        let (_dir, root) = rootfs();
+        let env = vec!["PATH=/nowhere:/bin".to_string()];
+        assert_eq!(
+            root.find_command("tool", &env, "/").unwrap(),
+            Path::new("/bin/tool")
+        );
+        assert_eq!(
+            root.find_command("link", &env, "/").unwrap(),
+            Path::new("/bin/link")
+        );
+        assert_eq!(
+            root.find_command("/bin/tool", &env, "/").unwrap(),
+            Path::new("/bin/tool")
+        );
+        assert_eq!(
+            root.find_command("./tool", &env, "/bin").unwrap(),
+            Path::new("/bin/./tool")
+        );
+        let e = root.find_command("nope", &env, "/").unwrap_err();
+        assert_eq!(
+            (e.exit_code(), e.to_string()),
+            (127, "\"nope\": executable file not found in $PATH".into())
+        );
+        let e = root.find_command("/etc", &env, "/").unwrap_err();
+        assert_eq!(
+            (e.exit_code(), e.to_string()),
+            (126, "\"/etc\": is a directory".into())
+        );
+        let e = root.find_command("data", &env, "/").unwrap_err();
+        assert_eq!(
+            (e.exit_code(), e.to_string()),
+            (126, "\"data\": permission denied".into())
+        );
+        assert_eq!(
+            root.find_command("/bin/none", &env, "/")
+                .unwrap_err()
+                .exit_code(),
+            127
+        );
+    }
+
+    #[test]
+    fn working_dir_is_created_once_and_reported() {
+        let (dir, root) = rootfs();
+        let created = root.create_working_dir("/new/dir", 1000, 1000).unwrap();
+        assert_eq!(created, [PathBuf::from("/new"), PathBuf::from("/new/dir")]);
+        let meta = std::fs::metadata(dir.path().join("new/dir")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(meta.mode() & 0o7777, 0o755);
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+        }
+        assert!(root
+            .create_working_dir("/new/dir", 0, 0)
+            .unwrap()
+            .is_empty());
+        let err = root
+            .create_working_dir("/bin/tool", 0, 0)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            r#"working directory "/bin/tool" is not a directory in the rootfs"#
+        );
+    }
+
+    #[test]
+    fn escaping_symlink_stays_inside() {
+        let (dir, root) = rootfs();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        symlink("../../../../../tmp", dir.path().join("escape")).unwrap();
+        let created = root.create_working_dir("/escape/inside", 0, 0).unwrap();
+        assert_eq!(created, [PathBuf::from("/escape/inside")]);
+        assert!(
+            dir.path().join("tmp/inside").is_dir(),
+            "created under the rootfs's /tmp"
+        );
+    }
+}
