@@ -1,0 +1,317 @@
+//! An OCI runtime with runc's command line, and the container it created.
+//!
+//! Lifecycle (runc(8); runtime-spec "Lifecycle"), and what is undone when a step fails:
+//! 1. `create --bundle B --pid-file B/pid ID` with the container's stdio as the runtime's
+//!    stdio: on failure the runtime has nothing left to delete (a leftover is deleted with
+//!    `--force` all the same);
+//! 2. read the pid; `start ID`: on failure, `delete --force ID`;
+//! 3. wait for the pid (see [`crate::ContainerProcess`]);
+//! 4. `delete ID`; dropping a [`Container`] that was not deleted runs `delete --force ID`.
+//!
+//! Every subcommand gets the global flags `--root <state dir>` (ocirun's own, so that its
+//! containers never mix with other tools') and `--log <bundle>/runtime.log --log-format json`
+//! for create, whose last error line becomes the message the user sees.
+
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::{Bundle, DriverError};
+
+/// The runtime program and its global flags.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    program: PathBuf,
+    root: PathBuf,
+    global_flags: Vec<OsString>,
+}
+
+/// The container's stdio as handed to `runtime create`, which passes it on to the container
+/// process: a read end for stdin, write ends for stdout and stderr.
+#[derive(Debug)]
+pub struct CreateStdio {
+    /// The container's stdin.
+    pub stdin: OwnedFd,
+    /// The container's stdout.
+    pub stdout: OwnedFd,
+    /// The container's stderr.
+    pub stderr: OwnedFd,
+}
+
+impl Runtime {
+    /// Finds the runtime: `name_or_path` with a `/` is used as it is; a bare name is searched in
+    /// `search_path` (a `PATH`-style list). `root` is the runtime's state directory (`--root`).
+    ///
+    /// # Errors
+    /// [`DriverError::RuntimeNotFound`] naming what was looked for.
+    pub fn discover(
+        name_or_path: &str,
+        search_path: &str,
+        root: impl Into<PathBuf>,
+    ) -> Result<Self, DriverError> {
+        let not_found = || DriverError::RuntimeNotFound(name_or_path.to_owned());
+        let program = if name_or_path.contains('/') {
+            let p = PathBuf::from(name_or_path);
+            if !is_executable(&p) {
+                return Err(not_found());
+            }
+            p
+        } else {
+            search_path
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| Path::new(d).join(name_or_path))
+                .find(|p| is_executable(p))
+                .ok_or_else(not_found)?
+        };
+        Ok(Self {
+            program,
+            root: root.into(),
+            global_flags: Vec::new(),
+        })
+    }
+
+    /// Adds a global flag, passed before every subcommand (`--runtime-flag` of podman).
+    pub fn global_flag(mut self, flag: impl Into<OsString>) -> Self {
+        self.global_flags.push(flag.into());
+        self
+    }
+
+    /// The runtime program.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// The runtime's state directory (`--root`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn name(&self) -> String {
+        self.program
+            .file_name()
+            .unwrap_or(self.program.as_os_str())
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn command(&self, subcommand: &str) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.arg("--root").arg(&self.root).args(&self.global_flags);
+        cmd.arg(subcommand);
+        cmd
+    }
+
+    /// Runs `runtime create` for container `id` on `bundle`, the container's stdio being
+    /// `stdio` (closed in this process once the runtime has it), and returns the container,
+    /// whose pid the runtime wrote to [`Bundle::pid_file`].
+    ///
+    /// # Errors
+    /// [`DriverError::Spawn`], [`DriverError::Runtime`] with the runtime's own message,
+    /// [`DriverError::Bundle`] / [`DriverError::BadPidFile`] for the pid file.
+    pub fn create<'r>(
+        &'r self,
+        id: &str,
+        bundle: &Bundle,
+        stdio: CreateStdio,
+    ) -> Result<Container<'r>, DriverError> {
+        let mut cmd = Command::new(&self.program);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(bundle.log_file())
+            .arg("--log-format")
+            .arg("json")
+            .args(&self.global_flags)
+            .arg("create")
+            .arg("--bundle")
+            .arg(bundle.path())
+            .arg("--pid-file")
+            .arg(bundle.pid_file())
+            .arg(id)
+            .current_dir(bundle.path())
+            .stdin(Stdio::from(stdio.stdin))
+            .stdout(Stdio::from(stdio.stdout))
+            .stderr(Stdio::from(stdio.stderr));
+        tracing::debug!(container_id = id, bundle = %bundle.path().display(), "runtime create");
+        let status = cmd.status().map_err(|source| DriverError::Spawn {
+            program: self.program.clone(),
+            source,
+        })?;
+        // From here on the runtime may hold state for `id`: the guard deletes it on any error.
+        let mut container = Container {
+            runtime: self,
+            id: id.to_owned(),
+            pid: 0,
+            deleted: false,
+        };
+        if !status.success() {
+            let message = last_log_error(&bundle.log_file())
+                .unwrap_or_else(|| format!("exited with {status}"));
+            return Err(self.error("create", message));
+        }
+        let pid_file = bundle.pid_file();
+        let content = std::fs::read_to_string(&pid_file).map_err(|source| DriverError::Bundle {
+            action: "read pid file",
+            path: pid_file.clone(),
+            source,
+        })?;
+        container.pid = content
+            .trim()
+            .parse()
+            .ok()
+            .filter(|pid: &i32| *pid > 0)
+            .ok_or(DriverError::BadPidFile {
+                path: pid_file,
+                content,
+            })?;
+        Ok(container)
+    }
+
+    /// Runs a subcommand with no stdin or stdout, capturing stderr for the error message.
+    fn run(&self, subcommand: &'static str, args: &[&str]) -> Result<(), DriverError> {
+        let output = self
+            .command(subcommand)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|source| DriverError::Spawn {
+                program: self.program.clone(),
+                source,
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let message = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_owned())
+            .unwrap_or_else(|| format!("exited with {}", output.status));
+        Err(self.error(subcommand, message))
+    }
+
+    fn error(&self, subcommand: &'static str, message: String) -> DriverError {
+        DriverError::Runtime {
+            runtime: self.name(),
+            subcommand,
+            message,
+        }
+    }
+}
+
+/// A container that the runtime has created. Dropping it without [`Container::delete`] runs
+/// `runtime delete --force`, so no error path leaves it in the runtime's state.
+#[derive(Debug)]
+#[must_use = "dropping a container deletes it"]
+pub struct Container<'r> {
+    runtime: &'r Runtime,
+    id: String,
+    pid: i32,
+    deleted: bool,
+}
+
+impl Container<'_> {
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The container process's pid on the host, from the runtime's pid file.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// `runtime start`: the container process runs the command.
+    ///
+    /// # Errors
+    /// [`DriverError::Runtime`] with the runtime's message.
+    pub fn start(&self) -> Result<(), DriverError> {
+        self.runtime.run("start", &[&self.id])
+    }
+
+    /// `runtime kill ID SIGNAL`, `signal` being a name or number as runc takes it (`KILL`, `9`).
+    ///
+    /// # Errors
+    /// [`DriverError::Runtime`] with the runtime's message.
+    pub fn kill(&self, signal: &str) -> Result<(), DriverError> {
+        self.runtime.run("kill", &[&self.id, signal])
+    }
+
+    /// `runtime delete ID` (after the container stopped); if that fails, `delete --force`.
+    ///
+    /// # Errors
+    /// [`DriverError::Runtime`] when even the forced delete fails.
+    pub fn delete(mut self) -> Result<(), DriverError> {
+        self.deleted = true;
+        self.runtime
+            .run("delete", &[&self.id])
+            .or_else(|_| self.runtime.run("delete", &["--force", &self.id]))
+    }
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        if !self.deleted {
+            if let Err(e) = self.runtime.run("delete", &["--force", &self.id]) {
+                tracing::warn!(container_id = %self.id, error = %e, "cannot delete container");
+            }
+        }
+    }
+}
+
+/// The `msg` of the last `"level":"error"` line of a runtime's JSON log (runc's `--log-format
+/// json`: one object per line with `level`, `msg`, `time`).
+pub(crate) fn last_log_error(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().rev().find_map(|line| {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        let level = value.get("level")?.as_str()?;
+        matches!(level, "error" | "fatal")
+            .then(|| value.get("msg")?.as_str().map(str::to_owned))
+            .flatten()
+    })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discover_by_name_and_path() {
+        let rt = Runtime::discover("sh", "/nonexistent:/bin:/usr/bin", "/run/x").unwrap();
+        assert!(rt.program().ends_with("sh"));
+        assert_eq!(rt.root(), Path::new("/run/x"));
+        let err = Runtime::discover("no-such-runtime", "/bin", "/run/x").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"OCI runtime "no-such-runtime" not found: install runc or pass --runtime PATH"#
+        );
+        assert!(Runtime::discover("/bin/sh", "", "/r").is_ok());
+        assert!(Runtime::discover("/etc", "", "/r").is_err());
+    }
+
+    #[test]
+    fn last_error_of_a_json_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        std::fs::write(
+            &log,
+            "{\"level\":\"warning\",\"msg\":\"w\"}\nnot json\n\
+             {\"level\":\"error\",\"msg\":\"first\"}\n{\"level\":\"error\",\"msg\":\"last\"}\n\
+             {\"level\":\"info\",\"msg\":\"i\"}\n",
+        )
+        .unwrap();
+        assert_eq!(last_log_error(&log).as_deref(), Some("last"));
+        assert_eq!(last_log_error(&dir.path().join("missing")), None);
+    }
+}
