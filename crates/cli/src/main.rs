@@ -1,0 +1,52 @@
+//! `ocirun`: run a command inside a container root filesystem through an OCI runtime.
+//!
+//! This binary is the thin composition of the library crates (see ARCHITECTURE.md): it parses
+//! flags, reads the environment and configuration files, sets up logging, and maps errors to
+//! exit codes (podman's convention: 125 ocirun failed, 126 command not executable, 127 command
+//! not found, else the command's own status or 128 + its signal).
+
+mod flags;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// ocirun itself failed: a bad flag or input, or the runtime failed (podman's code).
+pub(crate) const EXIT_OCIRUN_FAILED: u8 = 125;
+
+fn main() -> ExitCode {
+    let cli = match flags::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                EXIT_OCIRUN_FAILED
+            } else {
+                0
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(&cli.log_level);
+    let result = match &cli.command {
+        flags::Command::Run(args) => run::run(&cli, args),
+        flags::Command::Spec(args) => run::spec(&cli, args).map(|()| 0),
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_OCIRUN_FAILED)),
+        Err(err) => {
+            eprintln!("ocirun: {}", run::describe(&err));
+            ExitCode::from(run::exit_code(&err))
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let level = level.parse().unwrap_or(tracing::Level::WARN);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
