@@ -1,0 +1,52 @@
+//! `cargo xtask ci`: everything CI checks, in order, stopping at the first failure.
+//!
+//! 0. the e2e preconditions (root, runc on `PATH`), checked first so a machine that cannot run
+//!    the last step fails in a second, not after the build;
+//! 1. `cargo fmt --all -- --check`;
+//! 2. `cargo clippy --workspace --all-targets -- -D warnings`;
+//! 3. `cargo test --workspace --exclude ocirun-e2e` (unit and doc tests);
+//! 4. the end-to-end suite ([`crate::e2e`]).
+//!
+//! Each step is announced on stderr as `==> [N/4] ...`.
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::{e2e, host};
+
+/// Runs the CI steps.
+pub(crate) fn run(sh: &Shell) -> Result<()> {
+    e2e::preflight().context("ci ends with the e2e suite, which cannot run here")?;
+    let cargo = host::cargo();
+    let steps = [
+        (
+            "cargo fmt --all -- --check",
+            cmd!(sh, "{cargo} fmt --all -- --check"),
+        ),
+        (
+            "cargo clippy --workspace --all-targets -- -D warnings",
+            cmd!(
+                sh,
+                "{cargo} clippy --workspace --all-targets -- -D warnings"
+            ),
+        ),
+        (
+            "cargo test --workspace --exclude ocirun-e2e",
+            cmd!(sh, "{cargo} test --workspace --exclude ocirun-e2e"),
+        ),
+    ];
+    let total = steps.len() + 1;
+    for (index, (name, step)) in steps.into_iter().enumerate() {
+        announce(index + 1, total, name);
+        step.run()
+            .with_context(|| format!("ci step `{name}` failed"))?;
+    }
+    announce(total, total, "e2e");
+    e2e::run(sh, &[]).context("ci step `e2e` failed")?;
+    eprintln!("==> ci passed");
+    Ok(())
+}
+
+fn announce(index: usize, total: usize, name: &str) {
+    eprintln!("==> [{index}/{total}] {name}");
+}
