@@ -47,7 +47,7 @@ pub enum MountsError {
 
 /// Why the command of a run cannot be executed, found before the runtime is called.
 ///
-/// Exit codes follow podman: [`CommandError::NotFound`] is 127,
+/// Exit codes follow podman: [`CommandError::NotInPath`] and [`CommandError::NoSuchFile`] are 127,
 /// [`CommandError::NotExecutable`] is 126.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
