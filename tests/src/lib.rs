@@ -1,1 +1,923 @@
-//! End-to-end tests of ocirun: see tests/.
+//! Support for the end-to-end tests of ocirun (the test files are in `tests/tests/`).
+//!
+//! The tests drive the real `ocirun` binary against real runc and real root filesystems. What
+//! they need is found here, and a test that cannot run fails saying why; nothing is skipped:
+//!
+//! - the binary: `$OCIRUN_BIN`, else `<target dir>/debug/ocirun`;
+//! - the fixtures: `$OCIRUN_TEST_BUSYBOX_ROOTFS` and `$OCIRUN_TEST_DEBIAN_ROOTFS`, else
+//!   `<workspace>/target/fixtures/{busybox,debian}`;
+//! - root, and runc where ocirun looks for it.
+//!
+//! `cargo xtask e2e` builds all of them and sets the variables.
+//!
+//! Each test makes a [`Sandbox`]: a private copy of the busybox rootfs (or the shared Debian
+//! one, which is too big to copy) and a private `--runroot`, so tests run in parallel. A test
+//! runs ocirun with [`Sandbox::run`], asserts on the [`Output`] a user would see, and ends with
+//! [`Sandbox::assert_nothing_left`]: no container in the runtime's state, no bundle, no new
+//! mount, and the rootfs tree as it was.
+
+#![deny(missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long one ocirun invocation may take before the test kills it and fails: a hang must
+/// fail the suite, not block CI.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where ocirun looks for runtimes besides `PATH` (crates/cli: runc is in /usr/sbin on Debian).
+const RUNTIME_EXTRA_PATH: &str = "/usr/local/sbin:/usr/sbin:/sbin";
+
+const HOW_TO_RUN: &str = "run the suite with `cargo xtask e2e`, which builds the binary and the \
+                          fixtures and sets OCIRUN_BIN, OCIRUN_TEST_BUSYBOX_ROOTFS and \
+                          OCIRUN_TEST_DEBIAN_ROOTFS";
+
+/// The workspace root: the parent of this crate's directory.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the e2e crate lives inside the workspace")
+        .to_path_buf()
+}
+
+/// A path from the environment variable `var` (made absolute against the workspace), else
+/// `default`.
+fn path_from_env(var: &str, default: PathBuf) -> PathBuf {
+    match std::env::var_os(var).filter(|v| !v.is_empty()) {
+        Some(v) => workspace_root().join(v),
+        None => default,
+    }
+}
+
+/// The ocirun binary under test: `$OCIRUN_BIN`, else `<target dir>/debug/ocirun`.
+///
+/// # Panics
+/// If it does not exist, saying to run `cargo xtask e2e`.
+pub fn ocirun_bin() -> PathBuf {
+    let target = path_from_env("CARGO_TARGET_DIR", workspace_root().join("target"));
+    let bin = path_from_env("OCIRUN_BIN", target.join("debug").join("ocirun"));
+    assert!(
+        bin.is_file(),
+        "the ocirun binary {} does not exist: {HOW_TO_RUN}",
+        bin.display()
+    );
+    bin
+}
+
+fn fixture(var: &str, name: &str) -> PathBuf {
+    let default = workspace_root().join("target").join("fixtures").join(name);
+    let dir = path_from_env(var, default);
+    assert!(
+        dir.join("bin").exists() && dir.join("etc").is_dir(),
+        "the {name} fixture {} does not exist or is not a root filesystem (no bin, etc): \
+         {HOW_TO_RUN}",
+        dir.display()
+    );
+    dir
+}
+
+/// The busybox fixture (shared, never written to: tests use a copy, see [`Sandbox::busybox`]).
+///
+/// # Panics
+/// If it does not exist, saying to run `cargo xtask e2e`.
+pub fn busybox_fixture() -> PathBuf {
+    fixture("OCIRUN_TEST_BUSYBOX_ROOTFS", "busybox")
+}
+
+/// The Debian fixture (shared by the tests that use it; about 200 MB, so never copied).
+///
+/// # Panics
+/// If it does not exist, saying to run `cargo xtask e2e`.
+pub fn debian_fixture() -> PathBuf {
+    fixture("OCIRUN_TEST_DEBIAN_ROOTFS", "debian")
+}
+
+/// runc, found where ocirun finds it (`PATH`, then the sbin directories).
+///
+/// # Panics
+/// If it cannot be found, saying so.
+pub fn runc() -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    format!("{path}:{RUNTIME_EXTRA_PATH}")
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join("runc"))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "runc not found in PATH or {RUNTIME_EXTRA_PATH}: the e2e tests need the real \
+                 runc (apt-get install runc)"
+            )
+        })
+}
+
+/// Checks, once per test binary, that the tests can run here: root, runc, the binary.
+///
+/// # Panics
+/// With the reason when they cannot.
+pub fn preflight() {
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status")
+            .expect("cannot read /proc/self/status to check that the tests run as root");
+        let euid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            .expect("no Uid line in /proc/self/status");
+        assert_eq!(
+            euid, "0",
+            "the e2e tests must run as root: they create real containers with runc \
+             (effective uid is {euid}); {HOW_TO_RUN} as root"
+        );
+        runc();
+        ocirun_bin();
+    });
+}
+
+/// What one ocirun invocation left for its user to see.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Everything ocirun wrote to its stdout.
+    pub stdout: Vec<u8>,
+    /// Everything ocirun wrote to its stderr (lossily decoded).
+    pub stderr: String,
+    /// ocirun's exit code.
+    pub code: i32,
+    /// How long ocirun ran.
+    pub elapsed: Duration,
+}
+
+impl Output {
+    /// stdout as text.
+    ///
+    /// # Panics
+    /// If it is not UTF-8.
+    pub fn stdout_text(&self) -> &str {
+        std::str::from_utf8(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not UTF-8 ({e}); stderr: {}", self.stderr))
+    }
+
+    /// Asserts the exit code, showing stdout and stderr when it differs.
+    ///
+    /// # Panics
+    /// If the code differs.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            code,
+            "unexpected exit code; stdout: {:?}; stderr: {:?}",
+            truncated(&self.stdout),
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts exit code 0, stdout exactly `stdout`, and an empty stderr: a successful run.
+    ///
+    /// # Panics
+    /// If any differs.
+    #[track_caller]
+    pub fn assert_success(&self, stdout: &str) -> &Self {
+        self.assert_code(0);
+        assert_eq!(
+            self.stdout_text(),
+            stdout,
+            "stdout; stderr: {:?}",
+            self.stderr
+        );
+        assert_eq!(self.stderr, "", "stderr of a successful run");
+        self
+    }
+
+    /// Asserts that ocirun failed with `code`, printed nothing on stdout, and said
+    /// `stderr_part` on stderr.
+    ///
+    /// # Panics
+    /// If any differs.
+    #[track_caller]
+    pub fn assert_failure(&self, code: i32, stderr_part: &str) -> &Self {
+        self.assert_code(code);
+        assert!(
+            self.stderr.contains(stderr_part),
+            "stderr {:?} does not contain {stderr_part:?}",
+            self.stderr
+        );
+        assert_eq!(self.stdout_text(), "", "stdout of a failed run");
+        self
+    }
+}
+
+fn truncated(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(400)]).into_owned();
+    if bytes.len() > 400 {
+        format!("{text}... ({} bytes)", bytes.len())
+    } else {
+        text
+    }
+}
+
+/// What ocirun gets as its stdin.
+#[derive(Debug, Clone)]
+enum Input {
+    /// /dev/null.
+    Null,
+    /// A pipe that delivers these bytes, then EOF.
+    Bytes(Vec<u8>),
+    /// A pipe that stays open, without data, until ocirun has exited.
+    HeldOpen,
+}
+
+/// One ocirun command line to run, with its stdin and environment.
+#[derive(Debug, Clone)]
+pub struct Ocirun {
+    args: Vec<OsString>,
+    stdin: Input,
+    env: Vec<(OsString, Option<OsString>)>,
+    timeout: Duration,
+    runroot: Option<PathBuf>,
+}
+
+impl Ocirun {
+    /// `ocirun ARGS...`, with stdin from /dev/null.
+    pub fn new<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Self {
+            args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            stdin: Input::Null,
+            env: Vec::new(),
+            timeout: TIMEOUT,
+            runroot: None,
+        }
+    }
+
+    /// Feeds `bytes` to ocirun's stdin (a pipe, closed after the last byte).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Input::Bytes(bytes.into());
+        self
+    }
+
+    /// Gives ocirun a stdin pipe that never delivers data nor EOF while ocirun runs (like
+    /// `sleep 100 | ocirun run ...`): a command that does not read stdin must not wait for it.
+    pub fn stdin_held_open(mut self) -> Self {
+        self.stdin = Input::HeldOpen;
+        self
+    }
+
+    /// Sets an environment variable of the ocirun process.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    /// Removes an environment variable from the ocirun process.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// Overrides [`TIMEOUT`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The runroot whose containers are force-deleted if ocirun has to be killed on timeout.
+    fn cleanup_runroot(mut self, runroot: &Path) -> Self {
+        self.runroot = Some(runroot.to_owned());
+        self
+    }
+
+    /// Starts ocirun; see [`Running::wait`].
+    ///
+    /// # Panics
+    /// If it cannot be started.
+    pub fn spawn(self) -> Running {
+        preflight();
+        let bin = ocirun_bin();
+        let mut cmd = Command::new(&bin);
+        cmd.args(&self.args)
+            .stdin(match self.stdin {
+                Input::Null => Stdio::null(),
+                Input::Bytes(_) | Input::HeldOpen => Stdio::piped(),
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in &self.env {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(key),
+            };
+        }
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let mut held_stdin = None;
+        let stdin_writer = match (self.stdin, child.stdin.take()) {
+            (Input::Bytes(bytes), Some(mut pipe)) => Some(std::thread::spawn(move || {
+                // ocirun may exit before reading everything (EPIPE); the test's assertions on
+                // the output say whether that was wrong.
+                let _ = pipe.write_all(&bytes);
+            })),
+            (Input::HeldOpen, pipe) => {
+                held_stdin = pipe;
+                None
+            }
+            _ => None,
+        };
+        let stdout = Some(read_all(child.stdout.take().expect("stdout is piped")));
+        let stderr = Some(read_all(child.stderr.take().expect("stderr is piped")));
+        Running {
+            child,
+            label: format!("ocirun {:?}", self.args),
+            started,
+            timeout: self.timeout,
+            runroot: self.runroot,
+            stdin_writer,
+            held_stdin,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Runs ocirun to its end.
+    ///
+    /// # Panics
+    /// If it cannot be started, does not end within the timeout (it is then killed), or is
+    /// killed by a signal.
+    pub fn run(self) -> Output {
+        self.spawn().wait()
+    }
+}
+
+fn read_all(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        pipe.read_to_end(&mut bytes)
+            .expect("cannot read ocirun's output");
+        bytes
+    })
+}
+
+/// An ocirun process that was started by [`Ocirun::spawn`].
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    label: String,
+    started: Instant,
+    timeout: Duration,
+    runroot: Option<PathBuf>,
+    stdin_writer: Option<JoinHandle<()>>,
+    held_stdin: Option<ChildStdin>,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+}
+
+impl Running {
+    /// The ocirun process's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for ocirun to exit and for its output to end.
+    ///
+    /// # Panics
+    /// If ocirun does not exit within the timeout (it is killed, and so are the containers in
+    /// its runroot), or if it was killed by a signal.
+    pub fn wait(mut self) -> Output {
+        let deadline = self.started + self.timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("cannot wait for ocirun") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                self.kill_on_timeout();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // ocirun has exited; its output pipes must end too (a container process still holding
+        // them would be a leak, which the timeout also catches).
+        let finished = |h: &Option<JoinHandle<Vec<u8>>>| h.as_ref().is_none_or(|h| h.is_finished());
+        while !(finished(&self.stdout) && finished(&self.stderr)) {
+            if Instant::now() >= deadline {
+                self.kill_on_timeout();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let elapsed = self.started.elapsed();
+        drop(self.held_stdin.take());
+        let output = |h: Option<JoinHandle<Vec<u8>>>| {
+            h.expect("output is read once")
+                .join()
+                .expect("output reader panicked")
+        };
+        let stdout = output(self.stdout.take());
+        let stderr = String::from_utf8_lossy(&output(self.stderr.take())).into_owned();
+        if let Some(writer) = self.stdin_writer.take() {
+            if writer.is_finished() {
+                writer.join().expect("stdin writer panicked");
+            }
+        }
+        let code = status.code().unwrap_or_else(|| {
+            panic!(
+                "{} was killed by {status}; stdout: {:?}; stderr: {stderr:?}",
+                self.label,
+                truncated(&stdout)
+            )
+        });
+        Output {
+            stdout,
+            stderr,
+            code,
+            elapsed,
+        }
+    }
+
+    fn kill_on_timeout(&mut self) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(runroot) = &self.runroot {
+            force_delete_containers(runroot);
+        }
+        panic!(
+            "{} did not finish within {:?}: killed it (and its containers)",
+            self.label, self.timeout
+        );
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A test that panicked before `wait` must not leave ocirun running.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The container ids in the runtime state of `runroot` (`runc --root RUNROOT/runtime list
+/// -q`); none when that directory does not exist (runc would create it).
+///
+/// # Panics
+/// If runc fails.
+pub fn runtime_containers(runroot: &Path) -> Vec<String> {
+    let root = runroot.join("runtime");
+    if !root.exists() {
+        return Vec::new();
+    }
+    let out = Command::new(runc())
+        .arg("--root")
+        .arg(&root)
+        .args(["list", "-q"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run runc list");
+    assert!(
+        out.status.success(),
+        "runc --root {} list -q failed: {}",
+        root.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Best effort: `runc delete --force` every container in `runroot`'s runtime state, so that a
+/// failed test does not leave containers running.
+pub fn force_delete_containers(runroot: &Path) {
+    let root = runroot.join("runtime");
+    if !root.exists() {
+        return;
+    }
+    let Ok(out) = Command::new(runc())
+        .arg("--root")
+        .arg(&root)
+        .args(["list", "-q"])
+        .stdin(Stdio::null())
+        .output()
+    else {
+        return;
+    };
+    for id in String::from_utf8_lossy(&out.stdout).lines() {
+        let _ = Command::new(runc())
+            .arg("--root")
+            .arg(&root)
+            .args(["delete", "--force", id.trim()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The mount points of this process's mount namespace (field 5 of /proc/self/mountinfo) with
+/// how often each is mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSnapshot(BTreeMap<String, usize>);
+
+impl MountSnapshot {
+    /// Reads /proc/self/mountinfo.
+    ///
+    /// # Panics
+    /// If it cannot be read.
+    pub fn take() -> Self {
+        let text = std::fs::read_to_string("/proc/self/mountinfo")
+            .expect("cannot read /proc/self/mountinfo");
+        let mut points = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(point) = line.split(' ').nth(4) {
+                *points.entry(point.to_owned()).or_insert(0) += 1;
+            }
+        }
+        Self(points)
+    }
+
+    /// The mount points (with their counts) that `self` has more of than `before`.
+    pub fn added_since(&self, before: &Self) -> Vec<(String, usize)> {
+        self.0
+            .iter()
+            .filter_map(|(point, &n)| {
+                let was = before.0.get(point).copied().unwrap_or(0);
+                (n > was).then(|| (point.clone(), n - was))
+            })
+            .collect()
+    }
+}
+
+/// A directory tree: every path below the root (relative, not following symlinks) with its
+/// type, mode and owner, and the size of regular files. Times are left out: creating and
+/// removing a mount target changes a directory's mtime, and that is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeSnapshot {
+    root: PathBuf,
+    entries: BTreeMap<PathBuf, String>,
+}
+
+impl TreeSnapshot {
+    /// Walks `root`.
+    ///
+    /// # Panics
+    /// If a directory cannot be read.
+    pub fn take(root: &Path) -> Self {
+        let mut entries = BTreeMap::new();
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let dir = root.join(&rel);
+            let read = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("cannot read directory {}: {e}", dir.display()));
+            for entry in read {
+                let entry = entry.unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+                let path = rel.join(entry.file_name());
+                let meta = entry
+                    .metadata()
+                    .unwrap_or_else(|e| panic!("cannot stat {}: {e}", root.join(&path).display()));
+                let ft = meta.file_type();
+                let kind = if ft.is_dir() {
+                    stack.push(path.clone());
+                    "dir".to_owned()
+                } else if ft.is_symlink() {
+                    let target = std::fs::read_link(root.join(&path)).unwrap_or_default();
+                    format!("symlink -> {}", target.display())
+                } else if ft.is_file() {
+                    format!("file {} bytes", meta.len())
+                } else if ft.is_char_device() || ft.is_block_device() {
+                    format!("device {:x}", meta.rdev())
+                } else {
+                    "special".to_owned()
+                };
+                let desc = format!(
+                    "{kind}, mode {:o}, owner {}:{}",
+                    meta.mode() & 0o7777,
+                    meta.uid(),
+                    meta.gid()
+                );
+                entries.insert(path, desc);
+            }
+        }
+        Self {
+            root: root.to_owned(),
+            entries,
+        }
+    }
+
+    /// The directory this is a snapshot of.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The description of `rel` (type, mode, owner), if it exists in the snapshot.
+    pub fn get(&self, rel: impl AsRef<Path>) -> Option<&str> {
+        self.entries.get(rel.as_ref()).map(String::as_str)
+    }
+
+    /// What differs from `before`, except the paths in `expected_new`, which must be new: one
+    /// line per difference, empty when the trees are equal.
+    pub fn differences(&self, before: &Self, expected_new: &[&str]) -> Vec<String> {
+        let expected: BTreeSet<&Path> = expected_new.iter().map(Path::new).collect();
+        let mut out = Vec::new();
+        for (path, was) in &before.entries {
+            match self.entries.get(path) {
+                None => out.push(format!("removed: {} ({was})", path.display())),
+                Some(now) if now != was => {
+                    out.push(format!("changed: {}: {was} -> {now}", path.display()));
+                }
+                Some(_) => {}
+            }
+        }
+        for (path, now) in &self.entries {
+            if !before.entries.contains_key(path) && !expected.contains(path.as_path()) {
+                out.push(format!("left behind: {} ({now})", path.display()));
+            }
+        }
+        for path in expected {
+            if before.entries.contains_key(path) {
+                out.push(format!(
+                    "expected to be new but was there before: {}",
+                    path.display()
+                ));
+            } else if !self.entries.contains_key(path) {
+                out.push(format!("expected but missing: {}", path.display()));
+            }
+        }
+        out
+    }
+}
+
+/// The processes (pid, comm) whose root directory is `dir` (the same inode, seen through
+/// /proc/PID/root): what is still running inside a container on that rootfs.
+pub fn processes_rooted_at(dir: &Path) -> Vec<(u32, String)> {
+    let Ok(target) = std::fs::metadata(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let Ok(proc_dir) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in proc_dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(root) = std::fs::metadata(entry.path().join("root")) else {
+            continue;
+        };
+        if root.dev() == target.dev() && root.ino() == target.ino() {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            found.push((pid, comm.trim_end().to_owned()));
+        }
+    }
+    found
+}
+
+/// The parent pid and command name of process `pid`, from /proc/PID/stat; `None` when it is
+/// gone.
+pub fn ppid_and_comm(pid: u32) -> Option<(u32, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses; it ends at the last ')'.
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_owned();
+    let ppid = stat[close + 1..].split_whitespace().nth(1)?.parse().ok()?;
+    Some((ppid, comm))
+}
+
+/// The children of `parent` named `comm`, from a scan of /proc.
+pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
+    let Ok(proc_dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    proc_dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|&pid| ppid_and_comm(pid).is_some_and(|(ppid, c)| ppid == parent && c == comm))
+        .collect()
+}
+
+/// Asserts that a run left nothing behind:
+///
+/// - no container in the runtime state under `runroot` (`runc --root RUNROOT/runtime list
+///   -q` prints nothing, or that directory does not exist);
+/// - `RUNROOT/bundles` is empty or absent;
+/// - no mount point appeared in this process's mount namespace since `mounts_before`;
+/// - when `rootfs_before` is given: the rootfs tree equals it, except for the `expected_new`
+///   paths (relative to the rootfs), which must be new; and no process runs in that rootfs.
+///
+/// # Panics
+/// Listing everything that was left.
+#[track_caller]
+pub fn assert_nothing_left(
+    runroot: &Path,
+    rootfs_before: Option<&TreeSnapshot>,
+    mounts_before: &MountSnapshot,
+    expected_new: &[&str],
+) {
+    let mut left = String::new();
+    let containers = runtime_containers(runroot);
+    if !containers.is_empty() {
+        let _ = writeln!(left, "containers in the runtime state: {containers:?}");
+    }
+    let bundles = runroot.join("bundles");
+    if bundles.exists() {
+        let names: Vec<_> = std::fs::read_dir(&bundles)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", bundles.display()))
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        if !names.is_empty() {
+            let _ = writeln!(left, "bundles in {}: {names:?}", bundles.display());
+        }
+    }
+    let mounts = MountSnapshot::take().added_since(mounts_before);
+    if !mounts.is_empty() {
+        let _ = writeln!(left, "new mounts: {mounts:?}");
+    }
+    if let Some(before) = rootfs_before {
+        let processes = processes_rooted_at(before.root());
+        if !processes.is_empty() {
+            let _ = writeln!(left, "processes still running in the rootfs: {processes:?}");
+        }
+        for d in TreeSnapshot::take(before.root()).differences(before, expected_new) {
+            let _ = writeln!(left, "rootfs {}: {d}", before.root().display());
+        }
+    }
+    assert!(left.is_empty(), "the run left something behind:\n{left}");
+}
+
+/// One test's private world: a rootfs, a `--runroot`, and the snapshots taken before any run.
+#[derive(Debug)]
+pub struct Sandbox {
+    dir: TempDir,
+    rootfs: PathBuf,
+    runroot: PathBuf,
+    tree_before: Option<TreeSnapshot>,
+    mounts_before: MountSnapshot,
+}
+
+impl Sandbox {
+    /// A private copy of the busybox fixture (`cp -a`), whose tree is checked afterwards.
+    ///
+    /// # Panics
+    /// If the tests cannot run here (see [`preflight`]) or the copy fails.
+    pub fn busybox() -> Self {
+        Self::busybox_with(|_| {})
+    }
+
+    /// Like [`Sandbox::busybox`], with `prepare` called on the copy (the rootfs path) before
+    /// the snapshot is taken: the test's own changes to the fixture are part of "before".
+    ///
+    /// # Panics
+    /// As [`Sandbox::busybox`], or when `prepare` panics.
+    pub fn busybox_with(prepare: impl FnOnce(&Path)) -> Self {
+        preflight();
+        let fixture = busybox_fixture();
+        let dir = new_tempdir();
+        let rootfs = dir.path().join("rootfs");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&fixture)
+            .arg(&rootfs)
+            .status()
+            .expect("cannot run cp");
+        assert!(
+            status.success(),
+            "cp -a {} {} failed: {status}",
+            fixture.display(),
+            rootfs.display()
+        );
+        prepare(&rootfs);
+        let tree_before = Some(TreeSnapshot::take(&rootfs));
+        Self::with(dir, rootfs, tree_before)
+    }
+
+    /// The shared Debian fixture (not copied, so its tree is not checked afterwards; the
+    /// tests using it must not write to it).
+    ///
+    /// # Panics
+    /// If the tests cannot run here (see [`preflight`]).
+    pub fn debian() -> Self {
+        preflight();
+        let rootfs = debian_fixture();
+        Self::with(new_tempdir(), rootfs, None)
+    }
+
+    fn with(dir: TempDir, rootfs: PathBuf, tree_before: Option<TreeSnapshot>) -> Self {
+        let runroot = dir.path().join("runroot");
+        Self {
+            dir,
+            rootfs,
+            runroot,
+            tree_before,
+            mounts_before: MountSnapshot::take(),
+        }
+    }
+
+    /// The rootfs the runs use (absolute).
+    pub fn rootfs(&self) -> &Path {
+        &self.rootfs
+    }
+
+    /// The `--runroot` the runs use; it does not exist until ocirun creates it.
+    pub fn runroot(&self) -> &Path {
+        &self.runroot
+    }
+
+    /// A scratch directory of this test, removed with the sandbox.
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The rootfs tree as it was before any run (`None` for the shared Debian rootfs).
+    pub fn tree_before(&self) -> Option<&TreeSnapshot> {
+        self.tree_before.as_ref()
+    }
+
+    /// `ocirun --runroot RUNROOT SUBCOMMAND --rootfs ROOTFS ARGS...`.
+    pub fn ocirun<I, S>(&self, subcommand: &str, args: I) -> Ocirun
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut all: Vec<OsString> = vec![
+            "--runroot".into(),
+            self.runroot.clone().into(),
+            subcommand.into(),
+            "--rootfs".into(),
+            self.rootfs.clone().into(),
+        ];
+        all.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        Ocirun::new(all).cleanup_runroot(&self.runroot)
+    }
+
+    /// `ocirun --runroot RUNROOT run --rootfs ROOTFS ARGS...`.
+    pub fn run<I, S>(&self, args: I) -> Ocirun
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.ocirun("run", args)
+    }
+
+    /// [`assert_nothing_left`] for this sandbox: the rootfs must be as it was.
+    ///
+    /// # Panics
+    /// Listing everything that was left.
+    #[track_caller]
+    pub fn assert_nothing_left(&self) {
+        self.assert_nothing_left_except(&[]);
+    }
+
+    /// [`assert_nothing_left`] for this sandbox, where the rootfs paths `expected_new`
+    /// (relative, e.g. `"new/dir"`; list each parent that is new too) must have appeared.
+    ///
+    /// # Panics
+    /// Listing everything that was left.
+    #[track_caller]
+    pub fn assert_nothing_left_except(&self, expected_new: &[&str]) {
+        assert_nothing_left(
+            &self.runroot,
+            self.tree_before.as_ref(),
+            &self.mounts_before,
+            expected_new,
+        );
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // After a failed test: do not leave its containers running.
+        force_delete_containers(&self.runroot);
+    }
+}
+
+fn new_tempdir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("ocirun-e2e-")
+        .tempdir()
+        .expect("cannot create a temporary directory")
+}

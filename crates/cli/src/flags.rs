@@ -72,10 +72,6 @@ pub(crate) struct RunArgs {
 
     /// The command and its arguments. Flags end at the first word that is not a flag; one `--`
     /// before the command is dropped, later ones are passed on.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
 }

@@ -1,0 +1,137 @@
+//! The support library checks itself: the leave-nothing check and the timeout guard must
+//! catch what they are meant to catch, or every other test proves nothing.
+//!
+//! These tests run one at a time (a lock): one of them mounts a tmpfs in the test process's
+//! mount namespace, which the others must not see.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ocirun_e2e::{runc, runtime_containers, Sandbox};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs `f`, which must panic with a message containing `part`.
+fn assert_panics_with(part: &str, f: impl FnOnce()) {
+    let err = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
+    let message = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default();
+    assert!(
+        message.contains(part),
+        "panic message {message:?} does not contain {part:?}"
+    );
+}
+
+#[test]
+fn a_file_left_in_the_rootfs_is_caught() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::busybox();
+    std::fs::write(sb.rootfs().join("etc/hosts"), "x").unwrap();
+    assert_panics_with("left behind: etc/hosts", || sb.assert_nothing_left());
+    // ... unless the test expects it.
+    sb.assert_nothing_left_except(&["etc/hosts"]);
+}
+
+#[test]
+fn a_changed_or_removed_file_is_caught() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::busybox();
+    std::fs::write(sb.rootfs().join("etc/passwd"), "root:x:0:0::/:/bin/sh\n").unwrap();
+    std::fs::remove_file(sb.rootfs().join("etc/group")).unwrap();
+    assert_panics_with("changed: etc/passwd", || sb.assert_nothing_left());
+    assert_panics_with("removed: etc/group", || sb.assert_nothing_left());
+}
+
+#[test]
+fn an_expected_path_that_is_missing_is_caught() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::busybox();
+    assert_panics_with("expected but missing: new", || {
+        sb.assert_nothing_left_except(&["new"]);
+    });
+}
+
+#[test]
+fn a_bundle_left_in_the_runroot_is_caught() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::busybox();
+    std::fs::create_dir_all(sb.runroot().join("bundles/abc")).unwrap();
+    assert_panics_with("bundles in", || sb.assert_nothing_left());
+}
+
+#[test]
+fn a_new_mount_is_caught() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::busybox();
+    let point = sb.scratch().join("mnt");
+    std::fs::create_dir(&point).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "e2e-selftest"])
+        .arg(&point)
+        .status()
+        .expect("run mount");
+    assert!(status.success(), "mount -t tmpfs failed");
+    let result = catch_unwind(AssertUnwindSafe(|| sb.assert_nothing_left()));
+    let _ = Command::new("umount").arg(&point).status();
+    let err = result.expect_err("a new mount was not caught");
+    let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("new mounts"), "{message}");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_container_left_in_the_runtime_state_is_caught_and_removed_on_drop() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::busybox();
+    // A container that ocirun did not make: runc create on ocirun's spec, in the runroot.
+    let out = sb.ocirun("spec", ["--", "sleep", "60"]).run();
+    out.assert_code(0);
+    let bundle = sb.scratch().join("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    std::fs::write(bundle.join("config.json"), &out.stdout).unwrap();
+    for name in ["hosts", "hostname", "resolv.conf"] {
+        std::fs::write(bundle.join(name), "").unwrap();
+    }
+    let runtime_root = sb.runroot().join("runtime");
+    let status = Command::new(runc())
+        .arg("--root")
+        .arg(&runtime_root)
+        .args(["create", "--bundle"])
+        .arg(&bundle)
+        .arg("e2e-selftest")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run runc create");
+    assert!(status.success(), "runc create failed");
+    assert_eq!(runtime_containers(sb.runroot()), ["e2e-selftest"]);
+    assert!(
+        !ocirun_e2e::processes_rooted_at(sb.rootfs()).is_empty(),
+        "the created container's init is not seen as running in the rootfs"
+    );
+    assert_panics_with("containers in the runtime state", || {
+        sb.assert_nothing_left_except(&["etc/hosts", "etc/hostname", "etc/resolv.conf"]);
+    });
+    let runroot = sb.runroot().to_owned();
+    drop(sb);
+    assert!(runtime_containers(&runroot).is_empty());
+}
+
+#[test]
+fn a_hang_is_killed_and_fails_the_test() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::busybox();
+    assert_panics_with("did not finish within", || {
+        sb.run(["--", "sleep", "60"])
+            .timeout(Duration::from_secs(2))
+            .run();
+    });
+    // The container of the killed ocirun was deleted; ocirun's own bundle may remain.
+    assert!(runtime_containers(sb.runroot()).is_empty());
+}
