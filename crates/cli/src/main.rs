@@ -7,6 +7,7 @@
 
 mod flags;
 mod run;
+mod stdio;
 
 use std::process::ExitCode;
 

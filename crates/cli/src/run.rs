@@ -7,14 +7,14 @@ use anyhow::{Context, Result};
 use nix::sys::resource::{getrlimit, Resource};
 use ocirun_mounts::{plan_mounts, prepare, CommandError, HostNetworkFiles, Rootfs};
 use ocirun_runtime_driver::{
-    new_container_id, reap_strays, set_child_subreaper, Bundle, ContainerProcess, CreateStdio,
-    Runtime, SignalForwarder,
+    new_container_id, reap_strays, set_child_subreaper, Bundle, ContainerProcess, Runtime,
+    SignalForwarder,
 };
 use ocirun_spec_gen::oci_spec::runtime::Spec;
 use ocirun_spec_gen::{to_json, HostFacts, ImageConfig, RunOptions, SpecGenerator};
-use ocirun_stdio_relay::{relay, stdio_pipes, CallerStdio, RelayOptions};
 
 use crate::flags::{Cli, RunArgs};
+use crate::stdio;
 use crate::EXIT_OCIRUN_FAILED;
 
 /// Where runtimes are looked for besides `PATH`: runc lives in /usr/sbin on Debian, which a
@@ -101,33 +101,14 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     let prepared = prepare(&rootfs, bundle.path(), &spec, &HostNetworkFiles::read()?)?;
     bundle.write_config(to_json(&spec)?.as_bytes())?;
 
-    let (container_stdio, ends) = stdio_pipes()?;
-    let container = runtime.create(
-        &container_id,
-        &bundle,
-        CreateStdio {
-            stdin: container_stdio.stdin,
-            stdout: container_stdio.stdout,
-            stderr: container_stdio.stderr,
-        },
-    )?;
+    let (io, stdio) = stdio::setup(args, &bundle)?;
+    let container = runtime.create(&container_id, &bundle, io)?;
     let process = ContainerProcess::open(container.pid())?;
     tracing::debug!(pid = process.pid(), "created");
     container.start()?;
 
-    let relay_options = RelayOptions {
-        discard_stdout: args.quiet,
-        ..RelayOptions::default()
-    };
     let (status, relayed) = std::thread::scope(|scope| {
-        let relay = scope.spawn(|| {
-            relay(
-                ends,
-                CallerStdio::process(),
-                process.pidfd(),
-                &relay_options,
-            )
-        });
+        let relay = scope.spawn(|| stdio.relay(process.pidfd()));
         let status = process.wait(Some(&mut signals));
         if status.is_err() {
             // Whatever went wrong, the relay must see the container end to return.
@@ -137,7 +118,7 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     });
     let status = status?;
     match relayed {
-        Ok(Ok(report)) => tracing::debug!(?report, "stdio relayed"),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "stdio relay failed"),
         Err(_) => tracing::error!("stdio relay panicked"),
     }

@@ -14,4 +14,4 @@ pub use id::new_container_id;
 pub use process::{
     reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder,
 };
-pub use runtime::{Container, CreateStdio, Runtime};
+pub use runtime::{Container, ContainerIo, CreateStdio, Runtime};

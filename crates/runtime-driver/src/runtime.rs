@@ -27,8 +27,22 @@ pub struct Runtime {
     global_flags: Vec<OsString>,
 }
 
-/// The container's stdio as handed to `runtime create`, which passes it on to the container
-/// process: a read end for stdin, write ends for stdout and stderr.
+/// How the container's process gets its stdio from `runtime create` (runc(8), "create":
+/// `--console-socket`; without it, the runtime passes its own fds 0-2 on to the container).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ContainerIo {
+    /// These fds become the runtime's, and so the container's, stdin, stdout and stderr
+    /// (pipes for a relay, or the caller's own fds to inherit). Closed in this process once
+    /// the runtime has them.
+    Fds(CreateStdio),
+    /// The process gets a terminal: the runtime connects to the Unix socket at this path and
+    /// sends the PTY master over it with `SCM_RIGHTS`; its own stdio is `/dev/null`.
+    ConsoleSocket(PathBuf),
+}
+
+/// Three fds for the container's stdio: a read end (or any readable fd) for stdin, writable
+/// fds for stdout and stderr.
 #[derive(Debug)]
 pub struct CreateStdio {
     /// The container's stdin.
@@ -103,9 +117,9 @@ impl Runtime {
         cmd
     }
 
-    /// Runs `runtime create` for container `id` on `bundle`, the container's stdio being
-    /// `stdio` (closed in this process once the runtime has it), and returns the container,
-    /// whose pid the runtime wrote to [`Bundle::pid_file`].
+    /// Runs `runtime create` for container `id` on `bundle`, the container's stdio set up as
+    /// `io` says, and returns the container, whose pid the runtime wrote to
+    /// [`Bundle::pid_file`].
     ///
     /// # Errors
     /// [`DriverError::Spawn`], [`DriverError::Runtime`] with the runtime's own message,
@@ -114,7 +128,7 @@ impl Runtime {
         &'r self,
         id: &str,
         bundle: &Bundle,
-        stdio: CreateStdio,
+        io: ContainerIo,
     ) -> Result<Container<'r>, DriverError> {
         let mut cmd = Command::new(&self.program);
         cmd.arg("--root")
@@ -128,12 +142,22 @@ impl Runtime {
             .arg("--bundle")
             .arg(bundle.path())
             .arg("--pid-file")
-            .arg(bundle.pid_file())
-            .arg(id)
-            .current_dir(bundle.path())
-            .stdin(Stdio::from(stdio.stdin))
-            .stdout(Stdio::from(stdio.stdout))
-            .stderr(Stdio::from(stdio.stderr));
+            .arg(bundle.pid_file());
+        match io {
+            ContainerIo::Fds(stdio) => {
+                cmd.stdin(Stdio::from(stdio.stdin))
+                    .stdout(Stdio::from(stdio.stdout))
+                    .stderr(Stdio::from(stdio.stderr));
+            }
+            ContainerIo::ConsoleSocket(socket) => {
+                cmd.arg("--console-socket")
+                    .arg(socket)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+            }
+        }
+        cmd.arg(id).current_dir(bundle.path());
         tracing::debug!(container_id = id, bundle = %bundle.path().display(), "runtime create");
         let status = cmd.status().map_err(|source| DriverError::Spawn {
             program: self.program.clone(),
