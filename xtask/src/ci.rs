@@ -5,13 +5,16 @@
 //! 1. `cargo fmt --all -- --check`;
 //! 2. `cargo clippy --workspace --all-targets -- -D warnings`;
 //! 3. `cargo test --workspace --exclude ocirun-e2e` (unit and doc tests);
-//! 4. the end-to-end suite ([`crate::e2e`]).
+//! 4. the end-to-end suite ([`crate::e2e`]);
+//!
+//! and last, on stdout, `N passed, M failed` over the tests of steps 3 and 4 ([`crate::tally`]).
 //!
 //! Each step is announced on stderr as `==> [N/4] ...`.
 
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
+use crate::tally::Tally;
 use crate::{e2e, host};
 
 /// Runs the CI steps.
@@ -30,19 +33,27 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
                 "{cargo} clippy --workspace --all-targets -- -D warnings"
             ),
         ),
-        (
-            "cargo test --workspace --exclude ocirun-e2e",
-            cmd!(sh, "{cargo} test --workspace --exclude ocirun-e2e"),
-        ),
     ];
-    let total = steps.len() + 1;
+    let total = steps.len() + 2;
     for (index, (name, step)) in steps.into_iter().enumerate() {
         announce(index + 1, total, name);
         step.run()
             .with_context(|| format!("ci step `{name}` failed"))?;
     }
-    announce(total, total, "e2e");
-    e2e::run(sh, &[]).context("ci step `e2e` failed")?;
+    let mut tally = Tally::default();
+    announce(
+        total - 1,
+        total,
+        "cargo test --workspace --exclude ocirun-e2e",
+    );
+    let unit = tally.run(cmd!(sh, "{cargo} test --workspace --exclude ocirun-e2e"));
+    let e2e = unit.and_then(|()| {
+        announce(total, total, "e2e");
+        e2e::run(sh, &[], &mut tally)
+    });
+    // The closing line counts every test of the run, passed or failed.
+    println!("{}", tally.summary());
+    e2e.context("ci failed")?;
     eprintln!("==> ci passed");
     Ok(())
 }

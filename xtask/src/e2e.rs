@@ -17,6 +17,7 @@ use xshell::{cmd, Shell};
 
 use crate::host;
 use crate::rootfs::{self, Fixture};
+use crate::tally::Tally;
 
 /// Fails unless the e2e suite can run here: root, and runc on `PATH`.
 pub(crate) fn preflight() -> Result<()> {
@@ -41,7 +42,7 @@ pub(crate) fn preflight() -> Result<()> {
 }
 
 /// Runs the suite, passing `test_args` (filters, `--nocapture`, ...) to the test harness.
-pub(crate) fn run(sh: &Shell, test_args: &[OsString]) -> Result<()> {
+pub(crate) fn run(sh: &Shell, test_args: &[OsString], tally: &mut Tally) -> Result<()> {
     preflight()?;
     let busybox = rootfs::default_dir(Fixture::Busybox);
     let debian = rootfs::default_dir(Fixture::Debian);
@@ -76,7 +77,7 @@ pub(crate) fn run(sh: &Shell, test_args: &[OsString]) -> Result<()> {
         eprintln!("  {key}={}", value.display());
         test = test.env(key, value);
     }
-    test.run().context("the end-to-end tests failed")
+    tally.run(test).context("the end-to-end tests failed")
 }
 
 /// The environment the e2e tests read: the ocirun binary and the two fixtures, absolute paths.

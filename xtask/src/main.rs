@@ -19,6 +19,7 @@ mod demo;
 mod e2e;
 mod host;
 mod rootfs;
+mod tally;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -156,7 +157,12 @@ fn run(task: Task) -> Result<ExitCode> {
             };
             rootfs::ensure(&sh, fixture, &dir)?;
         }
-        Task::E2e(test_args) => e2e::run(&sh, &test_args)?,
+        Task::E2e(test_args) => {
+            let mut tally = tally::Tally::default();
+            let result = e2e::run(&sh, &test_args, &mut tally);
+            println!("{}", tally.summary());
+            result?;
+        }
         Task::Ci => ci::run(&sh)?,
         Task::Demo => return demo::run(&sh),
         Task::Help => unreachable!("handled above"),
