@@ -4,6 +4,8 @@
 
 mod error;
 mod generated;
+mod init;
+mod ledger;
 mod prepare;
 mod rootfs;
 
@@ -12,5 +14,7 @@ pub use generated::{
     generated_mounts, hosts_file, write_generated_files, GeneratedFile, HostNetworkFiles,
     GENERATED_FILES,
 };
+pub use init::{add_init, find_init, INIT_CANDIDATES, INIT_PATH};
+pub use ledger::TargetLedger;
 pub use prepare::{merge_mounts, plan_mounts, prepare, Prepared};
 pub use rootfs::Rootfs;

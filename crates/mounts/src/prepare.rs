@@ -14,6 +14,7 @@ use ocirun_spec_gen::oci_spec::runtime::{Mount, Spec};
 use ocirun_spec_gen::sort_mounts;
 
 use crate::generated::{generated_mounts, write_generated_files, HostNetworkFiles};
+use crate::ledger::{LedgerHold, TargetLedger};
 use crate::{MountsError, Rootfs};
 
 /// Merges layers of mounts: for one destination the mount of the earliest layer wins
@@ -40,13 +41,15 @@ pub fn plan_mounts(spec: &mut Spec) {
 }
 
 /// What [`prepare`] created in the rootfs. Dropping it removes the mount targets that are still
-/// empty, innermost first.
+/// empty, innermost first; with a [`TargetLedger`], only once no other run on the rootfs is
+/// active.
 #[derive(Debug)]
 #[must_use = "dropping it removes the mount targets at once"]
 pub struct Prepared<'r> {
     rootfs: &'r Rootfs,
     created_targets: Vec<PathBuf>,
     working_dir_created: Vec<PathBuf>,
+    ledger: Option<LedgerHold>,
 }
 
 impl Prepared<'_> {
@@ -61,8 +64,17 @@ impl Prepared<'_> {
         &self.working_dir_created
     }
 
-    /// Removes the created mount targets that are still empty. Also done on drop.
+    /// Removes the created mount targets that are still empty (with a ledger: all the
+    /// rootfs's ledger targets, if this is the last active run). Also done on drop.
     pub fn cleanup(&mut self) {
+        if let Some(hold) = self.ledger.take() {
+            let ledger = hold.ledger().clone();
+            let created = std::mem::take(&mut self.created_targets);
+            if let Err(e) = ledger.leave(hold, self.rootfs, &created) {
+                tracing::warn!(error = %e, "cannot clean up the mount targets");
+            }
+            return;
+        }
         while let Some(path) = self.created_targets.pop() {
             if !self.rootfs.remove_if_empty(&path) {
                 tracing::debug!(path = %path.display(), "mount target kept: not empty");
@@ -82,6 +94,9 @@ impl Drop for Prepared<'_> {
 /// directory (`process.cwd`, owned by `process.user`), and the missing mount targets of the
 /// mounts that are not below another mount (runc would otherwise create them, and leave them).
 ///
+/// With `ledger`, the targets go into the rootfs's [`TargetLedger`], so that concurrent runs on
+/// one rootfs share them and the last one to end removes them.
+///
 /// # Errors
 /// [`MountsError`] naming the path that failed; what was created before the failure is
 /// removed again.
@@ -90,11 +105,13 @@ pub fn prepare<'r>(
     bundle_dir: &Path,
     spec: &Spec,
     host: &HostNetworkFiles,
+    ledger: Option<&TargetLedger>,
 ) -> Result<Prepared<'r>, MountsError> {
     let mut prepared = Prepared {
         rootfs,
         created_targets: Vec::new(),
         working_dir_created: Vec::new(),
+        ledger: None,
     };
     let hostname = spec.hostname().clone().unwrap_or_default();
     write_generated_files(bundle_dir, host, &hostname)?;
@@ -104,6 +121,16 @@ pub fn prepare<'r>(
             rootfs.create_working_dir(process.cwd(), process.user().uid(), process.user().gid())?;
     }
 
+    // Declared after `prepared`, so dropped first on an early return: its cleanup takes the
+    // mutex again.
+    let mutex = match ledger {
+        Some(ledger) => {
+            let (mutex, hold) = ledger.enter(rootfs)?;
+            prepared.ledger = Some(hold);
+            Some(mutex)
+        }
+        None => None,
+    };
     let mounts = spec.mounts().clone().unwrap_or_default();
     for mount in &mounts {
         let dst = mount.destination();
@@ -130,6 +157,11 @@ pub fn prepare<'r>(
             prepared.created_targets.extend(created);
         }
     }
+    if let Some(hold) = &prepared.ledger {
+        hold.ledger()
+            .record(hold, rootfs, &prepared.created_targets)?;
+    }
+    drop(mutex);
     Ok(prepared)
 }
 
@@ -195,8 +227,14 @@ mod tests {
         std::fs::create_dir(dir.path().join("proc")).unwrap();
         let rootfs = Rootfs::open(dir.path()).unwrap();
         let spec = spec_for(&rootfs, "/work/here");
-        let mut prepared =
-            prepare(&rootfs, bundle.path(), &spec, &HostNetworkFiles::default()).unwrap();
+        let mut prepared = prepare(
+            &rootfs,
+            bundle.path(),
+            &spec,
+            &HostNetworkFiles::default(),
+            None,
+        )
+        .unwrap();
         let made: Vec<_> = prepared
             .created_targets()
             .iter()
@@ -235,5 +273,61 @@ mod tests {
             dir.path().join("work/here").is_dir(),
             "the working directory stays"
         );
+    }
+
+    #[test]
+    fn with_a_ledger_the_last_run_removes_the_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let (b1, b2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for d in ["proc", "dev", "sys"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let rootfs = Rootfs::open(dir.path()).unwrap();
+        let ledger = TargetLedger::new(state.path());
+        let spec = spec_for(&rootfs, "/");
+        let host = HostNetworkFiles::default();
+        let first = prepare(&rootfs, b1.path(), &spec, &host, Some(&ledger)).unwrap();
+        assert!(dir.path().join("etc/hosts").is_file());
+        let second = prepare(&rootfs, b2.path(), &spec, &host, Some(&ledger)).unwrap();
+        assert!(
+            second.created_targets().is_empty(),
+            "the first run made them"
+        );
+        drop(first);
+        assert!(
+            dir.path().join("etc/hosts").is_file(),
+            "kept while the second run is active"
+        );
+        drop(second);
+        assert!(!dir.path().join("etc").exists(), "removed by the last run");
+        assert_eq!(ledger.sweep().unwrap(), 0);
+    }
+
+    #[test]
+    fn sweep_removes_what_a_dead_run_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let bundle = tempfile::tempdir().unwrap();
+        for d in ["proc", "dev", "sys"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let rootfs = Rootfs::open(dir.path()).unwrap();
+        let ledger = TargetLedger::new(state.path());
+        let spec = spec_for(&rootfs, "/");
+        let prepared = prepare(
+            &rootfs,
+            bundle.path(),
+            &spec,
+            &HostNetworkFiles::default(),
+            Some(&ledger),
+        )
+        .unwrap();
+        // A run that dies without cleaning up: its locks go with its file descriptors.
+        let mut prepared = std::mem::ManuallyDrop::new(prepared);
+        drop(prepared.ledger.take());
+        assert!(dir.path().join("etc/hosts").is_file());
+        assert_eq!(ledger.sweep().unwrap(), 4);
+        assert!(!dir.path().join("etc").exists());
     }
 }

@@ -13,6 +13,7 @@ use crate::DriverError;
 #[derive(Debug)]
 pub struct Bundle {
     dir: PathBuf,
+    /// Removed already, or not ours to remove ([`Bundle::existing`]).
     removed: bool,
 }
 
@@ -38,6 +39,15 @@ impl Bundle {
             dir,
             removed: false,
         })
+    }
+
+    /// A bundle directory that someone else created and will remove: dropping this value
+    /// leaves it in place.
+    pub fn existing(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            removed: true,
+        }
     }
 
     /// The bundle directory.

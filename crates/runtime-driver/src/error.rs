@@ -48,6 +48,14 @@ pub enum DriverError {
         /// What it holds.
         content: String,
     },
+    /// Another live run holds the container name (`--name`).
+    #[error("container name {name:?} is in use by the ocirun process {pid}")]
+    NameInUse {
+        /// The name.
+        name: String,
+        /// The pid of the run that holds it, as written in its lock file.
+        pid: String,
+    },
     /// A system call of the supervisor failed.
     #[error("{call}: {source}")]
     Sys {
@@ -62,4 +70,69 @@ pub enum DriverError {
 pub(crate) fn sys(call: impl Into<String>) -> impl FnOnce(nix::Error) -> DriverError {
     let call = call.into();
     move |source| DriverError::Sys { call, source }
+}
+
+impl DriverError {
+    /// The exit code podman gives for this error. A runtime that reports that the command
+    /// cannot be run (runc's `exec: "x": executable file not found in $PATH`, `exec ...: no such
+    /// file or directory`, `... permission denied`) gives 127 or 126, the codes for a command
+    /// not found or not executable; every other failure of the runtime or the supervisor is
+    /// 125.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Runtime {
+                subcommand: "create" | "start",
+                message,
+                ..
+            } => classify_exec_failure(message).unwrap_or(125),
+            _ => 125,
+        }
+    }
+}
+
+/// 127 or 126 when a runtime's message says the container's command could not be executed.
+fn classify_exec_failure(message: &str) -> Option<i32> {
+    if !message.contains("exec") {
+        return None;
+    }
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
+        Some(127)
+    } else if message.contains("permission denied") || message.contains("is a directory") {
+        Some(126)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime(subcommand: &'static str, message: &str) -> DriverError {
+        DriverError::Runtime {
+            runtime: "runc".into(),
+            subcommand,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn runtime_errors_are_classified() {
+        let not_found = "runc create failed: unable to start container process: exec: \
+                         \"nope\": executable file not found in $PATH";
+        assert_eq!(runtime("create", not_found).exit_code(), 127);
+        let no_interp = "unable to start container process: exec /bin/badscript: no such file \
+                         or directory";
+        assert_eq!(runtime("start", no_interp).exit_code(), 127);
+        let denied = "unable to start container process: exec: \"/etc\": permission denied";
+        assert_eq!(runtime("create", denied).exit_code(), 126);
+        assert_eq!(
+            runtime("create", "cgroup: no such file or directory").exit_code(),
+            125
+        );
+        assert_eq!(runtime("delete", not_found).exit_code(), 125);
+        assert_eq!(DriverError::RuntimeNotFound("x".into()).exit_code(), 125);
+    }
 }

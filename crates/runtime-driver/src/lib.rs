@@ -6,12 +6,17 @@ mod bundle;
 mod error;
 mod id;
 mod process;
+mod records;
+pub mod reexec;
 mod runtime;
+mod supervisor;
 
 pub use bundle::Bundle;
 pub use error::DriverError;
 pub use id::new_container_id;
 pub use process::{
-    reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder,
+    reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder, SignalPolicy,
 };
+pub use records::{NameLock, RecordGuard, RecordStore, RunRecord};
 pub use runtime::{Container, ContainerIo, CreateStdio, Runtime};
+pub use supervisor::Supervisor;

@@ -5,17 +5,25 @@
 //!   process that wants exit statuses calls [`set_child_subreaper`] before `create`.
 //! - [`ContainerProcess::wait`] polls a pidfd (pidfd_open(2), Linux 5.3) and, when given, a
 //!   [`SignalForwarder`]'s signalfd: no timer, no `runtime state` loop. When the pidfd turns
-//!   readable, one `waitpid` collects the status.
-//! - Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 received by the supervisor
-//!   are sent to the container process. The container's init is PID 1 of its namespace, and the
-//!   kernel drops a signal that PID 1 has no handler for; so a terminating signal (INT, TERM,
-//!   HUP, QUIT) that init does not catch (its `SigCgt` in /proc/PID/status) becomes SIGKILL, and
-//!   the run ends as if killed by the original signal (BEHAVIOR.md "Stdio", Signals).
+//!   readable, one `waitpid` collects the status. On a kernel without pidfd_open the process is
+//!   waited for through SIGCHLD on the same signalfd and a `waitpid(WNOHANG)` per SIGCHLD, and
+//!   an eventfd stands in for the pidfd in [`ContainerProcess::exit_fd`].
+//! - Signals ([`SignalPolicy`], BEHAVIOR.md "Stdio", Signals): SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+//!   SIGUSR1 and SIGUSR2 received by the supervisor are sent to the container process. The
+//!   container's init is PID 1 of its namespace, and the kernel drops a signal that PID 1 has no
+//!   handler for; so a terminating signal (INT, TERM, HUP, QUIT) that init does not catch (its
+//!   `SigCgt` in /proc/PID/status) becomes SIGKILL, and the run ends as if killed by the original
+//!   signal. After a forwarded INT or TERM, a container still running when the stop timeout
+//!   passes gets SIGKILL (podman's `--stop-timeout`). Without proxying (`--sig-proxy=false`) no
+//!   signal reaches the container, but a terminating one still ends the run: the container is
+//!   killed, so that the supervisor never exits with the container still running.
 
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -41,12 +49,43 @@ impl ExitStatus {
             Self::Signaled(signal) => 128 + signal,
         }
     }
+
+    fn from_wait(status: WaitStatus, killed_for: Option<i32>) -> Option<Self> {
+        match (status, killed_for) {
+            (WaitStatus::Signaled(_, Signal::SIGKILL, _), Some(original)) => {
+                Some(Self::Signaled(original))
+            }
+            (WaitStatus::Signaled(_, signal, _), _) => Some(Self::Signaled(signal as i32)),
+            (WaitStatus::Exited(_, code), _) => Some(Self::Exited(code)),
+            _ => None,
+        }
+    }
+}
+
+/// What the supervisor does with the signals it receives while the container runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignalPolicy {
+    /// Pass signals on to the container (podman's `--sig-proxy`, default true).
+    pub proxy: bool,
+    /// How long a container may run after a forwarded SIGINT or SIGTERM before it gets SIGKILL
+    /// (podman's `--stop-timeout`, default 10 s).
+    pub stop_timeout: Duration,
+}
+
+impl Default for SignalPolicy {
+    fn default() -> Self {
+        Self {
+            proxy: true,
+            stop_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Makes the calling process the child subreaper of its descendants (prctl(2)
 /// `PR_SET_CHILD_SUBREAPER`), so that the container process, orphaned when `runtime create`
 /// exits, becomes its child and its exit status can be collected. A process-wide setting: the
-/// `ocirun` binary calls it for its own process; a library caller decides for itself.
+/// `ocirun` binary calls it for its own process; a library caller decides for itself, or uses
+/// [`crate::reexec`] to supervise from a child process.
 ///
 /// # Errors
 /// [`DriverError::Sys`] if prctl fails.
@@ -68,23 +107,53 @@ pub fn reap_strays() -> usize {
     reaped
 }
 
+/// How the end of the process is noticed.
+#[derive(Debug)]
+enum ExitWatch {
+    /// A pidfd: readable once the process exited.
+    Pidfd(OwnedFd),
+    /// No pidfd_open (Linux before 5.3): SIGCHLD, and an eventfd written once the status is
+    /// collected.
+    Sigchld(EventFd),
+}
+
 /// The container's process, held by a pidfd.
 #[derive(Debug)]
 pub struct ContainerProcess {
     pid: Pid,
-    pidfd: OwnedFd,
+    watch: ExitWatch,
 }
 
 impl ContainerProcess {
-    /// Opens a pidfd for `pid` (the pid the runtime wrote to its pid file).
+    /// Opens a pidfd for `pid` (the pid the runtime wrote to its pid file); on a kernel without
+    /// pidfd_open, falls back to waiting through SIGCHLD ([`Self::open_with_sigchld`]).
     ///
     /// # Errors
-    /// [`DriverError::Sys`] if pidfd_open fails (the process is gone and reaped, or the kernel
-    /// is older than 5.3).
+    /// [`DriverError::Sys`] if pidfd_open fails for another reason (the process is gone and
+    /// reaped).
     pub fn open(pid: i32) -> Result<Self, DriverError> {
+        match pidfd_open(pid) {
+            Ok(fd) => Ok(Self {
+                pid: Pid::from_raw(pid),
+                watch: ExitWatch::Pidfd(fd),
+            }),
+            Err(Errno::ENOSYS) => Self::open_with_sigchld(pid),
+            Err(e) => Err(sys(format!("pidfd_open({pid})"))(e)),
+        }
+    }
+
+    /// Watches `pid` without a pidfd: [`Self::wait`] then needs a [`SignalForwarder`] (whose
+    /// signalfd also receives SIGCHLD) and calls `waitpid(pid, WNOHANG)` on each SIGCHLD. The
+    /// fallback for kernels before 5.3; [`Self::open`] chooses it by itself.
+    ///
+    /// # Errors
+    /// [`DriverError::Sys`] if the eventfd cannot be created.
+    pub fn open_with_sigchld(pid: i32) -> Result<Self, DriverError> {
+        let efd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(sys("eventfd"))?;
         Ok(Self {
             pid: Pid::from_raw(pid),
-            pidfd: pidfd_open(pid)?,
+            watch: ExitWatch::Sigchld(efd),
         })
     }
 
@@ -93,10 +162,14 @@ impl ContainerProcess {
         self.pid.as_raw()
     }
 
-    /// The pidfd: readable once the process has exited. The stdio relay polls it to know when
+    /// An fd that turns readable once the process has exited (the pidfd, or the fallback's
+    /// eventfd once [`Self::wait`] collected the status). The stdio relay polls it to know when
     /// to stop waiting for output.
-    pub fn pidfd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
+    pub fn exit_fd(&self) -> BorrowedFd<'_> {
+        match &self.watch {
+            ExitWatch::Pidfd(fd) => fd.as_fd(),
+            ExitWatch::Sigchld(efd) => efd.as_fd(),
+        }
     }
 
     /// Sends SIGKILL to the process now, ignoring errors (it may be gone already). For error
@@ -105,8 +178,8 @@ impl ContainerProcess {
         let _ = kill(self.pid, Signal::SIGKILL);
     }
 
-    /// Blocks until the process exits, forwarding signals through `signals` meanwhile, and
-    /// collects its status.
+    /// Blocks until the process exits, handling the signals of `signals` meanwhile as `policy`
+    /// says, and collects its status.
     ///
     /// # Errors
     /// [`DriverError::Sys`] if poll or waitpid fails, e.g. `ECHILD` when the process is not a
@@ -114,56 +187,118 @@ impl ContainerProcess {
     pub fn wait(
         &self,
         mut signals: Option<&mut SignalForwarder>,
+        policy: &SignalPolicy,
     ) -> Result<ExitStatus, DriverError> {
         let mut killed_for = None;
+        let mut kill_at: Option<Instant> = None;
+        let pidfd = match &self.watch {
+            ExitWatch::Pidfd(fd) => Some(fd.as_fd()),
+            ExitWatch::Sigchld(_) => None,
+        };
+        if pidfd.is_none() && signals.is_none() {
+            // Nothing to poll: a blocking waitpid is the wait.
+            return self.collect(self.blocking_waitpid()?, killed_for);
+        }
         loop {
+            let timeout = match kill_at {
+                None => PollTimeout::NONE,
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now()).as_millis();
+                    PollTimeout::try_from(left.max(1)).unwrap_or(PollTimeout::MAX)
+                }
+            };
             let (pid_ready, signal_ready) = {
-                let mut fds = vec![PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
+                let mut fds = Vec::with_capacity(2);
+                if let Some(fd) = pidfd {
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                }
                 if let Some(s) = signals.as_deref() {
                     fds.push(PollFd::new(s.fd.as_fd(), PollFlags::POLLIN));
                 }
-                match poll(&mut fds, PollTimeout::NONE) {
+                match poll(&mut fds, timeout) {
                     Err(Errno::EINTR) => continue,
                     Err(e) => return Err(sys("poll")(e)),
                     Ok(_) => {}
                 }
                 let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-                (ready(&fds[0]), fds.get(1).is_some_and(ready))
+                let pid_ready = pidfd.is_some() && ready(&fds[0]);
+                (
+                    pid_ready,
+                    fds.last().is_some_and(ready) && signals.is_some(),
+                )
             };
+            if kill_at.is_some_and(|at| Instant::now() >= at) {
+                tracing::debug!(pid = self.pid.as_raw(), "stop timeout passed; SIGKILL");
+                self.kill_now();
+                kill_at = None;
+            }
             if signal_ready {
                 if let Some(s) = signals.as_deref_mut() {
-                    if let Some(sig) = s.forward_pending(self.pid)? {
-                        killed_for = Some(sig);
+                    let outcome = s.handle_pending(self.pid, policy)?;
+                    killed_for = outcome.killed_for.or(killed_for);
+                    if outcome.stop_requested && kill_at.is_none() && killed_for.is_none() {
+                        kill_at = Some(Instant::now() + policy.stop_timeout);
+                    }
+                    if pidfd.is_none() && outcome.child_exited {
+                        if let Some(status) = self.try_waitpid()? {
+                            return self.collect(status, killed_for);
+                        }
                     }
                 }
             }
             if pid_ready {
-                break;
+                return self.collect(self.blocking_waitpid()?, killed_for);
             }
         }
-        let status = loop {
+    }
+
+    fn collect(
+        &self,
+        status: WaitStatus,
+        killed_for: Option<i32>,
+    ) -> Result<ExitStatus, DriverError> {
+        if let ExitWatch::Sigchld(efd) = &self.watch {
+            efd.write(1).map_err(sys("write(eventfd)"))?;
+        }
+        ExitStatus::from_wait(status, killed_for)
+            .ok_or_else(|| sys(format!("waitpid({}) gave {status:?}", self.pid))(Errno::EINVAL))
+    }
+
+    fn blocking_waitpid(&self) -> Result<WaitStatus, DriverError> {
+        loop {
             match waitpid(self.pid, None) {
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(sys(format!("waitpid({})", self.pid))(e)),
-                Ok(status) => break status,
+                Ok(status) => return Ok(status),
             }
-        };
-        Ok(match (status, killed_for) {
-            (WaitStatus::Signaled(_, Signal::SIGKILL, _), Some(original)) => {
-                ExitStatus::Signaled(original)
-            }
-            (WaitStatus::Signaled(_, signal, _), _) => ExitStatus::Signaled(signal as i32),
-            (WaitStatus::Exited(_, code), _) => ExitStatus::Exited(code),
-            (other, _) => unreachable!("waitpid without WUNTRACED/WCONTINUED gave {other:?}"),
-        })
+        }
+    }
+
+    fn try_waitpid(&self) -> Result<Option<WaitStatus>, DriverError> {
+        match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => Ok(None),
+            Ok(status) => Ok(Some(status)),
+            Err(e) => Err(sys(format!("waitpid({})", self.pid))(e)),
+        }
     }
 }
 
-/// Receives the forwarded signals through a signalfd instead of handlers.
+/// What one batch of pending signals did.
+#[derive(Debug, Default)]
+struct Handled {
+    /// A terminating signal that was turned into SIGKILL (the run then reports this signal).
+    killed_for: Option<i32>,
+    /// A SIGINT or SIGTERM was forwarded: the stop timeout starts.
+    stop_requested: bool,
+    /// A SIGCHLD arrived.
+    child_exited: bool,
+}
+
+/// Receives the forwarded signals (and SIGCHLD) through a signalfd instead of handlers.
 ///
-/// [`SignalForwarder::install`] blocks the forwarded signals in the calling thread: call it
-/// before starting any other thread, so that every thread inherits the mask and the signals
-/// reach the signalfd. Dropping it restores the previous mask. Child processes spawned with
+/// [`SignalForwarder::install`] blocks these signals in the calling thread: call it before
+/// starting any other thread, so that every thread inherits the mask and the signals reach the
+/// signalfd. Dropping it restores the previous mask. Child processes spawned with
 /// `std::process::Command` start with an empty mask.
 #[derive(Debug)]
 pub struct SignalForwarder {
@@ -182,7 +317,7 @@ impl SignalForwarder {
         Signal::SIGUSR2,
     ];
 
-    /// Blocks [`Self::SIGNALS`] in the calling thread and opens a signalfd for them.
+    /// Blocks [`Self::SIGNALS`] and SIGCHLD in the calling thread and opens a signalfd for them.
     ///
     /// # Errors
     /// [`DriverError::Sys`] if the mask cannot be changed or signalfd fails.
@@ -191,6 +326,7 @@ impl SignalForwarder {
         for s in Self::SIGNALS {
             set.add(s);
         }
+        set.add(Signal::SIGCHLD);
         let mut old_mask = SigSet::empty();
         nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old_mask))
             .map_err(sys("pthread_sigmask"))?;
@@ -199,31 +335,53 @@ impl SignalForwarder {
         Ok(Self { fd, old_mask })
     }
 
-    /// Forwards every pending signal to `pid`. Returns the terminating signal that had to be
-    /// turned into SIGKILL because the process does not catch it, if any.
-    fn forward_pending(&mut self, pid: Pid) -> Result<Option<i32>, DriverError> {
-        let mut killed_for = None;
+    /// The first pending forwarded signal, if any, without acting on it (SIGCHLD is skipped).
+    /// For callers that need to notice a signal before the container exists.
+    ///
+    /// # Errors
+    /// [`DriverError::Sys`] if the signalfd cannot be read.
+    pub fn take_pending(&mut self) -> Result<Option<Signal>, DriverError> {
+        while let Some(info) = self.fd.read_signal().map_err(sys("read(signalfd)"))? {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) | Err(_) => continue,
+                Ok(signal) => return Ok(Some(signal)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Handles every pending signal for the container process `pid` as `policy` says.
+    fn handle_pending(&mut self, pid: Pid, policy: &SignalPolicy) -> Result<Handled, DriverError> {
+        let mut handled = Handled::default();
         while let Some(info) = self.fd.read_signal().map_err(sys("read(signalfd)"))? {
             let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
                 continue;
             };
-            let terminating = matches!(
-                signal,
-                Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP | Signal::SIGQUIT
-            );
-            let sent = if terminating && !catches(pid, signal) {
-                killed_for = Some(signal as i32);
-                Signal::SIGKILL
-            } else {
-                signal
+            if signal == Signal::SIGCHLD {
+                handled.child_exited = true;
+                continue;
+            }
+            let terminating = is_terminating(signal);
+            let sent = match (policy.proxy, terminating) {
+                (true, true) if !catches(pid, signal) => Some(Signal::SIGKILL),
+                (true, _) => Some(signal),
+                (false, true) => Some(Signal::SIGKILL),
+                (false, false) => None,
             };
-            tracing::debug!(pid = pid.as_raw(), ?signal, ?sent, "forwarding signal");
-            match kill(pid, sent) {
-                Ok(()) | Err(Errno::ESRCH) => {}
-                Err(e) => return Err(sys(format!("kill({pid}, {sent})"))(e)),
+            if sent == Some(Signal::SIGKILL) {
+                handled.killed_for = Some(signal as i32);
+            } else if matches!(sent, Some(Signal::SIGINT | Signal::SIGTERM)) {
+                handled.stop_requested = true;
+            }
+            tracing::debug!(pid = pid.as_raw(), ?signal, ?sent, "signal received");
+            if let Some(sent) = sent {
+                match kill(pid, sent) {
+                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(e) => return Err(sys(format!("kill({pid}, {sent})"))(e)),
+                }
             }
         }
-        Ok(killed_for)
+        Ok(handled)
     }
 }
 
@@ -232,6 +390,14 @@ impl Drop for SignalForwarder {
         let _ =
             nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
     }
+}
+
+/// The signals whose default action ends a process and that a user sends to stop a run.
+pub(crate) fn is_terminating(signal: Signal) -> bool {
+    matches!(
+        signal,
+        Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP | Signal::SIGQUIT
+    )
 }
 
 /// Whether `pid` has a handler for `signal`: bit `signal - 1` of the `SigCgt` mask in
@@ -249,13 +415,13 @@ fn catches(pid: Pid, signal: Signal) -> bool {
 }
 
 #[allow(unsafe_code)]
-fn pidfd_open(pid: i32) -> Result<OwnedFd, DriverError> {
+fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is shared.
     let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if ret < 0 {
-        return Err(sys(format!("pidfd_open({pid})"))(Errno::last()));
+        return Err(Errno::last());
     }
-    let fd = i32::try_from(ret).map_err(|_| sys(format!("pidfd_open({pid})"))(Errno::EBADF))?;
+    let fd = i32::try_from(ret).map_err(|_| Errno::EBADF)?;
     // SAFETY: the kernel just returned this fd to us (close-on-exec by pidfd_open's definition);
     // nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -272,18 +438,56 @@ mod tests {
     fn exit_codes() {
         assert_eq!(ExitStatus::Exited(42).code(), 42);
         assert_eq!(ExitStatus::Signaled(9).code(), 137);
+        let pid = Pid::from_raw(1);
+        let killed = WaitStatus::Signaled(pid, Signal::SIGKILL, false);
+        assert_eq!(
+            ExitStatus::from_wait(killed, Some(2)),
+            Some(ExitStatus::Signaled(2))
+        );
+        assert_eq!(
+            ExitStatus::from_wait(killed, None),
+            Some(ExitStatus::Signaled(9))
+        );
+        let termed = WaitStatus::Signaled(pid, Signal::SIGTERM, false);
+        assert_eq!(
+            ExitStatus::from_wait(termed, Some(2)),
+            Some(ExitStatus::Signaled(15))
+        );
+        assert_eq!(
+            ExitStatus::from_wait(WaitStatus::Exited(pid, 3), Some(2)),
+            Some(ExitStatus::Exited(3))
+        );
+        assert_eq!(ExitStatus::from_wait(WaitStatus::StillAlive, None), None);
     }
 
     #[test]
     fn waits_for_a_child_through_its_pidfd() {
+        let policy = SignalPolicy::default();
         let child = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
         let process = ContainerProcess::open(child.id() as i32).unwrap();
-        assert_eq!(process.wait(None).unwrap(), ExitStatus::Exited(7));
+        assert_eq!(process.wait(None, &policy).unwrap(), ExitStatus::Exited(7));
 
         let child = Command::new("sleep").arg("30").spawn().unwrap();
         let process = ContainerProcess::open(child.id() as i32).unwrap();
         kill(Pid::from_raw(process.pid()), Signal::SIGKILL).unwrap();
-        assert_eq!(process.wait(None).unwrap(), ExitStatus::Signaled(9));
+        assert_eq!(
+            process.wait(None, &policy).unwrap(),
+            ExitStatus::Signaled(9)
+        );
+    }
+
+    #[test]
+    fn waits_without_a_pidfd_by_blocking_waitpid() {
+        let child = Command::new("sh").args(["-c", "exit 5"]).spawn().unwrap();
+        let process = ContainerProcess::open_with_sigchld(child.id() as i32).unwrap();
+        let status = process.wait(None, &SignalPolicy::default()).unwrap();
+        assert_eq!(status, ExitStatus::Exited(5));
+        let mut fds = [PollFd::new(process.exit_fd(), PollFlags::POLLIN)];
+        assert_eq!(
+            poll(&mut fds, PollTimeout::ZERO).unwrap(),
+            1,
+            "exit fd is readable"
+        );
     }
 
     #[test]
@@ -298,12 +502,15 @@ mod tests {
             if catches(pid, Signal::SIGTERM) {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(10));
         }
         assert!(catches(pid, Signal::SIGTERM));
         assert!(!catches(pid, Signal::SIGUSR2));
         kill(pid, Signal::SIGKILL).unwrap();
         let process = ContainerProcess::open(pid.as_raw()).unwrap();
-        assert_eq!(process.wait(None).unwrap(), ExitStatus::Signaled(9));
+        assert_eq!(
+            process.wait(None, &SignalPolicy::default()).unwrap(),
+            ExitStatus::Signaled(9)
+        );
     }
 }

@@ -86,9 +86,35 @@ impl Runtime {
         })
     }
 
-    /// Adds a global flag, passed before every subcommand (`--runtime-flag` of podman).
+    /// A runtime from its parts, as a [`crate::RunRecord`] stores them: no lookup.
+    pub fn from_parts(program: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            root: root.into(),
+            global_flags: Vec::new(),
+        }
+    }
+
+    /// The global flags added with [`Self::global_flag`] and [`Self::runtime_flag`].
+    pub fn global_flags(&self) -> impl Iterator<Item = &std::ffi::OsStr> {
+        self.global_flags.iter().map(OsString::as_os_str)
+    }
+
+    /// Adds a global flag, passed as it is before every subcommand.
     pub fn global_flag(mut self, flag: impl Into<OsString>) -> Self {
         self.global_flags.push(flag.into());
+        self
+    }
+
+    /// Adds a runtime flag as podman's `--runtime-flag` takes it: `debug` is passed as
+    /// `--debug`, `log-level=warn` as `--log-level=warn`. `root=DIR` replaces the state root
+    /// given to [`Self::discover`] instead of adding a second `--root`.
+    pub fn runtime_flag(mut self, flag: &str) -> Self {
+        let flag = flag.trim_start_matches('-');
+        match flag.strip_prefix("root=") {
+            Some(root) => self.root = PathBuf::from(root),
+            None => self.global_flags.push(format!("--{flag}").into()),
+        }
         self
     }
 
@@ -210,13 +236,49 @@ impl Runtime {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let message = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.trim().to_owned())
-            .unwrap_or_else(|| format!("exited with {}", output.status));
-        Err(self.error(subcommand, message))
+        Err(self.error(subcommand, last_line(&stderr, output.status)))
+    }
+
+    /// `runtime state ID`: the container's state as the runtime reports it (runtime-spec
+    /// "State": `status` is creating, created, running or stopped). Not used to wait: the
+    /// supervisor waits on a pidfd.
+    ///
+    /// # Errors
+    /// [`DriverError::Runtime`] with the runtime's message (e.g. the container does not exist),
+    /// or when its output is not a state object.
+    pub fn state(&self, id: &str) -> Result<oci_spec::runtime::State, DriverError> {
+        let output = self
+            .command("state")
+            .arg(id)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|source| DriverError::Spawn {
+                program: self.program.clone(),
+                source,
+            })?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(self.error("state", last_line(&stderr, output.status)));
+        }
+        serde_json::from_slice(&output.stdout)
+            .map_err(|e| self.error("state", format!("unreadable state: {e}")))
+    }
+
+    /// `runtime delete --force ID` for a container this process did not create (a record left
+    /// by a run whose supervisor died). A container the runtime does not know is not an error.
+    ///
+    /// # Errors
+    /// [`DriverError::Runtime`] with the runtime's message.
+    pub fn force_delete(&self, id: &str) -> Result<(), DriverError> {
+        match self.run("delete", &["--force", id]) {
+            Err(DriverError::Runtime { message, .. })
+                if message.contains("does not exist") || message.contains("not found") =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     fn error(&self, subcommand: &'static str, message: String) -> DriverError {
@@ -288,6 +350,16 @@ impl Drop for Container<'_> {
     }
 }
 
+/// The last non-empty line of a runtime's stderr, or its exit status when it printed nothing.
+fn last_line(stderr: &str, status: std::process::ExitStatus) -> String {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_else(|| format!("exited with {status}"))
+}
+
 /// The `msg` of the last `"level":"error"` line of a runtime's JSON log (runc's `--log-format
 /// json`: one object per line with `level`, `msg`, `time`).
 pub(crate) fn last_log_error(path: &Path) -> Option<String> {
@@ -322,6 +394,25 @@ mod tests {
         );
         assert!(Runtime::discover("/bin/sh", "", "/r").is_ok());
         assert!(Runtime::discover("/etc", "", "/r").is_err());
+    }
+
+    #[test]
+    fn runtime_flags_become_global_flags() {
+        let rt = Runtime::discover("sh", "/bin:/usr/bin", "/run/x")
+            .unwrap()
+            .runtime_flag("debug")
+            .runtime_flag("--log-level=warn")
+            .runtime_flag("root=/tmp/r");
+        assert_eq!(rt.root(), Path::new("/tmp/r"));
+        let cmd = rt.command("list");
+        let args: Vec<_> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            ["--root", "/tmp/r", "--debug", "--log-level=warn", "list"]
+        );
     }
 
     #[test]

@@ -1,0 +1,336 @@
+//! Crash safety: every run records itself, so that what a dead supervisor left behind can be
+//! found and removed (`ocirun gc`).
+//!
+//! Protocol:
+//! 1. before `runtime create`, the supervisor writes `<dir>/<container id>.json`
+//!    ([`RunRecord`]): the container id, its own pid and start time, the bundle, the runtime
+//!    and its state root;
+//! 2. after the container is deleted and the bundle removed, it removes the record (the
+//!    [`RecordGuard`] does it on drop, on every path);
+//! 3. a record whose supervisor is gone (no process with that pid, or one started at another
+//!    time: the pid was reused) is stale: [`RecordStore::stale`] lists them, and
+//!    [`RunRecord::clean_up`] deletes the container with `--force`, removes the bundle and
+//!    then the record.
+//!
+//! Names: [`RecordStore::claim_name`] takes an exclusive lock on `<dir>/names/<name>.lock`
+//! for the life of the run, so two runs with the same `--name` never share state; the second
+//! fails at once, naming the first one's pid.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::{DriverError, Runtime};
+
+/// What one run records about itself (JSON, one file per run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunRecord {
+    /// The container id given to the runtime.
+    pub container_id: String,
+    /// The supervisor's pid.
+    pub supervisor_pid: i32,
+    /// The supervisor's start time, in clock ticks after boot (field 22 of /proc/PID/stat),
+    /// to tell a live supervisor from a reused pid.
+    pub supervisor_start_time: u64,
+    /// The bundle directory.
+    pub bundle: PathBuf,
+    /// The runtime program.
+    pub runtime: PathBuf,
+    /// The runtime's state root (`--root`).
+    pub runtime_root: PathBuf,
+    /// The runtime's other global flags.
+    pub runtime_flags: Vec<String>,
+    /// The rootfs of the run, for cleaning up what was created in it.
+    pub rootfs: Option<PathBuf>,
+}
+
+impl RunRecord {
+    /// A record of the run of `container_id` in `bundle` with `runtime`, supervised by this
+    /// process.
+    ///
+    /// # Errors
+    /// [`DriverError::Bundle`] if this process's start time cannot be read.
+    pub fn new(
+        container_id: &str,
+        bundle: &Path,
+        runtime: &Runtime,
+        rootfs: Option<&Path>,
+    ) -> Result<Self, DriverError> {
+        let pid = std::process::id() as i32;
+        let supervisor_start_time = start_time(pid).ok_or_else(|| DriverError::Bundle {
+            action: "read the start time in",
+            path: PathBuf::from(format!("/proc/{pid}/stat")),
+            source: std::io::Error::from(ErrorKind::InvalidData),
+        })?;
+        Ok(Self {
+            container_id: container_id.to_owned(),
+            supervisor_pid: pid,
+            supervisor_start_time,
+            bundle: bundle.to_path_buf(),
+            runtime: runtime.program().to_path_buf(),
+            runtime_root: runtime.root().to_path_buf(),
+            runtime_flags: runtime
+                .global_flags()
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect(),
+            rootfs: rootfs.map(Path::to_path_buf),
+        })
+    }
+
+    /// Whether the supervisor that wrote the record still runs.
+    pub fn supervisor_alive(&self) -> bool {
+        start_time(self.supervisor_pid) == Some(self.supervisor_start_time)
+    }
+
+    /// Deletes the record's container (`delete --force` with the recorded runtime, root and
+    /// flags) and removes its bundle directory. The record file itself is removed by
+    /// [`RecordStore::remove`].
+    ///
+    /// # Errors
+    /// [`DriverError::Runtime`] if the runtime cannot delete the container;
+    /// [`DriverError::Bundle`] if the bundle cannot be removed.
+    pub fn clean_up(&self) -> Result<(), DriverError> {
+        let mut runtime = Runtime::from_parts(&self.runtime, &self.runtime_root);
+        for flag in &self.runtime_flags {
+            runtime = runtime.global_flag(flag);
+        }
+        runtime.force_delete(&self.container_id)?;
+        match std::fs::remove_dir_all(&self.bundle) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(DriverError::Bundle {
+                action: "remove bundle directory",
+                path: self.bundle.clone(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The directory of run records (`/run/ocirun/records` for the `ocirun` binary).
+#[derive(Debug, Clone)]
+pub struct RecordStore {
+    dir: PathBuf,
+}
+
+/// A written record; dropping it removes the record file.
+#[derive(Debug)]
+#[must_use = "dropping the guard removes the record at once"]
+pub struct RecordGuard {
+    path: PathBuf,
+}
+
+impl Drop for RecordGuard {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            if e.kind() != ErrorKind::NotFound {
+                tracing::warn!(record = %self.path.display(), error = %e, "cannot remove record");
+            }
+        }
+    }
+}
+
+/// The exclusive claim on a container name, held for the life of a run.
+#[derive(Debug)]
+pub struct NameLock {
+    _lock: Flock<File>,
+}
+
+impl RecordStore {
+    /// The store in `dir` (created, mode 0700, when first written).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn io_error(&self, action: &'static str, path: &Path, source: std::io::Error) -> DriverError {
+        DriverError::Bundle {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn ensure_dir(&self, dir: &Path) -> Result<(), DriverError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| self.io_error("create directory", dir, e))
+    }
+
+    /// Writes `record` atomically (temporary file, then rename) and returns the guard that
+    /// removes it.
+    ///
+    /// # Errors
+    /// [`DriverError::Bundle`] naming the file.
+    pub fn write(&self, record: &RunRecord) -> Result<RecordGuard, DriverError> {
+        self.ensure_dir(&self.dir)?;
+        let path = self.dir.join(format!("{}.json", record.container_id));
+        let tmp = self.dir.join(format!(".{}.json.tmp", record.container_id));
+        let json = serde_json::to_vec_pretty(record)
+            .map_err(|e| self.io_error("serialize record", &path, std::io::Error::other(e)))?;
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| self.io_error("write record", &path, e))?;
+        Ok(RecordGuard { path })
+    }
+
+    /// Every record in the store whose supervisor is gone. Unreadable record files are
+    /// skipped with a warning.
+    ///
+    /// # Errors
+    /// [`DriverError::Bundle`] if the directory exists but cannot be read.
+    pub fn stale(&self) -> Result<Vec<RunRecord>, DriverError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io_error("read directory", &self.dir, e)),
+        };
+        let mut stale = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let record: RunRecord = match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            {
+                Ok(record) => record,
+                Err(e) if e.contains("No such file") => continue,
+                Err(e) => {
+                    tracing::warn!(record = %path.display(), error = %e, "unreadable record");
+                    continue;
+                }
+            };
+            if !record.supervisor_alive() {
+                stale.push(record);
+            }
+        }
+        stale.sort_by(|a, b| a.container_id.cmp(&b.container_id));
+        Ok(stale)
+    }
+
+    /// Removes the record of `container_id`; a missing one is not an error.
+    ///
+    /// # Errors
+    /// [`DriverError::Bundle`] if it exists and cannot be removed.
+    pub fn remove(&self, container_id: &str) -> Result<(), DriverError> {
+        let path = self.dir.join(format!("{container_id}.json"));
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                Err(self.io_error("remove record", &path, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Claims the container name `name` for this run: an exclusive, non-blocking lock on
+    /// `<dir>/names/<name>.lock`, which holds the pid of the run that has it. The kernel drops
+    /// the lock when the process dies, so a crashed run never keeps a name.
+    ///
+    /// # Errors
+    /// [`DriverError::NameInUse`] when another live run holds the name;
+    /// [`DriverError::Bundle`] if the lock file cannot be opened.
+    pub fn claim_name(&self, name: &str) -> Result<NameLock, DriverError> {
+        let dir = self.dir.join("names");
+        self.ensure_dir(&dir)?;
+        let path = dir.join(format!("{name}.lock"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| self.io_error("open", &path, e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(mut lock) => {
+                let pid = std::process::id().to_string();
+                lock.set_len(0)
+                    .and_then(|()| lock.rewind())
+                    .and_then(|()| lock.write_all(pid.as_bytes()))
+                    .map_err(|e| self.io_error("write", &path, e))?;
+                Ok(NameLock { _lock: lock })
+            }
+            Err((mut file, _)) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                Err(DriverError::NameInUse {
+                    name: name.to_owned(),
+                    pid: holder.trim().to_owned(),
+                })
+            }
+        }
+    }
+}
+
+/// Field 22 (starttime) of /proc/PID/stat; `None` when there is no such process.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> Runtime {
+        Runtime::discover("true", "/bin:/usr/bin", "/run/none").unwrap()
+    }
+
+    #[test]
+    fn a_live_run_is_not_stale_and_a_dead_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RecordStore::new(dir.path().join("records"));
+        let live = RunRecord::new("live", Path::new("/nonexistent/b1"), &runtime(), None).unwrap();
+        let guard = store.write(&live).unwrap();
+        assert!(store.stale().unwrap().is_empty());
+
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id() as i32;
+        child.wait().unwrap();
+        let mut dead = live.clone();
+        dead.container_id = "dead".into();
+        dead.supervisor_pid = dead_pid;
+        let _dead_guard = store.write(&dead).unwrap();
+        assert_eq!(store.stale().unwrap(), [dead.clone()]);
+
+        drop(guard);
+        assert!(!dir.path().join("records/live.json").exists());
+        store.remove("dead").unwrap();
+        store.remove("dead").unwrap();
+        assert!(store.stale().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_name_is_held_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RecordStore::new(dir.path());
+        let first = store.claim_name("n1").unwrap();
+        // flock locks belong to the open file description: a second open conflicts even in
+        // the same process.
+        let err = store.claim_name("n1").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "container name \"n1\" is in use by the ocirun process {}",
+                std::process::id()
+            )
+        );
+        drop(first);
+        let _again = store.claim_name("n1").unwrap();
+    }
+
+    #[test]
+    fn start_time_of_this_process() {
+        assert!(start_time(std::process::id() as i32).is_some());
+        assert_eq!(start_time(-5), None);
+    }
+}

@@ -1,0 +1,79 @@
+//! One container's whole life, for a consumer's own binary: create → start → wait → delete.
+
+use std::os::fd::BorrowedFd;
+
+use crate::{
+    Bundle, ContainerIo, ContainerProcess, DriverError, ExitStatus, Runtime, SignalForwarder,
+    SignalPolicy,
+};
+
+/// Runs containers to completion with a [`Runtime`].
+///
+/// Steps of [`Supervisor::run`], and what is undone when one fails:
+/// 1. `runtime create` on the bundle, with the container's stdio as `io` says;
+/// 2. a pidfd for the container process (see [`ContainerProcess`]);
+/// 3. `runtime start`; on failure the container is deleted with `--force`;
+/// 4. `alongside` runs on a scoped thread with the exit fd (e.g. a stdio relay), while this
+///    thread waits, handling signals as the policy says; if waiting fails the container is
+///    killed so that `alongside` sees it end;
+/// 5. `runtime delete`, whatever happened in 4 (with `--force` if the plain delete fails).
+///
+/// The calling process must be the container's subreaper ([`crate::set_child_subreaper`], or
+/// [`crate::reexec`] for a process that cannot be), and no other thread may be running when
+/// `run` is called: the runtime is spawned from this thread, and a [`SignalForwarder`] must be
+/// installed before any thread starts.
+#[derive(Debug, Clone)]
+pub struct Supervisor<'r> {
+    runtime: &'r Runtime,
+    policy: SignalPolicy,
+}
+
+impl<'r> Supervisor<'r> {
+    /// A supervisor using `runtime`, with the default [`SignalPolicy`].
+    pub fn new(runtime: &'r Runtime) -> Self {
+        Self {
+            runtime,
+            policy: SignalPolicy::default(),
+        }
+    }
+
+    /// Sets the signal policy (`--sig-proxy`, `--stop-timeout`).
+    pub fn policy(mut self, policy: SignalPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Runs container `id` from `bundle` (whose `config.json` is written) to its end and
+    /// returns how it ended, together with what `alongside` returned.
+    ///
+    /// # Errors
+    /// Any [`DriverError`] of the lifecycle steps; the container is deleted in every case.
+    pub fn run<T: Send>(
+        &self,
+        id: &str,
+        bundle: &Bundle,
+        io: ContainerIo,
+        signals: Option<&mut SignalForwarder>,
+        alongside: impl FnOnce(BorrowedFd<'_>) -> T + Send,
+    ) -> Result<(ExitStatus, T), DriverError> {
+        let container = self.runtime.create(id, bundle, io)?;
+        let process = ContainerProcess::open(container.pid())?;
+        tracing::debug!(container_id = id, pid = process.pid(), "created");
+        container.start()?;
+        let (status, result) = std::thread::scope(|scope| {
+            let helper = scope.spawn(|| alongside(process.exit_fd()));
+            let status = process.wait(signals, &self.policy);
+            if status.is_err() {
+                process.kill_now();
+            }
+            (status, helper.join())
+        });
+        let status = status?;
+        let result = match result {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        container.delete()?;
+        Ok((status, result))
+    }
+}
