@@ -27,6 +27,9 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Print the config.json that `run` would hand the runtime; writes nothing.
     Spec(RunArgs),
+    /// Remove what runs whose ocirun process died left behind: containers, bundles, records,
+    /// mount targets.
+    Gc,
 }
 
 /// The flags shared by `run` and `spec`, named as buildah and podman name them.
@@ -70,8 +73,50 @@ pub(crate) struct RunArgs {
     #[arg(short, long)]
     pub(crate) quiet: bool,
 
+    #[command(flatten)]
+    pub(crate) lifecycle: LifecycleArgs,
+
     /// The command and its arguments. Flags end at the first word that is not a flag; one `--`
     /// before the command is dropped, later ones are passed on.
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
+}
+
+/// The flags of the container's lifecycle: runtime, signals, init, name (podman's names).
+#[derive(Debug, Args)]
+pub(crate) struct LifecycleArgs {
+    /// A global flag for the runtime, without its dashes: `debug` is passed as `--debug`
+    /// (repeatable; `root=DIR` replaces ocirun's runtime state root).
+    #[arg(long = "runtime-flag", value_name = "FLAG")]
+    pub(crate) runtime_flags: Vec<String>,
+
+    /// Seconds a container may keep running after a forwarded SIGINT or SIGTERM before it is
+    /// killed with SIGKILL.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub(crate) stop_timeout: u64,
+
+    /// Forward the signals ocirun receives to the container.
+    #[arg(
+        long,
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub(crate) sig_proxy: bool,
+
+    /// Run the command under a minimal init (catatonit or tini) as PID 1, which forwards
+    /// signals and reaps zombies.
+    #[arg(long)]
+    pub(crate) init: bool,
+
+    /// The init binary for --init (default: the first of /usr/libexec/podman/catatonit,
+    /// /usr/bin/catatonit, /usr/bin/tini-static that exists).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) init_path: Option<PathBuf>,
+
+    /// A name for the container; two runs cannot use one name at the same time.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
 }

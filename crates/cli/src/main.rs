@@ -6,6 +6,7 @@
 //! not found, else the command's own status or 128 + its signal).
 
 mod flags;
+mod lifecycle;
 mod run;
 mod stdio;
 
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         flags::Command::Run(args) => run::run(&cli, args),
         flags::Command::Spec(args) => run::spec(&cli, args).map(|()| 0),
+        flags::Command::Gc => run::gc(&cli).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_OCIRUN_FAILED)),

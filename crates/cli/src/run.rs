@@ -1,25 +1,20 @@
 //! Composition of `ocirun run` and `ocirun spec` from the library crates (DESIGN.md, "Data
 //! flow"), and the mapping of their errors to exit codes.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::{Context, Result};
 use nix::sys::resource::{getrlimit, Resource};
-use ocirun_mounts::{plan_mounts, prepare, CommandError, HostNetworkFiles, Rootfs};
+use ocirun_mounts::{add_init, plan_mounts, prepare, CommandError, HostNetworkFiles, Rootfs};
 use ocirun_runtime_driver::{
-    new_container_id, reap_strays, set_child_subreaper, Bundle, ContainerProcess, Runtime,
-    SignalForwarder,
+    new_container_id, reap_strays, set_child_subreaper, Bundle, DriverError, ExitStatus, RunRecord,
+    SignalForwarder, Supervisor,
 };
 use ocirun_spec_gen::oci_spec::runtime::Spec;
 use ocirun_spec_gen::{to_json, HostFacts, ImageConfig, RunOptions, SpecGenerator};
 
 use crate::flags::{Cli, RunArgs};
+use crate::lifecycle::{self, StateDirs};
 use crate::stdio;
 use crate::EXIT_OCIRUN_FAILED;
-
-/// Where runtimes are looked for besides `PATH`: runc lives in /usr/sbin on Debian, which a
-/// non-login root shell's `PATH` may lack.
-const RUNTIME_EXTRA_PATH: &str = "/usr/local/sbin:/usr/sbin:/sbin";
 
 /// A spec ready to run, with what it was made from.
 struct Planned {
@@ -83,71 +78,74 @@ pub(crate) fn spec(_cli: &Cli, args: &RunArgs) -> Result<()> {
 }
 
 /// `ocirun run`: runs the command and returns the exit code to leave with.
+///
+/// Every step registers its undo (guards dropped in reverse order): the name lock, the bundle,
+/// the run record, the mount targets; the supervisor deletes the container on every path.
 pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     // Process-wide settings first, before any thread exists: the container's init is
     // reparented to us, and forwarded signals reach the signalfd.
     set_child_subreaper()?;
     let mut signals = SignalForwarder::install()?;
+    let state = StateDirs::new(&cli.runroot);
+    lifecycle::sweep(&state);
 
+    let _name = lifecycle::claim_name(&args.lifecycle, &state)?;
     let Planned {
         rootfs,
         container_id,
-        spec,
+        mut spec,
     } = plan(args)?;
-    let runtime = discover_runtime(args.runtime.as_deref(), &cli.runroot.join("runtime"))?;
+    if args.lifecycle.init {
+        add_init(&mut spec, &lifecycle::init_binary(&args.lifecycle)?);
+    }
+    let runtime = lifecycle::discover_runtime(args, &state)?;
 
     let _span = tracing::info_span!("container", id = %container_id).entered();
-    let bundle = Bundle::create(&cli.runroot.join("bundles"), &container_id)?;
-    let prepared = prepare(&rootfs, bundle.path(), &spec, &HostNetworkFiles::read()?)?;
+    let bundle = Bundle::create(&state.bundles, &container_id)?;
+    let record = RunRecord::new(&container_id, bundle.path(), &runtime, Some(rootfs.path()))?;
+    let record = state.records.write(&record)?;
+    let prepared = prepare(
+        &rootfs,
+        bundle.path(),
+        &spec,
+        &HostNetworkFiles::read()?,
+        Some(&state.targets),
+    )?;
     bundle.write_config(to_json(&spec)?.as_bytes())?;
 
-    let (io, stdio) = stdio::setup(args, &bundle)?;
-    let container = runtime.create(&container_id, &bundle, io)?;
-    let process = ContainerProcess::open(container.pid())?;
-    tracing::debug!(pid = process.pid(), "created");
-    container.start()?;
-
-    let (status, relayed) = std::thread::scope(|scope| {
-        let relay = scope.spawn(|| stdio.relay(process.pidfd()));
-        let status = process.wait(Some(&mut signals));
-        if status.is_err() {
-            // Whatever went wrong, the relay must see the container end to return.
-            process.kill_now();
+    // A terminating signal that came before there is a container to pass it to ends the run.
+    if let Some(signal) = signals.take_pending()? {
+        if lifecycle::is_terminating(signal) {
+            tracing::debug!(?signal, "signal before the container was created");
+            return Ok(128 + signal as i32);
         }
-        (status, relay.join())
-    });
-    let status = status?;
-    match relayed {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "stdio relay failed"),
-        Err(_) => tracing::error!("stdio relay panicked"),
+    }
+
+    let (io, stdio) = stdio::setup(args, &bundle)?;
+    let supervisor = Supervisor::new(&runtime).policy(lifecycle::signal_policy(&args.lifecycle));
+    let (status, relayed) =
+        supervisor.run(&container_id, &bundle, io, Some(&mut signals), |exit| {
+            stdio.relay(exit)
+        })?;
+    if let Err(e) = relayed {
+        tracing::error!(error = %format!("{e:#}"), "stdio relay failed");
     }
     reap_strays();
-    if let ocirun_runtime_driver::ExitStatus::Signaled(signal) = status {
+    if let ExitStatus::Signaled(signal) = status {
         tracing::debug!("container exited on {}", signal_name(signal));
     }
-    container.delete()?;
     drop(prepared);
     bundle.remove()?;
+    drop(record);
     Ok(status.code())
 }
 
-/// `--runtime`, else `$OCIRUN_RUNTIME`, else `runc`, found in `PATH` and the sbin directories.
-fn discover_runtime(flag: Option<&str>, state_root: &Path) -> Result<Runtime> {
-    let from_env = std::env::var("OCIRUN_RUNTIME")
-        .ok()
-        .filter(|v| !v.is_empty());
-    let name = flag
-        .map(str::to_owned)
-        .or(from_env)
-        .unwrap_or_else(|| "runc".to_owned());
-    let path = std::env::var("PATH").unwrap_or_default();
-    let search = format!("{path}:{RUNTIME_EXTRA_PATH}");
-    Ok(Runtime::discover(
-        &name,
-        &search,
-        PathBuf::from(state_root),
-    )?)
+/// `ocirun gc`: removes what runs whose ocirun died left behind, saying what it removed.
+pub(crate) fn gc(cli: &Cli) -> Result<()> {
+    for line in lifecycle::collect_garbage(&StateDirs::new(&cli.runroot))? {
+        println!("{line}");
+    }
+    Ok(())
 }
 
 /// One `--` right before the command is dropped; later ones belong to the command
@@ -182,11 +180,16 @@ fn signal_name(signal: i32) -> String {
         .unwrap_or_else(|_| format!("signal {signal}"))
 }
 
-/// The exit code for an error: 126/127 for a command that cannot be run, else 125.
+/// The exit code for an error: 126/127 for a command that cannot be run (found by the lookup
+/// in the rootfs, or reported by the runtime), else 125.
 pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
     err.chain()
-        .find_map(|e| e.downcast_ref::<CommandError>())
-        .and_then(|e| u8::try_from(e.exit_code()).ok())
+        .find_map(|e| {
+            e.downcast_ref::<CommandError>()
+                .map(CommandError::exit_code)
+                .or_else(|| e.downcast_ref::<DriverError>().map(DriverError::exit_code))
+        })
+        .and_then(|code| u8::try_from(code).ok())
         .unwrap_or(EXIT_OCIRUN_FAILED)
 }
 
