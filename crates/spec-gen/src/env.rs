@@ -19,6 +19,45 @@ pub const PROXY_VARIABLES: [&str; 8] = [
     "NO_PROXY",
 ];
 
+/// Parses the text of an `--env-file` (podman-run(1) `--env-file`) into environment entries,
+/// in order, to be merged after the image's Env and before `--env`.
+///
+/// Each line, with its leading whitespace removed, is an entry as `--env` takes it: `KEY=VALUE`
+/// (the value is kept as it is, spaces and quotes included) or a bare `KEY` (copied from the
+/// caller's environment when it has one). Empty lines and lines starting with `#` are skipped.
+/// `file` names the file in errors.
+///
+/// ```
+/// let entries = ocirun_spec_gen::parse_env_file("vars.env", "# comment\n\nA=1\n  B= two \nHOME\n")?;
+/// assert_eq!(entries, ["A=1", "B= two ", "HOME"]);
+/// # Ok::<(), ocirun_spec_gen::SpecError>(())
+/// ```
+///
+/// # Errors
+/// [`SpecError::InvalidEnvFile`] for a line without a key (`=x`) or with a NUL byte.
+pub fn parse_env_file(file: &str, text: &str) -> Result<Vec<String>, SpecError> {
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |reason: &str| SpecError::InvalidEnvFile {
+            file: file.to_owned(),
+            line: i + 1,
+            reason: format!("{line:?}: {reason}"),
+        };
+        if line.contains('\0') {
+            return Err(bad("contains a NUL byte"));
+        }
+        if line.starts_with('=') {
+            return Err(bad("empty name"));
+        }
+        entries.push(line.to_owned());
+    }
+    Ok(entries)
+}
+
 /// An environment under construction: entries keep the position where their key first
 /// appeared, and a later value for the same key replaces the earlier one.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -124,7 +163,43 @@ mod tests {
         assert!(env.merge_entry("A=\0", |_| None).is_err());
     }
 
+    #[test]
+    fn env_files() {
+        assert_eq!(
+            parse_env_file("f", "\r\n#x\n\tK=v w\r\n").unwrap(),
+            ["K=v w"]
+        );
+        assert_eq!(
+            parse_env_file("f.env", "A=1\n=2\n")
+                .unwrap_err()
+                .to_string(),
+            r#"invalid line 2 of env file "f.env": "=2": empty name"#
+        );
+        assert!(parse_env_file("f", "A=\0").is_err());
+    }
+
     proptest! {
+        #[test]
+        fn env_file_parser_never_panics_and_keeps_valid_lines(text in "[A-Z=a #\n\t]{0,60}") {
+            if let Ok(entries) = parse_env_file("f", &text) {
+                let mut env = Env::default();
+                for entry in &entries {
+                    prop_assert!(!entry.starts_with('=') && !entry.is_empty());
+                    prop_assert!(env.merge_entry(entry, |_| None).is_ok());
+                }
+            }
+        }
+
+        #[test]
+        fn env_entries_never_panic(entry in ".{0,30}") {
+            let mut env = Env::default();
+            if env.merge_entry(&entry, |_| Some("v".into())).is_ok() {
+                let key = entry.split('=').next().unwrap_or_default();
+                prop_assert!(!key.is_empty());
+                prop_assert!(env.get(key).is_some());
+            }
+        }
+
         #[test]
         fn valid_entries_round_trip(key in "[A-Za-z_][A-Za-z0-9_]{0,10}", value in "[^\0]{0,20}") {
             let mut env = Env::default();

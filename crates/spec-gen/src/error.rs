@@ -35,6 +35,145 @@ pub enum SpecError {
     /// against the bundle, which is not what a caller of `ocirun run --rootfs` means).
     #[error("invalid rootfs path {0:?}: must be absolute")]
     RelativeRootfs(std::path::PathBuf),
+    /// A size (`--memory`, `--shm-size`, ...) that is not a number with a known unit.
+    #[error("invalid size {value:?}: {reason}")]
+    InvalidSize {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--cpus` value that is not a positive decimal.
+    #[error("invalid --cpus {value:?}: {reason}")]
+    InvalidCpus {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A CPU or memory-node list (`--cpuset-cpus`, `--cpuset-mems`) that is not in the kernel's
+    /// list format.
+    #[error("invalid cpu list {value:?}: {reason}")]
+    InvalidCpuList {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A resource flag whose value is out of range or conflicts with another one.
+    #[error("invalid {flag} {value}: {reason}")]
+    InvalidResource {
+        /// The flag, e.g. `--memory`.
+        flag: &'static str,
+        /// The value, as the flag's grammar writes it.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--ulimit` value that is malformed, names an unknown resource, or has soft above hard.
+    #[error("invalid --ulimit {value:?}: {reason}")]
+    InvalidUlimit {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--ulimit` whose hard limit is above the caller's own hard limit, which only a
+    /// process with `CAP_SYS_RESOURCE` may raise (setrlimit(2)); refused before the runtime
+    /// would fail on it.
+    #[error(
+        "--ulimit {ulimit}: hard limit {hard} is above ocirun's own hard limit {own_hard} for \
+         {resource}, and ocirun lacks CAP_SYS_RESOURCE to raise it"
+    )]
+    UlimitAboveHardLimit {
+        /// The `--ulimit` value, as `name=soft:hard`.
+        ulimit: String,
+        /// The resource's name (`nofile`, ...).
+        resource: &'static str,
+        /// The hard limit asked for (a number or `unlimited`).
+        hard: String,
+        /// The caller's own hard limit (a number or `unlimited`).
+        own_hard: String,
+    },
+    /// A capability name that the caps crate does not know.
+    #[error("unknown capability {0:?}")]
+    UnknownCapability(String),
+    /// `--cap-add` of a capability outside ocirun's own bounding set, which the runtime could
+    /// not give the container.
+    #[error("cannot add {0}: ocirun's own bounding set lacks it, so the container cannot have it")]
+    CapabilityUnavailable(String),
+    /// A namespace mode (`--pid`, `--network`, ...) that is none of the accepted forms.
+    #[error("invalid namespace {value:?}: {reason}")]
+    InvalidNamespace {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `--hostname` (or the image's Hostname) together with `--uts host`: the runtime cannot
+    /// set a hostname in the host's UTS namespace.
+    #[error(
+        "cannot set the hostname {0:?} with --uts host: the container shares the host's hostname"
+    )]
+    HostnameWithHostUts(String),
+    /// A `--device` value that is malformed.
+    #[error("invalid --device {value:?}: {reason}")]
+    InvalidDevice {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--security-opt` value that is malformed or unknown.
+    #[error("invalid --security-opt {value:?}: {reason}")]
+    InvalidSecurityOpt {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An AppArmor profile was asked for, but the host has AppArmor disabled.
+    #[error("apparmor profile {0:?} given, but AppArmor is not enabled on this host")]
+    AppArmorDisabled(String),
+    /// The caller could not read a seccomp profile file.
+    #[error("cannot read seccomp profile {path:?}: {source}")]
+    SeccompProfileRead {
+        /// The profile's path.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A seccomp profile that is not valid JSON of the containers/Docker or OCI format, or whose
+    /// rules contradict themselves.
+    #[error("invalid seccomp profile {origin:?}: {reason}")]
+    InvalidSeccompProfile {
+        /// Where the profile came from (its path, or `built-in`).
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A seccomp profile names a syscall that libseccomp does not know.
+    #[error("seccomp profile {origin:?}: unknown syscall {name:?}")]
+    UnknownSyscall {
+        /// The syscall name.
+        name: String,
+        /// Where the profile came from.
+        origin: String,
+    },
+    /// An architecture name that libseccomp does not know.
+    #[error("unknown architecture {0:?}")]
+    UnknownArch(String),
+    /// A line of an `--env-file` that is not a valid environment entry.
+    #[error("invalid line {line} of env file {file:?}: {reason}")]
+    InvalidEnvFile {
+        /// The file, as the caller named it.
+        file: String,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The spec could not be serialized (a bug in ocirun if it ever happens).
     #[error("cannot serialize the spec: {0}")]
     Serialize(#[source] serde_json::Error),

@@ -1,38 +1,30 @@
 //! From (image config, run options, user database, host facts) to an OCI runtime spec.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
-    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount,
-    MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder,
-    Spec, SpecBuilder, UserBuilder,
+    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder, LinuxNamespace,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder,
+    PosixRlimit, PosixRlimitBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
+use crate::caps::{all_known_caps_mask, cap_name, final_capabilities, CapabilityName};
+use crate::device::Device;
 use crate::env::{Env, DEFAULT_PATH, PROXY_VARIABLES};
+use crate::namespaces::{NamespaceMode, NetworkMode};
+use crate::resources::Resources;
+use crate::rlimit::{show, RlimitKind, Ulimit, RLIM_INFINITY};
+use crate::seccomp::{NativeArch, ResolveContext, SeccompProfile, SyscallChecker};
+use crate::security::{SeccompPolicy, SecurityOptions};
+use crate::units::Size;
 use crate::{ImageConfig, SpecError, UserDb};
 
 /// The `ociVersion` written into every spec: the runtime-spec release that runc 1.1 implements.
 pub const OCI_VERSION: &str = "1.0.2";
 
-/// The default capability set: bounding = effective = permitted for root (BEHAVIOR.md
-/// "Process"; the set podman and buildah use by default).
-pub const DEFAULT_CAPABILITIES: [Capability; 11] = [
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::Fowner,
-    Capability::Fsetid,
-    Capability::Kill,
-    Capability::NetBindService,
-    Capability::Setfcap,
-    Capability::Setgid,
-    Capability::Setpcap,
-    Capability::Setuid,
-    Capability::SysChroot,
-];
-
 /// Paths the runtime masks (bind-mounts /dev/null or an empty read-only tmpfs over), as
-/// runtime-spec `linux.maskedPaths`.
+/// runtime-spec `linux.maskedPaths` (BEHAVIOR.md "Linux").
 pub const MASKED_PATHS: [&str; 12] = [
     "/proc/acpi",
     "/proc/kcore",
@@ -62,29 +54,71 @@ pub const READONLY_PATHS: [&str; 6] = [
 /// default `fs.nr_open`), lowered to ocirun's own hard limit so that setting it always succeeds.
 pub const DEFAULT_RLIMIT_CEILING: u64 = 1_048_576;
 
-/// The default size of the `/dev/shm` tmpfs, in KiB (64 MiB; podman's `--shm-size` default).
-pub const DEFAULT_SHM_SIZE_KIB: u64 = 65_536;
+/// The default size of the `/dev/shm` tmpfs: 64 MiB (podman's `--shm-size` default).
+pub const DEFAULT_SHM_SIZE: Size = Size::from_bytes(64 << 20);
+
+/// The SELinux context parts of a container process and its files when the options set none
+/// (the `container_t`/`container_file_t` types of container-selinux, as podman uses them).
+pub const SELINUX_PROCESS_DEFAULT: (&str, &str, &str) = ("system_u", "system_r", "container_t");
+
+/// The SELinux user, role and type of the mount label by default.
+pub const SELINUX_FILE_DEFAULT: (&str, &str, &str) = ("system_u", "object_r", "container_file_t");
 
 /// How the run was asked for: the command and the flags of `ocirun run` that shape the spec.
 ///
-/// Each field mirrors the podman/buildah flag of the same name.
+/// Each field mirrors the podman/buildah flag of the same name; every field but `args` has
+/// the flag's default from [`RunOptions::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RunOptions {
-    /// The command and its arguments (runtime-spec `process.args`); must not be empty.
+    /// The command and its arguments (runtime-spec `process.args`). Without
+    /// `use_entrypoint` it must not be empty.
     pub args: Vec<String>,
+    /// `--use-entrypoint`: run the image's Entrypoint followed by `args`, or by the image's
+    /// Cmd when `args` is empty (podman's rule).
+    pub use_entrypoint: bool,
     /// `--env` entries in order: `KEY=VALUE`, or a bare `KEY` that copies ocirun's own value.
     pub env: Vec<String>,
+    /// `--env-file` entries (see [`parse_env_file`](crate::parse_env_file)), merged after the
+    /// image's Env and before `env`.
+    pub env_file: Vec<String>,
     /// `--workingdir`: an absolute path inside the container.
     pub working_dir: Option<String>,
     /// `--user`: `name`, `uid`, `name:group`, `uid:gid`, `uid:group` or `name:gid`.
     pub user: Option<String>,
+    /// `--group-add`: more supplementary groups, by name (from the rootfs's `/etc/group`) or
+    /// gid.
+    pub group_add: Vec<String>,
     /// `--hostname`.
     pub hostname: Option<String>,
     /// `--tty`: the process gets a terminal (runtime-spec `process.terminal`).
     pub terminal: bool,
     /// `--http-proxy`: copy the proxy variables of [`HostFacts::env`] (default true).
     pub http_proxy: bool,
+    /// `--cap-add`, in order.
+    pub cap_add: Vec<CapabilityName>,
+    /// `--cap-drop`, in order.
+    pub cap_drop: Vec<CapabilityName>,
+    /// `--ulimit`, in order; a later one for the same resource wins.
+    pub ulimits: Vec<Ulimit>,
+    /// `--security-opt`, applied.
+    pub security: SecurityOptions,
+    /// `--network` (default `host`).
+    pub network: NetworkMode,
+    /// `--pid` (default a new namespace).
+    pub pid: NamespaceMode,
+    /// `--ipc` (default a new namespace).
+    pub ipc: NamespaceMode,
+    /// `--uts` (default a new namespace).
+    pub uts: NamespaceMode,
+    /// `--cgroupns` (default a new namespace).
+    pub cgroupns: NamespaceMode,
+    /// The cgroup resource flags.
+    pub resources: Resources,
+    /// `--device`, with what the host's nodes are.
+    pub devices: Vec<Device>,
+    /// `--shm-size`: the size of the `/dev/shm` tmpfs (default [`DEFAULT_SHM_SIZE`]).
+    pub shm_size: Option<Size>,
 }
 
 impl RunOptions {
@@ -92,12 +126,27 @@ impl RunOptions {
     pub fn new(args: Vec<String>) -> Self {
         Self {
             args,
+            use_entrypoint: false,
             env: Vec::new(),
+            env_file: Vec::new(),
             working_dir: None,
             user: None,
+            group_add: Vec::new(),
             hostname: None,
             terminal: false,
             http_proxy: true,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            ulimits: Vec::new(),
+            security: SecurityOptions::default(),
+            network: NetworkMode::default(),
+            pid: NamespaceMode::default(),
+            ipc: NamespaceMode::default(),
+            uts: NamespaceMode::default(),
+            cgroupns: NamespaceMode::default(),
+            resources: Resources::default(),
+            devices: Vec::new(),
+            shm_size: None,
         }
     }
 }
@@ -110,19 +159,55 @@ pub struct HostFacts {
     /// ocirun's own environment, `(KEY, VALUE)` pairs: the source of proxy variables and of
     /// bare `--env KEY` values.
     pub env: Vec<(String, String)>,
-    /// ocirun's own hard `RLIMIT_NOFILE` (getrlimit(2)); `u64::MAX` for unlimited.
+    /// ocirun's own hard `RLIMIT_NOFILE` (getrlimit(2)); [`RLIM_INFINITY`] for unlimited.
     pub nofile_hard: u64,
-    /// ocirun's own hard `RLIMIT_NPROC`; `u64::MAX` for unlimited.
+    /// ocirun's own hard `RLIMIT_NPROC`; [`RLIM_INFINITY`] for unlimited.
     pub nproc_hard: u64,
+    /// ocirun's own hard limits of the other resources (getrlimit(2)); a resource that is
+    /// missing counts as unlimited. NOFILE and NPROC are the fields above.
+    pub hard_limits: BTreeMap<RlimitKind, u64>,
+    /// Whether ocirun has `CAP_SYS_RESOURCE` in its effective set: without it, a `--ulimit`
+    /// hard limit above ocirun's own is refused (setrlimit(2) would fail in the container).
+    pub cap_sys_resource: bool,
+    /// ocirun's own bounding capability set as a bit mask, bit N for capability N
+    /// (`CapBnd` of /proc/self/status): the container can have no capability outside it, so
+    /// `--cap-add ALL` means these, and `--cap-add` of another is refused.
+    pub cap_bounding: u64,
+    /// The native architecture as libseccomp names it, for the seccomp profile's `archMap`
+    /// and arch-gated rules; `None` for one libseccomp does not know.
+    pub arch: Option<NativeArch>,
+    /// The kernel's `(major, minor)` (uname(2)), for the seccomp profile's `minKernel`;
+    /// `None`: every `minKernel` counts as met.
+    pub kernel: Option<(u32, u32)>,
+    /// Whether SELinux is enabled: labels are set only then.
+    pub selinux_enabled: bool,
+    /// Whether AppArmor is enabled: an `apparmor=` profile is set only then.
+    pub apparmor_enabled: bool,
+    /// Whether the memory cgroup can limit swap (cgroup v1 `memory.memsw.limit_in_bytes`, or
+    /// cgroup v2 `memory.swap.max`): `--memory-swap` needs it.
+    pub swap_limit: bool,
+    /// The host's hostname (gethostname(2)): `HOSTNAME` with `--uts host`.
+    pub hostname: String,
 }
 
 impl Default for HostFacts {
-    /// No environment, unlimited hard limits.
+    /// No environment, unlimited hard limits without `CAP_SYS_RESOURCE`, a bounding set of
+    /// every capability the caps crate knows, the architecture this crate was compiled for, an unknown kernel,
+    /// neither SELinux nor AppArmor, swap limits available, no hostname.
     fn default() -> Self {
         Self {
             env: Vec::new(),
-            nofile_hard: u64::MAX,
-            nproc_hard: u64::MAX,
+            nofile_hard: RLIM_INFINITY,
+            nproc_hard: RLIM_INFINITY,
+            hard_limits: BTreeMap::new(),
+            cap_sys_resource: false,
+            cap_bounding: all_known_caps_mask(),
+            arch: NativeArch::compiled(),
+            kernel: None,
+            selinux_enabled: false,
+            apparmor_enabled: false,
+            swap_limit: true,
+            hostname: String::new(),
         }
     }
 }
@@ -133,6 +218,19 @@ impl HostFacts {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
+    }
+
+    /// ocirun's own hard limit of `kind`.
+    pub fn hard_limit(&self, kind: RlimitKind) -> u64 {
+        match kind {
+            RlimitKind::Nofile => self.nofile_hard,
+            RlimitKind::Nproc => self.nproc_hard,
+            _ => self
+                .hard_limits
+                .get(&kind)
+                .copied()
+                .unwrap_or(RLIM_INFINITY),
+        }
     }
 }
 
@@ -147,7 +245,7 @@ impl HostFacts {
 ///     .unwrap();
 /// assert_eq!(spec.hostname().as_deref(), Some("0123456789ab"));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SpecGenerator<'a> {
     rootfs: &'a Path,
     container_id: &'a str,
@@ -155,6 +253,21 @@ pub struct SpecGenerator<'a> {
     image: Option<&'a ImageConfig>,
     users: Option<&'a UserDb>,
     host: Option<&'a HostFacts>,
+    syscalls: Option<&'a dyn SyscallChecker>,
+}
+
+impl std::fmt::Debug for SpecGenerator<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpecGenerator")
+            .field("rootfs", &self.rootfs)
+            .field("container_id", &self.container_id)
+            .field("options", &self.options)
+            .field("image", &self.image)
+            .field("users", &self.users)
+            .field("host", &self.host)
+            .field("syscalls", &self.syscalls.map(|_| "SyscallChecker"))
+            .finish()
+    }
 }
 
 impl<'a> SpecGenerator<'a> {
@@ -172,6 +285,7 @@ impl<'a> SpecGenerator<'a> {
             image: None,
             users: None,
             host: None,
+            syscalls: None,
         }
     }
 
@@ -182,31 +296,44 @@ impl<'a> SpecGenerator<'a> {
         self
     }
 
-    /// The rootfs's user database, for names in `--user` and for `HOME`. Without one, only
-    /// numeric users resolve.
+    /// The rootfs's user database, for names in `--user` and `--group-add` and for `HOME`.
+    /// Without one, only numeric users and groups resolve.
     pub fn users(mut self, users: &'a UserDb) -> Self {
         self.users = Some(users);
         self
     }
 
-    /// Facts about the host. Without them: no environment, unlimited hard limits.
+    /// Facts about the host. Without them: [`HostFacts::default`].
     pub fn host(mut self, host: &'a HostFacts) -> Self {
         self.host = Some(host);
+        self
+    }
+
+    /// What checks the syscall names of seccomp profiles (see [`SyscallChecker`]). Without
+    /// one, only their syntax is checked.
+    pub fn syscall_checker(mut self, checker: &'a dyn SyscallChecker) -> Self {
+        self.syscalls = Some(checker);
         self
     }
 
     /// Generates the spec.
     ///
     /// `process`: args, env (merged as BEHAVIOR.md "Process" says), cwd, user with
-    /// supplementary groups, capabilities, NOFILE/NPROC rlimits. `linux`: new pid, ipc, uts,
-    /// mount and cgroup namespaces (the network is the host's), masked and read-only paths, a
-    /// deny-all device cgroup baseline. `mounts`: the default mounts, sorted by depth then path.
+    /// supplementary groups, capabilities, rlimits, AppArmor profile, SELinux label,
+    /// no-new-privileges. `linux`: namespaces, masked and read-only paths, cgroup resources
+    /// over a deny-all device baseline, device nodes, seccomp, mount label, cgroups path.
+    /// `mounts`: the default mounts, sorted by depth then path. `hostname` unless the UTS
+    /// namespace is not a new one.
     ///
     /// # Errors
     /// [`SpecError::NoCommand`], [`SpecError::InvalidEnv`], [`SpecError::UnknownUser`],
     /// [`SpecError::UnknownGroup`], [`SpecError::InvalidUser`],
     /// [`SpecError::InvalidWorkingDir`], [`SpecError::InvalidHostname`],
-    /// [`SpecError::RelativeRootfs`].
+    /// [`SpecError::HostnameWithHostUts`], [`SpecError::RelativeRootfs`],
+    /// [`SpecError::CapabilityUnavailable`],
+    /// [`SpecError::UlimitAboveHardLimit`], [`SpecError::InvalidResource`],
+    /// [`SpecError::InvalidDevice`], [`SpecError::AppArmorDisabled`],
+    /// [`SpecError::InvalidSeccompProfile`], [`SpecError::UnknownSyscall`].
     pub fn generate(&self) -> Result<Spec, SpecError> {
         let options = self.options;
         let default_image = ImageConfig::default();
@@ -216,14 +343,17 @@ impl<'a> SpecGenerator<'a> {
         let default_host = HostFacts::default();
         let host = self.host.unwrap_or(&default_host);
 
-        if options.args.is_empty() {
-            return Err(SpecError::NoCommand);
-        }
+        let args = command(options, image)?;
         if !self.rootfs.is_absolute() {
             return Err(SpecError::RelativeRootfs(self.rootfs.to_path_buf()));
         }
 
-        let user = users.resolve(options.user.as_deref().or(image.user.as_deref()))?;
+        let mut user = users.resolve(options.user.as_deref().or(image.user.as_deref()))?;
+        for group in &options.group_add {
+            user.additional_gids.push(users.group_id(group)?);
+        }
+        user.additional_gids.sort_unstable();
+        user.additional_gids.dedup();
 
         let cwd = options
             .working_dir
@@ -234,11 +364,7 @@ impl<'a> SpecGenerator<'a> {
             return Err(SpecError::InvalidWorkingDir(cwd.to_owned()));
         }
 
-        let hostname = match options.hostname.as_deref().or(image.hostname.as_deref()) {
-            Some(h) => h.to_owned(),
-            None => self.container_id.chars().take(12).collect(),
-        };
-        validate_hostname(&hostname)?;
+        let hostname = self.hostname(image)?;
 
         let mut env = Env::default();
         env.set("PATH", DEFAULT_PATH);
@@ -252,23 +378,31 @@ impl<'a> SpecGenerator<'a> {
         for entry in &image.env {
             env.merge_entry(entry, |_| None)?;
         }
-        for entry in &options.env {
+        for entry in options.env_file.iter().chain(&options.env) {
             env.merge_entry(entry, |key| host.lookup(key))?;
         }
-        env.set_default("HOSTNAME", &hostname);
+        match (&hostname, &options.uts) {
+            (Some(h), _) => env.set_default("HOSTNAME", h),
+            (None, NamespaceMode::Host) if !host.hostname.is_empty() => {
+                env.set_default("HOSTNAME", &host.hostname);
+            }
+            (None, _) => {}
+        }
         env.set_default("HOME", &user.home);
         if options.terminal {
             env.set_default("TERM", "xterm");
         }
 
-        let all: Capabilities = DEFAULT_CAPABILITIES.into_iter().collect();
+        let final_caps =
+            final_capabilities(&options.cap_add, &options.cap_drop, host.cap_bounding)?;
+        let bounding: Capabilities = final_caps.iter().copied().collect();
         let granted = if user.uid == 0 {
-            all.clone()
+            bounding.clone()
         } else {
             Capabilities::new()
         };
         let capabilities = LinuxCapabilitiesBuilder::default()
-            .bounding(all)
+            .bounding(bounding)
             .effective(granted.clone())
             .permitted(granted)
             .inheritable(Capabilities::new())
@@ -276,7 +410,7 @@ impl<'a> SpecGenerator<'a> {
             .build()
             .map_err(internal)?;
 
-        let process = ProcessBuilder::default()
+        let mut process = ProcessBuilder::default()
             .terminal(options.terminal)
             .user(
                 UserBuilder::default()
@@ -286,54 +420,120 @@ impl<'a> SpecGenerator<'a> {
                     .build()
                     .map_err(internal)?,
             )
-            .args(options.args.clone())
+            .args(args)
             .env(env.into_strings())
             .cwd(cwd)
             .capabilities(capabilities)
-            .rlimits(vec![
-                rlimit(PosixRlimitType::RlimitNofile, host.nofile_hard)?,
-                rlimit(PosixRlimitType::RlimitNproc, host.nproc_hard)?,
-            ])
+            .rlimits(rlimits(&options.ulimits, host)?);
+        if let Some(profile) = apparmor_profile(&options.security, host)? {
+            process = process.apparmor_profile(profile);
+        }
+        let labels = selinux_labels(&options.security, host, self.container_id);
+        if let Some((process_label, _)) = &labels {
+            process = process.selinux_label(process_label.clone());
+        }
+        let mut process = process.build().map_err(internal)?;
+        // oci-spec's builder starts from its own defaults (noNewPrivileges on): state it.
+        process.set_no_new_privileges(options.security.no_new_privileges.then_some(true));
+
+        let cgroup = options.resources.build(self.container_id, host)?;
+        let mut device_rules = vec![LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
             .build()
-            .map_err(internal)?;
+            .map_err(internal)?];
+        let mut device_nodes = Vec::new();
+        for device in &options.devices {
+            let (node, rule) = device.to_spec()?;
+            device_nodes.push(node);
+            device_rules.push(rule);
+        }
+        let mut resources = LinuxResourcesBuilder::default().devices(device_rules);
+        if let Some(memory) = cgroup.memory {
+            resources = resources.memory(memory);
+        }
+        if let Some(cpu) = cgroup.cpu {
+            resources = resources.cpu(cpu);
+        }
+        if let Some(pids) = cgroup.pids {
+            resources = resources.pids(pids);
+        }
 
-        let namespaces: Vec<LinuxNamespace> = [
-            LinuxNamespaceType::Pid,
-            LinuxNamespaceType::Ipc,
-            LinuxNamespaceType::Uts,
-            LinuxNamespaceType::Mount,
-            LinuxNamespaceType::Cgroup,
-        ]
-        .into_iter()
-        .map(|typ| {
-            LinuxNamespaceBuilder::default()
-                .typ(typ)
-                .build()
-                .map_err(internal)
-        })
-        .collect::<Result<_, _>>()?;
+        let security = &options.security;
+        let masked: Vec<String> = MASKED_PATHS
+            .iter()
+            .filter(|p| security.keeps_masked(p))
+            .map(|p| (*p).to_owned())
+            .chain(security.mask.iter().cloned())
+            .fold(Vec::new(), |mut acc, p| {
+                if !acc.contains(&p) {
+                    acc.push(p);
+                }
+                acc
+            });
+        let readonly: Vec<String> = READONLY_PATHS
+            .iter()
+            .filter(|p| security.keeps_masked(p))
+            .map(|p| (*p).to_owned())
+            .collect();
 
-        let linux = LinuxBuilder::default()
-            .namespaces(namespaces)
-            .masked_paths(MASKED_PATHS.map(String::from).to_vec())
-            .readonly_paths(READONLY_PATHS.map(String::from).to_vec())
-            .resources(
-                LinuxResourcesBuilder::default()
-                    .devices(vec![LinuxDeviceCgroupBuilder::default()
-                        .allow(false)
-                        .access("rwm")
+        let mut linux = LinuxBuilder::default()
+            .namespaces(self.namespaces()?)
+            .masked_paths(masked)
+            .readonly_paths(readonly)
+            .resources(resources.build().map_err(internal)?);
+        if !device_nodes.is_empty() {
+            linux = linux.devices(device_nodes);
+        }
+        if let Some(path) = cgroup.cgroups_path {
+            linux = linux.cgroups_path(path);
+        }
+        if let Some((_, mount_label)) = labels {
+            linux = linux.mount_label(mount_label);
+        }
+        let bounding_names: Vec<String> = final_caps.iter().map(|c| cap_name(*c)).collect();
+        let ctx = ResolveContext {
+            bounding: &bounding_names,
+            arch: host.arch,
+            kernel: host.kernel,
+        };
+        match &security.seccomp {
+            SeccompPolicy::Unconfined => {}
+            SeccompPolicy::Default => {
+                linux = linux.seccomp(SeccompProfile::builtin().resolve(
+                    &ctx,
+                    self.syscalls,
+                    true,
+                    "built-in",
+                )?);
+            }
+            SeccompPolicy::Profile { origin, profile } => {
+                linux = linux.seccomp(profile.resolve(&ctx, self.syscalls, false, origin)?);
+            }
+        }
+
+        let mut mounts = default_mounts(self.shm_size()?);
+        if options.ipc == NamespaceMode::Host {
+            // The host's IPC namespace: its /dev/shm is the one that goes with it.
+            for mount in &mut mounts {
+                if mount.destination() == Path::new("/dev/shm") {
+                    *mount = MountBuilder::default()
+                        .destination("/dev/shm")
+                        .typ("bind")
+                        .source("/dev/shm")
+                        .options(
+                            ["rbind", "nosuid", "noexec", "nodev"]
+                                .map(String::from)
+                                .to_vec(),
+                        )
                         .build()
-                        .map_err(internal)?])
-                    .build()
-                    .map_err(internal)?,
-            )
-            .build()
-            .map_err(internal)?;
-
-        let mut mounts = default_mounts(DEFAULT_SHM_SIZE_KIB);
+                        .map_err(internal)?;
+                }
+            }
+        }
         sort_mounts(&mut mounts);
 
-        SpecBuilder::default()
+        let mut spec = SpecBuilder::default()
             .version(OCI_VERSION)
             .root(
                 RootBuilder::default()
@@ -342,18 +542,210 @@ impl<'a> SpecGenerator<'a> {
                     .build()
                     .map_err(internal)?,
             )
-            .hostname(hostname)
             .process(process)
-            .linux(linux)
-            .mounts(mounts)
-            .build()
-            .map_err(internal)
+            .linux(linux.build().map_err(internal)?)
+            .mounts(mounts);
+        if let Some(hostname) = &hostname {
+            spec = spec.hostname(hostname.clone());
+        }
+        let mut spec = spec.build().map_err(internal)?;
+        // oci-spec's builder starts from its own defaults (a hostname, empty annotations):
+        // only what this crate decided goes into the spec.
+        spec.set_hostname(hostname);
+        spec.set_annotations(None);
+        Ok(spec)
+    }
+
+    /// The hostname: `--hostname`, else the image's, else the id's first 12 characters; none
+    /// when the UTS namespace is not a new one.
+    fn hostname(&self, image: &ImageConfig) -> Result<Option<String>, SpecError> {
+        let given = self
+            .options
+            .hostname
+            .as_deref()
+            .or(image.hostname.as_deref());
+        if self.options.uts != NamespaceMode::Private {
+            return match self.options.hostname.as_deref() {
+                Some(h) => Err(SpecError::HostnameWithHostUts(h.to_owned())),
+                None => Ok(None),
+            };
+        }
+        let hostname = match given {
+            Some(h) => h.to_owned(),
+            None => self.container_id.chars().take(12).collect(),
+        };
+        validate_hostname(&hostname)?;
+        Ok(Some(hostname))
+    }
+
+    fn shm_size(&self) -> Result<Size, SpecError> {
+        match self.options.shm_size {
+            None => Ok(DEFAULT_SHM_SIZE),
+            Some(size) if self.options.ipc == NamespaceMode::Host => {
+                Err(SpecError::InvalidResource {
+                    flag: "--shm-size",
+                    value: size.to_string(),
+                    reason: "has no effect with --ipc host, which uses the host's /dev/shm"
+                        .to_owned(),
+                })
+            }
+            Some(size) if size.bytes() == 0 => Err(SpecError::InvalidResource {
+                flag: "--shm-size",
+                value: size.to_string(),
+                reason: "must be greater than 0".to_owned(),
+            }),
+            Some(size) => Ok(size),
+        }
+    }
+
+    /// runtime-spec `linux.namespaces`, in the order runc's `runc spec` writes them.
+    fn namespaces(&self) -> Result<Vec<LinuxNamespace>, SpecError> {
+        let o = self.options;
+        let network = match &o.network {
+            NetworkMode::Host => NamespaceMode::Host,
+            NetworkMode::None => NamespaceMode::Private,
+            NetworkMode::Path(p) => NamespaceMode::Path(p.clone()),
+        };
+        let wanted = [
+            (LinuxNamespaceType::Pid, &o.pid),
+            (LinuxNamespaceType::Network, &network),
+            (LinuxNamespaceType::Ipc, &o.ipc),
+            (LinuxNamespaceType::Uts, &o.uts),
+            (LinuxNamespaceType::Mount, &NamespaceMode::Private),
+            (LinuxNamespaceType::Cgroup, &o.cgroupns),
+        ];
+        let mut namespaces = Vec::new();
+        for (typ, mode) in wanted {
+            let builder = LinuxNamespaceBuilder::default().typ(typ);
+            let ns = match mode {
+                NamespaceMode::Host => continue,
+                NamespaceMode::Private => builder,
+                NamespaceMode::Path(path) => builder.path(path.clone()),
+            };
+            namespaces.push(ns.build().map_err(internal)?);
+        }
+        Ok(namespaces)
     }
 }
 
+/// The command: `args`, or with `--use-entrypoint` the image's Entrypoint followed by `args`
+/// (or by the image's Cmd when `args` is empty).
+fn command(options: &RunOptions, image: &ImageConfig) -> Result<Vec<String>, SpecError> {
+    let args = if options.use_entrypoint {
+        let rest = if options.args.is_empty() {
+            &image.cmd
+        } else {
+            &options.args
+        };
+        image.entrypoint.iter().chain(rest).cloned().collect()
+    } else {
+        options.args.clone()
+    };
+    if args.is_empty() {
+        return Err(SpecError::NoCommand);
+    }
+    Ok(args)
+}
+
+/// `process.rlimits`: NOFILE and NPROC at min(1048576, ocirun's own hard limit), then
+/// `--ulimit` (the last one of a resource wins), sorted by resource name. A hard limit above
+/// ocirun's own is refused without `CAP_SYS_RESOURCE`.
+fn rlimits(ulimits: &[Ulimit], host: &HostFacts) -> Result<Vec<PosixRlimit>, SpecError> {
+    let mut limits: BTreeMap<RlimitKind, (u64, u64)> = BTreeMap::new();
+    for kind in [RlimitKind::Nofile, RlimitKind::Nproc] {
+        let value = host.hard_limit(kind).min(DEFAULT_RLIMIT_CEILING);
+        limits.insert(kind, (value, value));
+    }
+    for u in ulimits {
+        let own = host.hard_limit(u.kind);
+        if u.hard > own && !host.cap_sys_resource {
+            return Err(SpecError::UlimitAboveHardLimit {
+                ulimit: u.to_string(),
+                resource: u.kind.name(),
+                hard: show(u.hard),
+                own_hard: show(own),
+            });
+        }
+        limits.insert(u.kind, (u.soft, u.hard));
+    }
+    limits
+        .into_iter()
+        .map(|(kind, (soft, hard))| {
+            PosixRlimitBuilder::default()
+                .typ(kind.posix())
+                .soft(soft)
+                .hard(hard)
+                .build()
+                .map_err(internal)
+        })
+        .collect()
+}
+
+/// `process.apparmorProfile`: set only when asked for and AppArmor is enabled; `unconfined`
+/// on a host without AppArmor is what the process is anyway.
+fn apparmor_profile(
+    security: &SecurityOptions,
+    host: &HostFacts,
+) -> Result<Option<String>, SpecError> {
+    match &security.apparmor {
+        None => Ok(None),
+        Some(name) if host.apparmor_enabled => Ok(Some(name.clone())),
+        Some(name) if name == "unconfined" => Ok(None),
+        Some(name) => Err(SpecError::AppArmorDisabled(name.clone())),
+    }
+}
+
+/// `(process.selinuxLabel, linux.mountLabel)` when SELinux is enabled and not disabled by
+/// `label=disable`. The level is `label=level:` or an MCS pair derived from the container id
+/// (`s0:cA,cB`, A < B < 1024), so that the same id always gives the same labels.
+fn selinux_labels(
+    security: &SecurityOptions,
+    host: &HostFacts,
+    container_id: &str,
+) -> Option<(String, String)> {
+    let label = &security.label;
+    if !host.selinux_enabled || label.disable {
+        return None;
+    }
+    let level = label
+        .level
+        .clone()
+        .unwrap_or_else(|| mcs_level(container_id));
+    let (user, role, typ) = SELINUX_PROCESS_DEFAULT;
+    let process = format!(
+        "{}:{}:{}:{level}",
+        label.user.as_deref().unwrap_or(user),
+        label.role.as_deref().unwrap_or(role),
+        label.typ.as_deref().unwrap_or(typ)
+    );
+    let (fuser, frole, ftyp) = SELINUX_FILE_DEFAULT;
+    let mount = format!(
+        "{fuser}:{frole}:{}:{level}",
+        label.filetype.as_deref().unwrap_or(ftyp)
+    );
+    Some((process, mount))
+}
+
+/// `s0:cA,cB` with two distinct categories below 1024 from an FNV-1a hash of `id`.
+fn mcs_level(id: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let a = hash % 1024;
+    let mut b = (hash >> 10) % 1023;
+    if b >= a {
+        b += 1;
+    }
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    format!("s0:c{lo},c{hi}")
+}
+
 /// The default mounts of BEHAVIOR.md "Linux" (the set runc's `runc spec`, buildah and podman
-/// give every container), with a `/dev/shm` of `shm_size_kib` KiB.
-pub fn default_mounts(shm_size_kib: u64) -> Vec<Mount> {
+/// give every container), with a `/dev/shm` tmpfs of `shm_size` (written in KiB when it is a
+/// whole number of KiB, else in bytes).
+pub fn default_mounts(shm_size: Size) -> Vec<Mount> {
     let mount = |dst: &str, typ: &str, src: &str, opts: &[&str]| {
         MountBuilder::default()
             .destination(dst)
@@ -363,7 +755,12 @@ pub fn default_mounts(shm_size_kib: u64) -> Vec<Mount> {
             .build()
             .unwrap_or_else(|e| panic!("default mount {dst} is malformed: {e}"))
     };
-    let shm_size = format!("size={shm_size_kib}k");
+    let bytes = shm_size.bytes();
+    let shm_size = if bytes.is_multiple_of(1024) {
+        format!("size={}k", bytes / 1024)
+    } else {
+        format!("size={bytes}")
+    };
     vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount(
@@ -424,16 +821,6 @@ pub fn sort_mounts(mounts: &mut [Mount]) {
     });
 }
 
-fn rlimit(typ: PosixRlimitType, own_hard: u64) -> Result<PosixRlimit, SpecError> {
-    let value = own_hard.min(DEFAULT_RLIMIT_CEILING);
-    PosixRlimitBuilder::default()
-        .typ(typ)
-        .soft(value)
-        .hard(value)
-        .build()
-        .map_err(internal)
-}
-
 fn validate_hostname(hostname: &str) -> Result<(), SpecError> {
     let bad = |why| Err(SpecError::InvalidHostname(hostname.to_owned(), why));
     if hostname.is_empty() {
@@ -448,7 +835,41 @@ fn validate_hostname(hostname: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// oci-spec's builders fail only on a missing required field, which this module always sets.
-fn internal(err: oci_spec::OciSpecError) -> SpecError {
+/// oci-spec's builders fail only on a missing required field, which this crate always sets.
+pub(crate) fn internal(err: oci_spec::OciSpecError) -> SpecError {
     panic!("spec builder rejected a value spec-gen built: {err}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mcs_levels_are_stable_and_ordered() {
+        assert_eq!(mcs_level("abc"), mcs_level("abc"));
+        for id in ["", "a", "0123456789abcdef", "ffffffffffff"] {
+            let level = mcs_level(id);
+            let cats: Vec<u64> = level
+                .trim_start_matches("s0:")
+                .split(',')
+                .map(|c| c.trim_start_matches('c').parse().unwrap())
+                .collect();
+            assert!(cats[0] < cats[1] && cats[1] < 1024, "{level}");
+        }
+    }
+
+    #[test]
+    fn shm_size_is_written_in_kib_or_bytes() {
+        let opts = |size: u64| {
+            default_mounts(Size::from_bytes(size))
+                .into_iter()
+                .find(|m| m.destination() == Path::new("/dev/shm"))
+                .unwrap()
+                .options()
+                .clone()
+                .unwrap()
+        };
+        assert!(opts(64 << 20).contains(&"size=65536k".to_owned()));
+        assert!(opts(1000).contains(&"size=1000".to_owned()));
+    }
 }

@@ -2,23 +2,47 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod caps;
+mod device;
 mod env;
 mod error;
 mod generate;
 mod image;
 mod json;
+mod namespaces;
+mod resources;
+mod rlimit;
+mod seccomp;
+mod security;
+mod units;
 mod user;
 
 pub use oci_spec;
 
-pub use env::{DEFAULT_PATH, PROXY_VARIABLES};
+pub use caps::{all_known_caps_mask, cap_name, CapabilityName, DEFAULT_CAPABILITIES};
+pub use device::{Device, DeviceKind, DeviceRequest, HostDevice};
+pub use env::{parse_env_file, DEFAULT_PATH, PROXY_VARIABLES};
 pub use error::SpecError;
 pub use generate::{
-    default_mounts, sort_mounts, HostFacts, RunOptions, SpecGenerator, DEFAULT_CAPABILITIES,
-    DEFAULT_RLIMIT_CEILING, DEFAULT_SHM_SIZE_KIB, MASKED_PATHS, OCI_VERSION, READONLY_PATHS,
+    default_mounts, sort_mounts, HostFacts, RunOptions, SpecGenerator, DEFAULT_RLIMIT_CEILING,
+    DEFAULT_SHM_SIZE, MASKED_PATHS, OCI_VERSION, READONLY_PATHS, SELINUX_FILE_DEFAULT,
+    SELINUX_PROCESS_DEFAULT,
 };
 pub use image::ImageConfig;
 pub use json::to_json;
+pub use namespaces::{NamespaceMode, NetworkMode};
+pub use resources::{
+    MemorySwap, Resources, CPU_PERIOD_RANGE_US, CPU_SHARES_RANGE, DEFAULT_CPU_PERIOD_US,
+    MIN_CPU_QUOTA_US, MIN_MEMORY,
+};
+pub use rlimit::{RlimitKind, Ulimit, RLIM_INFINITY};
+pub use seccomp::{
+    parse_kernel_release, NativeArch, SeccompProfile, SyscallChecker, DEFAULT_PROFILE_JSON,
+};
+pub use security::{
+    LabelOpt, LabelOptions, SeccompOpt, SeccompPolicy, SecurityOpt, SecurityOptions,
+};
+pub use units::{CpuList, Cpus, Size};
 pub use user::{ResolvedUser, UserDb};
 
 #[cfg(test)]

@@ -224,3 +224,268 @@ fn json_is_deterministic() {
     let sys_chroot = first[caps_start..].find("CAP_SYS_CHROOT").unwrap();
     assert!(chown < sys_chroot, "capabilities are sorted");
 }
+
+#[test]
+fn use_entrypoint_takes_the_image_entrypoint_and_cmd() {
+    let image =
+        ImageConfig::from_json(br#"{"Entrypoint":["/bin/tini","--"],"Cmd":["sh","-l"]}"#).unwrap();
+    let args = |o: &RunOptions| {
+        SpecGenerator::new("/rootfs", "id", o)
+            .image(&image)
+            .generate()
+            .map(|s| s.process().as_ref().unwrap().args().clone().unwrap())
+    };
+    let mut o = RunOptions::new(vec![]);
+    o.use_entrypoint = true;
+    assert_eq!(args(&o).unwrap(), ["/bin/tini", "--", "sh", "-l"]);
+    o.args = vec!["id".into()];
+    assert_eq!(args(&o).unwrap(), ["/bin/tini", "--", "id"]);
+    o.use_entrypoint = false;
+    assert_eq!(args(&o).unwrap(), ["id"]);
+    o.args.clear();
+    assert_eq!(
+        args(&o).unwrap_err().to_string(),
+        "command must be specified"
+    );
+}
+
+#[test]
+fn group_add_and_uts_host() {
+    let mut o = RunOptions::new(vec!["id".into()]);
+    o.user = Some("app".into());
+    o.group_add = vec!["wheel".into(), "77".into()];
+    let spec = gen(&o, &ImageConfig::default(), &HostFacts::default());
+    let user = spec.process().as_ref().unwrap().user().clone();
+    assert_eq!(user.additional_gids().as_deref(), Some(&[10, 77, 1000][..]));
+
+    o.group_add = vec!["nogroup".into()];
+    let users = UserDb::parse("app:x:1000:1000::/home/app:/bin/sh\n", "wheel:x:10:app\n");
+    let err = SpecGenerator::new("/rootfs", "id", &o)
+        .users(&users)
+        .generate()
+        .unwrap_err();
+    assert_eq!(err.to_string(), r#"unknown group "nogroup""#);
+
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.uts = NamespaceMode::Host;
+    let host = HostFacts {
+        hostname: "buildhost".into(),
+        ..HostFacts::default()
+    };
+    let spec = gen(&o, &ImageConfig::default(), &host);
+    assert_eq!(spec.hostname(), &None);
+    assert!(env_of(&spec).contains(&"HOSTNAME=buildhost".to_string()));
+    o.hostname = Some("mine".into());
+    let err = SpecGenerator::new("/rootfs", "id", &o)
+        .generate()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"cannot set the hostname "mine" with --uts host: the container shares the host's hostname"#
+    );
+}
+
+#[test]
+fn ulimits_above_own_hard_limit_need_cap_sys_resource() {
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.ulimits = vec!["nofile=512:30000".parse().unwrap()];
+    let mut host = HostFacts {
+        nofile_hard: 20_000,
+        ..HostFacts::default()
+    };
+    let err = SpecGenerator::new("/rootfs", "id", &o)
+        .host(&host)
+        .generate()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--ulimit nofile=512:30000: hard limit 30000 is above ocirun's own hard limit 20000 for \
+         nofile, and ocirun lacks CAP_SYS_RESOURCE to raise it"
+    );
+    host.cap_sys_resource = true;
+    let spec = gen(&o, &ImageConfig::default(), &host);
+    let nofile = spec.process().as_ref().unwrap().rlimits().as_ref().unwrap()[0];
+    assert_eq!((nofile.soft(), nofile.hard()), (512, 30000));
+}
+
+#[test]
+fn apparmor_and_labels_follow_the_host() {
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.security.apparmor = Some("my-profile".into());
+    let err = SpecGenerator::new("/rootfs", "id", &o)
+        .generate()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"apparmor profile "my-profile" given, but AppArmor is not enabled on this host"#
+    );
+    o.security.apparmor = Some("unconfined".into());
+    let spec = gen(&o, &ImageConfig::default(), &HostFacts::default());
+    assert_eq!(spec.process().as_ref().unwrap().apparmor_profile(), &None);
+
+    // SELinux: labels only when enabled, none with label=disable.
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.security.label.typ = Some("spc_t".into());
+    let spec = gen(&o, &ImageConfig::default(), &HostFacts::default());
+    assert_eq!(spec.process().as_ref().unwrap().selinux_label(), &None);
+    assert_eq!(spec.linux().as_ref().unwrap().mount_label(), &None);
+    let selinux = HostFacts {
+        selinux_enabled: true,
+        ..HostFacts::default()
+    };
+    let spec = gen(&o, &ImageConfig::default(), &selinux);
+    let label = spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .selinux_label()
+        .clone()
+        .unwrap();
+    assert!(label.starts_with("system_u:system_r:spc_t:s0:c"), "{label}");
+    o.security.label.disable = true;
+    let spec = gen(&o, &ImageConfig::default(), &selinux);
+    assert_eq!(spec.process().as_ref().unwrap().selinux_label(), &None);
+}
+
+#[test]
+fn ipc_host_uses_the_host_dev_shm() {
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.ipc = NamespaceMode::Host;
+    let spec = gen(&o, &ImageConfig::default(), &HostFacts::default());
+    let shm = spec
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.destination() == std::path::Path::new("/dev/shm"))
+        .unwrap()
+        .clone();
+    assert_eq!(shm.typ().as_deref(), Some("bind"));
+    assert_eq!(
+        shm.source().as_deref(),
+        Some(std::path::Path::new("/dev/shm"))
+    );
+    o.shm_size = Some("1g".parse().unwrap());
+    let err = SpecGenerator::new("/rootfs", "id", &o)
+        .generate()
+        .unwrap_err();
+    assert!(err
+        .to_string()
+        .starts_with("invalid --shm-size 1g: has no effect"));
+}
+
+mod properties {
+    use std::collections::HashSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn namespace() -> impl Strategy<Value = NamespaceMode> {
+        prop_oneof![
+            Just(NamespaceMode::Private),
+            Just(NamespaceMode::Host),
+            "/proc/[0-9]{1,4}/ns/[a-z]{2,6}".prop_map(|p| NamespaceMode::Path(p.into())),
+        ]
+    }
+
+    fn network() -> impl Strategy<Value = NetworkMode> {
+        prop_oneof![
+            Just(NetworkMode::Host),
+            Just(NetworkMode::None),
+            "/run/netns/[a-z]{1,6}".prop_map(|p| NetworkMode::Path(p.into())),
+        ]
+    }
+
+    prop_compose! {
+        fn options()(
+            args in proptest::collection::vec("[a-z/]{1,8}", 1..4),
+            env in proptest::collection::vec("[A-Z_]{1,4}(=[a-z ]{0,4})?", 0..8),
+            env_file in proptest::collection::vec("[A-Z_]{1,4}=[a-z]{0,4}", 0..4),
+            mask in proptest::collection::vec("/(proc|sys|etc)/[a-z]{1,6}", 0..3),
+            unmask in proptest::collection::vec("/proc/[a-z*]{1,6}", 0..2),
+            pid in namespace(), ipc in namespace(), uts in namespace(), cgroupns in namespace(),
+            net in network(),
+            caps in proptest::collection::vec("(ALL|SYS_ADMIN|NET_RAW|CHOWN|MKNOD)", 0..3),
+            drops in proptest::collection::vec("(ALL|SYS_ADMIN|NET_RAW|CHOWN|KILL)", 0..2),
+            user in proptest::option::of("(root|app|0|1000|4242)(:(wheel|10))?"),
+            terminal in any::<bool>(),
+        ) -> RunOptions {
+            let mut o = RunOptions::new(args);
+            o.env = env;
+            o.env_file = env_file;
+            o.security.mask = mask;
+            o.security.unmask = unmask;
+            o.pid = pid;
+            o.ipc = ipc;
+            o.uts = uts;
+            o.cgroupns = cgroupns;
+            o.network = net;
+            o.cap_add = caps.iter().map(|c| c.parse().unwrap()).collect();
+            o.cap_drop = drops.iter().map(|c| c.parse().unwrap()).collect();
+            o.user = user;
+            o.terminal = terminal;
+            o
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn generated_specs_are_well_formed(o in options()) {
+            let host = HostFacts::default();
+            let users = UserDb::parse(
+                "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+                "root:x:0:\nwheel:x:10:app\n",
+            );
+            let spec = SpecGenerator::new("/rootfs", "abcdef0123456789", &o)
+                .users(&users)
+                .host(&host)
+                .generate()
+                .unwrap();
+
+            for m in spec.mounts().as_ref().unwrap() {
+                prop_assert!(m.destination().is_absolute(), "{:?}", m.destination());
+            }
+            let linux = spec.linux().as_ref().unwrap();
+            let types: Vec<String> = linux
+                .namespaces()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|n| n.typ().to_string())
+                .collect();
+            let unique: HashSet<&String> = types.iter().collect();
+            prop_assert_eq!(unique.len(), types.len(), "{:?}", types);
+            prop_assert!(types.contains(&"mnt".to_string()));
+
+            let env = spec.process().as_ref().unwrap().env().clone().unwrap();
+            let keys: Vec<&str> = env.iter().map(|e| e.split('=').next().unwrap()).collect();
+            let unique: HashSet<&&str> = keys.iter().collect();
+            prop_assert_eq!(unique.len(), keys.len(), "{:?}", env);
+            prop_assert!(keys.iter().all(|k| !k.is_empty()));
+
+            let masked = linux.masked_paths().as_ref().unwrap();
+            let unique: HashSet<&String> = masked.iter().collect();
+            prop_assert_eq!(unique.len(), masked.len());
+
+            let caps = spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+            prop_assert!(caps.inheritable().as_ref().unwrap().is_empty());
+            prop_assert!(caps.ambient().as_ref().unwrap().is_empty());
+
+            prop_assert_eq!(
+                spec.hostname().is_some(),
+                o.uts == NamespaceMode::Private
+            );
+
+            // Deterministic: the same inputs give the same bytes.
+            let again = SpecGenerator::new("/rootfs", "abcdef0123456789", &o)
+                .users(&users)
+                .host(&host)
+                .generate()
+                .unwrap();
+            prop_assert_eq!(to_json(&spec).unwrap(), to_json(&again).unwrap());
+        }
+    }
+}

@@ -129,15 +129,7 @@ impl UserDb {
         let gid = match group_part {
             None => entry.gid,
             Some("") => return Err(SpecError::InvalidUser(spec.to_owned(), "empty group")),
-            Some(g) => match g.parse::<u32>() {
-                Ok(gid) => gid,
-                Err(_) => self
-                    .group
-                    .iter()
-                    .find(|e| e.name == g)
-                    .map(|e| e.gid)
-                    .ok_or_else(|| SpecError::UnknownGroup(g.to_owned()))?,
-            },
+            Some(g) => self.group_id(g)?,
         };
         let mut additional_gids = vec![gid];
         if !entry.name.is_empty() {
@@ -161,6 +153,25 @@ impl UserDb {
             additional_gids,
             home,
         })
+    }
+}
+
+impl UserDb {
+    /// The gid of a group given by name (looked up in the rootfs's `/etc/group`) or as a
+    /// number: a `--group-add` value, or the group part of `--user`.
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownGroup`] for a name that the database lacks (or an empty one).
+    pub fn group_id(&self, group: &str) -> Result<u32, SpecError> {
+        match group.parse::<u32>() {
+            Ok(gid) => Ok(gid),
+            Err(_) => self
+                .group
+                .iter()
+                .find(|e| e.name == group && !group.is_empty())
+                .map(|e| e.gid)
+                .ok_or_else(|| SpecError::UnknownGroup(group.to_owned())),
+        }
     }
 }
 
@@ -233,7 +244,34 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn group_ids() {
+        assert_eq!(db().group_id("wheel").unwrap(), 10);
+        assert_eq!(db().group_id("77").unwrap(), 77);
+        assert_eq!(
+            db().group_id("nogroup").unwrap_err().to_string(),
+            r#"unknown group "nogroup""#
+        );
+        assert!(db().group_id("").is_err());
+    }
+
     proptest! {
+        #[test]
+        fn user_forms_round_trip(uid in 0u32.., gid in 0u32..) {
+            let u = UserDb::default().resolve(Some(&format!("{uid}:{gid}"))).unwrap();
+            prop_assert_eq!((u.uid, u.gid, u.home.as_str()), (uid, gid, "/"));
+            prop_assert_eq!(u.additional_gids, vec![gid]);
+        }
+
+        #[test]
+        fn unknown_names_are_refused(name in "[a-z]{1,8}") {
+            prop_assume!(!["root", "app", "nohome"].contains(&name.as_str()));
+            prop_assert!(matches!(db().resolve(Some(&name)), Err(SpecError::UnknownUser(_))));
+            let with_group = format!("app:{name}");
+            prop_assume!(!["root", "app", "wheel", "staff"].contains(&name.as_str()));
+            prop_assert!(matches!(db().resolve(Some(&with_group)), Err(SpecError::UnknownGroup(_))));
+        }
+
         #[test]
         fn parse_and_resolve_never_panic(p in ".{0,200}", g in ".{0,200}", u in ".{0,20}") {
             let db = UserDb::parse(&p, &g);
