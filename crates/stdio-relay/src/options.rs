@@ -15,7 +15,7 @@ pub struct RelayOptions {
     /// After the `exited` fd becomes readable, the relay stops once this long passed without a
     /// byte read from the container's stdout or stderr (and everything read was written out),
     /// even if a process the container left behind still holds those pipes open. Milliseconds
-    /// are the useful resolution (poll(2)'s timeout unit). Default: [`DEFAULT_DRAIN_TIMEOUT`],
+    /// are the useful resolution (epoll_wait(2)'s timeout unit). Default: [`DEFAULT_DRAIN_TIMEOUT`],
     /// 200 ms.
     pub drain_timeout: Duration,
 }
@@ -33,9 +33,11 @@ impl Default for RelayOptions {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RelayReport {
-    /// Bytes written to the container's stdin (read from the caller's stdin and delivered).
+    /// Bytes written to the container's stdin (read from the caller's stdin and delivered); in
+    /// terminal mode, to the container's terminal, counting the EOF characters sent at the end
+    /// of the caller's stdin.
     pub stdin_bytes: u64,
-    /// Bytes written to the caller's stdout. 0 with
+    /// Bytes written to the caller's stdout (in terminal mode: the terminal's output). 0 with
     /// [`discard_stdout`](RelayOptions::discard_stdout); what was written before the caller's
     /// reader went away if it did.
     pub stdout_bytes: u64,

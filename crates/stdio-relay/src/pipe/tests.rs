@@ -14,6 +14,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 
 use super::*;
+use crate::caller::WriteMode;
 
 /// Longest any relay in these tests may take before the test fails instead of hanging.
 const RELAY_LIMIT: Duration = Duration::from_secs(60);
@@ -34,6 +35,18 @@ fn run_relay(
     options: RelayOptions,
     limit: Duration,
 ) -> (Result<RelayReport, RelayError>, CallerFds) {
+    run_relay_with(ends, caller, exited, options, limit, true)
+}
+
+/// [`run_relay`] with splice(2) allowed or not.
+fn run_relay_with(
+    ends: RelayEnds,
+    caller: CallerFds,
+    exited: impl Into<OwnedFd>,
+    options: RelayOptions,
+    limit: Duration,
+    allow_splice: bool,
+) -> (Result<RelayReport, RelayError>, CallerFds) {
     let exited: OwnedFd = exited.into();
     let (done, result) = mpsc::channel();
     thread::spawn(move || {
@@ -42,7 +55,7 @@ fn run_relay(
             stdout: caller.stdout.as_fd(),
             stderr: caller.stderr.as_fd(),
         };
-        let report = relay(ends, stdio, exited.as_fd(), &options);
+        let report = relay_with(ends, stdio, exited.as_fd(), &options, allow_splice);
         let _ = done.send((report, caller));
     });
     result
@@ -360,7 +373,9 @@ fn hundred_thousand_lines_go_in_and_come_back_in_order() {
 
 #[test]
 fn a_slow_stdout_reader_does_not_hold_up_stderr() {
-    const STDOUT_LEN: usize = 1024 * 1024;
+    // More than the container's pipe, the relay's buffer and the caller's pipe hold together
+    // (1 MiB pipes: see stdio_pipes and the caller's pipe growth).
+    const STDOUT_LEN: usize = 8 * 1024 * 1024;
     const LATE: &[u8] = b"late stderr\n";
     let (container, ends) = stdio_pipes().expect("stdio pipes");
     drop(container.stdin);
@@ -395,7 +410,7 @@ fn a_slow_stdout_reader_does_not_hold_up_stderr() {
 
     // The container's stdout is stuck: its pipe, the relay's buffer and the caller's pipe full.
     thread::sleep(Duration::from_millis(300));
-    assert!(!stdout_writer.is_finished(), "1 MiB did not fill the pipes");
+    assert!(!stdout_writer.is_finished(), "8 MiB did not fill the pipes");
     // The slow reader takes one page: the caller's pipe becomes writable again, but only for
     // 4 KiB. A relay that wrote its whole buffer in blocking mode would now be stuck.
     let mut out_r = out_r;
@@ -635,7 +650,8 @@ fn a_caller_stdout_reader_leaving_midway_is_not_an_error() {
 
 #[test]
 fn a_container_closing_its_stdin_is_not_an_error() {
-    const INPUT_LEN: usize = 1024 * 1024;
+    // More than the caller's and the container's 1 MiB pipes hold.
+    const INPUT_LEN: usize = 8 * 1024 * 1024;
     let (container, ends) = stdio_pipes().expect("stdio pipes");
     let child = spawn_sh("exec 0<&-; sleep 0.2; echo done", container);
     let (exited, waiter) = exit_notifier(child);
@@ -737,9 +753,9 @@ fn output_to_a_socket_arrives_complete() {
     assert!(waiter.join().expect("waiter").0.success());
 }
 
-#[test]
-fn a_write_error_names_the_stream_and_errno() {
-    // A file opened read-only as the caller's stdout: write(2) fails with EBADF.
+/// Relays `echo out` into a file opened read-only as the caller's stdout: writing it fails
+/// with EBADF. Returns the error.
+fn relay_into_a_read_only_file(allow_splice: bool) -> RelayError {
     let file = tempfile::NamedTempFile::new().expect("temporary file");
     let read_only = File::open(file.path()).expect("open read-only");
     let (container, ends) = stdio_pipes().expect("stdio pipes");
@@ -752,9 +768,22 @@ fn a_write_error_names_the_stream_and_errno() {
         stderr: err_w,
     };
 
-    let (report, _caller) = run_relay(ends, caller, exited, RelayOptions::default(), RELAY_LIMIT);
+    let (report, _caller) = run_relay_with(
+        ends,
+        caller,
+        exited,
+        RelayOptions::default(),
+        RELAY_LIMIT,
+        allow_splice,
+    );
 
-    let error = report.expect_err("writing a read-only file succeeded");
+    assert!(waiter.join().expect("waiter").0.success());
+    report.expect_err("writing a read-only file succeeded")
+}
+
+#[test]
+fn a_write_error_names_the_stream_and_errno() {
+    let error = relay_into_a_read_only_file(false);
     assert!(matches!(
         error,
         RelayError::Write {
@@ -765,16 +794,34 @@ fn a_write_error_names_the_stream_and_errno() {
     assert_eq!(error.to_string(), "cannot write to the caller's stdout");
     let source = std::error::Error::source(&error).expect("errno as source");
     assert_eq!(source.to_string(), Errno::EBADF.to_string());
-    assert!(waiter.join().expect("waiter").0.success());
+}
+
+#[test]
+fn a_splice_error_names_both_streams_and_errno() {
+    let error = relay_into_a_read_only_file(true);
+    assert!(matches!(
+        error,
+        RelayError::Transfer {
+            from: Stream::ContainerStdout,
+            to: Stream::CallerStdout,
+            source: Errno::EBADF
+        }
+    ));
+    assert_eq!(
+        error.to_string(),
+        "cannot move bytes from the container's stdout to the caller's stdout"
+    );
+    let source = std::error::Error::source(&error).expect("errno as source");
+    assert_eq!(source.to_string(), Errno::EBADF.to_string());
 }
 
 #[test]
 fn the_caller_stdout_of_a_pipe_is_written_through_its_own_description() {
     let (_out_r, out_w) = io::pipe().expect("pipe");
-    let sink = OutputSink::new(out_w.as_fd(), Stream::CallerStdout);
-    assert_eq!(sink.mode(), WriteMode::NonBlocking);
-    assert_ne!(sink.as_fd().as_raw_fd(), out_w.as_raw_fd());
-    assert!(is_nonblocking(&sink.as_fd()));
+    let sink = Sink::caller(out_w.as_fd(), Stream::CallerStdout).expect("sink");
+    assert_eq!(sink.mode, WriteMode::NonBlocking);
+    assert_ne!(sink.fd.as_raw_fd(), out_w.as_raw_fd());
+    assert!(is_nonblocking(&sink.fd));
     assert!(
         !is_nonblocking(&out_w),
         "the caller's pipe became non-blocking"
@@ -829,4 +876,414 @@ fn data_still_in_a_hung_up_pipe_is_read_out() {
         received.join().expect("reader"),
         generated.join().expect("generator")
     );
+}
+
+#[test]
+fn splice_is_chosen_between_pipes_and_files_and_read_write_elsewhere() {
+    let spliced = |stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd| -> Vec<bool> {
+        let (_container, ends) = stdio_pipes().expect("stdio pipes");
+        let caller = CallerStdio {
+            stdin: stdin.as_fd(),
+            stdout: stdout.as_fd(),
+            stderr: stderr.as_fd(),
+        };
+        pipe_flows(ends, caller, &RelayOptions::default(), true)
+            .expect("flows")
+            .iter()
+            .map(|f| f.is_spliced())
+            .collect()
+    };
+    let pipe_r = || -> OwnedFd { io::pipe().expect("pipe").0.into() };
+    let pipe_w = || -> OwnedFd {
+        let (r, w) = io::pipe().expect("pipe");
+        std::mem::forget(r); // keep a reader, or the reopen through /proc fails with ENXIO
+        w.into()
+    };
+    let file = || -> OwnedFd { tempfile::tempfile().expect("temporary file").into() };
+    let socket = || -> OwnedFd { UnixStream::pair().expect("socket pair").0.into() };
+
+    assert_eq!(spliced(pipe_r(), pipe_w(), pipe_w()), [true, true, true]);
+    assert_eq!(spliced(file(), file(), file()), [true, true, true]);
+    assert_eq!(
+        spliced(dev_null(), socket(), pipe_w()),
+        [false, false, true]
+    );
+    assert_eq!(spliced(socket(), pipe_w(), socket()), [false, true, false]);
+    let null_out: OwnedFd = File::options()
+        .write(true)
+        .open("/dev/null")
+        .expect("open /dev/null")
+        .into();
+    assert_eq!(spliced(pipe_r(), null_out, pipe_w()), [true, false, true]);
+}
+
+#[test]
+fn output_to_an_append_mode_file_falls_back_to_write_and_arrives_complete() {
+    // splice(2) refuses O_APPEND files with EINVAL: the relay must switch to write(2).
+    const LEN: usize = 4 * 1024 * 1024;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("log");
+    std::fs::write(&path, b"before\n").expect("write the log");
+    let appending = File::options()
+        .append(true)
+        .open(&path)
+        .expect("open for appending");
+    let (container, ends) = stdio_pipes().expect("stdio pipes");
+    let (child, generated) = spawn_generating_cat(LEN, container);
+    let (exited, waiter) = exit_notifier(child);
+    let (err_w, _err) = collected_pipe();
+    let caller = CallerFds {
+        stdin: dev_null(),
+        stdout: appending.into(),
+        stderr: err_w,
+    };
+
+    let (report, caller) = run_relay(ends, caller, exited, RelayOptions::default(), RELAY_LIMIT);
+    drop(caller);
+
+    assert_eq!(report.expect("relay").stdout_bytes, LEN as u64);
+    let written = std::fs::read(&path).expect("read the log");
+    assert_eq!(&written[..7], b"before\n");
+    let mut received = Checksum::new();
+    received.update(&written[7..]);
+    assert_eq!(received, generated.join().expect("generator"));
+    assert!(waiter.join().expect("waiter").0.success());
+}
+
+#[test]
+fn stdin_from_a_regular_file_is_spliced_in_complete_and_its_offset_moves_to_the_end() {
+    const LEN: usize = 4 * 1024 * 1024;
+    let mut file = tempfile::tempfile().expect("temporary file");
+    let (gen_r, gen_w) = io::pipe().expect("pipe");
+    let generated = generate(LEN, gen_w);
+    io::copy(&mut { gen_r }, &mut file).expect("fill the file");
+    let generated = generated.join().expect("generator");
+    std::io::Seek::rewind(&mut file).expect("rewind");
+    let offset_probe = file.try_clone().expect("dup the file");
+    let (container, ends) = stdio_pipes().expect("stdio pipes");
+    let child = Command::new("cat")
+        .stdin(Stdio::from(container.stdin))
+        .stdout(Stdio::from(container.stdout))
+        .stderr(Stdio::from(container.stderr))
+        .spawn()
+        .expect("spawn cat");
+    let (exited, waiter) = exit_notifier(child);
+    let (out_r, out_w) = io::pipe().expect("pipe");
+    let received = checksum_reader(out_r);
+    let (err_w, _err) = collected_pipe();
+    let caller = CallerFds {
+        stdin: file.into(),
+        stdout: out_w.into(),
+        stderr: err_w,
+    };
+
+    let (report, caller) = run_relay(ends, caller, exited, RelayOptions::default(), RELAY_LIMIT);
+    drop(caller);
+
+    let report = report.expect("relay");
+    assert_eq!(report.stdin_bytes, LEN as u64);
+    assert_eq!(report.stdout_bytes, LEN as u64);
+    assert_eq!(received.join().expect("reader"), generated);
+    // The shared file offset moved as read(2) would have moved it.
+    let mut probe = offset_probe;
+    assert_eq!(
+        std::io::Seek::stream_position(&mut probe).expect("offset"),
+        LEN as u64
+    );
+    assert!(waiter.join().expect("waiter").0.success());
+}
+
+#[test]
+fn one_fd_as_both_stdout_and_stderr_gets_both_streams() {
+    let (container, ends) = stdio_pipes().expect("stdio pipes");
+    let child = spawn_sh("echo out; sleep 0.05; echo err >&2", container);
+    let (exited, waiter) = exit_notifier(child);
+    let (both_w, both) = collected_pipe();
+    let stdin = dev_null();
+    let exited: OwnedFd = exited.into();
+    let report = relay(
+        ends,
+        CallerStdio {
+            stdin: stdin.as_fd(),
+            stdout: both_w.as_fd(),
+            stderr: both_w.as_fd(),
+        },
+        exited.as_fd(),
+        &RelayOptions::default(),
+    )
+    .expect("relay");
+    drop(both_w);
+    assert_eq!(text(both.join().expect("output")), "out\nerr\n");
+    assert_eq!((report.stdout_bytes, report.stderr_bytes), (4, 4));
+    assert!(waiter.join().expect("waiter").0.success());
+}
+
+#[test]
+fn inherited_stdio_is_the_caller_descriptions_or_dev_null() {
+    let (in_r, _in_w) = io::pipe().expect("pipe");
+    let (_out_r, out_w) = io::pipe().expect("pipe");
+    let (_err_r, err_w) = io::pipe().expect("pipe");
+    let caller = CallerStdio {
+        stdin: in_r.as_fd(),
+        stdout: out_w.as_fd(),
+        stderr: err_w.as_fd(),
+    };
+    let ino = |fd: &OwnedFd| nix::sys::stat::fstat(fd).expect("fstat").st_ino;
+    let same = inherit_stdio(caller, false).expect("inherit");
+    for (theirs, ours) in [
+        (
+            &same.stdin,
+            &in_r.as_fd().try_clone_to_owned().expect("dup"),
+        ),
+        (
+            &same.stdout,
+            &out_w.as_fd().try_clone_to_owned().expect("dup"),
+        ),
+        (
+            &same.stderr,
+            &err_w.as_fd().try_clone_to_owned().expect("dup"),
+        ),
+    ] {
+        assert_eq!(ino(theirs), ino(ours));
+        assert!(is_cloexec(theirs));
+    }
+    let quiet = inherit_stdio(caller, true).expect("inherit");
+    let null = nix::sys::stat::stat("/dev/null").expect("stat /dev/null");
+    let out = nix::sys::stat::fstat(&quiet.stdout).expect("fstat");
+    assert_eq!((out.st_dev, out.st_ino), (null.st_dev, null.st_ino));
+    assert!(is_cloexec(&quiet.stdout));
+    assert_eq!(ino(&quiet.stderr), ino(&same.stderr));
+}
+
+/// Properties: whatever the sizes of the chunks written and read, and however long each
+/// writer and reader stalls between them, every byte arrives once and in order, in both
+/// directions, for pipes (spliced, or through the buffer) and sockets on the caller's side.
+mod properties {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// How the caller's stdio is made.
+    #[derive(Debug, Clone, Copy)]
+    enum CallerKind {
+        /// Pipes, spliced.
+        Pipes,
+        /// Pipes, through the relay's buffers (splice not allowed).
+        PipesBuffered,
+        /// Unix stream sockets: read(2) and chunked write(2).
+        Sockets,
+    }
+
+    /// One side's pace: the sizes of its writes or reads, and stalls (microseconds) taken
+    /// in turn after each.
+    #[derive(Debug, Clone)]
+    struct Pace {
+        chunks: Vec<usize>,
+        stalls_us: Vec<u64>,
+    }
+
+    fn pace(max_chunk: usize) -> impl Strategy<Value = Pace> {
+        (
+            vec(1..=max_chunk, 1..16),
+            vec(prop_oneof![3 => Just(0u64), 2 => 1u64..2_000], 1..6),
+        )
+            .prop_map(|(chunks, stalls_us)| Pace { chunks, stalls_us })
+    }
+
+    impl Pace {
+        fn stall(&self, i: usize) {
+            let us = self.stalls_us[i % self.stalls_us.len()];
+            if us > 0 {
+                thread::sleep(Duration::from_micros(us));
+            }
+        }
+    }
+
+    /// Deterministic bytes for one stream.
+    fn data(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
+    /// Writes `bytes` to `to` in the pace's chunk sizes (cycled), stalling between; returns
+    /// `to` unclosed.
+    fn paced_writer<W: Write + Send + 'static>(
+        mut to: W,
+        bytes: Vec<u8>,
+        pace: Pace,
+    ) -> JoinHandle<W> {
+        thread::spawn(move || {
+            let mut rest = &bytes[..];
+            let mut i = 0;
+            while !rest.is_empty() {
+                let n = pace.chunks[i % pace.chunks.len()].min(rest.len());
+                to.write_all(&rest[..n]).expect("paced write");
+                rest = &rest[n..];
+                pace.stall(i);
+                i += 1;
+            }
+            to
+        })
+    }
+
+    /// Reads `from` to end of file in the pace's chunk sizes, stalling between.
+    fn paced_reader<R: Read + Send + 'static>(mut from: R, pace: Pace) -> JoinHandle<Vec<u8>> {
+        thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut chunk = vec![0u8; pace.chunks.iter().copied().max().unwrap_or(1)];
+            let mut i = 0;
+            loop {
+                let want = pace.chunks[i % pace.chunks.len()];
+                match from.read(&mut chunk[..want]) {
+                    Ok(0) => return got,
+                    Ok(n) => got.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => panic!("paced read: {e}"),
+                }
+                pace.stall(i);
+                i += 1;
+            }
+        })
+    }
+
+    /// The caller's end of one stream (given to the relay) and the test's end.
+    fn caller_pair(kind: CallerKind, input: bool) -> (OwnedFd, OwnedFd) {
+        match kind {
+            CallerKind::Pipes | CallerKind::PipesBuffered => {
+                let (r, w) = io::pipe().expect("pipe");
+                if input {
+                    (r.into(), w.into())
+                } else {
+                    (w.into(), r.into())
+                }
+            }
+            CallerKind::Sockets => {
+                let (a, b) = UnixStream::pair().expect("socket pair");
+                (a.into(), b.into())
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        kind: CallerKind,
+        lens: [usize; 3],
+        writers: [Pace; 3],
+        readers: [Pace; 3],
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        let kind = prop_oneof![
+            Just(CallerKind::Pipes),
+            Just(CallerKind::PipesBuffered),
+            Just(CallerKind::Sockets)
+        ];
+        let len = prop_oneof![1 => Just(0usize), 6 => 1usize..400_000];
+        (
+            kind,
+            [len.clone(), len.clone(), len],
+            [pace(70_000), pace(70_000), pace(70_000)],
+            [pace(70_000), pace(70_000), pace(70_000)],
+        )
+            .prop_map(|(kind, lens, writers, readers)| Case {
+                kind,
+                lens,
+                writers,
+                readers,
+            })
+    }
+
+    /// Runs one relay of the case; returns what arrived on stdin, stdout and stderr and the
+    /// report.
+    fn run_case(case: &Case) -> ([Vec<u8>; 3], [Vec<u8>; 3], RelayReport) {
+        let sent = [
+            data(case.lens[0], 1),
+            data(case.lens[1], 2),
+            data(case.lens[2], 3),
+        ];
+        let (container, ends) = stdio_pipes().expect("stdio pipes");
+
+        // The container: reads its stdin to the end, writes its stdout and stderr, and only
+        // then closes them and "exits", so the relay has delivered all input before it ends.
+        let stdin_reader = paced_reader(File::from(container.stdin), case.readers[0].clone());
+        let stdout_writer = paced_writer(
+            File::from(container.stdout),
+            sent[1].clone(),
+            case.writers[1].clone(),
+        );
+        let stderr_writer = paced_writer(
+            File::from(container.stderr),
+            sent[2].clone(),
+            case.writers[2].clone(),
+        );
+        let (exited, exit_writer) = io::pipe().expect("pipe");
+        let container_done = thread::spawn(move || {
+            let got = stdin_reader.join().expect("container stdin reader");
+            let out = stdout_writer.join().expect("container stdout writer");
+            let err = stderr_writer.join().expect("container stderr writer");
+            drop((out, err));
+            drop(exit_writer);
+            got
+        });
+
+        // The caller.
+        let (stdin, stdin_test) = caller_pair(case.kind, true);
+        let (stdout, stdout_test) = caller_pair(case.kind, false);
+        let (stderr, stderr_test) = caller_pair(case.kind, false);
+        let stdin_writer = paced_writer(
+            File::from(stdin_test),
+            sent[0].clone(),
+            case.writers[0].clone(),
+        );
+        let stdin_closer = thread::spawn(move || drop(stdin_writer.join().expect("stdin writer")));
+        let stdout_reader = paced_reader(File::from(stdout_test), case.readers[1].clone());
+        let stderr_reader = paced_reader(File::from(stderr_test), case.readers[2].clone());
+        let caller = CallerFds {
+            stdin,
+            stdout,
+            stderr,
+        };
+        let allow_splice = !matches!(case.kind, CallerKind::PipesBuffered);
+        let (report, caller) = run_relay_with(
+            ends,
+            caller,
+            exited,
+            RelayOptions::default(),
+            RELAY_LIMIT,
+            allow_splice,
+        );
+        drop(caller);
+        stdin_closer.join().expect("stdin closer");
+        let received = [
+            container_done.join().expect("container"),
+            stdout_reader.join().expect("stdout reader"),
+            stderr_reader.join().expect("stderr reader"),
+        ];
+        (sent, received, report.expect("relay"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_byte_arrives_once_and_in_order(case in case()) {
+            let (sent, received, report) = run_case(&case);
+            for (i, name) in ["stdin", "stdout", "stderr"].into_iter().enumerate() {
+                prop_assert_eq!(received[i].len(), sent[i].len(), "{} length", name);
+                prop_assert!(received[i] == sent[i], "{} bytes differ", name);
+            }
+            prop_assert_eq!(report.stdin_bytes, sent[0].len() as u64);
+            prop_assert_eq!(report.stdout_bytes, sent[1].len() as u64);
+            prop_assert_eq!(report.stderr_bytes, sent[2].len() as u64);
+            prop_assert!(!report.drain_timed_out);
+        }
+    }
 }
