@@ -43,6 +43,128 @@ pub enum MountsError {
     /// The working directory exists in the rootfs but is not a directory.
     #[error("working directory {0:?} is not a directory in the rootfs")]
     WorkingDirNotDirectory(PathBuf),
+    /// A mount the user asked for is malformed or names something that does not exist.
+    #[error(transparent)]
+    Spec(#[from] MountSpecError),
+    /// An image volume's path exists in the rootfs but is not a directory.
+    #[error("image volume {0:?} is not a directory in the rootfs")]
+    ImageVolumeNotDirectory(PathBuf),
+    /// Copying an image volume out of the rootfs failed.
+    #[error("copy image volume {volume:?} ({path:?} in the rootfs): {source}")]
+    CopyImageVolume {
+        /// The volume's path in the container.
+        volume: PathBuf,
+        /// The entry being copied, inside the rootfs.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Copying a secret (a mounts.conf source) failed.
+    #[error("copy secret {source_path:?} to {destination:?}: {source}")]
+    CopySecret {
+        /// The host path being copied.
+        source_path: PathBuf,
+        /// Where it was being copied to.
+        destination: PathBuf,
+        /// The system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The mount plan needs a container directory (for image volumes, secrets or overlay
+    /// directories) but none was given.
+    #[error("{0} needs a container directory, and the mount plan has none")]
+    NoContainerDir(&'static str),
+    /// Relabelling a volume for SELinux (`z`, `Z`) failed or was refused.
+    #[error("relabel {path:?} for SELinux: {reason}")]
+    Relabel {
+        /// The host path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A malformed `-v`, `--mount`, `--tmpfs`, `--add-host`, `--dns*` value, mounts.conf line or
+/// image volume path. Each message names the value as the user wrote it (exit 125).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MountSpecError {
+    /// A `-v/--volume` value.
+    #[error("invalid volume {spec:?}: {reason}")]
+    Volume {
+        /// The value as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--mount` value.
+    #[error("invalid --mount {spec:?}: {reason}")]
+    Mount {
+        /// The value as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--tmpfs` value.
+    #[error("invalid --tmpfs {spec:?}: {reason}")]
+    Tmpfs {
+        /// The value as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A line of a mounts.conf file.
+    #[error("invalid line {line} of mounts file {file:?}: {text:?}: {reason}")]
+    MountsConf {
+        /// The file.
+        file: String,
+        /// The line number, from 1.
+        line: usize,
+        /// The line.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An image configuration's `Volumes` key.
+    #[error("invalid image volume {path:?}: {reason}")]
+    ImageVolume {
+        /// The key as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An `--add-host` value.
+    #[error("invalid --add-host {spec:?}: {reason}")]
+    AddHost {
+        /// The value as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--dns`, `--dns-search` or `--dns-option` value.
+    #[error("invalid {flag} {value:?}: {reason}")]
+    Dns {
+        /// The flag.
+        flag: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Two of the user's mounts (`-v`, `--mount`, `--tmpfs`) have one destination.
+    #[error("duplicate mount destination {destination:?}: {first} and {second}")]
+    DuplicateDestination {
+        /// The destination.
+        destination: PathBuf,
+        /// The first mount on it, as given (`-v "a:/d"`).
+        first: String,
+        /// The second one.
+        second: String,
+    },
+    /// `--no-hosts` together with `--add-host`.
+    #[error("--no-hosts and --add-host cannot be used together")]
+    NoHostsWithAddHost,
 }
 
 /// Why the command of a run cannot be executed, found before the runtime is called.

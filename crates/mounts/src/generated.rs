@@ -1,4 +1,5 @@
-//! The files ocirun generates for each run: `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`.
+//! The files ocirun generates for each run: `/etc/hosts`, `/etc/hostname`,
+//! `/etc/resolv.conf` and `/run/.containerenv`.
 //!
 //! They live in the bundle directory, are bind-mounted read-write into the container, and are
 //! thrown away with the bundle (BEHAVIOR.md "Mounts", Generated files). Their mounts use sources
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use ocirun_spec_gen::oci_spec::runtime::{Mount, MountBuilder};
 
+use crate::network::{hosts_file, resolv_conf, DnsOptions, HostEntry};
 use crate::MountsError;
 
 /// One generated file: its name in the bundle and its destination in the container.
@@ -22,7 +24,7 @@ pub struct GeneratedFile {
 }
 
 /// The generated files, in the order they are written.
-pub const GENERATED_FILES: [GeneratedFile; 3] = [
+pub const GENERATED_FILES: [GeneratedFile; 4] = [
     GeneratedFile {
         bundle_name: "hosts",
         destination: "/etc/hosts",
@@ -35,12 +37,88 @@ pub const GENERATED_FILES: [GeneratedFile; 3] = [
         bundle_name: "resolv.conf",
         destination: "/etc/resolv.conf",
     },
+    GeneratedFile {
+        bundle_name: "containerenv",
+        destination: "/run/.containerenv",
+    },
 ];
 
-/// The bind mounts of the generated files (`rbind`, `rprivate`, read-write), with sources
-/// relative to the bundle directory.
-pub fn generated_mounts() -> Vec<Mount> {
-    GENERATED_FILES
+/// The contents of `/run/.containerenv` (podman's, which tools read to learn that they run
+/// in a container): `engine="ocirun-VERSION"`, `name`, `id`, `rootless=0|1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEnv {
+    /// `ocirun-VERSION`.
+    pub engine: String,
+    /// The container's `--name`, or empty.
+    pub name: String,
+    /// The container id.
+    pub id: String,
+    /// Whether ocirun runs without root (`rootless=1`).
+    pub rootless: bool,
+}
+
+impl ContainerEnv {
+    /// The file for the container `id` named `name` (empty without `--name`), engine
+    /// `ocirun-` and this crate's version.
+    pub fn new(name: &str, id: &str, rootless: bool) -> Self {
+        Self {
+            engine: format!("ocirun-{}", env!("CARGO_PKG_VERSION")),
+            name: name.to_owned(),
+            id: id.to_owned(),
+            rootless,
+        }
+    }
+
+    /// The file's text: `key="value"` lines (quotes and backslashes escaped) and
+    /// `rootless=0|1`.
+    pub fn render(&self) -> String {
+        let quote = |s: &str| s.replace('\\', r"\\").replace('"', "\\\"");
+        format!(
+            "engine=\"{}\"\nname=\"{}\"\nid=\"{}\"\nrootless={}\n",
+            quote(&self.engine),
+            quote(&self.name),
+            quote(&self.id),
+            u8::from(self.rootless)
+        )
+    }
+}
+
+/// What shapes the generated files beyond the host's own files and the hostname.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GeneratedOptions {
+    /// `--add-host` entries, written first into `/etc/hosts`.
+    pub add_hosts: Vec<HostEntry>,
+    /// `--no-hosts`: no generated `/etc/hosts`; the rootfs's own file stays.
+    pub no_hosts: bool,
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    pub dns: DnsOptions,
+    /// `/run/.containerenv`, when set.
+    pub container_env: Option<ContainerEnv>,
+}
+
+impl GeneratedOptions {
+    /// The generated files in effect: all of [`GENERATED_FILES`] but `/etc/hosts` with
+    /// `--no-hosts`, `/etc/resolv.conf` with `--dns none`, and `/run/.containerenv` without
+    /// a [`ContainerEnv`].
+    pub fn files(&self) -> Vec<GeneratedFile> {
+        GENERATED_FILES
+            .iter()
+            .copied()
+            .filter(|f| match f.bundle_name {
+                "hosts" => !self.no_hosts,
+                "resolv.conf" => !self.dns.none,
+                "containerenv" => self.container_env.is_some(),
+                _ => true,
+            })
+            .collect()
+    }
+}
+
+/// The bind mounts of the generated files in effect (`rbind`, `rprivate`, read-write), with
+/// sources relative to the bundle directory.
+pub fn generated_mounts(options: &GeneratedOptions) -> Vec<Mount> {
+    options
+        .files()
         .iter()
         .map(|f| {
             MountBuilder::default()
@@ -58,6 +136,10 @@ pub fn generated_mounts() -> Vec<Mount> {
         .collect()
 }
 
+/// systemd-resolved's file of upstream nameservers, used with a network namespace when the
+/// host's resolv.conf points at its loopback stub.
+pub const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
+
 /// The host files the generated ones are made from, read by [`HostNetworkFiles::read`] or
 /// given by an embedder.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,17 +148,20 @@ pub struct HostNetworkFiles {
     pub hosts: String,
     /// The text of the host's `/etc/resolv.conf` (empty when it has none).
     pub resolv_conf: String,
+    /// The text of [`RESOLVED_UPSTREAM`], when it exists.
+    pub resolved_upstream: Option<String>,
 }
 
 impl HostNetworkFiles {
-    /// Reads the host's `/etc/hosts` and `/etc/resolv.conf`; a missing file reads as empty.
+    /// Reads the host's `/etc/hosts`, `/etc/resolv.conf` and [`RESOLVED_UPSTREAM`]; a missing
+    /// file reads as empty (`None` for the last).
     ///
     /// # Errors
     /// [`MountsError::Host`] when a file exists but cannot be read.
     pub fn read() -> Result<Self, MountsError> {
         let read = |path: &str| match std::fs::read_to_string(path) {
-            Ok(text) => Ok(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(MountsError::Host {
                 action: "read",
                 path: path.into(),
@@ -84,49 +169,17 @@ impl HostNetworkFiles {
             }),
         };
         Ok(Self {
-            hosts: read("/etc/hosts")?,
-            resolv_conf: read("/etc/resolv.conf")?,
+            hosts: read("/etc/hosts")?.unwrap_or_default(),
+            resolv_conf: read("/etc/resolv.conf")?.unwrap_or_default(),
+            resolved_upstream: read(RESOLVED_UPSTREAM)?,
         })
     }
 }
 
-/// The container's `/etc/hosts`: the host's entries, then `127.0.0.1 localhost` and
-/// `::1 localhost` when no line maps `localhost` to that address, then `127.0.1.1 <hostname>`
-/// unless some line already names the hostname. Lines are `IP<TAB>names`.
-pub fn hosts_file(host_hosts: &str, hostname: &str) -> String {
-    let mut out = String::new();
-    let mut has_v4_localhost = false;
-    let mut has_v6_localhost = false;
-    let mut has_hostname = false;
-    for line in host_hosts.lines() {
-        let content = line.split('#').next().unwrap_or("");
-        let mut fields = content.split_whitespace();
-        if let Some(ip) = fields.next() {
-            let names: Vec<&str> = fields.collect();
-            if names.contains(&"localhost") {
-                has_v4_localhost |= ip == "127.0.0.1";
-                has_v6_localhost |= ip == "::1";
-            }
-            has_hostname |= names.contains(&hostname);
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if !has_v4_localhost {
-        out.push_str("127.0.0.1\tlocalhost\n");
-    }
-    if !has_v6_localhost {
-        out.push_str("::1\tlocalhost\n");
-    }
-    if !has_hostname {
-        out.push_str(&format!("127.0.1.1\t{hostname}\n"));
-    }
-    out
-}
-
-/// Writes the generated files into `bundle_dir` (mode 0644): hosts from `host` and
-/// `hostname`, `hostname` followed by a newline, and the host's resolv.conf as it is.
-/// Returns their paths.
+/// Writes the generated files in effect into `bundle_dir`: hosts from `host`, `hostname` and
+/// the `--add-host` entries ([`hosts_file`]); `hostname` followed by a newline; resolv.conf
+/// ([`resolv_conf`], `netns` telling whether the container has its own network namespace);
+/// `.containerenv`. Returns their paths.
 ///
 /// # Errors
 /// [`MountsError::Host`] naming the file that could not be written.
@@ -134,14 +187,26 @@ pub fn write_generated_files(
     bundle_dir: &Path,
     host: &HostNetworkFiles,
     hostname: &str,
+    options: &GeneratedOptions,
+    netns: bool,
 ) -> Result<Vec<PathBuf>, MountsError> {
-    let contents = [
-        hosts_file(&host.hosts, hostname),
-        format!("{hostname}\n"),
-        host.resolv_conf.clone(),
-    ];
     let mut written = Vec::new();
-    for (file, content) in GENERATED_FILES.iter().zip(contents) {
+    for file in options.files() {
+        let content = match file.bundle_name {
+            "hosts" => hosts_file(&host.hosts, hostname, &options.add_hosts),
+            "hostname" => format!("{hostname}\n"),
+            "resolv.conf" => resolv_conf(
+                &host.resolv_conf,
+                host.resolved_upstream.as_deref(),
+                netns,
+                &options.dns,
+            ),
+            _ => options
+                .container_env
+                .as_ref()
+                .map(ContainerEnv::render)
+                .unwrap_or_default(),
+        };
         let path = bundle_dir.join(file.bundle_name);
         std::fs::write(&path, content).map_err(|source| MountsError::Host {
             action: "write",
@@ -158,45 +223,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hosts_adds_what_is_missing() {
-        assert_eq!(
-            hosts_file("10.0.0.1\tdb\n", "h1"),
-            "10.0.0.1\tdb\n127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\th1\n"
-        );
-    }
-
-    #[test]
-    fn hosts_keeps_present_entries() {
-        let host = "127.0.0.1 localhost\n::1 localhost ip6-localhost\n# h1 in a comment\n127.0.1.1 vm h1\n";
-        assert_eq!(hosts_file(host, "h1"), host);
-        assert!(hosts_file(host, "other").ends_with("127.0.1.1\tother\n"));
-    }
-
-    #[test]
     fn files_are_written_into_the_bundle() {
         let dir = tempfile::tempdir().unwrap();
         let host = HostNetworkFiles {
             hosts: String::new(),
             resolv_conf: "nameserver 1.1.1.1\n".into(),
+            resolved_upstream: None,
         };
-        let written = write_generated_files(dir.path(), &host, "box").unwrap();
-        assert_eq!(written.len(), 3);
+        let options = GeneratedOptions {
+            container_env: Some(ContainerEnv::new("n1", "abc", false)),
+            ..GeneratedOptions::default()
+        };
+        let written = write_generated_files(dir.path(), &host, "box", &options, false).unwrap();
+        assert_eq!(written.len(), 4);
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!(read("hostname"), "box\n");
+        assert_eq!(read("resolv.conf"), "nameserver 1.1.1.1\n");
+        assert!(read("hosts").contains("127.0.1.1\tbox"));
         assert_eq!(
-            std::fs::read_to_string(dir.path().join("hostname")).unwrap(),
-            "box\n"
+            read("containerenv"),
+            format!(
+                "engine=\"ocirun-{}\"\nname=\"n1\"\nid=\"abc\"\nrootless=0\n",
+                env!("CARGO_PKG_VERSION")
+            )
         );
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("resolv.conf")).unwrap(),
-            "nameserver 1.1.1.1\n"
-        );
-        assert!(std::fs::read_to_string(dir.path().join("hosts"))
-            .unwrap()
-            .contains("127.0.1.1\tbox"));
+    }
+
+    #[test]
+    fn no_hosts_and_dns_none_leave_their_files_out() {
+        let options = GeneratedOptions {
+            no_hosts: true,
+            dns: DnsOptions {
+                none: true,
+                ..DnsOptions::default()
+            },
+            ..GeneratedOptions::default()
+        };
+        let dsts: Vec<&str> = options.files().iter().map(|f| f.destination).collect();
+        assert_eq!(dsts, ["/etc/hostname"]);
+        assert_eq!(generated_mounts(&options).len(), 1);
     }
 
     #[test]
     fn mounts_are_relative_binds() {
-        let m = generated_mounts();
+        let m = generated_mounts(&GeneratedOptions::default());
+        assert_eq!(m.len(), 3);
         assert_eq!(m[0].destination(), Path::new("/etc/hosts"));
         assert_eq!(m[0].source().as_deref(), Some(Path::new("hosts")));
         assert_eq!(m[0].typ().as_deref(), Some("bind"));

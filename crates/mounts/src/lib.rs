@@ -2,19 +2,41 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod container_dir;
+mod copy;
 mod error;
 mod generated;
 mod init;
+mod label;
 mod ledger;
+mod mount_flag;
+mod network;
+mod plan;
 mod prepare;
 mod rootfs;
+mod secrets;
+mod tmpfs;
+mod user_mount;
+mod volume;
 
-pub use error::{CommandError, MountsError};
+pub use container_dir::{escape_path, ContainerDir, ContainerStore};
+pub use error::{CommandError, MountSpecError, MountsError};
 pub use generated::{
-    generated_mounts, hosts_file, write_generated_files, GeneratedFile, HostNetworkFiles,
-    GENERATED_FILES,
+    generated_mounts, write_generated_files, ContainerEnv, GeneratedFile, GeneratedOptions,
+    HostNetworkFiles, GENERATED_FILES, RESOLVED_UPSTREAM,
 };
 pub use init::{add_init, find_init, INIT_CANDIDATES, INIT_PATH};
+pub use label::{relabel_context, selinux_enabled, RELABEL_REFUSED};
 pub use ledger::TargetLedger;
+pub use mount_flag::{MountField, MountFlag, MountType};
+pub use network::{hosts_file, resolv_conf, DnsOptions, HostEntry};
+pub use plan::{has_network_namespace, image_volume_path, MountPlan};
 pub use prepare::{merge_mounts, plan_mounts, prepare, Prepared};
 pub use rootfs::Rootfs;
+pub use secrets::{load_secrets, parse_mounts_conf, SecretSpec, DEFAULT_MOUNTS_FILES};
+pub use tmpfs::TmpfsSpec;
+pub use user_mount::{
+    check_unique_destinations, BindOptions, MountOrigin, Overlay, Propagation, Relabel,
+    TmpfsOptions, UserMount, UserMountKind,
+};
+pub use volume::{VolumeOption, VolumeSpec};

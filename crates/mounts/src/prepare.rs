@@ -2,9 +2,14 @@
 //!
 //! Steps of [`prepare`], each undone by dropping (or [`Prepared::cleanup`]) what it returns:
 //! 1. write the generated files into the bundle directory (removed with the bundle);
-//! 2. create the working directory inside the rootfs if missing (kept: the command may have
+//! 2. when image volumes, secrets or throw-away overlays are in the spec: create the
+//!    container's directory (an ephemeral one is locked, and removed at the end), copy each
+//!    image volume out of the rootfs on first use, copy each secret afresh, create the empty
+//!    overlay `upper` and `work` directories;
+//! 3. `U`: chown each such bind source to the run's uid:gid; `z`/`Z`: relabel it for SELinux;
+//! 4. create the working directory inside the rootfs if missing (kept: the command may have
 //!    written into it, and BEHAVIOR.md makes it part of the run's result);
-//! 3. create each missing mount target inside the rootfs (an empty file for a file bind, a
+//! 5. create each missing mount target inside the rootfs (an empty file for a file bind, a
 //!    directory otherwise), with its missing parents; these are removed after the run when
 //!    they are still empty.
 
@@ -13,9 +18,15 @@ use std::path::{Path, PathBuf};
 use ocirun_spec_gen::oci_spec::runtime::{Mount, Spec};
 use ocirun_spec_gen::sort_mounts;
 
-use crate::generated::{generated_mounts, write_generated_files, HostNetworkFiles};
+use crate::container_dir::ContainerDirGuard;
+use crate::copy::{copy_host_tree, copy_image_volume};
+use crate::generated::{
+    generated_mounts, write_generated_files, GeneratedOptions, HostNetworkFiles,
+};
+use crate::label::{chown_tree, relabel};
 use crate::ledger::{LedgerHold, TargetLedger};
-use crate::{MountsError, Rootfs};
+use crate::plan::has_network_namespace;
+use crate::{MountPlan, MountsError, Rootfs, UserMountKind};
 
 /// Merges layers of mounts: for one destination the mount of the earliest layer wins
 /// (BEHAVIOR.md "Mounts", Order), then all are sorted by destination depth, then path.
@@ -33,16 +44,21 @@ pub fn merge_mounts(layers: impl IntoIterator<Item = Vec<Mount>>) -> Vec<Mount> 
     merged
 }
 
-/// Puts the generated files' mounts into `spec` ahead of its own mounts (the defaults that
-/// spec-gen wrote), merged and sorted. Pure: `ocirun spec` and `ocirun run` both call it.
+/// Puts the generated files' mounts (`/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`)
+/// into `spec` ahead of its own mounts (the defaults that spec-gen wrote), merged and sorted:
+/// what [`MountPlan::apply`] does for an empty plan. Pure.
 pub fn plan_mounts(spec: &mut Spec) {
     let defaults = spec.mounts().clone().unwrap_or_default();
-    spec.set_mounts(Some(merge_mounts([generated_mounts(), defaults])));
+    spec.set_mounts(Some(merge_mounts([
+        generated_mounts(&GeneratedOptions::default()),
+        defaults,
+    ])));
 }
 
-/// What [`prepare`] created in the rootfs. Dropping it removes the mount targets that are still
-/// empty, innermost first; with a [`TargetLedger`], only once no other run on the rootfs is
-/// active.
+/// What [`prepare`] created. Dropping it removes the mount targets that are still empty,
+/// innermost first (with a [`TargetLedger`], only once no other run on the rootfs is active),
+/// then an ephemeral container directory, or a persistent one's throw-away overlay
+/// directories.
 #[derive(Debug)]
 #[must_use = "dropping it removes the mount targets at once"]
 pub struct Prepared<'r> {
@@ -50,6 +66,7 @@ pub struct Prepared<'r> {
     created_targets: Vec<PathBuf>,
     working_dir_created: Vec<PathBuf>,
     ledger: Option<LedgerHold>,
+    container_dir: Option<ContainerDirGuard>,
 }
 
 impl Prepared<'_> {
@@ -65,7 +82,8 @@ impl Prepared<'_> {
     }
 
     /// Removes the created mount targets that are still empty (with a ledger: all the
-    /// rootfs's ledger targets, if this is the last active run). Also done on drop.
+    /// rootfs's ledger targets, if this is the last active run), then an ephemeral container
+    /// directory (a persistent one's overlay directories). Also done on drop.
     pub fn cleanup(&mut self) {
         if let Some(hold) = self.ledger.take() {
             let ledger = hold.ledger().clone();
@@ -73,13 +91,13 @@ impl Prepared<'_> {
             if let Err(e) = ledger.leave(hold, self.rootfs, &created) {
                 tracing::warn!(error = %e, "cannot clean up the mount targets");
             }
-            return;
         }
         while let Some(path) = self.created_targets.pop() {
             if !self.rootfs.remove_if_empty(&path) {
                 tracing::debug!(path = %path.display(), "mount target kept: not empty");
             }
         }
+        drop(self.container_dir.take());
     }
 }
 
@@ -90,9 +108,12 @@ impl Drop for Prepared<'_> {
 }
 
 /// Does the filesystem work that `spec` needs before the runtime creates the container: the
-/// generated files in `bundle_dir` (made from `host` and the spec's hostname), the working
+/// generated files in `bundle_dir` (made from `host`, the spec's hostname and
+/// `plan.generated`), the container directory's copies for the image volumes and secrets of
+/// `plan` that are in the spec, `U` and `z`/`Z` on the user's bind sources, the working
 /// directory (`process.cwd`, owned by `process.user`), and the missing mount targets of the
 /// mounts that are not below another mount (runc would otherwise create them, and leave them).
+/// `spec` is the one [`MountPlan::apply`] made from `plan`.
 ///
 /// With `ledger`, the targets go into the rootfs's [`TargetLedger`], so that concurrent runs on
 /// one rootfs share them and the last one to end removes them.
@@ -104,6 +125,7 @@ pub fn prepare<'r>(
     rootfs: &'r Rootfs,
     bundle_dir: &Path,
     spec: &Spec,
+    plan: &MountPlan,
     host: &HostNetworkFiles,
     ledger: Option<&TargetLedger>,
 ) -> Result<Prepared<'r>, MountsError> {
@@ -112,9 +134,103 @@ pub fn prepare<'r>(
         created_targets: Vec::new(),
         working_dir_created: Vec::new(),
         ledger: None,
+        container_dir: None,
     };
     let hostname = spec.hostname().clone().unwrap_or_default();
-    write_generated_files(bundle_dir, host, &hostname)?;
+    write_generated_files(
+        bundle_dir,
+        host,
+        &hostname,
+        &plan.generated,
+        has_network_namespace(spec),
+    )?;
+
+    let mounts = spec.mounts().clone().unwrap_or_default();
+    let in_spec = |source: &Path, destination: &Path| {
+        mounts
+            .iter()
+            .any(|m| m.destination() == destination && m.source().as_deref() == Some(source))
+    };
+    let owner = spec
+        .process()
+        .as_ref()
+        .map_or((0, 0), |p| (p.user().uid(), p.user().gid()));
+    let mount_label = spec.linux().as_ref().and_then(|l| l.mount_label().clone());
+
+    let mut volumes = Vec::new();
+    for volume in &plan.image_volumes {
+        let path = plan.dir("an image volume")?.volume_path(volume);
+        if in_spec(&path, volume) {
+            volumes.push((volume, path));
+        }
+    }
+    let mut secrets = Vec::new();
+    for secret in &plan.secrets {
+        let path = plan.dir("a secret")?.secret_path(&secret.destination);
+        if in_spec(&path, &secret.destination) {
+            secrets.push((secret, path));
+        }
+    }
+    let overlays: Vec<usize> = (0..plan.user_mounts.len())
+        .filter(|i| plan.throw_away_overlay(*i))
+        .collect();
+    if !(volumes.is_empty() && secrets.is_empty() && overlays.is_empty()) {
+        let guard = prepared
+            .container_dir
+            .insert(plan.dir("a volume copy")?.open()?);
+        let dir = guard.dir().clone();
+        for (volume, path) in volumes {
+            if !path.exists() {
+                // First use: copy beside it, then rename, so that a failed copy is never
+                // taken for a finished one.
+                let tmp = tmp_sibling(&path);
+                remove_if_present(&tmp)?;
+                create_parent(&path)?;
+                copy_image_volume(rootfs, volume, &tmp)?;
+                std::fs::rename(&tmp, &path).map_err(|source| MountsError::Host {
+                    action: "rename",
+                    path: tmp.clone(),
+                    source,
+                })?;
+            }
+        }
+        for (secret, path) in secrets {
+            let tmp = tmp_sibling(&path);
+            remove_if_present(&tmp)?;
+            create_parent(&path)?;
+            copy_host_tree(&secret.source, &tmp).map_err(|source| MountsError::CopySecret {
+                source_path: secret.source.clone(),
+                destination: secret.destination.clone(),
+                source,
+            })?;
+            remove_if_present(&path)?;
+            std::fs::rename(&tmp, &path).map_err(|source| MountsError::Host {
+                action: "rename",
+                path: tmp.clone(),
+                source,
+            })?;
+        }
+        for index in overlays {
+            for sub in ["upper", "work"] {
+                let path = dir.overlay_dir(index).join(sub);
+                std::fs::create_dir_all(&path).map_err(|source| MountsError::Host {
+                    action: "create directory",
+                    path,
+                    source,
+                })?;
+            }
+        }
+    }
+    for m in &plan.user_mounts {
+        if let UserMountKind::Bind(bind) = &m.kind {
+            if bind.chown {
+                chown_tree(&bind.source, owner.0, owner.1)?;
+            }
+            if let Some(how) = bind.relabel {
+                relabel(&bind.source, mount_label.as_deref(), how)?;
+            }
+        }
+    }
 
     if let Some(process) = spec.process() {
         prepared.working_dir_created =
@@ -131,7 +247,6 @@ pub fn prepare<'r>(
         }
         None => None,
     };
-    let mounts = spec.mounts().clone().unwrap_or_default();
     for mount in &mounts {
         let dst = mount.destination();
         let nested = mounts
@@ -145,6 +260,15 @@ pub fn prepare<'r>(
                 std::fs::metadata(bundle_dir.join(src)).is_ok_and(|m| !m.is_dir())
             });
         if file_source {
+            // Through a dangling symlink too, as runc resolves the destination.
+            let dst = &rootfs
+                .path_for_create(dst)
+                .map_err(|source| MountsError::InRootfs {
+                    action: "create mount target",
+                    path: dst.clone(),
+                    rootfs: rootfs.path().to_path_buf(),
+                    source,
+                })?;
             if let Some(parent) = dst.parent() {
                 let created = rootfs.create_dirs(parent, "create mount target")?;
                 prepared.created_targets.extend(created);
@@ -154,6 +278,11 @@ pub fn prepare<'r>(
             }
         } else {
             let created = rootfs.create_dirs(dst, "create mount target")?;
+            // runc gives a tmpfs the mode of the directory it covers: a target made here takes
+            // the mode the user asked for.
+            if let (Some(mode), Some(made)) = (tmpfs_mode(mount), created.last()) {
+                rootfs.set_mode(made, mode)?;
+            }
             prepared.created_targets.extend(created);
         }
     }
@@ -163,6 +292,50 @@ pub fn prepare<'r>(
     }
     drop(mutex);
     Ok(prepared)
+}
+
+/// The `mode=` of a tmpfs mount, if any.
+fn tmpfs_mode(mount: &Mount) -> Option<u32> {
+    if mount.typ().as_deref() != Some("tmpfs") {
+        return None;
+    }
+    mount
+        .options()
+        .as_ref()?
+        .iter()
+        .find_map(|o| o.strip_prefix("mode="))
+        .and_then(|m| u32::from_str_radix(m, 8).ok())
+}
+
+/// `DIR/.NAME.tmp` for `DIR/NAME`.
+fn tmp_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp"))
+}
+
+fn remove_if_present(path: &Path) -> Result<(), MountsError> {
+    let result = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(_) => Ok(()),
+    };
+    result.map_err(|source| MountsError::Host {
+        action: "remove",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn create_parent(path: &Path) -> Result<(), MountsError> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(|source| MountsError::Host {
+        action: "create directory",
+        path: parent.to_path_buf(),
+        source,
+    })
 }
 
 fn is_bind(mount: &Mount) -> bool {
@@ -216,7 +389,10 @@ mod tests {
                 "/sys/fs/cgroup"
             ]
         );
-        let again = merge_mounts([generated_mounts(), spec.mounts().clone().unwrap()]);
+        let again = merge_mounts([
+            generated_mounts(&GeneratedOptions::default()),
+            spec.mounts().clone().unwrap(),
+        ]);
         assert_eq!(again.len(), dsts.len());
     }
 
@@ -231,6 +407,7 @@ mod tests {
             &rootfs,
             bundle.path(),
             &spec,
+            &MountPlan::default(),
             &HostNetworkFiles::default(),
             None,
         )
@@ -276,6 +453,107 @@ mod tests {
     }
 
     #[test]
+    fn image_volumes_secrets_and_overlays_go_into_the_container_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        for d in ["proc", "dev", "sys", "etc", "run", "data"] {
+            std::fs::create_dir(r.join(d)).unwrap();
+        }
+        std::fs::create_dir_all(r.join("srv/vol")).unwrap();
+        std::fs::write(r.join("srv/vol/f"), "image").unwrap();
+        std::fs::write(host.path().join("secret"), "s").unwrap();
+        let rootfs = Rootfs::open(r).unwrap();
+        let store = crate::ContainerStore::new(state.path().join("containers"));
+        let lower = host.path().display().to_string();
+        let volume = format!("{lower}:/data:O");
+        let mut plan = MountPlan {
+            user_mounts: vec![volume
+                .parse::<crate::VolumeSpec>()
+                .unwrap()
+                .to_user_mount(&volume)],
+            image_volumes: vec!["/srv/vol".into(), "/srv/none".into()],
+            secrets: vec![crate::SecretSpec {
+                source: host.path().join("secret"),
+                destination: "/run/secret".into(),
+            }],
+            container_dir: Some(store.named("n1")),
+            ..MountPlan::default()
+        };
+        let run = |plan: &MountPlan| {
+            let bundle = tempfile::tempdir().unwrap();
+            let mut spec = spec_for(&rootfs, "/");
+            plan.apply(&mut spec).unwrap();
+            let prepared = prepare(
+                &rootfs,
+                bundle.path(),
+                &spec,
+                plan,
+                &HostNetworkFiles::default(),
+                None,
+            )
+            .unwrap();
+            (bundle, prepared)
+        };
+        let named = state.path().join("containers/n1");
+        let (_bundle, prepared) = run(&plan);
+        assert_eq!(
+            std::fs::read_to_string(named.join("volumes/srv-vol/f")).unwrap(),
+            "image"
+        );
+        assert!(named.join("volumes/srv-none").is_dir());
+        assert_eq!(
+            std::fs::read_to_string(named.join("secrets/run-secret")).unwrap(),
+            "s"
+        );
+        assert!(named.join("overlay/0/upper").is_dir() && named.join("overlay/0/work").is_dir());
+        let made: Vec<_> = prepared
+            .created_targets()
+            .iter()
+            .map(|p| p.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            made,
+            [
+                "/etc/hostname",
+                "/etc/hosts",
+                "/etc/resolv.conf",
+                "/run/secret",
+                "/srv/none"
+            ]
+        );
+        // What the container wrote into its copy stays for the next run with the name.
+        std::fs::write(named.join("volumes/srv-vol/f"), "written").unwrap();
+        drop(prepared);
+        assert!(!named.join("overlay").exists());
+        let (_bundle, prepared) = run(&plan);
+        assert_eq!(
+            std::fs::read_to_string(named.join("volumes/srv-vol/f")).unwrap(),
+            "written"
+        );
+        drop(prepared);
+        assert_eq!(
+            std::fs::read_to_string(r.join("srv/vol/f")).unwrap(),
+            "image"
+        );
+
+        // Without a name, the directory goes with the run.
+        plan.container_dir = Some(store.ephemeral("c1"));
+        let (_bundle, prepared) = run(&plan);
+        assert!(state
+            .path()
+            .join("containers/c1/volumes/srv-vol/f")
+            .is_file());
+        drop(prepared);
+        let left: Vec<_> = std::fs::read_dir(state.path().join("containers"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, ["n1"]);
+    }
+
+    #[test]
     fn with_a_ledger_the_last_run_removes_the_targets() {
         let dir = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();
@@ -287,9 +565,10 @@ mod tests {
         let ledger = TargetLedger::new(state.path());
         let spec = spec_for(&rootfs, "/");
         let host = HostNetworkFiles::default();
-        let first = prepare(&rootfs, b1.path(), &spec, &host, Some(&ledger)).unwrap();
+        let plan = MountPlan::default();
+        let first = prepare(&rootfs, b1.path(), &spec, &plan, &host, Some(&ledger)).unwrap();
         assert!(dir.path().join("etc/hosts").is_file());
-        let second = prepare(&rootfs, b2.path(), &spec, &host, Some(&ledger)).unwrap();
+        let second = prepare(&rootfs, b2.path(), &spec, &plan, &host, Some(&ledger)).unwrap();
         assert!(
             second.created_targets().is_empty(),
             "the first run made them"
@@ -319,6 +598,7 @@ mod tests {
             &rootfs,
             bundle.path(),
             &spec,
+            &MountPlan::default(),
             &HostNetworkFiles::default(),
             Some(&ledger),
         )

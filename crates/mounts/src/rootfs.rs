@@ -58,6 +58,11 @@ impl Rootfs {
         &self.path
     }
 
+    /// The root handle.
+    pub(crate) fn root(&self) -> &Root {
+        &self.root
+    }
+
     fn in_rootfs(&self, action: &'static str, path: &Path, source: std::io::Error) -> MountsError {
         MountsError::InRootfs {
             action,
@@ -184,7 +189,8 @@ impl Rootfs {
 
     /// Makes sure the absolute directory `dir` exists inside the rootfs. Missing components are
     /// created with mode 0755 and owned by `uid:gid` (BEHAVIOR.md "Process", Working dir); an
-    /// existing path is left as it is. Returns the components created, outermost first.
+    /// existing path is left as it is; symlinks, dangling ones too, resolve inside the rootfs.
+    /// Returns the components created (their resolved paths), outermost first.
     ///
     /// # Errors
     /// [`MountsError::WorkingDirNotDirectory`] when the path exists as something else;
@@ -213,13 +219,86 @@ impl Rootfs {
         Ok(created)
     }
 
-    /// `mkdir -p` inside the rootfs (mode 0755); returns the components it created, outermost
-    /// first.
+    /// The in-rootfs path at which `path` would be created, following symlinks inside the
+    /// rootfs, dangling ones included (`/w -> /tmp/x` with `/tmp/x` missing gives `/tmp/x`),
+    /// as runc resolves a mount destination. Existing components are resolved through the
+    /// root handle and replaced by their physical path; what is missing is appended, cleaned.
+    ///
+    /// # Errors
+    /// `ELOOP` after 40 symlinks; the resolver's error otherwise.
+    pub(crate) fn path_for_create(&self, path: &Path) -> std::io::Result<PathBuf> {
+        let mut current = path.to_path_buf();
+        for _ in 0..40 {
+            match self.walk_for_create(&current)? {
+                Ok(done) => return Ok(done),
+                Err(rewritten) => current = rewritten,
+            }
+        }
+        Err(std::io::Error::from(nix::errno::Errno::ELOOP))
+    }
+
+    /// One pass of [`Self::path_for_create`]: `Ok(Ok(path))` when done, `Ok(Err(path))` with
+    /// the path rewritten through a dangling symlink.
+    fn walk_for_create(&self, path: &Path) -> std::io::Result<Result<PathBuf, PathBuf>> {
+        let components: Vec<Component<'_>> = path.components().collect();
+        let mut prefix = PathBuf::from("/");
+        for (i, component) in components.iter().enumerate() {
+            match component {
+                Component::ParentDir => {
+                    prefix.pop();
+                }
+                Component::Normal(name) => {
+                    let candidate = prefix.join(name);
+                    if let Ok(handle) = self.root.resolve(&candidate) {
+                        prefix = self.physical(handle.as_fd())?;
+                        continue;
+                    }
+                    if let Ok(target) = self.root.readlink(&candidate) {
+                        let mut new = prefix.join(target);
+                        for rest in &components[i + 1..] {
+                            new.push(rest.as_os_str());
+                        }
+                        return Ok(Err(new));
+                    }
+                    // Missing from here on: the rest is created as it is.
+                    for rest in &components[i..] {
+                        match rest {
+                            Component::Normal(n) => prefix.push(n),
+                            Component::ParentDir => {
+                                prefix.pop();
+                            }
+                            _ => {}
+                        }
+                    }
+                    return Ok(Ok(prefix));
+                }
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+        Ok(Ok(prefix))
+    }
+
+    /// The in-rootfs path of an open handle: its `/proc/self/fd` link, less the rootfs path.
+    fn physical(&self, fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<PathBuf> {
+        use std::os::fd::AsRawFd;
+        let host = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+        let inside = host.strip_prefix(&self.path).map_err(|_| {
+            std::io::Error::other(format!("{} resolved outside the rootfs", host.display()))
+        })?;
+        Ok(Path::new("/").join(inside))
+    }
+
+    /// `mkdir -p` inside the rootfs (mode 0755), through dangling symlinks too
+    /// ([`Self::path_for_create`]); returns the components it created (their resolved
+    /// paths), outermost first.
     pub(crate) fn create_dirs(
         &self,
         dir: &Path,
         action: &'static str,
     ) -> Result<Vec<PathBuf>, MountsError> {
+        let dir = &self
+            .path_for_create(dir)
+            .map_err(|e| self.in_rootfs(action, dir, e))?;
         let mut missing = Vec::new();
         let mut prefix = PathBuf::from("/");
         for component in dir.components() {
@@ -237,6 +316,18 @@ impl Rootfs {
             .mkdir_all(dir, &Permissions::from_mode(0o755))
             .map_err(|e| self.in_rootfs(action, dir, io_from_pathrs(e)))?;
         Ok(missing)
+    }
+
+    /// Sets the permission bits of the directory `path` inside the rootfs (not following a
+    /// final symlink).
+    pub(crate) fn set_mode(&self, path: &Path, mode: u32) -> Result<(), MountsError> {
+        let dir = self
+            .root
+            .resolve_nofollow(path)
+            .and_then(|h| h.reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY))
+            .map_err(|e| self.in_rootfs("open mount target", path, io_from_pathrs(e)))?;
+        dir.set_permissions(Permissions::from_mode(mode & 0o7777))
+            .map_err(|e| self.in_rootfs("chmod mount target", path, e))
     }
 
     /// Creates the empty regular file `path` (mode 0644) inside the rootfs; its parent must
@@ -385,12 +476,37 @@ mod tests {
     }
 
     #[test]
+    fn dangling_symlinks_are_followed_inside() {
+        let (dir, root) = rootfs();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        symlink("/tmp/outside-marker", dir.path().join("w")).unwrap();
+        symlink("../tmp/rel/x", dir.path().join("bin/rel")).unwrap();
+        let created = root.create_working_dir("/w", 0, 0).unwrap();
+        assert_eq!(created, [PathBuf::from("/tmp/outside-marker")]);
+        assert!(dir.path().join("tmp/outside-marker").is_dir());
+        let created = root.create_dirs(Path::new("/bin/rel/y"), "test").unwrap();
+        assert_eq!(
+            created,
+            [
+                PathBuf::from("/tmp/rel"),
+                PathBuf::from("/tmp/rel/x"),
+                PathBuf::from("/tmp/rel/x/y")
+            ]
+        );
+        symlink("loop2", dir.path().join("loop1")).unwrap();
+        symlink("loop1", dir.path().join("loop2")).unwrap();
+        let err = root.create_dirs(Path::new("/loop1/a"), "test").unwrap_err();
+        assert!(err.to_string().ends_with("(os error 40)"), "{err}");
+    }
+
+    #[test]
     fn escaping_symlink_stays_inside() {
         let (dir, root) = rootfs();
         std::fs::create_dir(dir.path().join("tmp")).unwrap();
         symlink("../../../../../tmp", dir.path().join("escape")).unwrap();
         let created = root.create_working_dir("/escape/inside", 0, 0).unwrap();
-        assert_eq!(created, [PathBuf::from("/escape/inside")]);
+        // The created component is reported where it really is.
+        assert_eq!(created, [PathBuf::from("/tmp/inside")]);
         assert!(
             dir.path().join("tmp/inside").is_dir(),
             "created under the rootfs's /tmp"

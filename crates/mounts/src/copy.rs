@@ -1,0 +1,604 @@
+//! Copying trees: image volumes out of a rootfs, secrets from the host.
+//!
+//! Image volumes come from untrusted image content, so the copy never resolves a path: the
+//! volume's own path is resolved once through the rootfs's root handle (a symlink in it ends
+//! inside the rootfs), and below it every entry is opened relative to its parent directory's
+//! file descriptor with `O_NOFOLLOW`, its type taken from `fstatat(AT_SYMLINK_NOFOLLOW)` and
+//! checked again on the opened descriptor. Symlinks are copied as symlinks (their targets are
+//! text, never followed), hard links become hard links again (by device and inode), device
+//! nodes, FIFOs and sockets are made with mknod(2), and owners, modes (set-id bits included),
+//! extended attributes and times are kept. The copy is written the same way, relative to
+//! directory descriptors of the new tree, so nothing can redirect it either.
+//!
+//! Secrets come from the host paths the administrator listed: they are copied with symlinks
+//! followed (a symlink loop is skipped), modes and owners kept.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::File;
+use std::io::{self, ErrorKind};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, AtFlags, OFlag, AT_FDCWD};
+use nix::sys::stat::{
+    fchmod, fchmodat, fstat, fstatat, futimens, mkdirat, mknodat, utimensat, FchmodatFlags,
+    FileStat, Mode, SFlag, UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, linkat, symlinkat, Gid, Uid};
+use pathrs::flags::OpenFlags;
+
+use crate::error::io_from_pathrs;
+use crate::{MountsError, Rootfs};
+
+/// How deep a copied tree may be: each level holds two directory descriptors open.
+const MAX_DEPTH: usize = 256;
+
+/// A failure while copying, with the entry it happened at (relative to the copied tree).
+#[derive(Debug)]
+pub(crate) struct CopyError {
+    pub(crate) path: PathBuf,
+    pub(crate) source: io::Error,
+}
+
+fn at(path: &Path) -> impl Fn(Errno) -> CopyError + '_ {
+    move |e| CopyError {
+        path: path.to_path_buf(),
+        source: io::Error::from(e),
+    }
+}
+
+fn at_io(path: &Path) -> impl Fn(io::Error) -> CopyError + '_ {
+    move |source| CopyError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn kind_of(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+}
+
+fn times(st: &FileStat) -> (TimeSpec, TimeSpec) {
+    (
+        TimeSpec::new(st.st_atime, st.st_atime_nsec),
+        TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
+    )
+}
+
+/// Copies the image volume `volume` (a path inside `rootfs`) to the new directory `dest`
+/// (which must not exist; its parent must). A volume path that does not exist in the rootfs
+/// gives an empty directory (mode 0755).
+///
+/// # Errors
+/// [`MountsError::ImageVolumeNotDirectory`] when the path is not a directory;
+/// [`MountsError::CopyImageVolume`] naming the entry that failed.
+pub(crate) fn copy_image_volume(
+    rootfs: &Rootfs,
+    volume: &Path,
+    dest: &Path,
+) -> Result<(), MountsError> {
+    let fail = |e: CopyError| MountsError::CopyImageVolume {
+        volume: volume.to_path_buf(),
+        path: volume.join(&e.path),
+        source: e.source,
+    };
+    let handle = match rootfs.root().resolve(volume) {
+        Ok(handle) => handle,
+        Err(e) => {
+            let err = io_from_pathrs(e);
+            if matches!(err.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) {
+                std::fs::DirBuilder::new()
+                    .mode(0o755)
+                    .create(dest)
+                    .and_then(|()| std::fs::set_permissions(dest, PermissionsExt::from_mode(0o755)))
+                    .map_err(at_io(Path::new("")))
+                    .map_err(fail)?;
+                return Ok(());
+            }
+            return Err(fail(CopyError {
+                path: PathBuf::new(),
+                source: err,
+            }));
+        }
+    };
+    let src: OwnedFd = match handle.reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY) {
+        Ok(file) => file.into(),
+        Err(e) => {
+            let err = io_from_pathrs(e);
+            if err.kind() == ErrorKind::NotADirectory {
+                return Err(MountsError::ImageVolumeNotDirectory(volume.to_path_buf()));
+            }
+            return Err(fail(CopyError {
+                path: PathBuf::new(),
+                source: err,
+            }));
+        }
+    };
+    let top = Path::new("");
+    let st = fstat(&src).map_err(at(top)).map_err(fail)?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dest)
+        .map_err(at_io(top))
+        .map_err(fail)?;
+    let dst = openat(
+        AT_FDCWD,
+        dest,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(at(top))
+    .map_err(fail)?;
+    let mut copier = TreeCopy {
+        links: HashMap::new(),
+        dest_root: dest.to_path_buf(),
+    };
+    copier
+        .copy_dir(src.as_fd(), dst.as_fd(), top, 0)
+        .map_err(fail)?;
+    set_fd_meta(src.as_fd(), dst.as_fd(), &st)
+        .map_err(at(top))
+        .map_err(fail)
+}
+
+struct TreeCopy {
+    /// (device, inode) of a source inode with several links -> the copy's path.
+    links: HashMap<(u64, u64), PathBuf>,
+    dest_root: PathBuf,
+}
+
+impl TreeCopy {
+    /// Copies the entries of the directory `src` into the directory `dst`; `rel` is their
+    /// path relative to the tree's top.
+    fn copy_dir(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        rel: &Path,
+        depth: usize,
+    ) -> Result<(), CopyError> {
+        if depth >= MAX_DEPTH {
+            return Err(CopyError {
+                path: rel.to_path_buf(),
+                source: io::Error::other(format!("deeper than {MAX_DEPTH} directories")),
+            });
+        }
+        let mut names: Vec<CString> = Vec::new();
+        {
+            let mut dir = Dir::openat(
+                src,
+                ".",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(at(rel))?;
+            for entry in dir.iter() {
+                let entry = entry.map_err(at(rel))?;
+                let name = entry.file_name();
+                if name.to_bytes() != b"." && name.to_bytes() != b".." {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        for name in names {
+            let path = rel.join(OsStr::from_bytes(name.to_bytes()));
+            self.copy_entry(src, dst, &name, &path, depth)?;
+        }
+        Ok(())
+    }
+
+    fn copy_entry(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        name: &CStr,
+        rel: &Path,
+        depth: usize,
+    ) -> Result<(), CopyError> {
+        let st = fstatat(src, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(at(rel))?;
+        let kind = kind_of(&st);
+        let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
+        if kind != SFlag::S_IFDIR && st.st_nlink > 1 {
+            if let Some(first) = self.links.get(&(st.st_dev, st.st_ino)) {
+                return linkat(AT_FDCWD, first.as_path(), dst, name, AtFlags::empty())
+                    .map_err(at(rel));
+            }
+            self.links
+                .insert((st.st_dev, st.st_ino), self.dest_root.join(rel));
+        }
+        let same = |fd: BorrowedFd<'_>| -> Result<(), CopyError> {
+            let now = fstat(fd).map_err(at(rel))?;
+            if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino) && kind_of(&now) == kind {
+                Ok(())
+            } else {
+                Err(CopyError {
+                    path: rel.to_path_buf(),
+                    source: io::Error::other("changed while it was being copied"),
+                })
+            }
+        };
+        let (atime, mtime) = times(&st);
+        match kind {
+            SFlag::S_IFDIR => {
+                let child = openat(
+                    src,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(at(rel))?;
+                same(child.as_fd())?;
+                mkdirat(dst, name, Mode::from_bits_truncate(0o700)).map_err(at(rel))?;
+                let copy = openat(
+                    dst,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(at(rel))?;
+                self.copy_dir(child.as_fd(), copy.as_fd(), rel, depth + 1)?;
+                set_fd_meta(child.as_fd(), copy.as_fd(), &st).map_err(at(rel))
+            }
+            SFlag::S_IFREG => {
+                let file = openat(
+                    src,
+                    name,
+                    OFlag::O_RDONLY
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_NONBLOCK
+                        | OFlag::O_NOCTTY
+                        | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(at(rel))?;
+                same(file.as_fd())?;
+                let copy = openat(
+                    dst,
+                    name,
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(at(rel))?;
+                let (mut from, mut to) = (File::from(file), File::from(copy));
+                io::copy(&mut from, &mut to).map_err(at_io(rel))?;
+                set_fd_meta(from.as_fd(), to.as_fd(), &st).map_err(at(rel))
+            }
+            SFlag::S_IFLNK => {
+                let target = readlinkat(src, name).map_err(at(rel))?;
+                symlinkat(target.as_os_str(), dst, name).map_err(at(rel))?;
+                fchownat(
+                    dst,
+                    name,
+                    Some(Uid::from_raw(st.st_uid)),
+                    Some(Gid::from_raw(st.st_gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(at(rel))?;
+                utimensat(dst, name, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
+                    .map_err(at(rel))
+            }
+            _ => {
+                // Device nodes, FIFOs, sockets: never opened for I/O.
+                mknodat(dst, name, kind, perm, st.st_rdev).map_err(at(rel))?;
+                fchownat(
+                    dst,
+                    name,
+                    Some(Uid::from_raw(st.st_uid)),
+                    Some(Gid::from_raw(st.st_gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(at(rel))?;
+                fchmodat(dst, name, perm, FchmodatFlags::FollowSymlink).map_err(at(rel))?;
+                let src_node = openat(
+                    src,
+                    name,
+                    OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(at(rel))?;
+                same(src_node.as_fd())?;
+                let dst_node = openat(
+                    dst,
+                    name,
+                    OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(at(rel))?;
+                copy_xattrs(
+                    &XattrTarget::Path(src_node.as_fd()),
+                    &XattrTarget::Path(dst_node.as_fd()),
+                )
+                .map_err(at(rel))?;
+                utimensat(dst, name, &atime, &mtime, UtimensatFlags::NoFollowSymlink)
+                    .map_err(at(rel))
+            }
+        }
+    }
+}
+
+/// Extended attributes, timestamps, owner and mode of `src` (stat `st`) onto `dst`, in the
+/// order that keeps them all (chown clears set-id bits, so the mode comes after it).
+fn set_fd_meta(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, st: &FileStat) -> Result<(), Errno> {
+    copy_xattrs(&XattrTarget::Fd(src), &XattrTarget::Fd(dst))?;
+    fchown(
+        dst,
+        Some(Uid::from_raw(st.st_uid)),
+        Some(Gid::from_raw(st.st_gid)),
+    )?;
+    fchmod(dst, Mode::from_bits_truncate(st.st_mode & 0o7777))?;
+    let (atime, mtime) = times(st);
+    futimens(dst, &atime, &mtime)
+}
+
+/// Where extended attributes are read or written: an open file, or an `O_PATH` descriptor
+/// reached through `/proc/self/fd` (device nodes, which are never opened for I/O).
+enum XattrTarget<'a> {
+    Fd(BorrowedFd<'a>),
+    Path(BorrowedFd<'a>),
+}
+
+impl XattrTarget<'_> {
+    fn proc_path(fd: BorrowedFd<'_>) -> String {
+        format!("/proc/self/fd/{}", fd.as_raw_fd())
+    }
+
+    fn list(&self) -> rustix::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; 256];
+        loop {
+            let got = match self {
+                Self::Fd(fd) => rustix::fs::flistxattr(fd, &mut buf[..]),
+                Self::Path(fd) => rustix::fs::listxattr(Self::proc_path(*fd), &mut buf[..]),
+            };
+            match got {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Err(rustix::io::Errno::RANGE) if buf.len() < 1 << 20 => {
+                    buf.resize(buf.len() * 4, 0);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn get(&self, name: &CStr) -> rustix::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; 256];
+        loop {
+            let got = match self {
+                Self::Fd(fd) => rustix::fs::fgetxattr(fd, name, &mut buf[..]),
+                Self::Path(fd) => rustix::fs::getxattr(Self::proc_path(*fd), name, &mut buf[..]),
+            };
+            match got {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Err(rustix::io::Errno::RANGE) if buf.len() < 1 << 20 => {
+                    buf.resize(buf.len() * 4, 0);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn set(&self, name: &CStr, value: &[u8]) -> rustix::io::Result<()> {
+        let flags = rustix::fs::XattrFlags::empty();
+        match self {
+            Self::Fd(fd) => rustix::fs::fsetxattr(fd, name, value, flags),
+            Self::Path(fd) => rustix::fs::setxattr(Self::proc_path(*fd), name, value, flags),
+        }
+    }
+}
+
+/// Copies every extended attribute. A filesystem that does not support one (ENOTSUP) is not
+/// an error: that attribute is left out, with a debug message.
+fn copy_xattrs(src: &XattrTarget<'_>, dst: &XattrTarget<'_>) -> Result<(), Errno> {
+    let errno = |e: rustix::io::Errno| Errno::from_raw(e.raw_os_error());
+    let names = match src.list() {
+        Ok(names) => names,
+        Err(rustix::io::Errno::NOTSUP) => return Ok(()),
+        Err(e) => return Err(errno(e)),
+    };
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = CString::new(name).expect("split at NUL bytes");
+        let value = match src.get(&name) {
+            Ok(v) => v,
+            // Removed meanwhile.
+            Err(rustix::io::Errno::NODATA) => continue,
+            Err(e) => return Err(errno(e)),
+        };
+        match dst.set(&name, &value) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::NOTSUP) => {
+                tracing::debug!(xattr = ?name, "extended attribute not supported here: left out");
+            }
+            Err(e) => return Err(errno(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Copies the host path `src` (file or directory, symlinks followed) to `dest`, which must
+/// not exist, keeping modes and owners. Entries that are neither files nor directories, and
+/// symlinks that lead back into a directory being copied, are skipped with a warning.
+pub(crate) fn copy_host_tree(src: &Path, dest: &Path) -> io::Result<()> {
+    let mut ancestors = HashSet::new();
+    copy_host_entry(src, dest, &mut ancestors)
+}
+
+fn copy_host_entry(src: &Path, dest: &Path, ancestors: &mut HashSet<(u64, u64)>) -> io::Result<()> {
+    let meta = std::fs::metadata(src)?;
+    if meta.is_dir() {
+        let key = (meta.dev(), meta.ino());
+        if !ancestors.insert(key) {
+            tracing::warn!(path = %src.display(), "symlink loop in a secret: skipped");
+            return Ok(());
+        }
+        std::fs::DirBuilder::new().mode(0o700).create(dest)?;
+        let mut entries: Vec<_> = std::fs::read_dir(src)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let from = entry.path();
+            match std::fs::metadata(&from) {
+                Ok(m) if m.is_dir() || m.is_file() => {
+                    copy_host_entry(&from, &dest.join(entry.file_name()), ancestors)?;
+                }
+                Ok(_) => {
+                    tracing::warn!(path = %from.display(), "not a file or directory: left out of the secret");
+                }
+                Err(e) => {
+                    tracing::warn!(path = %from.display(), error = %e, "cannot follow: left out of the secret");
+                }
+            }
+        }
+        ancestors.remove(&key);
+    } else {
+        std::fs::copy(src, dest)?;
+    }
+    std::os::unix::fs::chown(dest, Some(meta.uid()), Some(meta.gid()))?;
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn desc(path: &Path) -> String {
+        let m = std::fs::symlink_metadata(path).unwrap();
+        let kind = if m.file_type().is_symlink() {
+            format!("link->{}", std::fs::read_link(path).unwrap().display())
+        } else if m.is_dir() {
+            "dir".to_owned()
+        } else if m.is_file() {
+            format!("file:{}", std::fs::read_to_string(path).unwrap_or_default())
+        } else {
+            "special".to_owned()
+        };
+        format!("{kind} {:o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid())
+    }
+
+    #[test]
+    fn image_volume_copy_keeps_everything_and_stays_inside() {
+        let root = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let vol = r.join("srv/data");
+        std::fs::create_dir_all(vol.join("sub")).unwrap();
+        std::fs::write(vol.join("a"), "A").unwrap();
+        std::fs::set_permissions(vol.join("a"), PermissionsExt::from_mode(0o4750)).unwrap();
+        std::fs::hard_link(vol.join("a"), vol.join("sub/a-link")).unwrap();
+        symlink("/etc/passwd", vol.join("abs")).unwrap();
+        symlink("../a", vol.join("sub/rel")).unwrap();
+        nix::unistd::mkfifo(&vol.join("fifo"), Mode::from_bits_truncate(0o640)).unwrap();
+        std::os::unix::fs::chown(vol.join("sub"), Some(1000), Some(1001)).unwrap();
+        std::fs::set_permissions(vol.join("sub"), PermissionsExt::from_mode(0o751)).unwrap();
+        rustix::fs::setxattr(
+            vol.join("a"),
+            "user.k",
+            b"v",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        // The volume path itself is an absolute symlink: it resolves inside the rootfs.
+        std::fs::create_dir(r.join("v")).unwrap();
+        symlink("/srv/data", r.join("v/link")).unwrap();
+
+        let rootfs = Rootfs::open(r).unwrap();
+        let dest = out.path().join("copy");
+        copy_image_volume(&rootfs, Path::new("/v/link"), &dest).unwrap();
+
+        assert_eq!(desc(&dest.join("a")), "file:A 4750 0:0");
+        assert_eq!(desc(&dest.join("sub")), "dir 751 1000:1001");
+        assert_eq!(desc(&dest.join("abs")), "link->/etc/passwd 777 0:0");
+        assert_eq!(desc(&dest.join("sub/rel")), "link->../a 777 0:0");
+        assert_eq!(desc(&dest.join("fifo")), "special 640 0:0");
+        let (a, l) = (
+            std::fs::metadata(dest.join("a")).unwrap(),
+            std::fs::metadata(dest.join("sub/a-link")).unwrap(),
+        );
+        assert_eq!((a.ino(), a.nlink()), (l.ino(), 2), "hard link kept");
+        let mut value = [0u8; 8];
+        let n = rustix::fs::getxattr(dest.join("a"), "user.k", &mut value[..]).unwrap();
+        assert_eq!(&value[..n], b"v");
+        assert_eq!(
+            std::fs::metadata(dest.join("a")).unwrap().mtime(),
+            std::fs::metadata(vol.join("a")).unwrap().mtime()
+        );
+    }
+
+    #[test]
+    fn device_nodes_are_made_again() {
+        let root = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("d")).unwrap();
+        mknodat(
+            AT_FDCWD,
+            &root.path().join("d/null"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        )
+        .unwrap();
+        std::fs::set_permissions(root.path().join("d/null"), PermissionsExt::from_mode(0o666))
+            .unwrap();
+        let rootfs = Rootfs::open(root.path()).unwrap();
+        let dest = out.path().join("copy");
+        copy_image_volume(&rootfs, Path::new("/d"), &dest).unwrap();
+        let m = std::fs::metadata(dest.join("null")).unwrap();
+        assert_eq!(
+            (m.rdev(), m.mode() & 0o7777),
+            (nix::sys::stat::makedev(1, 3), 0o666)
+        );
+    }
+
+    #[test]
+    fn a_missing_volume_is_an_empty_directory_and_a_file_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("file"), "x").unwrap();
+        let rootfs = Rootfs::open(root.path()).unwrap();
+        let dest = out.path().join("empty");
+        copy_image_volume(&rootfs, Path::new("/not/there"), &dest).unwrap();
+        assert_eq!(desc(&dest), "dir 755 0:0");
+        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
+        let err = copy_image_volume(&rootfs, Path::new("/file"), &out.path().join("f"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            r#"image volume "/file" is not a directory in the rootfs"#
+        );
+    }
+
+    #[test]
+    fn host_copy_follows_symlinks_and_skips_loops() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("inner"), "I").unwrap();
+        std::fs::set_permissions(other.path(), PermissionsExt::from_mode(0o750)).unwrap();
+        std::fs::write(src.path().join("key"), "K").unwrap();
+        std::fs::set_permissions(src.path().join("key"), PermissionsExt::from_mode(0o600)).unwrap();
+        symlink(other.path(), src.path().join("linked")).unwrap();
+        symlink(src.path(), src.path().join("loop")).unwrap();
+        let dest = out.path().join("copy");
+        copy_host_tree(src.path(), &dest).unwrap();
+        assert_eq!(desc(&dest.join("key")), "file:K 600 0:0");
+        assert_eq!(desc(&dest.join("linked")), "dir 750 0:0");
+        assert_eq!(desc(&dest.join("linked/inner")), "file:I 644 0:0");
+        assert!(!dest.join("loop").exists());
+    }
+}
