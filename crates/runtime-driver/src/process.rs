@@ -13,7 +13,10 @@
 //!   container's init is PID 1 of its namespace, and the kernel drops a signal that PID 1 has no
 //!   handler for; so a terminating signal (INT, TERM, HUP, QUIT) that init does not catch (its
 //!   `SigCgt` in /proc/PID/status) becomes SIGKILL, and the run ends as if killed by the original
-//!   signal. After a forwarded INT or TERM, a container still running when the stop timeout
+//!   signal. SIGINT and SIGQUIT, the signals of a terminal's keys, go to init's whole process
+//!   group when init leads one (runc makes the container's init a session and group leader):
+//!   as on a terminal, Ctrl-C reaches the command that `sh -c 'sleep 30; echo late'` waits
+//!   for, not only the shell. After a forwarded INT or TERM, a container still running when the stop timeout
 //!   passes gets SIGKILL (podman's `--stop-timeout`). Without proxying (`--sig-proxy=false`) no
 //!   signal reaches the container, but a terminating one still ends the run: the container is
 //!   killed, so that the supervisor never exits with the container still running.
@@ -299,7 +302,8 @@ struct Handled {
 /// [`SignalForwarder::install`] blocks these signals in the calling thread: call it before
 /// starting any other thread, so that every thread inherits the mask and the signals reach the
 /// signalfd. Dropping it restores the previous mask. Child processes spawned with
-/// `std::process::Command` start with an empty mask.
+/// `std::process::Command` inherit the mask (Rust keeps it across exec): [`crate::Runtime::create`]
+/// clears it for the runtime, so that the container's processes can receive these signals.
 #[derive(Debug)]
 pub struct SignalForwarder {
     fd: SignalFd,
@@ -375,7 +379,13 @@ impl SignalForwarder {
             }
             tracing::debug!(pid = pid.as_raw(), ?signal, ?sent, "signal received");
             if let Some(sent) = sent {
-                match kill(pid, sent) {
+                let keyboard = matches!(sent, Signal::SIGINT | Signal::SIGQUIT);
+                let target = if keyboard && leads_own_group(pid) {
+                    Pid::from_raw(-pid.as_raw())
+                } else {
+                    pid
+                };
+                match kill(target, sent) {
                     Ok(()) | Err(Errno::ESRCH) => {}
                     Err(e) => return Err(sys(format!("kill({pid}, {sent})"))(e)),
                 }
@@ -398,6 +408,12 @@ pub(crate) fn is_terminating(signal: Signal) -> bool {
         signal,
         Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP | Signal::SIGQUIT
     )
+}
+
+/// Whether `pid` is the leader of its own process group, so that the group can be signalled
+/// without reaching anyone outside the container.
+fn leads_own_group(pid: Pid) -> bool {
+    nix::unistd::getpgid(Some(pid)) == Ok(pid)
 }
 
 /// Whether `pid` has a handler for `signal`: bit `signal - 1` of the `SigCgt` mask in

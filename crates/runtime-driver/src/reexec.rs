@@ -84,6 +84,7 @@ fn run_job(job: &Job) -> Result<i32, DriverError> {
         stdin: dup(std::io::stdin().as_fd())?,
         stdout: dup(std::io::stdout().as_fd())?,
         stderr: dup(std::io::stderr().as_fd())?,
+        error_reader: None,
     });
     let policy = SignalPolicy {
         proxy: job.sig_proxy,

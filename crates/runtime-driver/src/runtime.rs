@@ -51,6 +51,10 @@ pub struct CreateStdio {
     pub stdout: OwnedFd,
     /// The container's stderr.
     pub stderr: OwnedFd,
+    /// A non-blocking reader of the pipe behind `stderr`, if it is one. The runtime's stderr
+    /// is the container's, so a runtime that fails without a JSON log line has written its
+    /// message there: `create` reads it from here for the error. Closed once `create` returns.
+    pub error_reader: Option<OwnedFd>,
 }
 
 impl Runtime {
@@ -145,7 +149,8 @@ impl Runtime {
 
     /// Runs `runtime create` for container `id` on `bundle`, the container's stdio set up as
     /// `io` says, and returns the container, whose pid the runtime wrote to
-    /// [`Bundle::pid_file`].
+    /// [`Bundle::pid_file`]. The runtime runs in the bundle directory (so relative paths in the
+    /// spec's mounts and a relative `--console-socket` resolve there) with an empty signal mask.
     ///
     /// # Errors
     /// [`DriverError::Spawn`], [`DriverError::Runtime`] with the runtime's own message,
@@ -169,11 +174,13 @@ impl Runtime {
             .arg(bundle.path())
             .arg("--pid-file")
             .arg(bundle.pid_file());
+        let mut error_reader = None;
         match io {
             ContainerIo::Fds(stdio) => {
                 cmd.stdin(Stdio::from(stdio.stdin))
                     .stdout(Stdio::from(stdio.stdout))
                     .stderr(Stdio::from(stdio.stderr));
+                error_reader = stdio.error_reader;
             }
             ContainerIo::ConsoleSocket(socket) => {
                 cmd.arg("--console-socket")
@@ -184,6 +191,7 @@ impl Runtime {
             }
         }
         cmd.arg(id).current_dir(bundle.path());
+        clear_signal_mask(&mut cmd);
         tracing::debug!(container_id = id, bundle = %bundle.path().display(), "runtime create");
         let status = cmd.status().map_err(|source| DriverError::Spawn {
             program: self.program.clone(),
@@ -197,8 +205,9 @@ impl Runtime {
             deleted: false,
         };
         if !status.success() {
+            let written = error_reader.map(read_available).unwrap_or_default();
             let message = last_log_error(&bundle.log_file())
-                .unwrap_or_else(|| format!("exited with {status}"));
+                .unwrap_or_else(|| last_line(&String::from_utf8_lossy(&written), status));
             return Err(self.error("create", message));
         }
         let pid_file = bundle.pid_file();
@@ -350,6 +359,22 @@ impl Drop for Container<'_> {
     }
 }
 
+/// What a non-blocking pipe reader holds now (at most 64 KiB), without waiting for more.
+fn read_available(fd: OwnedFd) -> Vec<u8> {
+    use std::io::Read;
+    let mut file = std::fs::File::from(fd);
+    let mut buf = vec![0; 65536];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    buf.truncate(len);
+    buf
+}
+
 /// The last non-empty line of a runtime's stderr, or its exit status when it printed nothing.
 fn last_line(stderr: &str, status: std::process::ExitStatus) -> String {
     stderr
@@ -371,6 +396,28 @@ pub(crate) fn last_log_error(path: &Path) -> Option<String> {
             .then(|| value.get("msg")?.as_str().map(str::to_owned))
             .flatten()
     })
+}
+
+/// Gives the spawned runtime an empty signal mask. `std::process::Command` passes the parent's
+/// mask on (Rust 1.66, rust-lang/rust#101077), the supervisor blocks the signals it reads from
+/// signalfds, and `runc init` hands the mask to the container's process: without this, a
+/// container would never see the SIGUSR1 forwarded to it, nor the SIGWINCH of its terminal.
+#[allow(unsafe_code)]
+fn clear_signal_mask(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: sigprocmask(2) is one, on a mask built on the stack;
+    // nothing is allocated and no lock is taken.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )
+            .map_err(std::io::Error::from)
+        });
+    }
 }
 
 fn is_executable(path: &Path) -> bool {
