@@ -8,7 +8,12 @@
 //!   `<workspace>/target/fixtures/{busybox,debian}`;
 //! - root, and runc where ocirun looks for it.
 //!
-//! `cargo xtask e2e` builds all of them and sets the variables.
+//! `cargo xtask e2e` builds all of them and sets the variables. Two more variables steer the
+//! cgroup tests (`tests/cgroup.rs`): `OCIRUN_E2E_CGROUP=v1|v2`, the cgroup version the machine
+//! is known to have (`cargo xtask vm` sets it in each guest; else it is read from
+//! /proc/self/mountinfo, see [`cgroup_version`]), and `OCIRUN_E2E_FLIP=1`, which makes one
+//! assertion fail on purpose so that the failure report of `cargo xtask e2e` and `cargo xtask
+//! vm` can be checked. In the guest, `OCIRUN_E2E_VM=1` is set too ([`in_vm`]).
 //!
 //! Each test makes a [`Sandbox`]: a private copy of the busybox rootfs (or the shared Debian
 //! one, which is too big to copy) and a private `--runroot`, so tests run in parallel. A test
@@ -30,6 +35,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+pub mod pty;
 
 /// How long one ocirun invocation may take before the test kills it and fails: a hang must
 /// fail the suite, not block CI.
@@ -250,6 +257,7 @@ pub struct Ocirun {
     env: Vec<(OsString, Option<OsString>)>,
     timeout: Duration,
     runroot: Option<PathBuf>,
+    cwd: Option<PathBuf>,
 }
 
 impl Ocirun {
@@ -265,6 +273,7 @@ impl Ocirun {
             env: Vec::new(),
             timeout: TIMEOUT,
             runroot: None,
+            cwd: None,
         }
     }
 
@@ -294,6 +303,12 @@ impl Ocirun {
         self
     }
 
+    /// Runs ocirun in the directory `dir` (for relative paths on its command line).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
     /// Overrides [`TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -306,6 +321,28 @@ impl Ocirun {
         self
     }
 
+    /// The command line as a `std::process::Command` (arguments and environment; stdio left
+    /// to the caller), for a test that wires ocirun's stdio itself and enforces its own
+    /// timeout.
+    ///
+    /// # Panics
+    /// If the tests cannot run here (see [`preflight`]).
+    pub fn command(&self) -> Command {
+        preflight();
+        let mut cmd = Command::new(ocirun_bin());
+        cmd.args(&self.args);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        for (key, value) in &self.env {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(key),
+            };
+        }
+        cmd
+    }
+
     /// Starts ocirun; see [`Running::wait`].
     ///
     /// # Panics
@@ -314,6 +351,9 @@ impl Ocirun {
         preflight();
         let bin = ocirun_bin();
         let mut cmd = Command::new(&bin);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
         cmd.args(&self.args)
             .stdin(match self.stdin {
                 Input::Null => Stdio::null(),
@@ -847,6 +887,12 @@ impl Sandbox {
         &self.runroot
     }
 
+    /// The `--root` the runs use (ocirun's persistent state: container directories under
+    /// `ROOT/containers`); it does not exist until ocirun creates it.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
     /// A scratch directory of this test, removed with the sandbox.
     pub fn scratch(&self) -> &Path {
         self.dir.path()
@@ -866,6 +912,8 @@ impl Sandbox {
         let mut all: Vec<OsString> = vec![
             "--runroot".into(),
             self.runroot.clone().into(),
+            "--root".into(),
+            self.root().into(),
             subcommand.into(),
             "--rootfs".into(),
             self.rootfs.clone().into(),
@@ -899,6 +947,17 @@ impl Sandbox {
     /// Listing everything that was left.
     #[track_caller]
     pub fn assert_nothing_left_except(&self, expected_new: &[&str]) {
+        // Ephemeral container directories go with their run; a test that used --name with
+        // image volumes or secrets removes that container's directory before this check.
+        let containers = self.root().join("containers");
+        let left: Vec<_> = std::fs::read_dir(&containers)
+            .map(|dir| dir.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "the run left container directories in {}: {left:?}",
+            containers.display()
+        );
         assert_nothing_left(
             &self.runroot,
             self.tree_before.as_ref(),
@@ -920,4 +979,79 @@ fn new_tempdir() -> TempDir {
         .prefix("ocirun-e2e-")
         .tempdir()
         .expect("cannot create a temporary directory")
+}
+
+/// Whether the tests run inside `cargo xtask vm`'s guest, which sets `OCIRUN_E2E_VM=1`.
+///
+/// The guest's CPU is emulated (TCG): starting a process there costs 10 to 50 times what it
+/// costs on the host (one `ocirun run` about 1 s), so a test that repeats runs hundreds of
+/// times or moves gigabytes should do less there, with [`lighter_in_vm`].
+pub fn in_vm() -> bool {
+    std::env::var_os("OCIRUN_E2E_VM").is_some_and(|v| v == "1")
+}
+
+/// `on_host` on the host, `in_vm` inside `cargo xtask vm`'s guest (see [`in_vm`]); e.g. the
+/// number of runs of a repetition test.
+pub fn lighter_in_vm<T>(on_host: T, in_vm: T) -> T {
+    if self::in_vm() {
+        in_vm
+    } else {
+        on_host
+    }
+}
+
+/// A cgroup hierarchy layout, as runc tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    /// One hierarchy per controller below a tmpfs at /sys/fs/cgroup (also "hybrid" hosts with
+    /// a cgroup2 tree at /sys/fs/cgroup/unified: runc uses v1 there).
+    V1,
+    /// The unified cgroup2 tree at /sys/fs/cgroup.
+    V2,
+}
+
+impl CgroupVersion {
+    /// `v1` or `v2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CgroupVersion::V1 => "v1",
+            CgroupVersion::V2 => "v2",
+        }
+    }
+
+    /// The other version.
+    pub fn other(self) -> Self {
+        match self {
+            CgroupVersion::V1 => CgroupVersion::V2,
+            CgroupVersion::V2 => CgroupVersion::V1,
+        }
+    }
+}
+
+/// The cgroup version of this machine: `$OCIRUN_E2E_CGROUP` (`v1` or `v2`) when set, else
+/// v2 when the last mount on /sys/fs/cgroup in /proc/self/mountinfo is `cgroup2` (what runc
+/// checks, with statfs), else v1.
+///
+/// # Panics
+/// If `$OCIRUN_E2E_CGROUP` holds anything else, or mountinfo cannot be read.
+pub fn cgroup_version() -> CgroupVersion {
+    match std::env::var("OCIRUN_E2E_CGROUP").as_deref() {
+        Ok("v1") => return CgroupVersion::V1,
+        Ok("v2") => return CgroupVersion::V2,
+        Ok(other) => panic!("OCIRUN_E2E_CGROUP={other:?}: expected v1 or v2"),
+        Err(_) => {}
+    }
+    let text =
+        std::fs::read_to_string("/proc/self/mountinfo").expect("cannot read /proc/self/mountinfo");
+    // "ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTIONS"
+    let fstype = text
+        .lines()
+        .filter(|line| line.split(' ').nth(4) == Some("/sys/fs/cgroup"))
+        .filter_map(|line| line.split_once(" - ")?.1.split(' ').next())
+        .next_back();
+    if fstype == Some("cgroup2") {
+        CgroupVersion::V2
+    } else {
+        CgroupVersion::V1
+    }
 }

@@ -94,7 +94,7 @@ fn a_container_left_in_the_runtime_state_is_caught_and_removed_on_drop() {
     let bundle = sb.scratch().join("bundle");
     std::fs::create_dir(&bundle).unwrap();
     std::fs::write(bundle.join("config.json"), &out.stdout).unwrap();
-    for name in ["hosts", "hostname", "resolv.conf"] {
+    for name in ["hosts", "hostname", "resolv.conf", "containerenv"] {
         std::fs::write(bundle.join(name), "").unwrap();
     }
     let runtime_root = sb.runroot().join("runtime");

@@ -45,7 +45,7 @@ fn spec_is_accepted_by_runc_and_writes_nothing() {
         .collect();
     let mut names = relative_sources.clone();
     names.sort_unstable();
-    assert_eq!(names, ["hostname", "hosts", "resolv.conf"]);
+    assert_eq!(names, ["containerenv", "hostname", "hosts", "resolv.conf"]);
     for name in relative_sources {
         std::fs::write(bundle.join(name), format!("# {name} for the test\n")).unwrap();
     }

@@ -17,6 +17,9 @@ pub(crate) struct Cli {
     #[arg(long, global = true, default_value = "/run/ocirun", value_name = "DIR")]
     pub(crate) runroot: PathBuf,
 
+    #[command(flatten)]
+    pub(crate) storage: crate::mount_flags::StorageArgs,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -74,7 +77,16 @@ pub(crate) struct RunArgs {
     pub(crate) quiet: bool,
 
     #[command(flatten)]
+    pub(crate) stdio: StdioArgs,
+
+    #[command(flatten)]
     pub(crate) lifecycle: LifecycleArgs,
+
+    #[command(flatten)]
+    pub(crate) spec_flags: crate::spec_flags::SpecFlags,
+
+    #[command(flatten)]
+    pub(crate) mount_flags: crate::mount_flags::MountFlags,
 
     /// The command and its arguments. Flags end at the first word that is not a flag; one `--`
     /// before the command is dropped, later ones are passed on.
@@ -119,4 +131,41 @@ pub(crate) struct LifecycleArgs {
     /// A name for the container; two runs cannot use one name at the same time.
     #[arg(long, value_name = "NAME")]
     pub(crate) name: Option<String>,
+}
+
+/// How the container's stdio is connected (BEHAVIOR.md "Stdio").
+#[derive(Debug, Args)]
+pub(crate) struct StdioArgs {
+    /// Keep stdin open (podman's `-i`). ocirun always relays its stdin to the container, so
+    /// this is accepted for `-it` and changes nothing.
+    #[arg(short = 'i', long = "interactive")]
+    pub(crate) interactive: bool,
+
+    /// Give the command a terminal (pseudo-terminal); ocirun's own terminal is in raw mode
+    /// while it runs. Default: true when ocirun's stdin, stdout and stderr are all terminals.
+    #[arg(
+        short = 't',
+        long = "tty",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub(crate) tty: Option<bool>,
+
+    /// `relay`: ocirun relays the container's stdio through pipes (or its terminal);
+    /// `inherit`: the container gets ocirun's own stdin, stdout and stderr and nothing is
+    /// relayed (fastest; a process the container leaves behind keeps them open).
+    #[arg(long = "stdio", value_enum, default_value_t = StdioMode::Relay, value_name = "MODE")]
+    pub(crate) mode: StdioMode,
+}
+
+/// `--stdio MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum StdioMode {
+    /// Pipes or a terminal, relayed by ocirun.
+    Relay,
+    /// ocirun's own fds, no relay.
+    Inherit,
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ocirun_mounts::{find_init, TargetLedger};
+use ocirun_mounts::{find_init, ContainerStore, TargetLedger};
 use ocirun_runtime_driver::{NameLock, RecordStore, Runtime, SignalPolicy};
 
 use crate::flags::{LifecycleArgs, RunArgs};
@@ -25,15 +25,18 @@ pub(crate) struct StateDirs {
     pub(crate) records: RecordStore,
     /// The mount-target ledger.
     pub(crate) targets: TargetLedger,
+    /// The container directories under `--root` (image-volume and secrets copies).
+    pub(crate) containers: ContainerStore,
 }
 
 impl StateDirs {
-    pub(crate) fn new(runroot: &Path) -> Self {
+    pub(crate) fn new(runroot: &Path, root: &Path) -> Self {
         Self {
             bundles: runroot.join("bundles"),
             runtime: runroot.join("runtime"),
             records: RecordStore::new(runroot.join("records")),
             targets: TargetLedger::new(runroot.join("targets")),
+            containers: ContainerStore::new(root.join("containers")),
         }
     }
 }
@@ -53,6 +56,10 @@ pub(crate) fn collect_garbage(state: &StateDirs) -> Result<Vec<String>> {
     let targets = state.targets.sweep()?;
     if targets > 0 {
         done.push(format!("removed {targets} mount targets"));
+    }
+    let dirs = state.containers.sweep()?;
+    if dirs > 0 {
+        done.push(format!("removed {dirs} container directories"));
     }
     Ok(done)
 }

@@ -7,7 +7,9 @@
 
 mod flags;
 mod lifecycle;
+mod mount_flags;
 mod run;
+mod spec_flags;
 mod stdio;
 
 use std::process::ExitCode;

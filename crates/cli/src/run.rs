@@ -2,14 +2,13 @@
 //! flow"), and the mapping of their errors to exit codes.
 
 use anyhow::{Context, Result};
-use nix::sys::resource::{getrlimit, Resource};
-use ocirun_mounts::{add_init, plan_mounts, prepare, CommandError, HostNetworkFiles, Rootfs};
+use ocirun_mounts::{add_init, prepare, CommandError, HostNetworkFiles, MountPlan, Rootfs};
 use ocirun_runtime_driver::{
     new_container_id, reap_strays, set_child_subreaper, Bundle, DriverError, ExitStatus, RunRecord,
     SignalForwarder, Supervisor,
 };
 use ocirun_spec_gen::oci_spec::runtime::Spec;
-use ocirun_spec_gen::{to_json, HostFacts, ImageConfig, RunOptions, SpecGenerator};
+use ocirun_spec_gen::{to_json, ImageConfig, RunOptions, SpecGenerator};
 
 use crate::flags::{Cli, RunArgs};
 use crate::lifecycle::{self, StateDirs};
@@ -21,11 +20,12 @@ struct Planned {
     rootfs: Rootfs,
     container_id: String,
     spec: Spec,
+    mounts: MountPlan,
 }
 
 /// Steps 1-3 of the data flow, shared by `run` and `spec`: read the inputs, generate the
 /// spec, add the generated files' mounts, and check that the command can be run.
-fn plan(args: &RunArgs) -> Result<Planned> {
+fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
     let command = drop_leading_separator(&args.command);
     let rootfs = Rootfs::open(&args.rootfs)?;
     let image = match &args.config {
@@ -38,7 +38,7 @@ fn plan(args: &RunArgs) -> Result<Planned> {
         None => ImageConfig::default(),
     };
     let users = rootfs.user_db()?;
-    let host = host_facts();
+    let host = crate::spec_flags::host_facts();
     let container_id = new_container_id()?;
 
     let mut options = RunOptions::new(command);
@@ -47,32 +47,50 @@ fn plan(args: &RunArgs) -> Result<Planned> {
     options.user.clone_from(&args.user);
     options.hostname.clone_from(&args.hostname);
     options.http_proxy = args.http_proxy;
+    options.terminal = stdio::terminal_requested(args)?;
+    args.spec_flags.apply(&mut options)?;
 
     let mut spec = SpecGenerator::new(rootfs.path(), &container_id, &options)
         .image(&image)
         .users(&users)
         .host(&host)
+        .syscall_checker(&crate::spec_flags::LibSeccomp)
         .generate()?;
-    plan_mounts(&mut spec);
+    let mounts = crate::mount_flags::plan(
+        &cli.storage,
+        &args.mount_flags,
+        &image,
+        args.lifecycle.name.as_deref(),
+        &container_id,
+        &mut spec,
+    )?;
+    if options.terminal {
+        stdio::set_console_size(&mut spec);
+    }
 
     let process = spec
         .process()
         .as_ref()
         .context("generated spec has no process")?;
-    let argv0 = &options.args[0];
+    let argv0 = process
+        .args()
+        .as_ref()
+        .and_then(|a| a.first())
+        .context("generated spec has no command")?;
     let cwd = process.cwd().to_string_lossy();
     rootfs.find_command(argv0, process.env().as_deref().unwrap_or_default(), &cwd)?;
     Ok(Planned {
         rootfs,
         container_id,
         spec,
+        mounts,
     })
 }
 
 /// `ocirun spec`: prints the config.json that `run` would use. Reads the rootfs, writes
 /// nothing.
-pub(crate) fn spec(_cli: &Cli, args: &RunArgs) -> Result<()> {
-    let planned = plan(args)?;
+pub(crate) fn spec(cli: &Cli, args: &RunArgs) -> Result<()> {
+    let planned = plan(cli, args)?;
     print!("{}", to_json(&planned.spec)?);
     Ok(())
 }
@@ -86,7 +104,9 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     // reparented to us, and forwarded signals reach the signalfd.
     set_child_subreaper()?;
     let mut signals = SignalForwarder::install()?;
-    let state = StateDirs::new(&cli.runroot);
+    // SIGWINCH for the terminal relay: blocked while this is the only thread (`-t` only).
+    let resize = stdio::block_resize_signal(args)?;
+    let state = StateDirs::new(&cli.runroot, &cli.storage.root);
     lifecycle::sweep(&state);
 
     let _name = lifecycle::claim_name(&args.lifecycle, &state)?;
@@ -94,7 +114,8 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         rootfs,
         container_id,
         mut spec,
-    } = plan(args)?;
+        mounts,
+    } = plan(cli, args)?;
     if args.lifecycle.init {
         add_init(&mut spec, &lifecycle::init_binary(&args.lifecycle)?);
     }
@@ -108,6 +129,7 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         &rootfs,
         bundle.path(),
         &spec,
+        &mounts,
         &HostNetworkFiles::read()?,
         Some(&state.targets),
     )?;
@@ -121,7 +143,7 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         }
     }
 
-    let (io, stdio) = stdio::setup(args, &bundle)?;
+    let (io, stdio) = stdio::setup(args, &bundle, resize)?;
     let supervisor = Supervisor::new(&runtime).policy(lifecycle::signal_policy(&args.lifecycle));
     let (status, relayed) =
         supervisor.run(&container_id, &bundle, io, Some(&mut signals), |exit| {
@@ -142,7 +164,7 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
 
 /// `ocirun gc`: removes what runs whose ocirun died left behind, saying what it removed.
 pub(crate) fn gc(cli: &Cli) -> Result<()> {
-    for line in lifecycle::collect_garbage(&StateDirs::new(&cli.runroot))? {
+    for line in lifecycle::collect_garbage(&StateDirs::new(&cli.runroot, &cli.storage.root))? {
         println!("{line}");
     }
     Ok(())
@@ -156,22 +178,6 @@ fn drop_leading_separator(command: &[String]) -> Vec<String> {
         Some("--") => command[1..].to_vec(),
         _ => command.to_vec(),
     }
-}
-
-fn host_facts() -> HostFacts {
-    let mut facts = HostFacts::default();
-    facts.env = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
-        .collect();
-    let hard = |r| getrlimit(r).map(|(_, hard)| hard).unwrap_or(u64::MAX);
-    facts.nofile_hard = hard(Resource::RLIMIT_NOFILE);
-    facts.nproc_hard = hard(Resource::RLIMIT_NPROC);
-    facts
 }
 
 fn signal_name(signal: i32) -> String {

@@ -1,0 +1,288 @@
+//! The flags of a run's mounts and network files (podman-run(1) names), and their
+//! composition into a [`MountPlan`].
+//!
+//! Every value is parsed and checked here, before anything is created, so a bad one exits 125
+//! naming it and leaves nothing behind. The grammars are ocirun-mounts' ([`VolumeSpec`],
+//! [`MountFlag`], [`TmpfsSpec`], [`HostEntry`], [`DnsOptions`], mounts.conf); this module
+//! only adds what a library must not do: read ocirun's working directory and effective uid.
+
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ocirun_mounts::{
+    image_volume_path, load_secrets, ContainerEnv, ContainerStore, DnsOptions, HostEntry,
+    MountFlag, MountPlan, MountSpecError, TmpfsSpec, UserMount, VolumeSpec, DEFAULT_MOUNTS_FILES,
+};
+use ocirun_spec_gen::oci_spec::runtime::Spec;
+use ocirun_spec_gen::ImageConfig;
+
+/// Where ocirun keeps persistent state when `--root` is not given.
+pub(crate) const DEFAULT_ROOT: &str = "/var/lib/ocirun";
+
+/// The global flag for ocirun's persistent state (podman's `--root`).
+#[derive(Debug, Args)]
+pub(crate) struct StorageArgs {
+    /// Directory for ocirun's persistent state: container directories (image-volume and
+    /// secrets copies) under DIR/containers.
+    #[arg(long, global = true, default_value = DEFAULT_ROOT, value_name = "DIR")]
+    pub(crate) root: PathBuf,
+}
+
+/// The mount flags of `run` and `spec`.
+#[derive(Debug, Default, Args)]
+pub(crate) struct MountFlags {
+    /// Bind-mount a host path: SRC:DST[:OPTS] (SRC absolute or relative to the current
+    /// directory; OPTS: ro, rw, z, Z, U, O, [r]shared, [r]slave, [r]private, [r]unbindable,
+    /// nosuid, suid, nodev, dev, noexec, exec, bind, rbind; `\:` is a colon). Repeatable.
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:OPTS]")]
+    pub(crate) volume: Vec<String>,
+
+    /// Add a mount: type=bind,source=SRC,destination=DST[,ro][,bind-propagation=P]... or
+    /// type=tmpfs,destination=DST[,tmpfs-size=SIZE][,tmpfs-mode=MODE]... Repeatable.
+    #[arg(long = "mount", value_name = "type=TYPE,...")]
+    pub(crate) mount: Vec<String>,
+
+    /// Mount a tmpfs: DST[:OPTS] (default options rw, noexec, nosuid, nodev; e.g.
+    /// /t:exec,size=64m). Repeatable.
+    #[arg(long = "tmpfs", value_name = "DST[:OPTS]")]
+    pub(crate) tmpfs: Vec<String>,
+
+    /// A mounts.conf file of secrets (SRC[:DST] lines), read instead of
+    /// /usr/share/containers/mounts.conf and /etc/containers/mounts.conf.
+    #[arg(long = "mounts-file", value_name = "FILE")]
+    pub(crate) mounts_file: Option<PathBuf>,
+
+    /// Add a line to the container's /etc/hosts: NAME[;NAME...]:IP. Repeatable.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub(crate) add_host: Vec<String>,
+
+    /// Keep the rootfs's own /etc/hosts instead of generating one.
+    #[arg(long = "no-hosts")]
+    pub(crate) no_hosts: bool,
+
+    /// A nameserver for the container's /etc/resolv.conf (replaces the host's), or `none`
+    /// to keep the rootfs's own file. Repeatable.
+    #[arg(long = "dns", value_name = "IP")]
+    pub(crate) dns: Vec<String>,
+
+    /// A search domain for /etc/resolv.conf (replaces the host's; `.` for none). Repeatable.
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub(crate) dns_search: Vec<String>,
+
+    /// An option for /etc/resolv.conf, e.g. ndots:2 (replaces the host's). Repeatable.
+    #[arg(long = "dns-option", visible_alias = "dns-opt", value_name = "OPTION")]
+    pub(crate) dns_option: Vec<String>,
+}
+
+/// Builds the run's [`MountPlan`] from the flags, the image's `Volumes`, the mounts files,
+/// the container's name and id, and applies it to `spec`. Reads the host (sources, mounts
+/// files) but writes nothing.
+///
+/// # Errors
+/// A message naming the bad value (exit 125).
+pub(crate) fn plan(
+    storage: &StorageArgs,
+    flags: &MountFlags,
+    image: &ImageConfig,
+    name: Option<&str>,
+    container_id: &str,
+    spec: &mut Spec,
+) -> Result<MountPlan> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let mut user_mounts: Vec<UserMount> = Vec::new();
+    for raw in &flags.volume {
+        user_mounts.push(raw.parse::<VolumeSpec>()?.to_user_mount(raw));
+    }
+    for raw in &flags.mount {
+        user_mounts.push(raw.parse::<MountFlag>()?.to_user_mount(raw));
+    }
+    for raw in &flags.tmpfs {
+        user_mounts.push(raw.parse::<TmpfsSpec>()?.to_user_mount(raw));
+    }
+    ocirun_mounts::check_unique_destinations(&user_mounts)?;
+    for m in &mut user_mounts {
+        m.resolve(&cwd)?;
+    }
+
+    let mut plan = MountPlan {
+        user_mounts,
+        image_volumes: image
+            .volumes
+            .iter()
+            .map(|v| image_volume_path(v))
+            .collect::<Result<_, _>>()?,
+        ..MountPlan::default()
+    };
+    plan.secrets = match &flags.mounts_file {
+        Some(file) => {
+            if !file.is_file() {
+                bail!("--mounts-file {file:?}: no such file");
+            }
+            load_secrets(std::slice::from_ref(file))?
+        }
+        None => load_secrets(&DEFAULT_MOUNTS_FILES)?,
+    };
+
+    let generated = &mut plan.generated;
+    if flags.no_hosts && !flags.add_host.is_empty() {
+        return Err(MountSpecError::NoHostsWithAddHost.into());
+    }
+    generated.no_hosts = flags.no_hosts;
+    generated.add_hosts = flags
+        .add_host
+        .iter()
+        .map(|h| h.parse::<HostEntry>())
+        .collect::<Result<_, _>>()?;
+    let mut dns = DnsOptions::default();
+    for v in &flags.dns {
+        dns.add_server(v)?;
+    }
+    for v in &flags.dns_search {
+        dns.add_search(v)?;
+    }
+    for v in &flags.dns_option {
+        dns.add_option(v)?;
+    }
+    dns.check()?;
+    generated.dns = dns;
+    let rootless = !nix::unistd::geteuid().is_root();
+    generated.container_env = Some(ContainerEnv::new(
+        name.unwrap_or_default(),
+        container_id,
+        rootless,
+    ));
+
+    let store = ContainerStore::new(storage.root.join("containers"));
+    plan.container_dir = Some(match name {
+        Some(name) => {
+            let mut parts = Path::new(name).components();
+            if !matches!(
+                (parts.next(), parts.next()),
+                (Some(Component::Normal(_)), None)
+            ) {
+                bail!("invalid container name {name:?}");
+            }
+            store.named(name)
+        }
+        None => store.ephemeral(container_id),
+    });
+    plan.apply(spec)?;
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ocirun_spec_gen::{RunOptions, SpecGenerator};
+
+    fn spec() -> Spec {
+        let options = RunOptions::new(vec!["true".into()]);
+        SpecGenerator::new("/r", "0123456789abcdef", &options)
+            .generate()
+            .unwrap()
+    }
+
+    fn storage() -> StorageArgs {
+        StorageArgs {
+            root: "/var/lib/ocirun".into(),
+        }
+    }
+
+    #[test]
+    fn flags_become_mounts_and_files() {
+        let dir = tempfile_dir();
+        let flags = MountFlags {
+            volume: vec![format!("{}:/data:ro", dir.display())],
+            tmpfs: vec!["/t:exec,size=1m".into()],
+            add_host: vec!["db:2001:db8::1".into()],
+            dns: vec!["192.0.2.53".into()],
+            mounts_file: Some("/dev/null".into()),
+            ..MountFlags::default()
+        };
+        let image = ImageConfig::from_json(br#"{"Volumes":{"/var/lib/data":{}}}"#).unwrap();
+        let mut spec = spec();
+        let plan = plan(&storage(), &flags, &image, Some("n1"), "abc", &mut spec);
+        // /dev/null is not a regular file.
+        assert_eq!(
+            plan.unwrap_err().to_string(),
+            r#"--mounts-file "/dev/null": no such file"#
+        );
+        let flags = MountFlags {
+            mounts_file: None,
+            ..flags
+        };
+        let plan = super::plan(&storage(), &flags, &image, Some("n1"), "abc", &mut spec).unwrap();
+        assert_eq!(plan.user_mounts.len(), 2);
+        assert_eq!(plan.image_volumes, [PathBuf::from("/var/lib/data")]);
+        assert_eq!(plan.generated.add_hosts[0].to_string(), "db:2001:db8::1");
+        assert_eq!(
+            plan.container_dir.as_ref().unwrap().path(),
+            Path::new("/var/lib/ocirun/containers/n1")
+        );
+        let mounts = spec.mounts().as_ref().unwrap();
+        let find = |d: &str| {
+            mounts
+                .iter()
+                .find(|m| m.destination() == Path::new(d))
+                .unwrap()
+        };
+        assert_eq!(
+            find("/data").options().as_ref().unwrap(),
+            &["rbind", "rprivate", "ro"]
+        );
+        assert_eq!(
+            find("/var/lib/data").source().as_deref(),
+            Some(Path::new(
+                "/var/lib/ocirun/containers/n1/volumes/var-lib-data"
+            ))
+        );
+        assert_eq!(
+            find("/run/.containerenv").source().as_deref(),
+            Some(Path::new("containerenv"))
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let image = ImageConfig::default();
+        let err = |flags: MountFlags| {
+            plan(&storage(), &flags, &image, None, "abc", &mut spec())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(MountFlags {
+                volume: vec!["/h".into()],
+                ..MountFlags::default()
+            }),
+            r#"invalid volume "/h": no destination: expected SRC:DST[:OPTS]"#
+        );
+        assert_eq!(
+            err(MountFlags {
+                volume: vec!["/:/d".into(), "/:/d".into()],
+                ..MountFlags::default()
+            }),
+            r#"duplicate mount destination "/d": -v "/:/d" and -v "/:/d""#
+        );
+        assert_eq!(
+            err(MountFlags {
+                no_hosts: true,
+                add_host: vec!["a:1.2.3.4".into()],
+                ..MountFlags::default()
+            }),
+            "--no-hosts and --add-host cannot be used together"
+        );
+        assert_eq!(
+            err(MountFlags {
+                dns: vec!["x".into()],
+                ..MountFlags::default()
+            }),
+            r#"invalid --dns "x": not an IP address"#
+        );
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        std::env::temp_dir()
+    }
+}

@@ -1,0 +1,842 @@
+//! Mounts (BEHAVIOR.md "Mounts"): `-v`, `--mount`, `--tmpfs`, image volumes, secrets, the
+//! generated files; paths in hostile root filesystems that try to point out of them; and that
+//! none of it leaves anything behind.
+
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ocirun_e2e::{children_named, ocirun_bin, Sandbox};
+
+/// A new host directory `name` in the sandbox's scratch space, holding `existing` ("hi\n").
+fn host_dir(sb: &Sandbox, name: &str) -> PathBuf {
+    let dir = sb.scratch().join(name);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("existing"), "hi\n").unwrap();
+    dir
+}
+
+fn text(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The second field of the second line of `df -k` output: the size in KiB.
+fn df_kib(stdout: &str) -> &str {
+    stdout
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("unexpected df output {stdout:?}"))
+}
+
+/// Writes an image configuration with these `Volumes` into the scratch space.
+fn image_config(sb: &Sandbox, volumes: &[&str]) -> PathBuf {
+    let map: serde_json::Map<String, serde_json::Value> = volumes
+        .iter()
+        .map(|v| ((*v).to_owned(), serde_json::json!({})))
+        .collect();
+    let path = sb.scratch().join("image-config.json");
+    let doc = serde_json::json!({ "config": { "Volumes": map } });
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn a_volume_write_reaches_the_host_directory() {
+    let sb = Sandbox::busybox();
+    let h = host_dir(&sb, "h");
+    sb.run([
+        "-v",
+        &format!("{}:/data", text(&h)),
+        "--",
+        "touch",
+        "/data/f",
+    ])
+    .run()
+    .assert_success("");
+    assert!(h.join("f").is_file(), "the write went through to the host");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_read_only_volume_refuses_writes() {
+    let sb = Sandbox::busybox();
+    let h = host_dir(&sb, "h");
+    sb.run([
+        "-v",
+        &format!("{}:/data:ro", text(&h)),
+        "--",
+        "touch",
+        "/data/f",
+    ])
+    .run()
+    .assert_failure(1, "Read-only file system");
+    assert!(!h.join("f").exists());
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn missing_parents_of_the_destination_are_made_in_the_rootfs_and_removed() {
+    let sb = Sandbox::busybox();
+    let h = host_dir(&sb, "h");
+    sb.run([
+        "-v",
+        &format!("{}:/a/b/c", text(&h)),
+        "--",
+        "sh",
+        "-c",
+        "ls -d /a/b/c; cat /a/b/c/existing",
+    ])
+    .run()
+    .assert_success("/a/b/c\nhi\n");
+    assert!(!sb.rootfs().join("a").exists(), "the made parents are gone");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_file_source_binds_one_file() {
+    let sb = Sandbox::busybox();
+    let h = host_dir(&sb, "h");
+    let file = h.join("existing");
+    sb.run([
+        "-v",
+        &format!("{}:/etc/myfile", text(&file)),
+        "--",
+        "sh",
+        "-c",
+        "cat /etc/myfile; echo more >> /etc/myfile; ls /etc",
+    ])
+    .run()
+    .assert_success("hi\ngroup\nhostname\nhosts\nmyfile\npasswd\nresolv.conf\n");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "hi\nmore\n");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_relative_source_is_taken_from_the_callers_directory() {
+    let sb = Sandbox::busybox();
+    host_dir(&sb, "rel");
+    sb.run(["-v", "./rel:/data", "--", "cat", "/data/existing"])
+        .current_dir(sb.scratch())
+        .run()
+        .assert_success("hi\n");
+    sb.run(["-v", "rel:/data", "--", "cat", "/data/existing"])
+        .current_dir(sb.scratch())
+        .run()
+        .assert_success("hi\n");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn relabel_options_are_accepted_without_selinux() {
+    let sb = Sandbox::busybox();
+    let h = host_dir(&sb, "h");
+    for opts in ["ro,z", "Z"] {
+        sb.run([
+            "-v",
+            &format!("{}:/d:{opts}", text(&h)),
+            "--",
+            "cat",
+            "/d/existing",
+        ])
+        .run()
+        .assert_success("hi\n");
+    }
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn bad_volumes_exit_125_naming_the_spec_and_leave_nothing() {
+    let sb = Sandbox::busybox();
+    let h = text(&host_dir(&sb, "h"));
+    let cases = [
+        (
+            vec![h.clone()],
+            format!(r#"invalid volume "{h}": no destination"#),
+        ),
+        (
+            vec![format!("{h}:rel/dst")],
+            format!(
+                r#"invalid volume "{h}:rel/dst": destination "rel/dst" is not an absolute path"#
+            ),
+        ),
+        (
+            vec![format!("{h}:/d:bogus")],
+            format!(r#"invalid volume "{h}:/d:bogus": unknown option "bogus""#),
+        ),
+        (
+            vec![format!("{h}:/d"), format!("{h}:/d:ro")],
+            format!(r#"duplicate mount destination "/d": -v "{h}:/d" and -v "{h}:/d:ro""#),
+        ),
+        (
+            vec![format!("{h}/missing:/d")],
+            format!(r#"invalid volume "{h}/missing:/d": source "{h}/missing": no such file"#),
+        ),
+    ];
+    for (volumes, message) in cases {
+        let mut args: Vec<String> = volumes
+            .iter()
+            .flat_map(|v| ["-v".to_owned(), v.clone()])
+            .collect();
+        args.extend(["--".to_owned(), "true".to_owned()]);
+        sb.run(&args).run().assert_failure(125, &message);
+        sb.assert_nothing_left();
+    }
+    let h_path = Path::new(&h);
+    assert_eq!(
+        std::fs::read_dir(h_path).unwrap().count(),
+        1,
+        "the source is untouched"
+    );
+}
+
+#[test]
+fn mount_flag_binds_and_tmpfs() {
+    let sb = Sandbox::busybox();
+    let h = host_dir(&sb, "h");
+    sb.run([
+        "--mount",
+        &format!("type=bind,source={},destination=/m,ro", text(&h)),
+        "--",
+        "sh",
+        "-c",
+        "cat /m/existing; touch /m/x 2>/dev/null || echo refused",
+    ])
+    .run()
+    .assert_success("hi\nrefused\n");
+    sb.run([
+        "--mount",
+        &format!("type=bind,src={},dst=/w", text(&h)),
+        "--",
+        "touch",
+        "/w/through",
+    ])
+    .run()
+    .assert_success("");
+    assert!(h.join("through").is_file(), "bind writes go through");
+    let out = sb
+        .run([
+            "--mount",
+            "type=tmpfs,destination=/m,tmpfs-size=2m,tmpfs-mode=700",
+            "--",
+            "sh",
+            "-c",
+            "df -k /m; stat -c %a /m",
+        ])
+        .run();
+    out.assert_code(0);
+    assert_eq!(df_kib(out.stdout_text()), "2048");
+    assert!(
+        out.stdout_text().ends_with("\n700\n"),
+        "{:?}",
+        out.stdout_text()
+    );
+    sb.run(["--mount", "type=volume,dst=/m", "--", "true"])
+        .run()
+        .assert_failure(
+            125,
+            r#"invalid --mount "type=volume,dst=/m": unsupported type "volume" (use bind or tmpfs)"#,
+        );
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn tmpfs_size_exec_and_noexec() {
+    let sb = Sandbox::busybox();
+    // The size is the tmpfs's: 1m is 1024 KiB, too small for the 2 MB static busybox.
+    let out = sb
+        .run(["--tmpfs", "/t:exec,size=1m", "--", "df", "-k", "/t"])
+        .run();
+    out.assert_code(0);
+    assert_eq!(df_kib(out.stdout_text()), "1024");
+    sb.run([
+        "--tmpfs",
+        "/t:exec,size=1m",
+        "--",
+        "sh",
+        "-c",
+        "cp /bin/busybox /t/b",
+    ])
+    .run()
+    .assert_failure(1, "No space left on device");
+    // exec: a program copied into the tmpfs runs (named after an applet, as busybox needs).
+    sb.run([
+        "--tmpfs",
+        "/t:exec,size=1m",
+        "--",
+        "sh",
+        "-c",
+        "printf '#!/bin/sh\\necho ran\\n' > /t/b && chmod +x /t/b && /t/b",
+    ])
+    .run()
+    .assert_success("ran\n");
+    sb.run([
+        "--tmpfs",
+        "/t:exec,size=4m",
+        "--",
+        "sh",
+        "-c",
+        "cp /bin/busybox /t/true && /t/true",
+    ])
+    .run()
+    .assert_success("");
+    // Without exec, podman's default noexec applies: 126 from the shell.
+    sb.run([
+        "--tmpfs",
+        "/t:size=4m",
+        "--",
+        "sh",
+        "-c",
+        "cp /bin/busybox /t/true && /t/true",
+    ])
+    .run()
+    .assert_failure(126, "Permission denied");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn shm_size_sets_the_dev_shm_tmpfs() {
+    let sb = Sandbox::busybox();
+    let out = sb
+        .run(["--shm-size", "1g", "--", "df", "-k", "/dev/shm"])
+        .run();
+    out.assert_code(0);
+    assert_eq!(df_kib(out.stdout_text()), "1048576");
+    sb.assert_nothing_left();
+}
+
+fn image_volume_rootfs(root: &Path) {
+    let data = root.join("var/lib/data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("seed"), "from the image\n").unwrap();
+    std::os::unix::fs::chown(data.join("seed"), Some(1000), Some(1000)).unwrap();
+    std::fs::set_permissions(data.join("seed"), PermissionsExt::from_mode(0o640)).unwrap();
+    symlink("seed", data.join("link")).unwrap();
+    std::fs::hard_link(data.join("seed"), data.join("hard")).unwrap();
+}
+
+#[test]
+fn image_volumes_are_copies_and_the_rootfs_is_unchanged() {
+    let sb = Sandbox::busybox_with(image_volume_rootfs);
+    let config = image_config(&sb, &["/var/lib/data", "/srv/empty"]);
+    sb.run([
+        "--config",
+        &text(&config),
+        "--",
+        "sh",
+        "-c",
+        "cd /var/lib/data; cat seed; stat -c '%n %u:%g %a %h' seed hard; readlink link; \
+         echo changed > seed; ls -A /srv/empty | wc -l",
+    ])
+    .run()
+    .assert_success("from the image\nseed 1000:1000 640 2\nhard 1000:1000 640 2\nseed\n0\n");
+    assert_eq!(
+        std::fs::read_to_string(sb.rootfs().join("var/lib/data/seed")).unwrap(),
+        "from the image\n"
+    );
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_named_container_keeps_its_image_volume_copies() {
+    let sb = Sandbox::busybox_with(image_volume_rootfs);
+    let config = image_config(&sb, &["/var/lib/data"]);
+    let run = |script: &str| {
+        sb.run([
+            "--name",
+            "n1",
+            "--config",
+            &text(&config),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .run()
+    };
+    run("echo first > /var/lib/data/new").assert_success("");
+    run("cat /var/lib/data/new /var/lib/data/seed").assert_success("first\nfrom the image\n");
+    // Another name, or none, starts from the image again.
+    sb.run(["--config", &text(&config), "--", "ls", "/var/lib/data"])
+        .run()
+        .assert_success("hard\nlink\nseed\n");
+    let kept = sb.root().join("containers/n1/volumes/var-lib-data/new");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "first\n");
+    assert!(!sb.rootfs().join("var/lib/data/new").exists());
+    std::fs::remove_dir_all(sb.root().join("containers/n1")).unwrap();
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn secrets_from_a_mounts_file_are_copies_with_their_modes() {
+    let sb = Sandbox::busybox();
+    let s = sb.scratch().join("S");
+    let other = sb.scratch().join("other");
+    std::fs::create_dir_all(&s).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(s.join("key"), "k\n").unwrap();
+    std::fs::set_permissions(s.join("key"), PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::write(s.join("script"), "s\n").unwrap();
+    std::fs::set_permissions(s.join("script"), PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(other.join("inner"), "followed\n").unwrap();
+    std::fs::set_permissions(&other, PermissionsExt::from_mode(0o750)).unwrap();
+    symlink(&other, s.join("linked")).unwrap();
+    let conf = sb.scratch().join("mounts.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# secrets\n{}:/run/secrets\n/does/not/exist:/run/x\n",
+            text(&s)
+        ),
+    )
+    .unwrap();
+
+    let out = sb
+        .run([
+            "--mounts-file",
+            &text(&conf),
+            "--",
+            "sh",
+            "-c",
+            "ls -l /run/secrets; cat /run/secrets/linked/inner; echo new > /run/secrets/key",
+        ])
+        .run();
+    out.assert_code(0);
+    let listing: Vec<(&str, &str)> = out
+        .stdout_text()
+        .lines()
+        .filter(|l| !l.starts_with("total"))
+        .filter_map(|l| Some((l.split_whitespace().next()?, l.split_whitespace().last()?)))
+        .collect();
+    assert_eq!(
+        listing,
+        [
+            ("-rw-------", "key"),
+            ("drwxr-x---", "linked"),
+            ("-rwxr-xr-x", "script"),
+            ("followed", "followed"),
+        ]
+    );
+    assert!(
+        out.stderr.contains("secret source does not exist"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.join("key")).unwrap(),
+        "k\n",
+        "a copy was written"
+    );
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn add_host_hostname_and_dns_shape_the_generated_files() {
+    let sb = Sandbox::busybox();
+    sb.run([
+        "--add-host",
+        "db:2001:db8::1",
+        "--",
+        "grep",
+        "db",
+        "/etc/hosts",
+    ])
+    .run()
+    .assert_success("2001:db8::1\tdb\n");
+    sb.run([
+        "--add-host",
+        "a;b:192.0.2.9",
+        "--",
+        "head",
+        "-n",
+        "1",
+        "/etc/hosts",
+    ])
+    .run()
+    .assert_success("192.0.2.9\ta b\n");
+    let out = sb
+        .run(["--hostname", "h1", "--", "cat", "/etc/hosts"])
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stdout_text().lines().any(|l| l == "127.0.1.1\th1"),
+        "{:?}",
+        out.stdout_text()
+    );
+
+    let host_hosts = std::fs::read("/etc/hosts").unwrap();
+    sb.run([
+        "--",
+        "sh",
+        "-c",
+        "echo 10.9.9.9 written >> /etc/hosts; grep -c written /etc/hosts",
+    ])
+    .run()
+    .assert_success("1\n");
+    assert_eq!(
+        std::fs::read("/etc/hosts").unwrap(),
+        host_hosts,
+        "the host's file is untouched"
+    );
+
+    let out = sb
+        .run([
+            "--dns",
+            "192.0.2.53",
+            "--dns-search",
+            "example.com",
+            "--dns-option",
+            "ndots:2",
+            "--",
+            "cat",
+            "/etc/resolv.conf",
+        ])
+        .run();
+    out.assert_code(0);
+    let lines: Vec<&str> = out
+        .stdout_text()
+        .lines()
+        .filter(|l| {
+            ["nameserver", "search", "domain", "options"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "search example.com",
+            "nameserver 192.0.2.53",
+            "options ndots:2"
+        ]
+    );
+    sb.run(["--dns", "192.0.2", "--", "true"])
+        .run()
+        .assert_failure(125, r#"invalid --dns "192.0.2": not an IP address"#);
+    sb.run(["--add-host", "db", "--", "true"])
+        .run()
+        .assert_failure(125, r#"invalid --add-host "db": expected NAME:IP"#);
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn no_hosts_keeps_the_rootfs_file() {
+    let sb = Sandbox::busybox_with(|r| {
+        std::fs::write(r.join("etc/hosts"), "10.1.2.3\trootfs-own\n").unwrap();
+    });
+    sb.run(["--no-hosts", "--", "cat", "/etc/hosts"])
+        .run()
+        .assert_success("10.1.2.3\trootfs-own\n");
+    sb.run(["--no-hosts", "--add-host", "a:1.2.3.4", "--", "true"])
+        .run()
+        .assert_failure(125, "--no-hosts and --add-host cannot be used together");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn containerenv_names_engine_name_and_id() {
+    let sb = Sandbox::busybox();
+    let out = sb
+        .run(["--name", "envtest", "--", "cat", "/run/.containerenv"])
+        .run();
+    out.assert_code(0);
+    let lines: Vec<&str> = out.stdout_text().lines().collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        format!("engine=\"ocirun-{}\"", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(lines[1], "name=\"envtest\"");
+    let id = lines[2]
+        .strip_prefix("id=\"")
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap();
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id:?}"
+    );
+    assert_eq!(lines[3], "rootless=0");
+    assert!(!sb.rootfs().join("run").exists(), "the made /run is gone");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn overlay_volumes_throw_their_writes_away() {
+    let sb = Sandbox::busybox();
+    let h = host_dir(&sb, "h");
+    sb.run([
+        "-v",
+        &format!("{}:/data:O", text(&h)),
+        "--",
+        "sh",
+        "-c",
+        "echo x > /data/new; echo y >> /data/existing; cat /data/new /data/existing",
+    ])
+    .run()
+    .assert_success("x\nhi\ny\n");
+    assert_eq!(std::fs::read_to_string(h.join("existing")).unwrap(), "hi\n");
+    assert!(!h.join("new").exists());
+    // With upperdir and workdir, the writes stay there.
+    let upper = host_dir(&sb, "upper");
+    let work = sb.scratch().join("work");
+    std::fs::create_dir(&work).unwrap();
+    sb.run([
+        "-v",
+        &format!(
+            "{}:/data:O,upperdir={},workdir={}",
+            text(&h),
+            text(&upper),
+            text(&work)
+        ),
+        "--",
+        "sh",
+        "-c",
+        "echo kept > /data/new",
+    ])
+    .run()
+    .assert_success("");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("new")).unwrap(),
+        "kept\n"
+    );
+    assert!(!h.join("new").exists());
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn chown_option_gives_the_source_to_the_runs_user() {
+    let sb = Sandbox::busybox();
+    let h = host_dir(&sb, "h");
+    sb.run([
+        "--user",
+        "1234:5678",
+        "-v",
+        &format!("{}:/data:U", text(&h)),
+        "--",
+        "sh",
+        "-c",
+        "stat -c %u:%g /data /data/existing; touch /data/mine",
+    ])
+    .run()
+    .assert_success("1234:5678\n1234:5678\n");
+    let m = std::fs::metadata(h.join("mine")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (1234, 5678));
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_run_with_volumes_secrets_and_tmpfs_leaves_no_mount_point_and_no_mount() {
+    let sb = Sandbox::busybox();
+    let h = host_dir(&sb, "h");
+    let s = host_dir(&sb, "s");
+    let conf = sb.scratch().join("mounts.conf");
+    std::fs::write(&conf, format!("{}:/run/secrets\n", text(&s))).unwrap();
+    let config = image_config(&sb, &["/srv/vol"]);
+    sb.run([
+        "-v",
+        &format!("{}:/mnt/a/b", text(&h)),
+        "--mount",
+        &format!("type=bind,src={},dst=/opt/file", text(&h.join("existing"))),
+        "--tmpfs",
+        "/scratch/t",
+        "--mounts-file",
+        &text(&conf),
+        "--config",
+        &text(&config),
+        "--",
+        "sh",
+        "-c",
+        "cat /mnt/a/b/existing /opt/file /run/secrets/existing; ls -A /srv/vol /scratch/t",
+    ])
+    .run()
+    .assert_success("hi\nhi\nhi\n/scratch/t:\n\n/srv/vol:\n");
+    for made in ["mnt", "opt", "run", "scratch", "srv"] {
+        assert!(
+            !sb.rootfs().join(made).exists(),
+            "/{made} was left in the rootfs"
+        );
+    }
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn spec_shows_the_mounts_and_writes_nothing() {
+    let sb = Sandbox::busybox();
+    let h = host_dir(&sb, "h");
+    let out = sb
+        .ocirun(
+            "spec",
+            [
+                "--name",
+                "specname",
+                "-v",
+                &format!("{}:/data:ro,nodev", text(&h)),
+                "--tmpfs",
+                "/t:size=1m",
+                "--config",
+                &text(&image_config(&sb, &["/vol"])),
+                "--",
+                "true",
+            ],
+        )
+        .run();
+    out.assert_code(0);
+    let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mounts = spec["mounts"].as_array().unwrap();
+    let find = |dst: &str| {
+        mounts
+            .iter()
+            .find(|m| m["destination"] == dst)
+            .unwrap_or_else(|| panic!("no mount on {dst}: {mounts:?}"))
+    };
+    assert_eq!(
+        find("/data"),
+        &serde_json::json!({"destination": "/data", "type": "bind", "source": text(&h),
+            "options": ["rbind", "rprivate", "ro", "nodev"]})
+    );
+    assert_eq!(
+        find("/t")["options"],
+        serde_json::json!([
+            "size=1m",
+            "rw",
+            "rprivate",
+            "noexec",
+            "nosuid",
+            "nodev",
+            "tmpcopyup"
+        ])
+    );
+    assert_eq!(
+        find("/vol")["source"],
+        serde_json::json!(text(&sb.root().join("containers/specname/volumes/vol")))
+    );
+    assert!(!sb.root().exists(), "spec created the container directory");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn gc_removes_the_ephemeral_directory_of_a_killed_run() {
+    let sb = Sandbox::busybox_with(image_volume_rootfs);
+    let config = image_config(&sb, &["/var/lib/data"]);
+    let mut ocirun = sb
+        .run(["--config", &text(&config), "--", "sleep", "60"])
+        .command();
+    let mut child = ocirun
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while children_named(child.id(), "sleep").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the container did not start within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let containers = sb.root().join("containers");
+    assert_eq!(
+        std::fs::read_dir(&containers).unwrap().count(),
+        2,
+        "the run's directory and its lock"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = Command::new(ocirun_bin())
+        .arg("--runroot")
+        .arg(sb.runroot())
+        .arg("--root")
+        .arg(sb.root())
+        .arg("gc")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "gc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.lines().any(|l| l == "removed 1 container directories"),
+        "gc said {said:?}"
+    );
+    assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 0);
+    sb.assert_nothing_left();
+}
+
+// Hostile root filesystems: paths that point out of the rootfs must resolve inside it.
+
+#[test]
+fn a_working_dir_symlinked_out_of_the_rootfs_is_made_inside() {
+    let marker = Path::new("/tmp/outside-marker");
+    assert!(
+        !marker.exists(),
+        "{} exists on the host before the test; remove it",
+        marker.display()
+    );
+    let sb = Sandbox::busybox_with(|r| symlink("/tmp/outside-marker", r.join("w")).unwrap());
+    sb.run(["--workingdir", "/w", "--", "sh", "-c", "pwd -P"])
+        .run()
+        .assert_success("/tmp/outside-marker\n");
+    assert!(
+        !marker.exists(),
+        "the working directory was made on the host"
+    );
+    assert!(sb.rootfs().join("tmp/outside-marker").is_dir());
+    sb.assert_nothing_left_except(&["tmp/outside-marker"]);
+}
+
+#[test]
+fn an_image_volume_symlinked_to_etc_copies_the_rootfs_etc() {
+    let sb = Sandbox::busybox_with(|r| {
+        symlink("/etc", r.join("vol")).unwrap();
+        std::fs::write(r.join("etc/rootfs-marker"), "inside\n").unwrap();
+    });
+    let config = image_config(&sb, &["/vol"]);
+    let rootfs_passwd = std::fs::read_to_string(sb.rootfs().join("etc/passwd")).unwrap();
+    assert_ne!(
+        rootfs_passwd,
+        std::fs::read_to_string("/etc/passwd").unwrap()
+    );
+    sb.run([
+        "--config",
+        &text(&config),
+        "--",
+        "sh",
+        "-c",
+        "cat /vol/rootfs-marker /vol/passwd",
+    ])
+    .run()
+    .assert_success(&format!("inside\n{rootfs_passwd}"));
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_passwd_symlinked_to_shadow_reads_the_rootfs_file() {
+    let sb = Sandbox::busybox_with(|r| {
+        std::fs::remove_file(r.join("etc/passwd")).unwrap();
+        symlink("/etc/shadow", r.join("etc/passwd")).unwrap();
+        std::fs::write(r.join("etc/shadow"), "inside:x:4321:4321::/:/bin/sh\n").unwrap();
+    });
+    sb.run(["--user", "inside", "--", "id", "-u"])
+        .run()
+        .assert_success("4321\n");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_passwd_symlinked_to_a_missing_shadow_never_reads_the_hosts() {
+    let sb = Sandbox::busybox_with(|r| {
+        std::fs::remove_file(r.join("etc/passwd")).unwrap();
+        symlink("/etc/shadow", r.join("etc/passwd")).unwrap();
+    });
+    // The host's /etc/shadow names root; the rootfs has no such file, so no user "root".
+    sb.run(["--user", "root", "--", "true"])
+        .run()
+        .assert_failure(125, r#"unknown user "root""#);
+    sb.assert_nothing_left();
+}
