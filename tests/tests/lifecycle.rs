@@ -531,3 +531,74 @@ fn two_runs_cannot_share_a_name() {
         .assert_failure(125, "invalid container name \"../bad\"");
     sb.assert_nothing_left();
 }
+
+#[test]
+fn a_signal_at_any_moment_of_the_start_ends_the_run() {
+    let sb = Sandbox::busybox();
+    for delay_ms in [0, 5, 10, 20, 40, 80, 160] {
+        let running = sb.run(["--", "sleep", "30"]).spawn();
+        // From the moment ocirun blocks SIGTERM for its signalfd (before that, the signal's
+        // default action ends ocirun before it has created anything).
+        let status = format!("/proc/{}/status", running.pid());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&status)
+            .ok()
+            .and_then(|s| {
+                let mask = s.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
+                u64::from_str_radix(mask.trim(), 16).ok()
+            })
+            .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
+        {
+            assert!(Instant::now() < deadline, "ocirun never blocked SIGTERM");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let sent = Instant::now();
+        signal(running.pid(), Signal::SIGTERM);
+        let out = running.wait();
+        assert_eq!(out.code, 143, "SIGTERM after {delay_ms} ms: {}", out.stderr);
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "SIGTERM after {delay_ms} ms took {:?}",
+            sent.elapsed()
+        );
+    }
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_hostname_that_would_inject_lines_is_refused() {
+    let sb = Sandbox::busybox();
+    sb.run(["--hostname", "x\n6.6.6.6 example.com", "--", "true"]).run().assert_failure(
+        125,
+        "invalid hostname \"x\\n6.6.6.6 example.com\": contains whitespace or a control character",
+    );
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_container_as_in_a_pipeline() {
+    let sb = Sandbox::busybox();
+    let pipeline = format!(
+        "{} --runroot {} --root {} run --rootfs {} -- sh -c 'yes; echo \"yes exited $?\" >&2' | head -n 1",
+        ocirun_bin().display(),
+        sb.runroot().display(),
+        sb.root().display(),
+        sb.rootfs().display()
+    );
+    let started = Instant::now();
+    let out = Command::new("timeout")
+        .args(["30", "sh", "-c", &pipeline])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "y\n");
+    assert_eq!(out.status.code(), Some(0), "the pipeline ended by itself");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("yes exited 141"),
+        "yes got SIGPIPE: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    sb.assert_nothing_left();
+}

@@ -9,7 +9,13 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "ocirun", version, propagate_version = true)]
 pub(crate) struct Cli {
     /// Log level of ocirun's own diagnostics on stderr: error, warn, info, debug or trace.
-    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "warn",
+        value_name = "LEVEL",
+        value_parser = ["error", "warn", "info", "debug", "trace"]
+    )]
     pub(crate) log_level: String,
 
     /// Directory for ocirun's run state: bundles under DIR/bundles, the runtime's state under

@@ -122,9 +122,11 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     let runtime = lifecycle::discover_runtime(args, &state)?;
 
     let _span = tracing::info_span!("container", id = %container_id).entered();
-    let bundle = Bundle::create(&state.bundles, &container_id)?;
-    let record = RunRecord::new(&container_id, bundle.path(), &runtime, Some(rootfs.path()))?;
+    // The record comes first: whatever this process is killed after, gc finds it.
+    let bundle_dir = state.bundles.join(&container_id);
+    let record = RunRecord::new(&container_id, &bundle_dir, &runtime, Some(rootfs.path()))?;
     let record = state.records.write(&record)?;
+    let bundle = Bundle::create(&state.bundles, &container_id)?;
     let prepared = prepare(
         &rootfs,
         bundle.path(),

@@ -269,6 +269,16 @@ pub fn prepare<'r>(
                     rootfs: rootfs.path().to_path_buf(),
                     source,
                 })?;
+            // Into the ledger before they exist: a run killed half-way leaves no target that
+            // `gc` does not know of.
+            let mut planned = match dst.parent() {
+                Some(parent) => rootfs.missing_dirs(parent, "create mount target")?.1,
+                None => Vec::new(),
+            };
+            planned.push(dst.clone());
+            if let Some(hold) = &prepared.ledger {
+                hold.ledger().record(hold, rootfs, &planned)?;
+            }
             if let Some(parent) = dst.parent() {
                 let created = rootfs.create_dirs(parent, "create mount target")?;
                 prepared.created_targets.extend(created);
@@ -277,6 +287,10 @@ pub fn prepare<'r>(
                 prepared.created_targets.push(dst.clone());
             }
         } else {
+            if let Some(hold) = &prepared.ledger {
+                let planned = rootfs.missing_dirs(dst, "create mount target")?.1;
+                hold.ledger().record(hold, rootfs, &planned)?;
+            }
             let created = rootfs.create_dirs(dst, "create mount target")?;
             // runc gives a tmpfs the mode of the directory it covers: a target made here takes
             // the mode the user asked for.

@@ -291,12 +291,14 @@ impl Rootfs {
     /// `mkdir -p` inside the rootfs (mode 0755), through dangling symlinks too
     /// ([`Self::path_for_create`]); returns the components it created (their resolved
     /// paths), outermost first.
-    pub(crate) fn create_dirs(
+    /// What [`Self::create_dirs`] would create for `dir`: the resolved directory path and its
+    /// missing components, outermost first. Creates nothing.
+    pub(crate) fn missing_dirs(
         &self,
         dir: &Path,
         action: &'static str,
-    ) -> Result<Vec<PathBuf>, MountsError> {
-        let dir = &self
+    ) -> Result<(PathBuf, Vec<PathBuf>), MountsError> {
+        let dir = self
             .path_for_create(dir)
             .map_err(|e| self.in_rootfs(action, dir, e))?;
         let mut missing = Vec::new();
@@ -309,6 +311,16 @@ impl Rootfs {
                 }
             }
         }
+        Ok((dir, missing))
+    }
+
+    pub(crate) fn create_dirs(
+        &self,
+        dir: &Path,
+        action: &'static str,
+    ) -> Result<Vec<PathBuf>, MountsError> {
+        let (dir, missing) = self.missing_dirs(dir, action)?;
+        let dir = &dir;
         if missing.is_empty() {
             return Ok(missing);
         }

@@ -48,6 +48,13 @@ pub enum DriverError {
         /// What it holds.
         content: String,
     },
+    /// A terminating signal arrived before the container's command started; the container
+    /// was deleted without starting it.
+    #[error("interrupted by {} before the command started", signal_name(*signal))]
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+    },
     /// Another live run holds the container name (`--name`).
     #[error("container name {name:?} is in use by the ocirun process {pid}")]
     NameInUse {
@@ -73,7 +80,8 @@ pub(crate) fn sys(call: impl Into<String>) -> impl FnOnce(nix::Error) -> DriverE
 }
 
 impl DriverError {
-    /// The exit code podman gives for this error. A runtime that reports that the command
+    /// The exit code podman gives for this error. An interrupted run gives 128 + the signal,
+    /// as if the command had been killed by it. A runtime that reports that the command
     /// cannot be run (runc's `exec: "x": executable file not found in $PATH`, `exec ...: no such
     /// file or directory`, `... permission denied`) gives 127 or 126, the codes for a command
     /// not found or not executable; every other failure of the runtime or the supervisor is
@@ -85,9 +93,17 @@ impl DriverError {
                 message,
                 ..
             } => classify_exec_failure(message).unwrap_or(125),
+            Self::Interrupted { signal } => 128 + signal,
             _ => 125,
         }
     }
+}
+
+/// `SIGINT` for 2, or `signal N` for a number nix does not name.
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_else(|_| format!("signal {signal}"))
 }
 
 /// 127 or 126 when a runtime's message says the container's command could not be executed.
@@ -134,5 +150,11 @@ mod tests {
         );
         assert_eq!(runtime("delete", not_found).exit_code(), 125);
         assert_eq!(DriverError::RuntimeNotFound("x".into()).exit_code(), 125);
+        let interrupted = DriverError::Interrupted { signal: 2 };
+        assert_eq!(interrupted.exit_code(), 130);
+        assert_eq!(
+            interrupted.to_string(),
+            "interrupted by SIGINT before the command started"
+        );
     }
 }

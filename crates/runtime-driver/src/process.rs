@@ -366,6 +366,9 @@ impl SignalForwarder {
                 continue;
             }
             let terminating = is_terminating(signal);
+            if policy.proxy {
+                wait_for_exec(pid);
+            }
             let sent = match (policy.proxy, terminating) {
                 (true, true) if !catches(pid, signal) => Some(Signal::SIGKILL),
                 (true, _) => Some(signal),
@@ -408,6 +411,19 @@ pub(crate) fn is_terminating(signal: Signal) -> bool {
         signal,
         Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP | Signal::SIGQUIT
     )
+}
+
+/// Waits, at most 2 s, until `pid` is no longer the runtime's init (runc names it
+/// `runc:[2:INIT]` until it executes the command): its signal handlers are the runtime's, not
+/// the command's, so neither the PID-1 rule nor a forwarded signal would mean anything yet.
+fn wait_for_exec(pid: Pid) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.starts_with("runc:["))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Whether `pid` is the leader of its own process group, so that the group can be signalled

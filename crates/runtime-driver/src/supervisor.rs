@@ -12,7 +12,8 @@ use crate::{
 /// Steps of [`Supervisor::run`], and what is undone when one fails:
 /// 1. `runtime create` on the bundle, with the container's stdio as `io` says;
 /// 2. a pidfd for the container process (see [`ContainerProcess`]);
-/// 3. `runtime start`; on failure the container is deleted with `--force`;
+/// 3. `runtime start`, unless a terminating signal is pending ([`DriverError::Interrupted`]);
+///    on failure the container is deleted with `--force`;
 /// 4. `alongside` runs on a scoped thread with the exit fd (e.g. a stdio relay), while this
 ///    thread waits, handling signals as the policy says; if waiting fails the container is
 ///    killed so that `alongside` sees it end;
@@ -59,6 +60,18 @@ impl<'r> Supervisor<'r> {
         let container = self.runtime.create(id, bundle, io)?;
         let process = ContainerProcess::open(container.pid())?;
         tracing::debug!(container_id = id, pid = process.pid(), "created");
+        // The created process is still the runtime's init, which catches every signal: a
+        // terminating signal that came before the command runs ends the run here.
+        let mut signals = signals;
+        if let Some(s) = signals.as_deref_mut() {
+            if let Some(signal) = s.take_pending()? {
+                if crate::process::is_terminating(signal) {
+                    return Err(DriverError::Interrupted {
+                        signal: signal as i32,
+                    });
+                }
+            }
+        }
         container.start()?;
         let (status, result) = std::thread::scope(|scope| {
             let helper = scope.spawn(|| alongside(process.exit_fd()));

@@ -832,6 +832,13 @@ fn validate_hostname(hostname: &str) -> Result<(), SpecError> {
     if hostname.contains(['\0', '/']) {
         return bad("contains a NUL byte or a slash");
     }
+    // It becomes a line of /etc/hosts and /etc/hostname: no whitespace, no control character.
+    if hostname
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return bad("contains whitespace or a control character");
+    }
     Ok(())
 }
 

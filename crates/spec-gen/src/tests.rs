@@ -194,6 +194,12 @@ fn bad_inputs_name_the_value() {
     let mut o = RunOptions::new(vec!["true".into()]);
     o.hostname = Some("a/b".into());
     assert!(err(o).starts_with(r#"invalid hostname "a/b""#));
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.hostname = Some("x\n6.6.6.6 example.com".into());
+    assert_eq!(
+        err(o),
+        r#"invalid hostname "x\n6.6.6.6 example.com": contains whitespace or a control character"#
+    );
     let o = RunOptions::new(vec!["true".into()]);
     let e = SpecGenerator::new("rel/rootfs", "id", &o)
         .generate()

@@ -347,8 +347,12 @@ impl Flow {
     fn sink_gone(&mut self, epoll: &Epoll) {
         match self.role {
             Role::Output => {
-                debug!(stream = %self.to, "reader went away; discarding the rest of the stream");
+                // As in a shell pipeline (`yes | head -1`): the container's end of the stream
+                // is closed too, so its next write gets EPIPE (SIGPIPE) instead of writing
+                // into a void for ever.
+                debug!(stream = %self.to, "reader went away; closing the container's end");
                 self.close(epoll, Side::Sink);
+                self.close(epoll, Side::Source);
                 match &mut self.transfer {
                     Transfer::Buffered(buf) => buf.clear(),
                     Transfer::Splice { .. } => {

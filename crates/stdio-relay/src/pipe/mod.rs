@@ -59,8 +59,9 @@
 //! - `EPIPE` writing the container's stdin (it closed its stdin or exited): the buffered input
 //!   is dropped, the caller's stdin is no longer read and the container's stdin is closed. Not
 //!   an error.
-//! - `EPIPE` writing the caller's stdout or stderr (its reader went away): the rest of that
-//!   stream is read from the container and thrown away, so the container never blocks on it.
+//! - `EPIPE` writing the caller's stdout or stderr (its reader went away): the container's end
+//!   of that stream is closed too, so its next write fails with `EPIPE` (SIGPIPE), as in a shell
+//!   pipeline: `ocirun run ... yes | head -1` ends. The other streams go on.
 //!   Not an error.
 //! - [`discard_stdout`](crate::RelayOptions::discard_stdout): the container's stdout is read and
 //!   thrown away.
