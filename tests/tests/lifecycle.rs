@@ -541,13 +541,13 @@ fn a_signal_at_any_moment_of_the_start_ends_the_run() {
         // default action ends ocirun before it has created anything).
         let status = format!("/proc/{}/status", running.pid());
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(&status)
+        while std::fs::read_to_string(&status)
             .ok()
             .and_then(|s| {
                 let mask = s.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
                 u64::from_str_radix(mask.trim(), 16).ok()
             })
-            .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
+            .is_none_or(|mask| mask & (1 << (15 - 1)) == 0)
         {
             assert!(Instant::now() < deadline, "ocirun never blocked SIGTERM");
             std::thread::sleep(Duration::from_micros(200));
