@@ -7,7 +7,9 @@
 //! 3. `cargo test --workspace --exclude ocirun-e2e` (unit and doc tests);
 //! 4. the end-to-end suite ([`crate::e2e`]);
 //!
-//! and last, on stdout, `N passed, M failed` over the tests of steps 3 and 4 ([`crate::tally`]).
+//! and last, on stdout, `N passed, M failed` over the tests of steps 3 and 4
+//! ([`crate::tally`]). The same suite inside QEMU guests (`cargo xtask vm`) is not a step yet:
+//! under TCG the whole suite takes far longer per guest than CI allows.
 //!
 //! Each step is announced on stderr as `==> [N/4] ...`.
 

@@ -41,9 +41,9 @@ pub(crate) fn preflight() -> Result<()> {
     Ok(())
 }
 
-/// Runs the suite, passing `test_args` (filters, `--nocapture`, ...) to the test harness.
-pub(crate) fn run(sh: &Shell, test_args: &[OsString], tally: &mut Tally) -> Result<()> {
-    preflight()?;
+/// Steps 2 and 3: builds (or finds cached) both fixtures and builds ocirun; returns the
+/// environment that the tests read ([`test_env`]). `cargo xtask vm` shares this step.
+pub(crate) fn prepare(sh: &Shell) -> Result<[(&'static str, PathBuf); 3]> {
     let busybox = rootfs::default_dir(Fixture::Busybox);
     let debian = rootfs::default_dir(Fixture::Debian);
     rootfs::ensure(sh, Fixture::Busybox, &busybox)?;
@@ -60,7 +60,15 @@ pub(crate) fn run(sh: &Shell, test_args: &[OsString], tally: &mut Tally) -> Resu
             bin.display()
         );
     }
+    Ok(test_env(bin, busybox, debian))
+}
 
+/// Runs the suite, passing `test_args` (filters, `--nocapture`, ...) to the test harness.
+pub(crate) fn run(sh: &Shell, test_args: &[OsString], tally: &mut Tally) -> Result<()> {
+    preflight()?;
+    let env = prepare(sh)?;
+
+    let cargo = host::cargo();
     let mut harness_args = Vec::new();
     if !test_args
         .iter()
@@ -73,7 +81,7 @@ pub(crate) fn run(sh: &Shell, test_args: &[OsString], tally: &mut Tally) -> Resu
 
     let mut test = cmd!(sh, "{cargo} test -p ocirun-e2e -- {harness_args...}");
     eprintln!("e2e environment:");
-    for (key, value) in test_env(bin, busybox, debian) {
+    for (key, value) in env {
         eprintln!("  {key}={}", value.display());
         test = test.env(key, value);
     }

@@ -6,7 +6,9 @@
 //! - `rootfs busybox|debian [DIR]`: build a test root filesystem, cached by a marker file
 //!   ([`rootfs`]);
 //! - `e2e [-- ARGS...]`: the end-to-end suite against real runc, as root ([`e2e`]);
-//! - `ci`: formatting, clippy, unit and doc tests, then `e2e` ([`ci`]);
+//! - `vm [OPTIONS] [-- ARGS...]`: the end-to-end suite inside a QEMU guest, on cgroup v1
+//!   and v2 ([`vm`]);
+//! - `ci`: formatting, clippy, unit and doc tests, then `e2e` and `vm` ([`ci`]);
 //! - `demo`: install what is missing, build ocirun and run a command in a Debian rootfs
 //!   ([`demo`]);
 //! - `help`: the usage text.
@@ -14,12 +16,14 @@
 //! Every command the tasks run is echoed on stderr before it runs; so is every step that changes
 //! the filesystem. Cargo commands run in the workspace root.
 
+mod bench;
 mod ci;
 mod demo;
 mod e2e;
 mod host;
 mod rootfs;
 mod tally;
+mod vm;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -41,9 +45,23 @@ Tasks:
   e2e [-- ARGS...]      as root: build both fixtures and ocirun, then run the end-to-end tests
                         against real runc; ARGS go to the test harness (filters, --nocapture,
                         --test-threads=N)
+  vm [--cgroup v1|v2|both] [--accel tcg|kvm] [--timeout SECS] [--fault hang|panic]
+     [-- ARGS...]       as root: the e2e suite inside a throwaway QEMU guest that sees the
+                        host's / read-only, once per cgroup version (default both). Installs
+                        QEMU (Debian's qemu-system-x86) if missing; fetches Debian's kernel into
+                        target/vm/. --accel: tcg (default) or kvm where KVM works; --timeout:
+                        per guest, default 600, then the guest is killed and retried once;
+                        --fault: a guest that hangs or panics, to check those reports; ARGS go
+                        to every test binary (filters, --exact). OCIRUN_E2E_FLIP=1 (for vm
+                        and e2e) makes cgroup::cgroup_version_is_the_expected_one fail on
+                        purpose, to check how a failure is reported
   ci                    cargo fmt --check, clippy -D warnings, unit and doc tests, then e2e
   demo                  install runc/busybox-static/debootstrap if missing (as root), build
                         ocirun --release and run a command in the Debian rootfs
+  bench [--quick] [--with-buildah] [--with-podman]
+                        as root: ocirun --release measured side by side with runc run alone
+                        (latency, throughput, peak memory, scale); table on stdout, raw
+                        figures in target/bench/results.json
   help                  print this text
 ";
 
@@ -54,10 +72,14 @@ enum Task {
     Rootfs(Fixture, Option<PathBuf>),
     /// `e2e [-- ARGS...]`, with the arguments for the test harness.
     E2e(Vec<OsString>),
+    /// `vm [OPTIONS] [-- ARGS...]`.
+    Vm(vm::Options),
     /// `ci`.
     Ci,
     /// `demo`.
     Demo,
+    /// `bench [--quick] [--with-buildah] [--with-podman]`.
+    Bench(bench::BenchOptions),
     /// `help`, `-h`, `--help`.
     Help,
 }
@@ -129,11 +151,24 @@ fn parse_args(args: &[OsString]) -> Result<Task> {
             };
             Ok(Task::E2e(rest.to_vec()))
         }
+        "vm" => Ok(Task::Vm(vm::parse_options(rest)?)),
         "ci" | "demo" | "help" | "-h" | "--help" if !rest.is_empty() => {
             bail!("`{task}` takes no arguments")
         }
         "ci" => Ok(Task::Ci),
         "demo" => Ok(Task::Demo),
+        "bench" => {
+            let mut options = bench::BenchOptions::default();
+            for arg in rest {
+                match arg.to_str() {
+                    Some("--quick") => options.quick = true,
+                    Some("--with-buildah") => options.with_buildah = true,
+                    Some("--with-podman") => options.with_podman = true,
+                    _ => bail!("unknown bench option `{}`", arg.to_string_lossy()),
+                }
+            }
+            Ok(Task::Bench(options))
+        }
         "help" | "-h" | "--help" => Ok(Task::Help),
         _ => bail!("unknown task `{}`", args[0].to_string_lossy()),
     }
@@ -163,8 +198,15 @@ fn run(task: Task) -> Result<ExitCode> {
             println!("{}", tally.summary());
             result?;
         }
+        Task::Vm(options) => {
+            let mut tally = tally::Tally::default();
+            let result = vm::run(&sh, &options, &mut tally);
+            println!("{}", tally.summary());
+            result?;
+        }
         Task::Ci => ci::run(&sh)?,
         Task::Demo => return demo::run(&sh),
+        Task::Bench(options) => bench::run(&sh, options)?,
         Task::Help => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
@@ -212,12 +254,22 @@ mod tests {
     #[test]
     fn rejects_unknown_and_extra_arguments() {
         assert!(parse(&[]).is_err());
-        assert!(parse(&["bench"]).is_err());
+        assert!(parse(&["bench", "--fast"]).is_err());
+        assert_eq!(
+            parse(&["bench", "--quick", "--with-podman"]).unwrap(),
+            Task::Bench(bench::BenchOptions {
+                quick: true,
+                with_buildah: false,
+                with_podman: true
+            })
+        );
         assert!(parse(&["ci", "x"]).is_err());
         assert!(parse(&["demo", "--", "x"]).is_err());
         assert_eq!(parse(&["help"]).unwrap(), Task::Help);
         assert_eq!(parse(&["--help"]).unwrap(), Task::Help);
         assert_eq!(parse(&["ci"]).unwrap(), Task::Ci);
         assert_eq!(parse(&["demo"]).unwrap(), Task::Demo);
+        assert_eq!(parse(&["vm"]).unwrap(), Task::Vm(vm::Options::default()));
+        assert!(parse(&["vm", "filter"]).is_err());
     }
 }

@@ -1,0 +1,753 @@
+//! `cargo xtask bench`: ocirun measured side by side with `runc run` alone on the same input.
+//!
+//! Every comparison alternates its commands within one run (A B A B ...) so that drift of the
+//! machine falls on both alike, and reports the median, minimum and maximum. Rows:
+//!
+//! 1. latency of `/bin/true`: `ocirun run` against `runc run` on a bundle made from
+//!    `ocirun spec` for the same command (the floor), and `buildah run` / `podman run --rootfs`
+//!    when asked;
+//! 2. output throughput: the container writes N MiB of zeros to stdout, read by
+//!    `dd of=/dev/null` on the host, through ocirun's relay, through `ocirun --stdio inherit`
+//!    (when ocirun has it), and with `runc run --detach` handing the pipe straight to the
+//!    container (the foreground `runc run` copies stdio through pipes of its own);
+//! 3. input throughput: N MiB piped into the container's `dd of=/dev/null`;
+//! 4. terminal throughput: 256 MiB through `ocirun run -t` under `script`'s pseudo-terminal
+//!    (when ocirun has `-t`);
+//! 5. ocirun's own peak memory (`VmHWM` of its process, sampled until it exits), for a latency
+//!    run and a throughput run;
+//! 6. scale: the median latency of the first and last 50 runs of a sequence, and the wall time
+//!    of 20 runs started at once.
+//!
+//! The table goes to stdout in Markdown; the raw figures to `target/bench/results.json`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::host;
+use crate::rootfs::{self, Fixture};
+
+/// What `cargo xtask bench` was asked for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BenchOptions {
+    /// Fewer repetitions and smaller transfers: under 3 minutes.
+    pub(crate) quick: bool,
+    /// Also measure `buildah run` (installed from Debian's packages if missing).
+    pub(crate) with_buildah: bool,
+    /// Also measure `podman run --rootfs` (installed from Debian's packages if missing).
+    pub(crate) with_podman: bool,
+}
+
+/// Sizes and counts of one bench run.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    latency_pairs: usize,
+    transfer_mib: u64,
+    transfer_reps: usize,
+    terminal_mib: u64,
+    sequence: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                latency_pairs: 20,
+                transfer_mib: 1024,
+                transfer_reps: 2,
+                terminal_mib: 64,
+                sequence: 200,
+            }
+        } else {
+            Self {
+                latency_pairs: 100,
+                transfer_mib: 4096,
+                transfer_reps: 3,
+                terminal_mib: 256,
+                sequence: 1000,
+            }
+        }
+    }
+}
+
+/// Median, minimum and maximum of a sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(samples: &[f64]) -> Self {
+        assert!(!samples.is_empty(), "statistics of no samples");
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Self {
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+        }
+    }
+}
+
+/// One line of the table: what was measured, its figures, the unit, and the ratio of its
+/// median to the baseline's.
+#[derive(Debug, Clone)]
+struct Row {
+    section: &'static str,
+    name: String,
+    unit: &'static str,
+    stats: Stats,
+    ratio: Option<f64>,
+}
+
+/// The programs and files a bench run works with.
+struct Bench {
+    ocirun: PathBuf,
+    runc: PathBuf,
+    rootfs: PathBuf,
+    work: PathBuf,
+    has_tty: bool,
+    has_stdio_inherit: bool,
+    runc_runs: usize,
+}
+
+/// Runs the benchmarks and prints the table.
+pub(crate) fn run(sh: &Shell, options: BenchOptions) -> Result<()> {
+    host::require_root("the benchmarks run real containers")?;
+    let runc = host::find_in_path("runc")
+        .or_else(|| host::find_admin_tool("runc"))
+        .context("runc not found: apt-get install runc")?;
+    let cargo = host::cargo();
+    cmd!(sh, "{cargo} build --release -p ocirun")
+        .run()
+        .context("cannot build ocirun")?;
+    let ocirun = host::target_dir(sh).join("release").join("ocirun");
+    let fixture = rootfs::default_dir(Fixture::Busybox);
+    rootfs::ensure(sh, Fixture::Busybox, &fixture)?;
+
+    let work = host::target_dir(sh).join("bench");
+    let rootfs = work.join("rootfs");
+    if rootfs.exists() {
+        std::fs::remove_dir_all(&rootfs)
+            .with_context(|| format!("cannot remove {}", rootfs.display()))?;
+    }
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&fixture)
+        .arg(&rootfs)
+        .status()
+        .context("cannot run cp")?;
+    ensure!(status.success(), "cp -a {} failed", fixture.display());
+
+    let help = Command::new(&ocirun)
+        .args(["run", "--help"])
+        .output()
+        .context("cannot run ocirun run --help")?;
+    let help = String::from_utf8_lossy(&help.stdout);
+    let mut bench = Bench {
+        ocirun,
+        runc,
+        rootfs,
+        work,
+        has_tty: help.contains("--tty"),
+        has_stdio_inherit: help.contains("--stdio"),
+        runc_runs: 0,
+    };
+    let plan = Plan::new(options.quick);
+    let mut rows = Vec::new();
+    let started = Instant::now();
+
+    eprintln!("==> latency");
+    rows.extend(bench.latency(&plan, options)?);
+    eprintln!("==> output throughput");
+    rows.extend(bench.output_throughput(&plan)?);
+    eprintln!("==> input throughput");
+    rows.extend(bench.input_throughput(&plan)?);
+    if bench.has_tty {
+        eprintln!("==> terminal throughput");
+        rows.extend(bench.terminal_throughput(&plan)?);
+    } else {
+        eprintln!("==> terminal throughput: ocirun has no -t yet; row left out");
+    }
+    eprintln!("==> peak memory");
+    rows.extend(bench.peak_memory(&plan)?);
+    eprintln!("==> scale");
+    rows.extend(bench.scale(&plan)?);
+
+    let table = table(&rows, options.quick, started.elapsed());
+    print!("{table}");
+    let json = bench.work.join("results.json");
+    std::fs::write(&json, results_json(&rows))
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    eprintln!("raw figures: {}", json.display());
+    Ok(())
+}
+
+impl Bench {
+    fn runroot(&self) -> PathBuf {
+        self.work.join("runroot")
+    }
+
+    /// `ocirun --runroot RUNROOT run --rootfs ROOTFS EXTRA... -- COMMAND...`.
+    fn ocirun_run(&self, extra: &[&str], command: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.ocirun);
+        cmd.arg("--runroot")
+            .arg(self.runroot())
+            .arg("run")
+            .arg("--rootfs")
+            .arg(&self.rootfs)
+            .args(extra)
+            .arg("--")
+            .args(command);
+        cmd
+    }
+
+    /// A bundle for `runc run` made from `ocirun spec` for `command`, with the generated files
+    /// its mounts name (bundle-relative sources).
+    fn runc_bundle(&self, name: &str, command: &[&str]) -> Result<PathBuf> {
+        let bundle = self.work.join(format!("bundle-{name}"));
+        std::fs::create_dir_all(&bundle)
+            .with_context(|| format!("cannot create {}", bundle.display()))?;
+        let spec = Command::new(&self.ocirun)
+            .arg("spec")
+            .arg("--rootfs")
+            .arg(&self.rootfs)
+            .arg("--")
+            .args(command)
+            .output()
+            .context("cannot run ocirun spec")?;
+        ensure!(
+            spec.status.success(),
+            "ocirun spec failed: {}",
+            String::from_utf8_lossy(&spec.stderr)
+        );
+        std::fs::write(bundle.join("config.json"), &spec.stdout)?;
+        for (file, content) in [
+            ("hosts", "127.0.0.1\tlocalhost\n"),
+            ("hostname", "bench\n"),
+            ("resolv.conf", ""),
+        ] {
+            std::fs::write(bundle.join(file), content)?;
+        }
+        Ok(bundle)
+    }
+
+    /// `runc --root STATE run --bundle BUNDLE <fresh id>`: runc in the foreground, which
+    /// copies the container's stdio through pipes of its own.
+    fn runc_run(&mut self, bundle: &Path) -> Command {
+        self.runc_runs += 1;
+        let mut cmd = Command::new(&self.runc);
+        cmd.arg("--root")
+            .arg(self.work.join("runc-state"))
+            .arg("run")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg(format!("bench-{}-{}", std::process::id(), self.runc_runs));
+        cmd
+    }
+
+    /// `runc run --detach --pid-file F`: runc hands its own stdio straight to the container
+    /// and returns, the container goes on (the no-relay floor of the throughput rows). Returns
+    /// the command, the container id and the pid file.
+    fn runc_run_detached(&mut self, bundle: &Path) -> (Command, String, PathBuf) {
+        self.runc_runs += 1;
+        let id = format!("bench-{}-{}", std::process::id(), self.runc_runs);
+        let pid_file = self.work.join(format!("{id}.pid"));
+        let mut cmd = Command::new(&self.runc);
+        cmd.arg("--root")
+            .arg(self.work.join("runc-state"))
+            .args(["run", "--detach", "--pid-file"])
+            .arg(&pid_file)
+            .arg("--bundle")
+            .arg(bundle)
+            .arg(&id);
+        (cmd, id, pid_file)
+    }
+
+    /// `runc delete --force ID` after a detached run, once its process has exited (polled
+    /// here, in the benchmark only: the container is not our child).
+    fn runc_finish(&self, id: &str, pid_file: &Path) -> Result<()> {
+        let pid = std::fs::read_to_string(pid_file)
+            .with_context(|| format!("cannot read {}", pid_file.display()))?;
+        let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while proc_dir.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = std::fs::remove_file(pid_file);
+        let status = Command::new(&self.runc)
+            .arg("--root")
+            .arg(self.work.join("runc-state"))
+            .args(["delete", "--force", id])
+            .status()
+            .context("cannot run runc delete")?;
+        ensure!(status.success(), "runc delete {id} failed");
+        Ok(())
+    }
+
+    fn latency(&mut self, plan: &Plan, options: BenchOptions) -> Result<Vec<Row>> {
+        let bundle = self.runc_bundle("true", &["/bin/true"])?;
+        let mut ocirun = Vec::new();
+        let mut runc = Vec::new();
+        for _ in 0..plan.latency_pairs {
+            ocirun.push(time_quiet(self.ocirun_run(&[], &["/bin/true"]))?);
+            runc.push(time_quiet(self.runc_run(&bundle))?);
+        }
+        let floor = Stats::of(&runc);
+        let mut rows = vec![
+            row("latency", "runc run (floor)", "ms", &runc, None),
+            row("latency", "ocirun run", "ms", &ocirun, Some(floor)),
+        ];
+        if options.with_buildah {
+            rows.push(self.buildah_latency(plan, floor)?);
+        }
+        if options.with_podman {
+            rows.push(self.podman_latency(plan, floor)?);
+        }
+        Ok(rows)
+    }
+
+    fn buildah_latency(&self, plan: &Plan, floor: Stats) -> Result<Row> {
+        install_if_missing("buildah", "buildah")?;
+        let from = Command::new("buildah")
+            .args(["from", "scratch"])
+            .output()
+            .context("cannot run buildah from scratch")?;
+        ensure!(from.status.success(), "buildah from scratch failed");
+        let container = String::from_utf8_lossy(&from.stdout).trim().to_owned();
+        let copy = Command::new("buildah")
+            .args(["copy", &container])
+            .arg(format!("{}/", self.rootfs.display()))
+            .arg("/")
+            .output()
+            .context("cannot run buildah copy")?;
+        ensure!(copy.status.success(), "buildah copy failed");
+        let mut samples = Vec::new();
+        for _ in 0..plan.latency_pairs.min(20) {
+            let mut cmd = Command::new("buildah");
+            cmd.args(["run", "--runtime"])
+                .arg(&self.runc)
+                .args([&container, "--", "/bin/true"]);
+            samples.push(time_quiet(cmd)?);
+        }
+        let _ = Command::new("buildah").args(["rm", &container]).output();
+        Ok(row("latency", "buildah run", "ms", &samples, Some(floor)))
+    }
+
+    fn podman_latency(&self, plan: &Plan, floor: Stats) -> Result<Row> {
+        install_if_missing("podman", "podman")?;
+        let mut samples = Vec::new();
+        for _ in 0..plan.latency_pairs.min(20) {
+            let mut cmd = Command::new("podman");
+            cmd.args([
+                "run",
+                "--rm",
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+                "--rootfs",
+            ])
+            .arg(&self.rootfs)
+            .arg("/bin/true");
+            samples.push(time_quiet(cmd)?);
+        }
+        Ok(row(
+            "latency",
+            "podman run --rootfs",
+            "ms",
+            &samples,
+            Some(floor),
+        ))
+    }
+
+    fn output_throughput(&mut self, plan: &Plan) -> Result<Vec<Row>> {
+        let count = format!("count={}", plan.transfer_mib);
+        let writer = ["dd", "if=/dev/zero", "bs=1M", count.as_str()];
+        let bundle = self.runc_bundle("write", &writer)?;
+        let bytes = plan.transfer_mib << 20;
+        let mut runc = Vec::new();
+        let mut relay = Vec::new();
+        let mut inherit = Vec::new();
+        for _ in 0..plan.transfer_reps {
+            let (cmd, id, pid_file) = self.runc_run_detached(&bundle);
+            runc.push(throughput_out(cmd, bytes)?);
+            self.runc_finish(&id, &pid_file)?;
+            relay.push(throughput_out(self.ocirun_run(&[], &writer), bytes)?);
+            if self.has_stdio_inherit {
+                let cmd = self.ocirun_run(&["--stdio", "inherit"], &writer);
+                inherit.push(throughput_out(cmd, bytes)?);
+            }
+        }
+        let floor = Stats::of(&runc);
+        let mut rows = vec![
+            row("output", "runc run, no relay (floor)", "GB/s", &runc, None),
+            row("output", "ocirun relay", "GB/s", &relay, Some(floor)),
+        ];
+        if !inherit.is_empty() {
+            rows.push(row(
+                "output",
+                "ocirun --stdio inherit",
+                "GB/s",
+                &inherit,
+                Some(floor),
+            ));
+        }
+        Ok(rows)
+    }
+
+    fn input_throughput(&mut self, plan: &Plan) -> Result<Vec<Row>> {
+        let reader = ["dd", "of=/dev/null", "bs=1M"];
+        let bundle = self.runc_bundle("read", &reader)?;
+        let mut runc = Vec::new();
+        let mut relay = Vec::new();
+        for _ in 0..plan.transfer_reps {
+            let (cmd, id, pid_file) = self.runc_run_detached(&bundle);
+            let pid_file_for_wait = pid_file.clone();
+            runc.push(throughput_in(cmd, plan.transfer_mib, move || {
+                wait_gone(&pid_file_for_wait)
+            })?);
+            self.runc_finish(&id, &pid_file)?;
+            relay.push(throughput_in(
+                self.ocirun_run(&[], &reader),
+                plan.transfer_mib,
+                || Ok(()),
+            )?);
+        }
+        let floor = Stats::of(&runc);
+        Ok(vec![
+            row("input", "runc run, no relay (floor)", "GB/s", &runc, None),
+            row("input", "ocirun relay", "GB/s", &relay, Some(floor)),
+        ])
+    }
+
+    fn terminal_throughput(&self, plan: &Plan) -> Result<Vec<Row>> {
+        let count = format!("count={}", plan.terminal_mib);
+        let inner = format!(
+            "{} --runroot {} run -t --rootfs {} -- dd if=/dev/zero bs=1M {count}",
+            self.ocirun.display(),
+            self.runroot().display(),
+            self.rootfs.display()
+        );
+        let mut samples = Vec::new();
+        for _ in 0..plan.transfer_reps {
+            let mut cmd = Command::new("script");
+            cmd.args(["-qefc", &inner, "/dev/null"]);
+            let secs = time_quiet(cmd)? / 1000.0;
+            samples.push((plan.terminal_mib << 20) as f64 / secs / 1e9);
+        }
+        Ok(vec![row(
+            "terminal",
+            "ocirun -t under a pseudo-terminal",
+            "GB/s",
+            &samples,
+            None,
+        )])
+    }
+
+    fn peak_memory(&self, plan: &Plan) -> Result<Vec<Row>> {
+        let mut latency = Vec::new();
+        for _ in 0..5 {
+            latency.push(peak_kib(self.ocirun_run(&[], &["/bin/true"]))? as f64 / 1024.0);
+        }
+        let count = format!("count={}", plan.transfer_mib.min(1024));
+        let mut throughput = Vec::new();
+        for _ in 0..plan.transfer_reps {
+            let cmd = self.ocirun_run(&[], &["dd", "if=/dev/zero", "bs=1M", &count]);
+            throughput.push(peak_kib(cmd)? as f64 / 1024.0);
+        }
+        Ok(vec![
+            row(
+                "memory",
+                "ocirun peak RSS, /bin/true",
+                "MiB",
+                &latency,
+                None,
+            ),
+            row(
+                "memory",
+                "ocirun peak RSS, 1 GiB through stdout",
+                "MiB",
+                &throughput,
+                None,
+            ),
+        ])
+    }
+
+    fn scale(&self, plan: &Plan) -> Result<Vec<Row>> {
+        let mut sequence = Vec::with_capacity(plan.sequence);
+        for _ in 0..plan.sequence {
+            sequence.push(time_quiet(self.ocirun_run(&[], &["/bin/true"]))?);
+        }
+        let first = &sequence[..50];
+        let last = &sequence[plan.sequence - 50..];
+        let first_stats = Stats::of(first);
+        let mut concurrent = Vec::new();
+        for _ in 0..3 {
+            let started = Instant::now();
+            let children: Vec<Child> = (0..20)
+                .map(|_| {
+                    let mut cmd = self.ocirun_run(&[], &["/bin/true"]);
+                    quiet(&mut cmd).spawn().context("cannot start ocirun")
+                })
+                .collect::<Result<_>>()?;
+            for mut child in children {
+                let status = child.wait()?;
+                ensure!(status.success(), "a concurrent run failed: {status}");
+            }
+            concurrent.push(ms(started.elapsed()));
+        }
+        Ok(vec![
+            row("scale", "runs 1-50 of a sequence", "ms", first, None),
+            row(
+                "scale",
+                &format!(
+                    "runs {}-{} of the sequence",
+                    plan.sequence - 49,
+                    plan.sequence
+                ),
+                "ms",
+                last,
+                Some(first_stats),
+            ),
+            row(
+                "scale",
+                "20 runs at once, wall time",
+                "ms",
+                &concurrent,
+                None,
+            ),
+        ])
+    }
+}
+
+fn row(
+    section: &'static str,
+    name: &str,
+    unit: &'static str,
+    samples: &[f64],
+    baseline: Option<Stats>,
+) -> Row {
+    let stats = Stats::of(samples);
+    Row {
+        section,
+        name: name.to_owned(),
+        unit,
+        stats,
+        ratio: baseline.map(|b| stats.median / b.median),
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn quiet(cmd: &mut Command) -> &mut Command {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+}
+
+/// Runs `cmd` with its stdio on /dev/null and returns its wall time in milliseconds; fails if
+/// it fails.
+fn time_quiet(mut cmd: Command) -> Result<f64> {
+    let started = Instant::now();
+    let status = quiet(&mut cmd)
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let elapsed = ms(started.elapsed());
+    ensure!(status.success(), "{cmd:?} failed: {status}");
+    Ok(elapsed)
+}
+
+/// Runs `cmd` with its stdout piped into `dd of=/dev/null bs=1M`; returns GB/s for `bytes`.
+fn throughput_out(mut cmd: Command, bytes: u64) -> Result<f64> {
+    let started = Instant::now();
+    let mut writer = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let pipe = writer.stdout.take().context("no stdout pipe")?;
+    let reader = Command::new("dd")
+        .args(["of=/dev/null", "bs=1M"])
+        .stdin(pipe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("cannot run dd")?;
+    let status = writer.wait()?;
+    let secs = started.elapsed().as_secs_f64();
+    ensure!(
+        status.success() && reader.success(),
+        "{cmd:?} | dd failed: {status}"
+    );
+    Ok(bytes as f64 / secs / 1e9)
+}
+
+/// Waits until the process whose pid is in `pid_file` is gone (a detached container).
+fn wait_gone(pid_file: &Path) -> Result<()> {
+    let pid = std::fs::read_to_string(pid_file)
+        .with_context(|| format!("cannot read {}", pid_file.display()))?;
+    let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+    while proc_dir.exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// Runs `dd if=/dev/zero bs=1M count=MIB | cmd`, then `finished` (which waits for a detached
+/// container to be done reading); returns GB/s.
+fn throughput_in(mut cmd: Command, mib: u64, finished: impl FnOnce() -> Result<()>) -> Result<f64> {
+    let started = Instant::now();
+    let mut source = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", &format!("count={mib}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot run dd")?;
+    let pipe = source.stdout.take().context("no stdout pipe")?;
+    let status = cmd
+        .stdin(pipe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let fed = source.wait()?;
+    finished()?;
+    let secs = started.elapsed().as_secs_f64();
+    ensure!(
+        status.success() && fed.success(),
+        "dd | {cmd:?} failed: {status}"
+    );
+    Ok((mib << 20) as f64 / secs / 1e9)
+}
+
+/// Runs `cmd` and samples its `VmHWM` (peak resident set, KiB) every millisecond until it
+/// exits; returns the last value read.
+fn peak_kib(mut cmd: Command) -> Result<u64> {
+    let mut child = quiet(&mut cmd)
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            ensure!(status.success(), "{cmd:?} failed: {status}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if peak == 0 {
+        bail!("{cmd:?} exited before its memory could be read");
+    }
+    Ok(peak)
+}
+
+fn install_if_missing(program: &str, package: &str) -> Result<()> {
+    if host::find_in_path(program).is_some() {
+        return Ok(());
+    }
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends", package])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("cannot run apt-get")?;
+    ensure!(status.success(), "apt-get install {package} failed");
+    Ok(())
+}
+
+fn table(rows: &[Row], quick: bool, took: Duration) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| section | measured | median | min | max | unit | ratio to baseline |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    for r in rows {
+        let ratio = r
+            .ratio
+            .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            r.section, r.name, r.stats.median, r.stats.min, r.stats.max, r.unit, ratio
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{} run, {:.0} s.",
+        if quick { "Quick" } else { "Full" },
+        took.as_secs_f64()
+    );
+    out
+}
+
+fn results_json(rows: &[Row]) -> String {
+    let mut out = String::from("[\n");
+    for (i, r) in rows.iter().enumerate() {
+        let ratio = r
+            .ratio
+            .map_or_else(|| "null".to_owned(), |x| format!("{x:.4}"));
+        let _ = write!(
+            out,
+            "  {{\"section\": \"{}\", \"name\": \"{}\", \"unit\": \"{}\", \"median\": {:.4}, \
+             \"min\": {:.4}, \"max\": {:.4}, \"ratio\": {ratio}}}",
+            r.section, r.name, r.unit, r.stats.median, r.stats.min, r.stats.max
+        );
+        out.push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
+    }
+    out.push_str("]\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_of_odd_and_even_samples() {
+        assert_eq!(
+            Stats::of(&[3.0, 1.0, 2.0]),
+            Stats {
+                median: 2.0,
+                min: 1.0,
+                max: 3.0
+            }
+        );
+        assert_eq!(Stats::of(&[4.0, 1.0, 2.0, 3.0]).median, 2.5);
+    }
+
+    #[test]
+    fn rows_carry_their_ratio() {
+        let base = Stats::of(&[10.0]);
+        let r = row("latency", "x", "ms", &[12.0, 13.0, 11.0], Some(base));
+        assert_eq!(r.ratio, Some(1.2));
+        let t = table(std::slice::from_ref(&r), true, Duration::from_secs(5));
+        assert!(t.contains("| latency | x | 12.00 | 11.00 | 13.00 | ms | 1.20 |"));
+        assert!(results_json(&[r]).contains("\"ratio\": 1.2000"));
+    }
+}

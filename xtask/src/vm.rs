@@ -1,0 +1,719 @@
+//! `cargo xtask vm`: the end-to-end suite inside a throwaway QEMU guest, on cgroup v1 and v2.
+//!
+//! The privileged suite creates real containers; here it runs in a guest that sees the host's
+//! `/` read-only, so it cannot change the machine, and on the cgroup version asked for,
+//! whatever the host has. Steps, stopping at the first failure:
+//!
+//! 1. check root, runc, and that the workspace and target directory are visible in the guest
+//!    ([`guest::check_visible`]); with `--accel kvm`, that KVM works ([`qemu::check_kvm`]);
+//! 2. build (or find cached) the fixtures and ocirun, as `cargo xtask e2e` does
+//!    ([`crate::e2e::prepare`]), and the e2e test binaries (`cargo test -p ocirun-e2e
+//!    --no-run`);
+//! 3. install QEMU when it is missing ([`qemu::ensure_installed`]);
+//! 4. fetch and prepare the kernel ([`kernel::ensure`]) and the initramfs
+//!    ([`guest::base_initramfs`]), both cached under `target/vm/`; write this run's plan
+//!    ([`guest::Plan`]) into `target/vm/run-PID/initramfs.cpio`;
+//! 5. for each cgroup version asked for, one after the other: boot a guest ([`qemu::boot`])
+//!    that runs every test binary once, [`LANES`] binaries at a time, the slowest of the last
+//!    run first (`target/vm/suite-seconds`), each with `--test-threads` = [`THREADS`] unless
+//!    the harness arguments say otherwise; show each test's result as it arrives; write the
+//!    whole console to `target/vm/console-CG.log`;
+//! 6. a guest that passes `--timeout` is killed, and one that stops without reporting (a
+//!    kernel panic) counted as failed; either is retried once, saying so, and reported with
+//!    its last console lines when the retry fails too;
+//! 7. print the failed tests with their output, one `cgroup vN: N passed, M failed` line per
+//!    guest, and fail unless every test passed in every guest.
+//!
+//! `--fault hang|panic` boots a guest whose `/init` sleeps forever or exits at once, to check
+//! steps 6 and 7 themselves. `OCIRUN_E2E_*` variables (such as `OCIRUN_E2E_FLIP=1`, which
+//! makes one test fail on purpose) and `RUST_BACKTRACE` are passed on to the tests.
+
+mod console;
+mod cpio;
+mod guest;
+mod kernel;
+mod modinfo;
+mod qemu;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use self::console::{Event, Outcome, Report};
+use self::guest::{Plan, Suite};
+use self::qemu::{Accel, Exit, Machine};
+use crate::host;
+use crate::tally::Tally;
+
+/// The default of `--timeout`: how long one guest may take, boot to power-off.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// vCPUs of each guest: the cores of the machines this runs on.
+const CPUS: usize = 2;
+/// Test binaries that run at the same time in a guest. With [`THREADS`], 4 tests run at once:
+/// a test spends much of its time waiting for processes, and 4 keep 2 vCPUs busier than 2
+/// (measured: the suite took 118 s instead of 174 s).
+const LANES: usize = 2;
+/// `--test-threads` of each test binary in the guest.
+const THREADS: usize = 2;
+/// Memory of each guest, in MiB.
+const MEMORY_MIB: u32 = 2048;
+/// How many console lines a hang or a broken guest is reported with.
+const LAST_LINES: usize = 25;
+
+/// A cgroup version the guest sets up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cgroup {
+    V1,
+    V2,
+}
+
+impl Cgroup {
+    fn name(self) -> &'static str {
+        match self {
+            Cgroup::V1 => "v1",
+            Cgroup::V2 => "v2",
+        }
+    }
+}
+
+/// A broken guest, for checking how the runner handles one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// `/init` sleeps forever: the guest never reports.
+    Hang,
+    /// `/init` exits: the kernel panics and the guest stops without reporting.
+    Panic,
+}
+
+/// The options of `cargo xtask vm`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Options {
+    pub(crate) cgroups: Vec<Cgroup>,
+    pub(crate) accel: Accel,
+    pub(crate) timeout: Duration,
+    pub(crate) fault: Option<Fault>,
+    /// Arguments for every test binary (filters, `--exact`, ...).
+    pub(crate) test_args: Vec<OsString>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cgroups: vec![Cgroup::V1, Cgroup::V2],
+            accel: Accel::Tcg,
+            timeout: DEFAULT_TIMEOUT,
+            fault: None,
+            test_args: Vec::new(),
+        }
+    }
+}
+
+/// Parses the arguments after `vm`:
+/// `[--cgroup v1|v2|both] [--accel tcg|kvm] [--timeout SECS] [--fault hang|panic] [-- ARGS...]`.
+pub(crate) fn parse_options(args: &[OsString]) -> Result<Options> {
+    let mut options = Options::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let arg = arg.to_str().unwrap_or("");
+        if arg == "--" {
+            options.test_args = args.cloned().collect();
+            break;
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+            _ => (arg, None),
+        };
+        let mut value = || -> Result<String> {
+            match inline.clone() {
+                Some(value) => Ok(value),
+                None => args
+                    .next()
+                    .and_then(|v| v.to_str())
+                    .map(str::to_owned)
+                    .with_context(|| format!("`{flag}` needs a value")),
+            }
+        };
+        match flag {
+            "--cgroup" => {
+                options.cgroups = match value()?.as_str() {
+                    "v1" => vec![Cgroup::V1],
+                    "v2" => vec![Cgroup::V2],
+                    "both" => vec![Cgroup::V1, Cgroup::V2],
+                    other => bail!("unknown cgroup version `{other}`: expected v1, v2 or both"),
+                }
+            }
+            "--accel" => {
+                options.accel = match value()?.as_str() {
+                    "tcg" => Accel::Tcg,
+                    "kvm" => Accel::Kvm,
+                    other => bail!("unknown accelerator `{other}`: expected tcg or kvm"),
+                }
+            }
+            "--timeout" => {
+                let text = value()?;
+                let secs: u64 =
+                    text.parse().ok().filter(|&s| s > 0).with_context(|| {
+                        format!("invalid --timeout `{text}`: expected seconds > 0")
+                    })?;
+                options.timeout = Duration::from_secs(secs);
+            }
+            "--fault" => {
+                options.fault = match value()?.as_str() {
+                    "hang" => Some(Fault::Hang),
+                    "panic" => Some(Fault::Panic),
+                    other => bail!("unknown fault `{other}`: expected hang or panic"),
+                }
+            }
+            _ => {
+                bail!("unknown vm option `{arg}`: put test filters and harness options after `--`")
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// What one guest (after its retry, if any) gave.
+#[derive(Debug)]
+struct GuestResult {
+    passed: u64,
+    failed: u64,
+    /// How long each suite ran, in seconds.
+    suite_seconds: Vec<(String, f64)>,
+    /// Why the guest failed, when it did (failed tests, a hang, a broken guest).
+    problem: Option<String>,
+}
+
+/// Runs the task; `tally` gets every guest's test counts.
+pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()> {
+    crate::e2e::preflight().context("cargo xtask vm runs the e2e suite")?;
+    guest::check_visible("the workspace", &host::workspace_root())?;
+    let target = host::target_dir(sh);
+    guest::check_visible("the target directory", &target)?;
+    if options.accel == Accel::Kvm {
+        qemu::check_kvm()?;
+    }
+
+    let env = crate::e2e::prepare(sh)?;
+    let suites = build_test_binaries(sh)?;
+    let qemu = qemu::ensure_installed(sh)?;
+    let cache = target.join("vm");
+    let kernel = kernel::ensure(sh, &cache)?;
+    let base = guest::base_initramfs(sh, &kernel, &cache)?;
+
+    let mut plan_env: Vec<(String, OsString)> = env
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), value.clone().into_os_string()))
+        .collect();
+    for (key, value) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if (key.starts_with("OCIRUN_E2E_") && key != "OCIRUN_E2E_CGROUP") || key == "RUST_BACKTRACE"
+        {
+            eprintln!("vm: passing {key}={} to the tests", value.to_string_lossy());
+            plan_env.push((key.to_owned(), value));
+        }
+    }
+    let mut args = Vec::new();
+    if !options
+        .test_args
+        .iter()
+        .any(|arg| arg.to_string_lossy().starts_with("--test-threads"))
+    {
+        args.push(OsString::from(format!("--test-threads={THREADS}")));
+    }
+    args.extend(options.test_args.iter().cloned());
+    let times_file = cache.join("suite-seconds");
+    let mut times = read_suite_times(&times_file);
+    let suites = order_by_time(suites, &times);
+    let plan = Plan {
+        env: plan_env,
+        cwd: host::workspace_root().join("tests"),
+        suites,
+        args,
+        lanes: LANES,
+    };
+
+    let run_dir = cache.join(format!("run-{}", std::process::id()));
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let initramfs = run_dir.join("initramfs.cpio");
+    guest::write_initramfs(&base, &plan, &initramfs)?;
+
+    let lpj = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| qemu::lpj(&info));
+    let mut outcomes = Vec::new();
+    let mut result = Ok(());
+    for &cgroup in &options.cgroups {
+        // panic=-1 with -no-reboot: a kernel panic ends QEMU (status 0). tsc=reliable: QEMU's
+        // TSC follows the host clock on every vCPU, but the kernel would mark it unstable and
+        // read the emulated HPET instead, a device access for every clock read.
+        // mitigations=off: this throwaway guest runs only the suite.
+        let mut append = format!(
+            "console=ttyS0 panic=-1 quiet tsc=reliable mitigations=off e2e.cg={}",
+            cgroup.name()
+        );
+        if let Some(lpj) = lpj {
+            append.push_str(&format!(" lpj={lpj}"));
+        }
+        match options.fault {
+            Some(Fault::Hang) => append.push_str(" e2e.fault=hang"),
+            Some(Fault::Panic) => append.push_str(" e2e.fault=panic"),
+            None => {}
+        }
+        let machine = Machine {
+            qemu: qemu.clone(),
+            kernel: kernel.image.clone(),
+            initramfs: initramfs.clone(),
+            append,
+            accel: options.accel,
+            cpus: CPUS,
+            memory_mib: MEMORY_MIB,
+        };
+        let log = cache.join(format!("console-{}.log", cgroup.name()));
+        match run_guest(cgroup, &machine, options.timeout, &log) {
+            Ok(outcome) => {
+                for (suite, secs) in &outcome.suite_seconds {
+                    times.insert(suite.clone(), *secs);
+                }
+                tally.passed += outcome.passed;
+                tally.failed += outcome.failed;
+                outcomes.push((cgroup, outcome));
+            }
+            Err(err) => {
+                result = Err(err);
+                break;
+            }
+        }
+    }
+    if let Err(err) = std::fs::remove_dir_all(&run_dir) {
+        eprintln!("warning: cannot remove {}: {err}", run_dir.display());
+    }
+    write_suite_times(&times_file, &times);
+    result?;
+
+    let mut problems = Vec::new();
+    for (cgroup, outcome) in &outcomes {
+        println!(
+            "cgroup {}: {} passed, {} failed",
+            cgroup.name(),
+            outcome.passed,
+            outcome.failed
+        );
+        if let Some(problem) = &outcome.problem {
+            problems.push(format!("cgroup {}: {problem}", cgroup.name()));
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "the e2e suite failed in the guest:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Seconds each suite took in the last guest that ran it, from `file` (`NAME SECONDS` lines);
+/// empty when there is no such file.
+fn read_suite_times(file: &Path) -> BTreeMap<String, f64> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let (name, secs) = line.split_once(' ')?;
+            Some((name.to_owned(), secs.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Writes the suite times back; a failure only costs the ordering of the next run.
+fn write_suite_times(file: &Path, times: &BTreeMap<String, f64>) {
+    let text: String = times
+        .iter()
+        .map(|(name, secs)| format!("{name} {secs:.1}\n"))
+        .collect();
+    if let Err(err) = std::fs::write(file, text) {
+        eprintln!("warning: cannot write {}: {err}", file.display());
+    }
+}
+
+/// The suites, slowest first (by `times`; suites without a time first of all, by name), so
+/// that the lanes end at about the same time.
+fn order_by_time(mut suites: Vec<Suite>, times: &BTreeMap<String, f64>) -> Vec<Suite> {
+    suites.sort_by(|a, b| {
+        let time = |s: &Suite| times.get(&s.name).copied().unwrap_or(f64::INFINITY);
+        time(b)
+            .total_cmp(&time(a))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    suites
+}
+
+/// `cargo test -p ocirun-e2e --no-run`: builds the test binaries and returns them.
+fn build_test_binaries(sh: &Shell) -> Result<Vec<Suite>> {
+    let cargo = host::cargo();
+    let json = cmd!(
+        sh,
+        "{cargo} test -p ocirun-e2e --no-run --message-format=json-render-diagnostics"
+    )
+    .read()
+    .context("cannot build the e2e test binaries")?;
+    let suites = parse_test_artifacts(&json)?;
+    if suites.is_empty() {
+        bail!("cargo test -p ocirun-e2e --no-run reported no test executable");
+    }
+    Ok(suites)
+}
+
+/// The test executables in cargo's JSON messages (`compiler-artifact` with a test profile and
+/// an `executable`), sorted by name.
+fn parse_test_artifacts(json: &str) -> Result<Vec<Suite>> {
+    let mut suites = Vec::new();
+    for line in json.lines().filter(|l| l.starts_with('{')) {
+        let message: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("cannot parse cargo's message {line}"))?;
+        if message["reason"] != "compiler-artifact" || message["profile"]["test"] != true {
+            continue;
+        }
+        let (Some(name), Some(executable)) = (
+            message["target"]["name"].as_str(),
+            message["executable"].as_str(),
+        ) else {
+            continue;
+        };
+        suites.push(Suite {
+            name: name.to_owned(),
+            executable: PathBuf::from(executable),
+        });
+    }
+    suites.sort_by(|a, b| a.name.cmp(&b.name));
+    suites.dedup();
+    Ok(suites)
+}
+
+/// How one boot ended, as far as the runner is concerned.
+enum Attempt {
+    /// The guest reported its status.
+    Finished(i32),
+    /// No report before the timeout.
+    Hang,
+    /// Stopped without a report.
+    NoReport,
+}
+
+/// Boots one guest, and once more if it hangs or stops without reporting.
+fn run_guest(
+    cgroup: Cgroup,
+    machine: &Machine,
+    timeout: Duration,
+    log: &Path,
+) -> Result<GuestResult> {
+    let tag = format!("[{}]", cgroup.name());
+    let mut log_file =
+        File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    for attempt in 1..=2 {
+        eprintln!(
+            "==> vm: cgroup {}, attempt {attempt} of 2 (timeout {} s, console in {})",
+            cgroup.name(),
+            timeout.as_secs(),
+            log.display()
+        );
+        writeln!(log_file, "=== attempt {attempt}").context("cannot write the console log")?;
+        let mut report = Report::default();
+        let mut last = VecDeque::with_capacity(LAST_LINES);
+        let mut log_error = None;
+        let boot = qemu::boot(machine, timeout, |line| {
+            if let Err(err) = writeln!(log_file, "{line}") {
+                log_error.get_or_insert(err);
+            }
+            if last.len() == LAST_LINES {
+                last.pop_front();
+            }
+            last.push_back(console::printable(line));
+            match report.feed(line) {
+                Some(Event::Mark(text)) => eprintln!("{tag} {text}"),
+                Some(Event::Error(text)) => eprintln!("{tag} guest error: {text}"),
+                Some(Event::Test { name, outcome }) => {
+                    let word = match outcome {
+                        Outcome::Passed => "ok",
+                        Outcome::Failed => "FAILED",
+                        Outcome::Ignored => "ignored",
+                    };
+                    println!("{tag} test {name} ... {word}");
+                }
+                _ => {}
+            }
+        })?;
+        if let Some(err) = log_error {
+            eprintln!("warning: cannot write {}: {err}", log.display());
+        }
+        let last_lines = || {
+            last.iter()
+                .map(|l| format!("    | {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let attempt_result = match boot.exit {
+            Exit::Reported(rc) => {
+                if report.result.is_some_and(|console| console != rc) {
+                    eprintln!(
+                        "{tag} warning: the console said rc={:?} but the exit device {rc}",
+                        report.result
+                    );
+                }
+                Attempt::Finished(rc)
+            }
+            Exit::NoReport => match report.result {
+                Some(rc) => {
+                    eprintln!("{tag} warning: the exit device was not written; using the console's rc={rc}");
+                    Attempt::Finished(rc)
+                }
+                None => Attempt::NoReport,
+            },
+            Exit::TimedOut => Attempt::Hang,
+            Exit::QemuError(code) => {
+                let hint = if machine.accel == Accel::Kvm {
+                    "; KVM does not work here: use --accel tcg (the default)"
+                } else {
+                    ""
+                };
+                bail!(
+                    "QEMU failed (exit status {code}) after {:.1} s{hint}\nQEMU said:\n{}\nlast console lines:\n{}",
+                    boot.elapsed.as_secs_f64(),
+                    boot.stderr.trim_end(),
+                    last_lines()
+                );
+            }
+            Exit::Signal(signal) => bail!(
+                "QEMU was killed by signal {signal} after {:.1} s{}\nQEMU said:\n{}",
+                boot.elapsed.as_secs_f64(),
+                if machine.accel == Accel::Kvm {
+                    "; KVM does not work here: use --accel tcg (the default)"
+                } else {
+                    ""
+                },
+                boot.stderr.trim_end()
+            ),
+        };
+        let why = match attempt_result {
+            Attempt::Finished(rc) => {
+                eprintln!(
+                    "{tag} guest finished with rc={rc} in {:.1} s",
+                    boot.elapsed.as_secs_f64()
+                );
+                return Ok(finished(&tag, rc, &report, &last_lines()));
+            }
+            Attempt::Hang => format!(
+                "the guest hung: no report within the timeout of {} s, killed",
+                timeout.as_secs()
+            ),
+            Attempt::NoReport => format!(
+                "the guest stopped without reporting after {:.1} s (a kernel panic?)",
+                boot.elapsed.as_secs_f64()
+            ),
+        };
+        if attempt == 1 {
+            eprintln!("{tag} {why}; retrying once");
+            continue;
+        }
+        eprintln!("{tag} {why}, again on the retry");
+        return Ok(GuestResult {
+            passed: report.count(Outcome::Passed),
+            failed: report.count(Outcome::Failed),
+            suite_seconds: Vec::new(),
+            problem: Some(format!(
+                "{why} (twice); last console lines:\n{}",
+                last_lines()
+            )),
+        });
+    }
+    unreachable!("the loop returns on its second attempt")
+}
+
+/// The outcome of a guest that reported `rc`, printing failed tests with their output.
+fn finished(tag: &str, rc: i32, report: &Report, last_lines: &str) -> GuestResult {
+    let passed = report.count(Outcome::Passed);
+    let failed = report.count(Outcome::Failed);
+    let failures = report.failures();
+    for failure in &failures {
+        println!("\n{tag} FAILED {}:", failure.name);
+        for line in &failure.output {
+            println!("    {line}");
+        }
+    }
+    let broken = report.broken_suites();
+    for (suite, status, lines) in &broken {
+        println!("\n{tag} test binary {suite} exited with status {status}; its last lines:");
+        for line in lines {
+            println!("    {line}");
+        }
+    }
+    let problem =
+        match rc {
+            0 if failed == 0 && broken.is_empty() => None,
+            0 => Some("the guest reported success, but some tests failed".to_owned()),
+            1 => {
+                let mut names: Vec<String> = failures.into_iter().map(|f| f.name).collect();
+                names.extend(broken.into_iter().map(|(suite, status, _)| {
+                    format!("{suite} (test binary exited with {status})")
+                }));
+                Some(format!("failed: {}", names.join(", ")))
+            }
+            rc => Some(format!(
+                "the guest could not run the tests (rc={rc}{}); last console lines:\n{last_lines}",
+                if report.errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", report.errors.join("; "))
+                }
+            )),
+        };
+    GuestResult {
+        passed,
+        failed,
+        suite_seconds: report
+            .suites
+            .iter()
+            .filter_map(|(suite, _, secs)| Some((suite.clone(), (*secs)?)))
+            .collect(),
+        problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        parse_options(&args)
+    }
+
+    #[test]
+    fn parses_the_options() {
+        assert_eq!(parse(&[]).unwrap(), Options::default());
+        let options = parse(&[
+            "--cgroup",
+            "v1",
+            "--accel=kvm",
+            "--timeout",
+            "30",
+            "--fault",
+            "hang",
+            "--",
+            "mem",
+            "--exact",
+        ])
+        .unwrap();
+        assert_eq!(
+            options,
+            Options {
+                cgroups: vec![Cgroup::V1],
+                accel: Accel::Kvm,
+                timeout: Duration::from_secs(30),
+                fault: Some(Fault::Hang),
+                test_args: vec!["mem".into(), "--exact".into()],
+            }
+        );
+        assert_eq!(
+            parse(&["--cgroup=both"]).unwrap().cgroups,
+            vec![Cgroup::V1, Cgroup::V2]
+        );
+        assert_eq!(
+            parse(&["--cgroup", "v2"]).unwrap().cgroups,
+            vec![Cgroup::V2]
+        );
+        assert_eq!(parse(&["--fault=panic"]).unwrap().fault, Some(Fault::Panic));
+    }
+
+    #[test]
+    fn rejects_bad_options() {
+        for args in [
+            &["--cgroup"][..],
+            &["--cgroup", "v3"],
+            &["--accel", "hvf"],
+            &["--timeout", "0"],
+            &["--timeout", "soon"],
+            &["--fault", "oops"],
+            &["filter"],
+            &["--nocapture"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn finds_the_test_executables_in_cargos_messages() {
+        let json = r#"{"reason":"compiler-artifact","package_id":"x","target":{"kind":["lib"],"name":"ocirun_e2e"},"profile":{"test":false},"executable":null}
+{"reason":"compiler-artifact","package_id":"x","target":{"kind":["test"],"name":"signals"},"profile":{"test":true},"executable":"/w/target/debug/deps/signals-1"}
+{"reason":"compiler-artifact","package_id":"x","target":{"kind":["lib"],"name":"ocirun_e2e"},"profile":{"test":true},"executable":"/w/target/debug/deps/ocirun_e2e-2"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(
+            parse_test_artifacts(json).unwrap(),
+            vec![
+                Suite {
+                    name: "ocirun_e2e".into(),
+                    executable: "/w/target/debug/deps/ocirun_e2e-2".into()
+                },
+                Suite {
+                    name: "signals".into(),
+                    executable: "/w/target/debug/deps/signals-1".into()
+                },
+            ]
+        );
+        assert!(parse_test_artifacts("{not json").is_err());
+    }
+
+    #[test]
+    fn slow_and_new_suites_go_first() {
+        let suite = |name: &str| Suite {
+            name: name.into(),
+            executable: format!("/x/{name}").into(),
+        };
+        let times: BTreeMap<String, f64> =
+            [("fast".to_owned(), 1.0), ("slow".to_owned(), 90.0)].into();
+        let ordered = order_by_time(vec![suite("fast"), suite("slow"), suite("new")], &times);
+        let names: Vec<&str> = ordered.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["new", "slow", "fast"]);
+    }
+
+    #[test]
+    fn suite_times_round_trip() {
+        let dir = std::env::temp_dir().join(format!("xtask-vm-times-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("suite-seconds");
+        assert!(read_suite_times(&file).is_empty());
+        let times: BTreeMap<String, f64> = [("a".to_owned(), 1.25), ("b".to_owned(), 30.0)].into();
+        write_suite_times(&file, &times);
+        assert_eq!(
+            read_suite_times(&file),
+            [("a".to_owned(), 1.2), ("b".to_owned(), 30.0)].into()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_finished_guest_passes_only_without_failures() {
+        let mut report = Report::default();
+        report.feed("E2E-TEST a::x ok");
+        report.feed("E2E-SUITE a rc=0 secs=2.5");
+        let outcome = finished("[v2]", 0, &report, "");
+        assert_eq!((outcome.passed, outcome.failed), (1, 0));
+        assert_eq!(outcome.suite_seconds, vec![("a".to_owned(), 2.5)]);
+        assert!(outcome.problem.is_none());
+
+        report.feed("E2E-TEST b::y FAILED");
+        report.feed("E2E-SUITE b rc=101");
+        let outcome = finished("[v2]", 1, &report, "");
+        assert_eq!((outcome.passed, outcome.failed), (1, 1));
+        assert_eq!(outcome.problem.as_deref(), Some("failed: b::y"));
+
+        let outcome = finished("[v2]", 121, &Report::default(), "    | x");
+        assert!(outcome.problem.unwrap().contains("rc=121"));
+    }
+}

@@ -1,0 +1,304 @@
+//! What the guest runs: the initramfs and the plan of one run.
+//!
+//! The guest boots in two stages:
+//!
+//! 1. `/init` of the initramfs ([`INIT`], busybox ash as PID 1) mounts proc, sys and devtmpfs,
+//!    reads `e2e.cg=` and `e2e.fault=` from the kernel command line, `insmod`s the modules in
+//!    the order of `/lib/modules/order`, mounts the host's `/` read-only over 9p (tag
+//!    `hostroot`), puts an overlay with a tmpfs upper layer on it, mounts a tmpfs on its `/run`,
+//!    copies busybox, `stage2.sh` and `plan.sh` to `/run/e2e/`, moves proc, sys and dev there
+//!    and `switch_root`s, running `/run/e2e/busybox sh /run/e2e/stage2.sh CG`;
+//! 2. `stage2.sh` ([`STAGE2`]), PID 1 on the host's tree, mounts tmpfs on `/tmp` and
+//!    `/dev/shm`, devpts, and the cgroup v1 hierarchies or the cgroup2 tree with every
+//!    controller enabled, sources `plan.sh` ([`Plan`]) and runs its test binaries in
+//!    `E2E_LANES` parallel lanes (each lane takes the next binary, in the plan's order, when
+//!    its last one ends), each binary in the e2e package's directory with its harness
+//!    arguments and `OCIRUN_E2E_CGROUP` and `OCIRUN_E2E_VM=1` set, reporting on the console
+//!    ([`super::console`]) and at the end through the isa-debug-exit port.
+//!
+//! Exit statuses of the guest: 0 every suite passed, 1 a suite failed, 110-116 `/init` could
+//! not set up the root, 120-124 stage 2 could not set up mounts, cgroups or the plan.
+//!
+//! Because the guest's `/` is the host's, the host's runc and the binaries that cargo just
+//! built are used at the same paths; nothing is copied but busybox and the scripts. Only
+//! `/tmp`, `/run` and what lies below `/proc`, `/sys` and `/dev` are the guest's own, so the
+//! workspace must not lie there ([`check_visible`]).
+//!
+//! The initramfs is cached in `target/vm/initramfs/base.cpio`, keyed by the kernel, busybox
+//! and the scripts; each run appends a small second archive with `e2e/plan.sh`.
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use super::cpio::Archive;
+use super::kernel::Kernel;
+
+/// `/init` of the initramfs.
+pub(crate) const INIT: &str = include_str!("guest/init.sh");
+/// Stage 2, run from the host's tree.
+pub(crate) const STAGE2: &str = include_str!("guest/stage2.sh");
+
+/// The host's busybox, which must be static (Debian's busybox-static).
+const BUSYBOX: &str = "/bin/busybox";
+
+/// Directories that the guest mounts its own filesystems on: the workspace and the target
+/// directory must lie elsewhere to be seen by the guest.
+const GUEST_OWN: &[&str] = &["/tmp", "/run", "/proc", "/sys", "/dev"];
+
+/// Fails when `path` lies below a directory that the guest covers with its own mounts.
+pub(crate) fn check_visible(what: &str, path: &Path) -> Result<()> {
+    for own in GUEST_OWN {
+        if path.starts_with(own) {
+            bail!(
+                "{what} {} lies below {own}, which the guest covers with its own mount; the \
+                 guest sees the host's / but not {}: move it elsewhere (e.g. \
+                 CARGO_TARGET_DIR=/var/tmp/...)",
+                path.display(),
+                GUEST_OWN.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One test binary of the e2e package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Suite {
+    /// The cargo target's name (`run_basics`; `ocirun_e2e` for the library's unit tests).
+    pub(crate) name: String,
+    /// The absolute path of the built test executable.
+    pub(crate) executable: PathBuf,
+}
+
+/// What stage 2 runs: the environment, the working directory, the test binaries with their
+/// harness arguments, and how many binaries run at once.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// Exported before the suites run (the fixtures, the binary, forwarded variables).
+    pub(crate) env: Vec<(String, OsString)>,
+    /// Where the suites run: the e2e package's directory, as under `cargo test`.
+    pub(crate) cwd: PathBuf,
+    /// The test binaries, started in this order.
+    pub(crate) suites: Vec<Suite>,
+    /// Arguments for every test binary (`--test-threads=N`, filters).
+    pub(crate) args: Vec<OsString>,
+    /// How many test binaries run at the same time.
+    pub(crate) lanes: usize,
+}
+
+impl Plan {
+    /// The plan as the shell script that stage 2 sources: `export` lines, `E2E_CWD`,
+    /// `E2E_LANES`, `E2E_SUITES` (their count) and one function `suite_I` per suite
+    /// (`run_suite NAME EXECUTABLE ARGS...`), numbered from 0.
+    pub(crate) fn script(&self) -> Result<Vec<u8>> {
+        let mut out = b"# The plan of one `cargo xtask vm` run (generated).\n".to_vec();
+        for (key, value) in &self.env {
+            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                bail!("invalid environment variable name {key:?}");
+            }
+            out.extend_from_slice(format!("export {key}=").as_bytes());
+            quote(&mut out, value.as_bytes());
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"E2E_CWD=");
+        quote(&mut out, self.cwd.as_os_str().as_bytes());
+        out.extend_from_slice(
+            format!(
+                "\nE2E_LANES={}\nE2E_SUITES={}\n",
+                self.lanes.max(1),
+                self.suites.len()
+            )
+            .as_bytes(),
+        );
+        for (index, suite) in self.suites.iter().enumerate() {
+            out.extend_from_slice(format!("suite_{index}() {{\n    run_suite ").as_bytes());
+            quote(&mut out, suite.name.as_bytes());
+            out.push(b' ');
+            quote(&mut out, suite.executable.as_os_str().as_bytes());
+            for arg in &self.args {
+                out.push(b' ');
+                quote(&mut out, arg.as_bytes());
+            }
+            out.extend_from_slice(b"\n}\n");
+        }
+        if out.contains(&0) {
+            bail!("the plan holds a NUL byte");
+        }
+        Ok(out)
+    }
+}
+
+/// Appends `value` in single quotes for sh: `'` becomes `'\''`.
+fn quote(out: &mut Vec<u8>, value: &[u8]) {
+    out.push(b'\'');
+    for &b in value {
+        if b == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+}
+
+/// The base initramfs for `kernel`, built unless cached in `cache/initramfs/`.
+pub(crate) fn base_initramfs(sh: &Shell, kernel: &Kernel, cache: &Path) -> Result<PathBuf> {
+    let dir = cache.join("initramfs");
+    let archive = dir.join("base.cpio");
+    let key_file = dir.join("base.key");
+    let busybox = fs::metadata(BUSYBOX).with_context(|| format!("cannot stat {BUSYBOX}"))?;
+    let key = format!(
+        "kernel {}\nbusybox {} {} {}\n--- init\n{INIT}\n--- stage2\n{STAGE2}",
+        kernel.dir.display(),
+        busybox.len(),
+        busybox.mtime(),
+        busybox.ino()
+    );
+    if archive.is_file() && fs::read_to_string(&key_file).is_ok_and(|k| k == key) {
+        return Ok(archive);
+    }
+    if !crate::rootfs::has_static_busybox() {
+        bail!("{BUSYBOX} is missing or not statically linked: apt-get install busybox-static");
+    }
+    let bytes = build_base(sh, kernel)?;
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!("base.cpio.tmp-{}", std::process::id()));
+    fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, &archive)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), archive.display()))?;
+    fs::write(&key_file, key).with_context(|| format!("cannot write {}", key_file.display()))?;
+    eprintln!(
+        "initramfs: built {} ({} KB)",
+        archive.display(),
+        bytes.len() >> 10
+    );
+    Ok(archive)
+}
+
+fn build_base(sh: &Shell, kernel: &Kernel) -> Result<Vec<u8>> {
+    let mut archive = Archive::default();
+    for dir in [
+        "bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "e2e",
+    ] {
+        archive.dir(dir, 0o755);
+    }
+    archive.dir("lib", 0o755);
+    archive.dir("lib/modules", 0o755);
+    archive.char_device("dev/console", 0o600, 5, 1);
+    let busybox = fs::read(BUSYBOX).with_context(|| format!("cannot read {BUSYBOX}"))?;
+    archive.file("bin/busybox", 0o755, &busybox);
+    let list = cmd!(sh, "{BUSYBOX} --list-full")
+        .quiet()
+        .read()
+        .with_context(|| format!("cannot list the applets of {BUSYBOX}"))?;
+    for applet in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let path = Path::new(applet);
+        let parent_known = path.parent().is_some_and(|parent| {
+            ["", "bin", "sbin", "usr/bin", "usr/sbin"]
+                .iter()
+                .any(|known| parent == Path::new(known))
+        });
+        let plain = path.components().all(|c| matches!(c, Component::Normal(_)));
+        if !parent_known || !plain {
+            bail!("unexpected applet path {applet:?} from {BUSYBOX} --list-full");
+        }
+        // busybox lists itself as an applet too.
+        if applet != "bin/busybox" {
+            archive.symlink(applet, "/bin/busybox");
+        }
+    }
+    archive.file("init", 0o755, INIT.as_bytes());
+    archive.file("e2e/stage2.sh", 0o644, STAGE2.as_bytes());
+    let mut order = String::new();
+    for module in &kernel.modules {
+        let name = module
+            .file_stem()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("bad module file name {}", module.display()))?;
+        let data = fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
+        archive.file(&format!("lib/modules/{name}.ko"), 0o644, &data);
+        order.push_str(name);
+        order.push('\n');
+    }
+    archive.file("lib/modules/order", 0o644, order.as_bytes());
+    Ok(archive.finish())
+}
+
+/// Writes `out`: the base initramfs followed by an archive holding `e2e/plan.sh`.
+pub(crate) fn write_initramfs(base: &Path, plan: &Plan, out: &Path) -> Result<()> {
+    let mut bytes = fs::read(base).with_context(|| format!("cannot read {}", base.display()))?;
+    let mut archive = Archive::default();
+    archive.file("e2e/plan.sh", 0o644, &plan.script()?);
+    bytes.extend_from_slice(&archive.finish());
+    fs::write(out, bytes).with_context(|| format!("cannot write {}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_quotes_everything() {
+        let plan = Plan {
+            env: vec![
+                ("OCIRUN_BIN".into(), "/w/target/debug/ocirun".into()),
+                ("X".into(), "it's".into()),
+            ],
+            cwd: "/w/tests".into(),
+            suites: vec![Suite {
+                name: "run_basics".into(),
+                executable: "/w/target/debug/deps/run_basics-0123".into(),
+            }],
+            args: vec!["--test-threads=2".into(), "echo $HOME".into()],
+            lanes: 2,
+        };
+        assert_eq!(
+            String::from_utf8(plan.script().unwrap()).unwrap(),
+            "# The plan of one `cargo xtask vm` run (generated).\n\
+             export OCIRUN_BIN='/w/target/debug/ocirun'\n\
+             export X='it'\\''s'\n\
+             E2E_CWD='/w/tests'\n\
+             E2E_LANES=2\n\
+             E2E_SUITES=1\n\
+             suite_0() {\n    \
+             run_suite 'run_basics' '/w/target/debug/deps/run_basics-0123' \
+             '--test-threads=2' 'echo $HOME'\n}\n"
+        );
+    }
+
+    #[test]
+    fn the_plan_rejects_bad_names() {
+        let plan = Plan {
+            env: vec![("A B".into(), "x".into())],
+            cwd: "/".into(),
+            suites: vec![],
+            args: vec![],
+            lanes: 1,
+        };
+        assert!(plan.script().is_err());
+    }
+
+    #[test]
+    fn paths_under_the_guests_own_mounts_are_refused() {
+        assert!(check_visible("the workspace", Path::new("/tmp/w")).is_err());
+        assert!(check_visible("the workspace", Path::new("/run/user/0/w")).is_err());
+        assert!(check_visible("the workspace", Path::new("/work/main")).is_ok());
+        assert!(check_visible("the workspace", Path::new("/tmpfoo")).is_ok());
+    }
+
+    #[test]
+    fn the_scripts_report_through_the_console_protocol() {
+        for script in [INIT, STAGE2] {
+            assert!(script.contains("E2E-RESULT rc=$1"));
+            assert!(script.contains("seek=244"), "isa-debug-exit port 0xf4");
+        }
+        assert!(STAGE2.contains("E2E-TEST"));
+        assert!(STAGE2.contains("E2E-SUITE $name rc=$rc secs="));
+    }
+}
