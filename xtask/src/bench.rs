@@ -235,12 +235,20 @@ impl Bench {
             String::from_utf8_lossy(&spec.stderr)
         );
         std::fs::write(bundle.join("config.json"), &spec.stdout)?;
-        for (file, content) in [
-            ("hosts", "127.0.0.1\tlocalhost\n"),
-            ("hostname", "bench\n"),
-            ("resolv.conf", ""),
-        ] {
-            std::fs::write(bundle.join(file), content)?;
+        // The generated files that the spec's bind mounts name relative to the bundle.
+        let config: serde_json::Value =
+            serde_json::from_slice(&spec.stdout).context("ocirun spec printed no JSON")?;
+        let mounts = config["mounts"].as_array().cloned().unwrap_or_default();
+        for mount in mounts {
+            let source = mount["source"].as_str().unwrap_or("/");
+            if mount["type"] == "bind" && !source.starts_with('/') {
+                let content = if source == "hosts" {
+                    "127.0.0.1\tlocalhost\n"
+                } else {
+                    ""
+                };
+                std::fs::write(bundle.join(source), content)?;
+            }
         }
         Ok(bundle)
     }
