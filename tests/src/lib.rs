@@ -759,6 +759,35 @@ pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Waits up to 10 s for a child of `parent` named `comm` (from /proc) and returns its pid.
+///
+/// # Panics
+/// If none appears in time.
+#[track_caller]
+pub fn wait_for_child(parent: u32, comm: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(&pid) = children_named(parent, comm).first() {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{comm}` child of pid {parent} appeared within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` to `pid`.
+///
+/// # Panics
+/// If kill(2) fails.
+#[track_caller]
+pub fn send_signal(pid: u32, signal: nix::sys::signal::Signal) {
+    let target = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid fits in i32"));
+    nix::sys::signal::kill(target, signal).unwrap_or_else(|e| panic!("kill -{signal} {pid}: {e}"));
+}
+
 /// Asserts that a run left nothing behind:
 ///
 /// - no container in the runtime state under `runroot` (`runc --root RUNROOT/runtime list

@@ -7,29 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use ocirun_e2e::{children_named, ocirun_bin, ppid_and_comm, processes_rooted_at, runc, Sandbox};
-
-/// Waits up to 10 s for a child of `parent` named `comm` and returns its pid.
-fn wait_for_child(parent: u32, comm: &str) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(&pid) = children_named(parent, comm).first() {
-            return pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `{comm}` child of pid {parent} within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(pid: u32, signal: Signal) {
-    kill(Pid::from_raw(i32::try_from(pid).unwrap()), signal)
-        .unwrap_or_else(|e| panic!("kill -{signal} {pid}: {e}"));
-}
+use nix::sys::signal::Signal;
+use ocirun_e2e::{
+    children_named, ocirun_bin, ppid_and_comm, processes_rooted_at, runc, send_signal,
+    wait_for_child, Sandbox,
+};
 
 /// Writes an executable shell script `name` in `dir` and returns its path.
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -171,7 +153,7 @@ fn sigkill_of_the_container_ends_ocirun_within_a_second() {
     let running = sb.run(["--", "sleep", "60"]).spawn();
     let sleep = wait_for_child(running.pid(), "sleep");
     let killed = Instant::now();
-    signal(sleep, Signal::SIGKILL);
+    send_signal(sleep, Signal::SIGKILL);
     let out = running.wait();
     out.assert_code(137);
     assert!(
@@ -230,7 +212,7 @@ fn a_caught_sigterm_lets_the_container_choose_its_status() {
     wait_for_child(running.pid(), "sh");
     // The trap must be set before the signal: wait for the loop's first sleep.
     std::thread::sleep(Duration::from_millis(300));
-    signal(running.pid(), Signal::SIGTERM);
+    send_signal(running.pid(), Signal::SIGTERM);
     running.wait().assert_code(7);
     sb.assert_nothing_left();
 }
@@ -251,7 +233,7 @@ fn stop_timeout_kills_a_container_that_ignores_sigterm() {
     wait_for_child(running.pid(), "sh");
     std::thread::sleep(Duration::from_millis(300));
     let sent = Instant::now();
-    signal(running.pid(), Signal::SIGTERM);
+    send_signal(running.pid(), Signal::SIGTERM);
     let out = running.wait();
     out.assert_code(137);
     let after = sent.elapsed();
@@ -277,9 +259,9 @@ fn without_sig_proxy_a_terminating_signal_still_ends_the_run() {
         .spawn();
     wait_for_child(running.pid(), "sh");
     std::thread::sleep(Duration::from_millis(300));
-    signal(running.pid(), Signal::SIGUSR1);
+    send_signal(running.pid(), Signal::SIGUSR1);
     std::thread::sleep(Duration::from_millis(200));
-    signal(running.pid(), Signal::SIGTERM);
+    send_signal(running.pid(), Signal::SIGTERM);
     let out = running.wait();
     out.assert_code(143);
     assert_eq!(out.stdout_text(), "", "no signal reached the container");
@@ -293,7 +275,7 @@ fn init_forwards_sigterm_and_ends_at_once() {
     let init = wait_for_child(running.pid(), "ocirun-init");
     wait_for_child(init, "sleep");
     let sent = Instant::now();
-    signal(running.pid(), Signal::SIGTERM);
+    send_signal(running.pid(), Signal::SIGTERM);
     running.wait().assert_code(143);
     assert!(
         sent.elapsed() < Duration::from_secs(2),
@@ -346,7 +328,7 @@ fn init_leaves_no_zombie_after_the_children_are_killed() {
         std::thread::sleep(Duration::from_millis(20));
     };
     for pid in &sleeps {
-        signal(*pid, Signal::SIGKILL);
+        send_signal(*pid, Signal::SIGKILL);
     }
     let out = running.wait();
     out.assert_code(0);
@@ -554,7 +536,7 @@ fn a_signal_at_any_moment_of_the_start_ends_the_run() {
         }
         std::thread::sleep(Duration::from_millis(delay_ms));
         let sent = Instant::now();
-        signal(running.pid(), Signal::SIGTERM);
+        send_signal(running.pid(), Signal::SIGTERM);
         let out = running.wait();
         assert_eq!(out.code, 143, "SIGTERM after {delay_ms} ms: {}", out.stderr);
         assert!(

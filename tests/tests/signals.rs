@@ -2,37 +2,16 @@
 //! that the container's init does not catch ends it, and ocirun exits 128 + that signal; a
 //! caught one is forwarded and the container's own status stands.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use ocirun_e2e::{children_named, Sandbox};
-
-/// Waits up to 10 s for a child of `parent` named `comm` and returns its pid.
-fn wait_for_child(parent: u32, comm: &str) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(&pid) = children_named(parent, comm).first() {
-            return pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `{comm}` child of pid {parent} appeared within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(pid: u32, signal: Signal) {
-    kill(Pid::from_raw(i32::try_from(pid).unwrap()), signal)
-        .unwrap_or_else(|e| panic!("kill -{signal} {pid}: {e}"));
-}
+use nix::sys::signal::Signal;
+use ocirun_e2e::{send_signal, wait_for_child, Sandbox};
 
 fn uncaught_signal_ends_the_container(sig: Signal, code: i32) {
     let sb = Sandbox::busybox();
     let running = sb.run(["--", "sleep", "60"]).spawn();
     wait_for_child(running.pid(), "sleep");
-    signal(running.pid(), sig);
+    send_signal(running.pid(), sig);
     let out = running.wait();
     out.assert_code(code);
     assert_eq!(out.stdout_text(), "");
@@ -68,7 +47,7 @@ fn caught_signal_is_forwarded_and_the_command_status_stands() {
     let sh = wait_for_child(running.pid(), "sh");
     // The trap is set before `sleep` starts.
     wait_for_child(sh, "sleep");
-    signal(running.pid(), Signal::SIGTERM);
+    send_signal(running.pid(), Signal::SIGTERM);
     let out = running.wait();
     out.assert_code(3);
     assert_eq!(out.stdout_text(), "got TERM\n");
