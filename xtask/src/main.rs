@@ -50,7 +50,7 @@ Tasks:
                         host's / read-only, once per cgroup version (default both). Installs
                         QEMU (Debian's qemu-system-x86) if missing; fetches Debian's kernel into
                         target/vm/. --accel: tcg (default) or kvm where KVM works; --timeout:
-                        per guest, default 600, then the guest is killed and retried once;
+                        per guest, default 1800, then the guest is killed and retried once;
                         --fault: a guest that hangs or panics, to check those reports; ARGS go
                         to every test binary (filters, --exact). OCIRUN_E2E_FLIP=1 (for vm
                         and e2e) makes cgroup::cgroup_version_is_the_expected_one fail on

@@ -10,7 +10,8 @@
 //!    and `switch_root`s, running `/run/e2e/busybox sh /run/e2e/stage2.sh CG`;
 //! 2. `stage2.sh` ([`STAGE2`]), PID 1 on the host's tree, mounts tmpfs on `/tmp` and
 //!    `/dev/shm`, devpts, and the cgroup v1 hierarchies or the cgroup2 tree with every
-//!    controller enabled, sources `plan.sh` ([`Plan`]) and runs its test binaries in
+//!    controller enabled, sources `plan.sh` ([`Plan`]), sets the host's NOFILE and NPROC
+//!    limits ([`parse_limits`]; the kernel gives PID 1 lower ones), and runs its test binaries in
 //!    `E2E_LANES` parallel lanes (each lane takes the next binary, in the plan's order, when
 //!    its last one ends), each binary in the e2e package's directory with its harness
 //!    arguments and `OCIRUN_E2E_CGROUP` and `OCIRUN_E2E_VM=1` set, reporting on the console
@@ -90,12 +91,46 @@ pub(crate) struct Plan {
     pub(crate) args: Vec<OsString>,
     /// How many test binaries run at the same time.
     pub(crate) lanes: usize,
+    /// Resource limits to set before the suites run, as the host's tests would have them.
+    pub(crate) limits: Vec<Limit>,
+}
+
+/// A resource limit: the letter of ash's `ulimit` and the soft and hard values (numbers or
+/// `unlimited`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Limit {
+    pub(crate) flag: char,
+    pub(crate) soft: String,
+    pub(crate) hard: String,
+}
+
+/// The `ulimit` letters of the limits that the guest copies from the host, with their names
+/// in `/proc/PID/limits`: the e2e tests compare ocirun's rlimits with their own.
+const COPIED_LIMITS: &[(char, &str)] = &[('n', "Max open files"), ('u', "Max processes")];
+
+/// The limits of [`COPIED_LIMITS`] in a `/proc/PID/limits` text.
+pub(crate) fn parse_limits(text: &str) -> Vec<Limit> {
+    COPIED_LIMITS
+        .iter()
+        .filter_map(|(flag, name)| {
+            let rest = text.lines().find_map(|line| line.strip_prefix(name))?;
+            let mut values = rest.split_whitespace();
+            let valid = |v: &str| v == "unlimited" || v.parse::<u64>().is_ok();
+            let soft = values.next().filter(|v| valid(v))?;
+            let hard = values.next().filter(|v| valid(v))?;
+            Some(Limit {
+                flag: *flag,
+                soft: soft.to_owned(),
+                hard: hard.to_owned(),
+            })
+        })
+        .collect()
 }
 
 impl Plan {
     /// The plan as the shell script that stage 2 sources: `export` lines, `E2E_CWD`,
-    /// `E2E_LANES`, `E2E_SUITES` (their count) and one function `suite_I` per suite
-    /// (`run_suite NAME EXECUTABLE ARGS...`), numbered from 0.
+    /// `E2E_LIMITS` (`FLAG SOFT HARD` triples), `E2E_LANES`, `E2E_SUITES` (their count) and one
+    /// function `suite_I` per suite (`run_suite NAME EXECUTABLE ARGS...`), numbered from 0.
     pub(crate) fn script(&self) -> Result<Vec<u8>> {
         let mut out = b"# The plan of one `cargo xtask vm` run (generated).\n".to_vec();
         for (key, value) in &self.env {
@@ -108,9 +143,15 @@ impl Plan {
         }
         out.extend_from_slice(b"E2E_CWD=");
         quote(&mut out, self.cwd.as_os_str().as_bytes());
+        let limits: Vec<String> = self
+            .limits
+            .iter()
+            .map(|l| format!("{} {} {}", l.flag, l.soft, l.hard))
+            .collect();
         out.extend_from_slice(
             format!(
-                "\nE2E_LANES={}\nE2E_SUITES={}\n",
+                "\nE2E_LIMITS='{}'\nE2E_LANES={}\nE2E_SUITES={}\n",
+                limits.join(" "),
                 self.lanes.max(1),
                 self.suites.len()
             )
@@ -257,6 +298,11 @@ mod tests {
             }],
             args: vec!["--test-threads=2".into(), "echo $HOME".into()],
             lanes: 2,
+            limits: vec![Limit {
+                flag: 'n',
+                soft: "1024".into(),
+                hard: "20000".into(),
+            }],
         };
         assert_eq!(
             String::from_utf8(plan.script().unwrap()).unwrap(),
@@ -264,6 +310,7 @@ mod tests {
              export OCIRUN_BIN='/w/target/debug/ocirun'\n\
              export X='it'\\''s'\n\
              E2E_CWD='/w/tests'\n\
+             E2E_LIMITS='n 1024 20000'\n\
              E2E_LANES=2\n\
              E2E_SUITES=1\n\
              suite_0() {\n    \
@@ -280,8 +327,37 @@ mod tests {
             suites: vec![],
             args: vec![],
             lanes: 1,
+            limits: vec![],
         };
         assert!(plan.script().is_err());
+    }
+
+    #[test]
+    fn reads_the_copied_limits() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units\n\
+                    Max processes             96365                96365                processes\n\
+                    Max open files            1024                 20000                files\n\
+                    Max locked memory         8388608              8388608              bytes\n";
+        assert_eq!(
+            parse_limits(text),
+            vec![
+                Limit {
+                    flag: 'n',
+                    soft: "1024".into(),
+                    hard: "20000".into()
+                },
+                Limit {
+                    flag: 'u',
+                    soft: "96365".into(),
+                    hard: "96365".into()
+                },
+            ]
+        );
+        assert_eq!(
+            parse_limits("Max processes  unlimited  unlimited  processes\n")[0].hard,
+            "unlimited"
+        );
+        assert!(parse_limits("Max open files  lots  20000  files\n").is_empty());
     }
 
     #[test]

@@ -93,6 +93,12 @@ lane() {
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 unset TERM
 . /run/e2e/plan.sh || fail 124 "cannot read the plan"
+# The host's NOFILE and NPROC limits (the kernel's defaults for PID 1 are lower).
+set -- $E2E_LIMITS
+while [ $# -ge 3 ]; do
+    ulimit -"$1" "$3" && ulimit -S"$1" "$2" || fail 125 "cannot set ulimit -$1 to $2 (hard $3)"
+    shift 3
+done
 export OCIRUN_E2E_CGROUP="$CG" OCIRUN_E2E_VM=1
 cd /
 echo 0 >/run/e2e/next
