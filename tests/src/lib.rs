@@ -951,6 +951,23 @@ impl Sandbox {
         Ocirun::new(all).cleanup_runroot(&self.runroot)
     }
 
+    /// Runs `ocirun --runroot RUNROOT --root ROOT gc` to its end and returns what it printed.
+    ///
+    /// # Panics
+    /// If it cannot be run.
+    pub fn gc(&self) -> std::process::Output {
+        preflight();
+        Command::new(ocirun_bin())
+            .arg("--runroot")
+            .arg(&self.runroot)
+            .arg("--root")
+            .arg(self.root())
+            .arg("gc")
+            .stdin(Stdio::null())
+            .output()
+            .expect("cannot run ocirun gc")
+    }
+
     /// `ocirun --runroot RUNROOT run --rootfs ROOTFS ARGS...`.
     pub fn run<I, S>(&self, args: I) -> Ocirun
     where

@@ -350,12 +350,9 @@ fn init_leaves_no_zombie_after_the_children_are_killed() {
 #[test]
 fn gc_cleans_up_after_a_killed_ocirun() {
     let sb = Sandbox::busybox();
-    let mut ocirun = Command::new(ocirun_bin())
-        .arg("--runroot")
-        .arg(sb.runroot())
-        .args(["run", "--rootfs"])
-        .arg(sb.rootfs())
-        .args(["--", "sleep", "30"])
+    let mut ocirun = sb
+        .run(["--", "sleep", "30"])
+        .command()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -374,12 +371,7 @@ fn gc_cleans_up_after_a_killed_ocirun() {
         "the container outlives its ocirun"
     );
 
-    let out = Command::new(ocirun_bin())
-        .arg("--runroot")
-        .arg(sb.runroot())
-        .arg("gc")
-        .output()
-        .unwrap();
+    let out = sb.gc();
     assert_eq!(
         out.status.code(),
         Some(0),

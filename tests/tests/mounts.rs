@@ -4,10 +4,10 @@
 
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use ocirun_e2e::{children_named, ocirun_bin, Sandbox};
+use ocirun_e2e::{children_named, Sandbox};
 
 /// A new host directory `name` in the sandbox's scratch space, holding `existing` ("hi\n").
 fn host_dir(sb: &Sandbox, name: &str) -> PathBuf {
@@ -745,14 +745,7 @@ fn gc_removes_the_ephemeral_directory_of_a_killed_run() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let out = Command::new(ocirun_bin())
-        .arg("--runroot")
-        .arg(sb.runroot())
-        .arg("--root")
-        .arg(sb.root())
-        .arg("gc")
-        .output()
-        .unwrap();
+    let out = sb.gc();
     assert_eq!(
         out.status.code(),
         Some(0),
