@@ -4,8 +4,9 @@
 //! machine falls on both alike, and reports the median, minimum and maximum. Rows:
 //!
 //! 1. latency of `/bin/true`: `ocirun run` against `runc run` on a bundle made from
-//!    `ocirun spec` for the same command (the floor), and `buildah run` / `podman run --rootfs`
-//!    when asked;
+//!    `ocirun spec` for the same command (the floor), against `runc create`, `runc start` and
+//!    `runc delete` on that bundle (the three commands ocirun issues, timed alone), and
+//!    `buildah run` / `podman run --rootfs` when asked;
 //! 2. output throughput: the container writes N MiB of zeros to stdout, read by
 //!    `dd of=/dev/null` on the host, through ocirun's relay, through `ocirun --stdio inherit`
 //!    (when ocirun has it), and with `runc run --detach` handing the pipe straight to the
@@ -288,13 +289,7 @@ impl Bench {
     /// `runc delete --force ID` after a detached run, once its process has exited (polled
     /// here, in the benchmark only: the container is not our child).
     fn runc_finish(&self, id: &str, pid_file: &Path) -> Result<()> {
-        let pid = std::fs::read_to_string(pid_file)
-            .with_context(|| format!("cannot read {}", pid_file.display()))?;
-        let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while proc_dir.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_gone(pid_file)?;
         let _ = std::fs::remove_file(pid_file);
         let status = Command::new(&self.runc)
             .arg("--root")
@@ -306,18 +301,61 @@ impl Bench {
         Ok(())
     }
 
+    /// The wall time, in milliseconds, of `runc create --pid-file F` (stdio on /dev/null),
+    /// `runc start`, a wait for the container's process to exit, and `runc delete`: the
+    /// commands `ocirun run` issues, without ocirun.
+    fn runc_create_start_delete(&mut self, bundle: &Path) -> Result<f64> {
+        self.runc_runs += 1;
+        let id = format!("bench-{}-{}", std::process::id(), self.runc_runs);
+        let pid_file = self.work.join(format!("{id}.pid"));
+        let state = self.work.join("runc-state");
+        let runc = |args: &[&std::ffi::OsStr]| -> Result<()> {
+            let mut cmd = Command::new(&self.runc);
+            cmd.arg("--root").arg(&state).args(args);
+            let status = quiet(&mut cmd)
+                .status()
+                .with_context(|| format!("cannot run {cmd:?}"))?;
+            ensure!(status.success(), "{cmd:?} failed: {status}");
+            Ok(())
+        };
+        let started = Instant::now();
+        runc(&[
+            "create".as_ref(),
+            "--pid-file".as_ref(),
+            pid_file.as_os_str(),
+            "--bundle".as_ref(),
+            bundle.as_os_str(),
+            id.as_ref(),
+        ])?;
+        runc(&["start".as_ref(), id.as_ref()])?;
+        wait_gone(&pid_file)?;
+        runc(&["delete".as_ref(), id.as_ref()])?;
+        let elapsed = ms(started.elapsed());
+        let _ = std::fs::remove_file(&pid_file);
+        Ok(elapsed)
+    }
+
     fn latency(&mut self, plan: &Plan, options: BenchOptions) -> Result<Vec<Row>> {
         let bundle = self.runc_bundle("true", &["/bin/true"])?;
         let mut ocirun = Vec::new();
         let mut runc = Vec::new();
+        let mut three = Vec::new();
         for _ in 0..plan.latency_pairs {
             ocirun.push(time_quiet(self.ocirun_run(&[], &["/bin/true"]))?);
             runc.push(time_quiet(self.runc_run(&bundle))?);
+            three.push(self.runc_create_start_delete(&bundle)?);
         }
         let floor = Stats::of(&runc);
         let mut rows = vec![
             row("latency", "runc run (floor)", "ms", &runc, None),
             row("latency", "ocirun run", "ms", &ocirun, Some(floor)),
+            row(
+                "latency",
+                "runc create, start, delete",
+                "ms",
+                &three,
+                Some(floor),
+            ),
         ];
         if options.with_buildah {
             rows.push(self.buildah_latency(plan, floor)?);
@@ -607,15 +645,35 @@ fn throughput_out(mut cmd: Command, bytes: u64) -> Result<f64> {
     Ok(bytes as f64 / secs / 1e9)
 }
 
-/// Waits until the process whose pid is in `pid_file` is gone (a detached container).
+/// Waits until the process whose pid is in `pid_file` (a detached container's, not our child)
+/// has exited: gone from /proc, or a zombie waiting for its reaper. Polls every 100 µs; fails
+/// after 120 s.
 fn wait_gone(pid_file: &Path) -> Result<()> {
     let pid = std::fs::read_to_string(pid_file)
         .with_context(|| format!("cannot read {}", pid_file.display()))?;
-    let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
-    while proc_dir.exists() {
-        std::thread::sleep(Duration::from_millis(1));
+    let stat = PathBuf::from(format!("/proc/{}/stat", pid.trim()));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while let Ok(text) = std::fs::read_to_string(&stat) {
+        if has_exited(&text) {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "process {} still runs after 120 s",
+            pid.trim()
+        );
+        std::thread::sleep(Duration::from_micros(100));
     }
     Ok(())
+}
+
+/// Whether a `/proc/PID/stat` line shows an exited process: state `Z` (zombie) or `X` (dead),
+/// the field after the command name in parentheses (proc(5)).
+fn has_exited(stat: &str) -> bool {
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    matches!(state, Some("Z" | "X"))
 }
 
 /// Runs `dd if=/dev/zero bs=1M count=MIB | cmd`, then `finished` (which waits for a detached
@@ -735,6 +793,15 @@ fn results_json(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exited_processes_are_told_from_running_ones() {
+        assert!(has_exited("42 (sh) Z 1 42 42 0 -1"));
+        assert!(has_exited("42 (a) b) X 1 42 42 0 -1"));
+        assert!(!has_exited("42 (sleep) S 1 42 42 0 -1"));
+        assert!(!has_exited("42 (Z) R 1 42 42 0 -1"));
+        assert!(!has_exited(""));
+    }
 
     #[test]
     fn stats_of_odd_and_even_samples() {
