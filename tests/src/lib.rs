@@ -13,7 +13,8 @@
 //! is known to have (`cargo xtask vm` sets it in each guest; else it is read from
 //! /proc/self/mountinfo, see [`cgroup_version`]), and `OCIRUN_E2E_FLIP=1`, which makes one
 //! assertion fail on purpose so that the failure report of `cargo xtask e2e` and `cargo xtask
-//! vm` can be checked. In the guest, `OCIRUN_E2E_VM=1` is set too ([`in_vm`]).
+//! vm` can be checked. In the guest, `OCIRUN_E2E_VM=1` is set too ([`in_vm`]): there the
+//! heavy tests do less ([`lighter_in_vm`]) and the time limits are ten times longer ([`slack`]).
 //!
 //! Each test makes a [`Sandbox`]: a private copy of the busybox rootfs (or the shared Debian
 //! one, which is too big to copy) and a private `--runroot`, so tests run in parallel. A test
@@ -38,9 +39,13 @@ use tempfile::TempDir;
 
 pub mod pty;
 
-/// How long one ocirun invocation may take before the test kills it and fails: a hang must
-/// fail the suite, not block CI.
+/// How long one ocirun invocation may take on the host before the test kills it and fails: a
+/// hang must fail the suite, not block CI. The limit that applies is [`slack`]`(TIMEOUT)`.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many times longer a step may take in `cargo xtask vm`'s emulated guest than on the host
+/// (see [`in_vm`]).
+pub const VM_SLOWDOWN: u32 = 10;
 
 /// Where ocirun looks for runtimes besides `PATH` (crates/cli: runc is in /usr/sbin on Debian).
 const RUNTIME_EXTRA_PATH: &str = "/usr/local/sbin:/usr/sbin:/sbin";
@@ -271,7 +276,7 @@ impl Ocirun {
             args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
             stdin: Input::Null,
             env: Vec::new(),
-            timeout: TIMEOUT,
+            timeout: slack(TIMEOUT),
             runroot: None,
             cwd: None,
         }
@@ -309,7 +314,7 @@ impl Ocirun {
         self
     }
 
-    /// Overrides [`TIMEOUT`].
+    /// Overrides [`slack`]`(`[`TIMEOUT`]`)` with exactly `timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -516,13 +521,14 @@ impl Drop for Running {
 }
 
 /// The container ids in the runtime state of `runroot` (`runc --root RUNROOT/runtime list
-/// -q`); none when that directory does not exist (runc would create it).
+/// -q`); none, without asking runc, when that directory does not exist (runc would create it)
+/// or is empty.
 ///
 /// # Panics
 /// If runc fails.
 pub fn runtime_containers(runroot: &Path) -> Vec<String> {
     let root = runroot.join("runtime");
-    if !root.exists() {
+    if !has_entries(&root) {
         return Vec::new();
     }
     let out = Command::new(runc())
@@ -545,11 +551,17 @@ pub fn runtime_containers(runroot: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Whether the runtime state directory `root` exists and holds anything: runc keeps one
+/// directory per container there, so without entries there is no container to ask runc about.
+fn has_entries(root: &Path) -> bool {
+    std::fs::read_dir(root).is_ok_and(|mut entries| entries.next().is_some())
+}
+
 /// Best effort: `runc delete --force` every container in `runroot`'s runtime state, so that a
 /// failed test does not leave containers running.
 pub fn force_delete_containers(runroot: &Path) {
     let root = runroot.join("runtime");
-    if !root.exists() {
+    if !has_entries(&root) {
         return;
     }
     let Ok(out) = Command::new(runc())
@@ -759,20 +771,22 @@ pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Waits up to 10 s for a child of `parent` named `comm` (from /proc) and returns its pid.
+/// Waits up to [`slack`]`(10 s)` for a child of `parent` named `comm` (from /proc) and returns
+/// its pid.
 ///
 /// # Panics
 /// If none appears in time.
 #[track_caller]
 pub fn wait_for_child(parent: u32, comm: &str) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let limit = slack(Duration::from_secs(10));
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(&pid) = children_named(parent, comm).first() {
             return pid;
         }
         assert!(
             Instant::now() < deadline,
-            "no `{comm}` child of pid {parent} appeared within 10 s"
+            "no `{comm}` child of pid {parent} appeared within {limit:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -1044,6 +1058,13 @@ pub fn lighter_in_vm<T>(on_host: T, in_vm: T) -> T {
     } else {
         on_host
     }
+}
+
+/// The time a step that takes `on_host` on the host may take here: `on_host` on the host,
+/// [`VM_SLOWDOWN`] times it inside `cargo xtask vm`'s guest. For the upper bounds of timing
+/// assertions, deadlines and waits for a process to get ready, never for the lower bounds.
+pub fn slack(on_host: Duration) -> Duration {
+    lighter_in_vm(on_host, on_host * VM_SLOWDOWN)
 }
 
 /// A cgroup hierarchy layout, as runc tells them apart.

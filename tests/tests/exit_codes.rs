@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use ocirun_e2e::{children_named, Ocirun, Sandbox};
+use ocirun_e2e::{children_named, slack, Ocirun, Sandbox};
 
 #[test]
 fn status_of_the_command_is_the_exit_code() {
@@ -34,7 +34,7 @@ fn command_killed_by_sigkill_exits_137() {
     let running = sb.run(["--", "sleep", "60"]).spawn();
     let ocirun = running.pid();
     // ocirun is a child subreaper: the container's init becomes its direct child.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + slack(Duration::from_secs(10));
     let sleep = loop {
         if let Some(&pid) = children_named(ocirun, "sleep").first() {
             break pid;
@@ -54,7 +54,7 @@ fn command_killed_by_sigkill_exits_137() {
     out.assert_code(137);
     assert_eq!(out.stdout_text(), "");
     assert!(
-        out.elapsed < Duration::from_secs(30),
+        out.elapsed < slack(Duration::from_secs(30)),
         "took {:?}",
         out.elapsed
     );

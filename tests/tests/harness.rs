@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ocirun_e2e::{runc, runtime_containers, Sandbox};
+use ocirun_e2e::{lighter_in_vm, runc, runtime_containers, Sandbox};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -129,7 +129,10 @@ fn a_hang_is_killed_and_fails_the_test() {
     let sb = Sandbox::busybox();
     assert_panics_with("did not finish within", || {
         sb.run(["--", "sleep", "60"])
-            .timeout(Duration::from_secs(2))
+            .timeout(lighter_in_vm(
+                Duration::from_secs(2),
+                Duration::from_secs(6),
+            ))
             .run();
     });
     // The container of the killed ocirun was deleted; ocirun's own bundle may remain.

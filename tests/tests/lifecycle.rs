@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use ocirun_e2e::{
-    children_named, ocirun_bin, ppid_and_comm, processes_rooted_at, runc, send_signal,
-    wait_for_child, Sandbox,
+    children_named, lighter_in_vm, ocirun_bin, ppid_and_comm, processes_rooted_at, runc,
+    send_signal, slack, wait_for_child, Sandbox,
 };
 
 /// Writes an executable shell script `name` in `dir` and returns its path.
@@ -157,7 +157,7 @@ fn sigkill_of_the_container_ends_ocirun_within_a_second() {
     let out = running.wait();
     out.assert_code(137);
     assert!(
-        killed.elapsed() < Duration::from_secs(1),
+        killed.elapsed() < slack(Duration::from_secs(1)),
         "took {:?}",
         killed.elapsed()
     );
@@ -191,7 +191,8 @@ fn timeout_with_sigint_ends_the_run_and_its_processes() {
         "`late` is never printed"
     );
     assert!(
-        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(4),
+        elapsed >= Duration::from_secs(2)
+            && elapsed < Duration::from_secs(2) + slack(Duration::from_secs(2)),
         "returned after {elapsed:?}"
     );
     assert!(processes_rooted_at(sb.rootfs()).is_empty());
@@ -211,7 +212,7 @@ fn a_caught_sigterm_lets_the_container_choose_its_status() {
         .spawn();
     wait_for_child(running.pid(), "sh");
     // The trap must be set before the signal: wait for the loop's first sleep.
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(slack(Duration::from_millis(300)));
     send_signal(running.pid(), Signal::SIGTERM);
     running.wait().assert_code(7);
     sb.assert_nothing_left();
@@ -231,14 +232,14 @@ fn stop_timeout_kills_a_container_that_ignores_sigterm() {
         ])
         .spawn();
     wait_for_child(running.pid(), "sh");
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(slack(Duration::from_millis(300)));
     let sent = Instant::now();
     send_signal(running.pid(), Signal::SIGTERM);
     let out = running.wait();
     out.assert_code(137);
     let after = sent.elapsed();
     assert!(
-        after >= Duration::from_millis(900) && after < Duration::from_secs(3),
+        after >= Duration::from_millis(900) && after < slack(Duration::from_secs(3)),
         "killed {after:?} after SIGTERM"
     );
     assert_eq!(out.stdout_text(), "ignored\n");
@@ -258,7 +259,7 @@ fn without_sig_proxy_a_terminating_signal_still_ends_the_run() {
         ])
         .spawn();
     wait_for_child(running.pid(), "sh");
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(slack(Duration::from_millis(300)));
     send_signal(running.pid(), Signal::SIGUSR1);
     std::thread::sleep(Duration::from_millis(200));
     send_signal(running.pid(), Signal::SIGTERM);
@@ -278,7 +279,7 @@ fn init_forwards_sigterm_and_ends_at_once() {
     send_signal(running.pid(), Signal::SIGTERM);
     running.wait().assert_code(143);
     assert!(
-        sent.elapsed() < Duration::from_secs(2),
+        sent.elapsed() < slack(Duration::from_secs(2)),
         "took {:?}",
         sent.elapsed()
     );
@@ -318,7 +319,7 @@ fn init_leaves_no_zombie_after_the_children_are_killed() {
         .spawn();
     let init = wait_for_child(running.pid(), "ocirun-init");
     let sh = wait_for_child(init, "sh");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + slack(Duration::from_secs(10));
     let sleeps = loop {
         let sleeps = children_named(sh, "sleep");
         if sleeps.len() == 2 {
@@ -381,7 +382,7 @@ fn gc_cleans_up_after_a_killed_ocirun() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.starts_with("removed container "), "gc said {said:?}");
     assert!(records(sb.runroot()).is_empty(), "no record left");
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + slack(Duration::from_secs(5));
     while ppid_and_comm(sleep).is_some_and(|(_, c)| c == "sleep") {
         assert!(
             Instant::now() < deadline,
@@ -395,7 +396,8 @@ fn gc_cleans_up_after_a_killed_ocirun() {
 #[test]
 fn twenty_runs_at_once_on_one_rootfs() {
     let sb = Sandbox::busybox();
-    let runs: Vec<_> = (0..20)
+    // Four in the emulated guest, where twenty would queue for two emulated CPUs.
+    let runs: Vec<_> = (0..lighter_in_vm(20, 4))
         .map(|i| {
             sb.run(["--", "sh", "-c", &format!("sleep 0.5; echo run {i}")])
                 .spawn()
@@ -461,7 +463,8 @@ fn five_hundred_runs_in_a_row_leave_nothing() {
     let sb = Sandbox::busybox();
     let fds_before = fds_into(sb.scratch());
     let zombies_before = lasting_zombies(Duration::from_secs(1));
-    for i in 0..500 {
+    // Twenty in the emulated guest, where a run costs about a second.
+    for i in 0..lighter_in_vm(500, 20) {
         let out = sb.run(["--", "true"]).run();
         assert_eq!(out.code, 0, "run {i}: {}", out.stderr);
     }
@@ -514,7 +517,7 @@ fn a_signal_at_any_moment_of_the_start_ends_the_run() {
         // From the moment ocirun blocks SIGTERM for its signalfd (before that, the signal's
         // default action ends ocirun before it has created anything).
         let status = format!("/proc/{}/status", running.pid());
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + slack(Duration::from_secs(10));
         while std::fs::read_to_string(&status)
             .ok()
             .and_then(|s| {
@@ -526,13 +529,14 @@ fn a_signal_at_any_moment_of_the_start_ends_the_run() {
             assert!(Instant::now() < deadline, "ocirun never blocked SIGTERM");
             std::thread::sleep(Duration::from_micros(200));
         }
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        // The start takes about eight times as long in the emulated guest: so do the delays.
+        std::thread::sleep(Duration::from_millis(delay_ms) * lighter_in_vm(1, 8));
         let sent = Instant::now();
         send_signal(running.pid(), Signal::SIGTERM);
         let out = running.wait();
         assert_eq!(out.code, 143, "SIGTERM after {delay_ms} ms: {}", out.stderr);
         assert!(
-            sent.elapsed() < Duration::from_secs(5),
+            sent.elapsed() < slack(Duration::from_secs(5)),
             "SIGTERM after {delay_ms} ms took {:?}",
             sent.elapsed()
         );
@@ -573,6 +577,6 @@ fn a_reader_that_goes_away_ends_the_container_as_in_a_pipeline() {
         "yes got SIGPIPE: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(started.elapsed() < slack(Duration::from_secs(20)));
     sb.assert_nothing_left();
 }

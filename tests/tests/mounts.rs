@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use ocirun_e2e::{children_named, Sandbox};
+use ocirun_e2e::{children_named, slack, Sandbox};
 
 /// A new host directory `name` in the sandbox's scratch space, holding `existing` ("hi\n").
 fn host_dir(sb: &Sandbox, name: &str) -> PathBuf {
@@ -728,7 +728,7 @@ fn gc_removes_the_ephemeral_directory_of_a_killed_run() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + slack(Duration::from_secs(30));
     while children_named(child.id(), "sleep").is_empty() {
         assert!(
             Instant::now() < deadline,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use ocirun_e2e::{send_signal, wait_for_child, Sandbox};
+use ocirun_e2e::{send_signal, slack, wait_for_child, Sandbox};
 
 fn uncaught_signal_ends_the_container(sig: Signal, code: i32) {
     let sb = Sandbox::busybox();
@@ -16,7 +16,7 @@ fn uncaught_signal_ends_the_container(sig: Signal, code: i32) {
     out.assert_code(code);
     assert_eq!(out.stdout_text(), "");
     assert!(
-        out.elapsed < Duration::from_secs(30),
+        out.elapsed < slack(Duration::from_secs(30)),
         "ocirun took {:?} after {sig}",
         out.elapsed
     );

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use ocirun_e2e::pty::wait_with_timeout;
-use ocirun_e2e::{Sandbox, TIMEOUT};
+use ocirun_e2e::{lighter_in_vm, slack, Sandbox, TIMEOUT};
 
 #[test]
 fn script_on_stdin_runs_and_returns_promptly() {
@@ -16,7 +16,7 @@ fn script_on_stdin_runs_and_returns_promptly() {
     let out = sb.run(["--", "sh"]).stdin("echo foo\n").run();
     out.assert_success("foo\n");
     assert!(
-        out.elapsed < Duration::from_secs(10),
+        out.elapsed < slack(Duration::from_secs(10)),
         "EOF on stdin should end `sh` at once; took {:?}",
         out.elapsed
     );
@@ -34,8 +34,9 @@ fn stdin_from_dev_null_gives_eof() {
 #[test]
 fn stdin_bytes_arrive_in_order() {
     let sb = Sandbox::busybox();
+    let count = lighter_in_vm(100_000, 5_000);
     let mut lines = String::new();
-    for i in 1..=100_000 {
+    for i in 1..=count {
         let _ = writeln!(lines, "{i}");
     }
     let out = sb
@@ -45,7 +46,7 @@ fn stdin_bytes_arrive_in_order() {
     out.assert_code(0);
     assert!(
         out.stdout_text() == lines,
-        "stdout differs from the 100000 lines sent: {} bytes instead of {}, first difference \
+        "stdout differs from the {count} lines sent: {} bytes instead of {}, first difference \
          at byte {:?}",
         out.stdout.len(),
         lines.len(),
@@ -126,7 +127,7 @@ fn stdin_left_open_does_not_hold_ocirun() {
     let out = sb.run(["--", "echo", "hi"]).stdin_held_open().run();
     out.assert_success("hi\n");
     assert!(
-        out.elapsed < Duration::from_secs(10),
+        out.elapsed < slack(Duration::from_secs(10)),
         "ocirun waited for stdin: took {:?}",
         out.elapsed
     );
@@ -150,7 +151,7 @@ fn a_background_process_holding_the_pipes_does_not_hang_ocirun() {
     let out = sb.run(["--", "sh", "-c", "sleep 300 & echo started"]).run();
     out.assert_success("started\n");
     assert!(
-        out.elapsed < Duration::from_secs(5),
+        out.elapsed < slack(Duration::from_secs(5)),
         "ocirun waited for the background process: {:?}",
         out.elapsed
     );
@@ -160,13 +161,20 @@ fn a_background_process_holding_the_pipes_does_not_hang_ocirun() {
 #[test]
 fn large_interleaved_stdout_and_stderr_keep_each_stream_in_order() {
     let sb = Sandbox::busybox();
-    // Two writers at once, one per stream, 2 million lines (about 15 MB) each.
+    // Two writers at once, one per stream, 2 million lines (about 15 MB) each; 100 000 in the
+    // emulated guest.
+    let count = lighter_in_vm(2_000_000, 100_000);
     let out = sb
-        .run(["--", "sh", "-c", "seq 1 2000000 & seq 1 2000000 >&2; wait"])
+        .run([
+            "--",
+            "sh",
+            "-c",
+            &format!("seq 1 {count} & seq 1 {count} >&2; wait"),
+        ])
         .run();
     out.assert_code(0);
     let mut expected = String::with_capacity(15_000_000);
-    for i in 1..=2_000_000 {
+    for i in 1..=count {
         let _ = writeln!(expected, "{i}");
     }
     for (name, got) in [
@@ -184,8 +192,13 @@ fn large_interleaved_stdout_and_stderr_keep_each_stream_in_order() {
     sb.assert_nothing_left();
 }
 
-/// One GiB, in bytes.
+/// One GiB, in bytes: what the two checksum tests move on the host.
 const GIB: usize = 1 << 30;
+
+/// What the checksum tests move, in bytes: 1 GiB on the host, 32 MiB in the emulated guest.
+fn big_transfer() -> usize {
+    lighter_in_vm(GIB, 32 << 20)
+}
 
 /// How long a 1 GiB run may take (two sha256 passes and /dev/urandom on a small machine).
 const GIB_TIMEOUT: Duration = Duration::from_secs(300);
@@ -223,14 +236,18 @@ fn one_gib_through_stdout_arrives_with_the_container_checksum() {
     let sb = Sandbox::busybox();
     let mut host = host_sha256sum();
     let to_host = host.stdin.take().expect("piped");
-    // The container sends 1 GiB of random bytes to its stdout (tee through fd 3) and their
+    // The container sends 1 GiB (in the guest 32 MiB) of random bytes to its stdout (tee
+    // through fd 3) and their
     // checksum to its stderr.
     let mut ocirun = sb
         .run([
             "--",
             "sh",
             "-c",
-            "exec 3>&1; head -c 1073741824 /dev/urandom | tee /proc/self/fd/3 | sha256sum >&2",
+            &format!(
+                "exec 3>&1; head -c {} /dev/urandom | tee /proc/self/fd/3 | sha256sum >&2",
+                big_transfer()
+            ),
         ])
         .command()
         .stdin(Stdio::null())
@@ -268,7 +285,7 @@ fn one_gib_through_stdin_arrives_with_the_host_checksum() {
     let feeder = thread::spawn(move || {
         let mut urandom = std::fs::File::open("/dev/urandom").expect("open /dev/urandom");
         let mut chunk = vec![0u8; 1 << 20];
-        for _ in 0..GIB / chunk.len() {
+        for _ in 0..big_transfer() / chunk.len() {
             urandom.read_exact(&mut chunk).expect("read /dev/urandom");
             to_host.write_all(&chunk).expect("write to sha256sum");
             to_ocirun.write_all(&chunk).expect("write to ocirun");
@@ -308,7 +325,7 @@ fn container_stdout_kind(sb: &Sandbox, extra: &[&str]) -> String {
         .spawn()
         .expect("start ocirun");
     let stderr = read_all(ocirun.stderr.take().expect("piped"));
-    let status = wait_with_timeout(&mut ocirun, TIMEOUT, "ocirun");
+    let status = wait_with_timeout(&mut ocirun, slack(TIMEOUT), "ocirun");
     let errors = String::from_utf8_lossy(&stderr.join().expect("stderr")).into_owned();
     assert_eq!(status.code(), Some(0), "stderr: {errors:?}");
     assert_eq!(errors, "");

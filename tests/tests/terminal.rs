@@ -12,10 +12,13 @@ use std::time::Duration;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use ocirun_e2e::pty::{wait_with_timeout, Pty};
-use ocirun_e2e::{ocirun_bin, ppid_and_comm, Sandbox, TIMEOUT};
+use ocirun_e2e::{ocirun_bin, ppid_and_comm, slack, Sandbox, TIMEOUT};
 
-/// How long the terminal may take to show what a test waits for.
-const SHOW: Duration = Duration::from_secs(20);
+/// How long the terminal may take to show what a test waits for: 20 s on the host (see
+/// [`slack`]).
+fn show() -> Duration {
+    slack(Duration::from_secs(20))
+}
 
 /// `ocirun --runroot RUNROOT run --rootfs ROOTFS ARGS...` on the terminal.
 fn spawn_on(pty: &Pty, sb: &Sandbox, args: &[&str]) -> Child {
@@ -34,7 +37,7 @@ fn spawn_on(pty: &Pty, sb: &Sandbox, args: &[&str]) -> Child {
 
 /// Waits for ocirun on the terminal; returns its exit code.
 fn wait_code(child: &mut Child) -> i32 {
-    let status = wait_with_timeout(child, TIMEOUT, "ocirun on a terminal");
+    let status = wait_with_timeout(child, slack(TIMEOUT), "ocirun on a terminal");
     status
         .code()
         .unwrap_or_else(|| panic!("ocirun was killed: {status}"))
@@ -44,14 +47,14 @@ fn wait_code(child: &mut Child) -> i32 {
 /// was written before the process on it exited.
 #[track_caller]
 fn assert_shows(pty: &Pty, expected: &str) {
-    pty.wait_for(expected, SHOW);
+    pty.wait_for(expected, show());
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(pty.output_text(), expected);
 }
 
 /// Waits (up to 10 s) until the terminal is in raw mode: settings other than `cooked`.
 fn wait_until_raw(pty: &Pty, cooked: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + slack(Duration::from_secs(10));
     while pty.settings() == cooked {
         assert!(
             std::time::Instant::now() < deadline,
@@ -139,13 +142,13 @@ fn every_resize_reaches_the_container() {
     let script = "trap 'stty size' WINCH; trap 'exit 7' INT; stty size; echo ready; \
                   while :; do sleep 0.1; done";
     let mut ocirun = spawn_on(&pty, &sb, &["-t", "--", "sh", "-c", script]);
-    pty.wait_for("40 120\r\nready\r\n", SHOW);
+    pty.wait_for("40 120\r\nready\r\n", show());
     wait_until_raw(&pty, &before);
 
     pty.resize(50, 100);
-    pty.wait_for("ready\r\n50 100\r\n", SHOW);
+    pty.wait_for("ready\r\n50 100\r\n", show());
     pty.resize(30, 90);
-    pty.wait_for("50 100\r\n30 90\r\n", SHOW);
+    pty.wait_for("50 100\r\n30 90\r\n", show());
 
     pty.type_bytes(b"\x03");
     assert_eq!(
@@ -176,7 +179,7 @@ fn settings_come_back_when_ocirun_is_killed_with_sigterm_mid_run() {
             "echo ready; while :; do sleep 0.1; done",
         ],
     );
-    pty.wait_for("ready\r\n", SHOW);
+    pty.wait_for("ready\r\n", show());
     wait_until_raw(&pty, &before);
     assert_ne!(
         pty.settings(),
@@ -227,7 +230,7 @@ fn typed_input_reaches_the_container_and_its_echo_comes_back() {
             "echo ready; read line; echo \"got <$line>\"",
         ],
     );
-    pty.wait_for("ready\r\n", SHOW);
+    pty.wait_for("ready\r\n", show());
     wait_until_raw(&pty, &before);
     // Raw: the Enter key sends \r; the container's terminal makes it \n for `read` and echoes.
     pty.type_bytes(b"hello\r");
@@ -260,7 +263,7 @@ fn the_shell_stdin_is_blocking_after_ocirun_ran_on_its_terminal() {
         .command("sh", ["-c", script.as_str()])
         .spawn()
         .expect("start sh");
-    let status = wait_with_timeout(&mut shell, TIMEOUT, "sh running ocirun");
+    let status = wait_with_timeout(&mut shell, slack(TIMEOUT), "sh running ocirun");
     assert_eq!(status.code(), Some(0), "terminal: {:?}", pty.output_text());
     assert_shows(&pty, "True\r\n");
     assert!(!pty.is_nonblocking());
@@ -276,7 +279,7 @@ fn the_terminal_description_is_never_non_blocking_mid_run() {
         &sb,
         &["-t", "--", "sh", "-c", "echo ready; sleep 1; echo done"],
     );
-    pty.wait_for("ready\r\n", SHOW);
+    pty.wait_for("ready\r\n", show());
     // ocirun's stdin, stdout and stderr share the test's open file description of the
     // terminal: O_NONBLOCK on it would show here.
     while ocirun.try_wait().expect("wait").is_none() {
@@ -299,7 +302,7 @@ fn echo_into_a_terminal_cat_ends_by_itself() {
     assert_eq!(out.stdout_text(), "Hello\r\nHello\r\n");
     assert_eq!(out.stderr, "");
     assert!(
-        out.elapsed < Duration::from_secs(10),
+        out.elapsed < slack(Duration::from_secs(10)),
         "took {:?}",
         out.elapsed
     );
@@ -390,7 +393,7 @@ fn spec_on_a_terminal_carries_its_size_as_console_size() {
         pty.output_text()
     );
     // The JSON ends with a closing brace; wait for all of it.
-    let shown = pty.wait_for("\r\n}", SHOW);
+    let shown = pty.wait_for("\r\n}", show());
     let spec: serde_json::Value =
         serde_json::from_str(&shown.replace("\r\n", "\n")).expect("spec JSON");
     assert_eq!(spec["process"]["terminal"], serde_json::json!(true));
