@@ -6,18 +6,19 @@
 //! 2. `cargo clippy --workspace --all-targets -- -D warnings`;
 //! 3. `cargo test --workspace --exclude ocirun-e2e` (unit and doc tests);
 //! 4. the end-to-end suite ([`crate::e2e`]);
+//! 5. the same suite in QEMU guests on cgroup v1 and v2 (`cargo xtask vm --cgroup both`,
+//!    [`crate::vm`]);
 //!
-//! and last, on stdout, `N passed, M failed` over the tests of steps 3 and 4
-//! ([`crate::tally`]). The same suite inside QEMU guests (`cargo xtask vm`) is not a step yet:
-//! under TCG the whole suite takes far longer per guest than CI allows.
+//! and last, on stdout, `N passed, M failed` over the tests of steps 3 to 5
+//! ([`crate::tally`]).
 //!
-//! Each step is announced on stderr as `==> [N/4] ...`.
+//! Each step is announced on stderr as `==> [N/5] ...`.
 
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::tally::Tally;
-use crate::{e2e, host};
+use crate::{e2e, host, vm};
 
 /// Runs the CI steps.
 pub(crate) fn run(sh: &Shell) -> Result<()> {
@@ -36,7 +37,7 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
             ),
         ),
     ];
-    let total = steps.len() + 2;
+    let total = steps.len() + 3;
     for (index, (name, step)) in steps.into_iter().enumerate() {
         announce(index + 1, total, name);
         step.run()
@@ -44,18 +45,22 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
     }
     let mut tally = Tally::default();
     announce(
-        total - 1,
+        total - 2,
         total,
         "cargo test --workspace --exclude ocirun-e2e",
     );
     let unit = tally.run(cmd!(sh, "{cargo} test --workspace --exclude ocirun-e2e"));
     let e2e = unit.and_then(|()| {
-        announce(total, total, "e2e");
+        announce(total - 1, total, "e2e");
         e2e::run(sh, &[], &mut tally)
+    });
+    let guests = e2e.and_then(|()| {
+        announce(total, total, "vm --cgroup both");
+        vm::run(sh, &vm::Options::default(), &mut tally)
     });
     // The closing line counts every test of the run, passed or failed.
     println!("{}", tally.summary());
-    e2e.context("ci failed")?;
+    guests.context("ci failed")?;
     eprintln!("==> ci passed");
     Ok(())
 }
