@@ -246,6 +246,7 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
         args,
         lanes: LANES,
         limits,
+        keep: guest::kept_below_tmp(&[&host::workspace_root(), &target]),
     };
 
     let run_dir = cache.join(format!("run-{}", std::process::id()));

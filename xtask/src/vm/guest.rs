@@ -8,8 +8,8 @@
 //!    `hostroot`), puts an overlay with a tmpfs upper layer on it, mounts a tmpfs on its `/run`,
 //!    copies busybox, `stage2.sh` and `plan.sh` to `/run/e2e/`, moves proc, sys and dev there
 //!    and `switch_root`s, running `/run/e2e/busybox sh /run/e2e/stage2.sh CG`;
-//! 2. `stage2.sh` ([`STAGE2`]), PID 1 on the host's tree, mounts tmpfs on `/tmp` and
-//!    `/dev/shm`, devpts, and the cgroup v1 hierarchies or the cgroup2 tree with every
+//! 2. `stage2.sh` ([`STAGE2`]), PID 1 on the host's tree, mounts tmpfs on `/tmp` (keeping
+//!    the plan's directories below it visible, [`Plan::keep`]) and `/dev/shm`, devpts, and the cgroup v1 hierarchies or the cgroup2 tree with every
 //!    controller enabled, sources `plan.sh` ([`Plan`]), sets the host's NOFILE and NPROC
 //!    limits ([`parse_limits`]; the kernel gives PID 1 lower ones), and runs its test binaries in
 //!    `E2E_LANES` parallel lanes (each lane takes the next binary, in the plan's order, when
@@ -49,8 +49,31 @@ pub(crate) const STAGE2: &str = include_str!("guest/stage2.sh");
 const BUSYBOX: &str = "/bin/busybox";
 
 /// Directories that the guest mounts its own filesystems on: the workspace and the target
-/// directory must lie elsewhere to be seen by the guest.
-const GUEST_OWN: &[&str] = &["/tmp", "/run", "/proc", "/sys", "/dev"];
+/// directory must lie elsewhere to be seen by the guest. (The guest's own `/tmp` is no such
+/// place: stage 2 keeps the [`Plan::keep`] directories below it visible.)
+const GUEST_OWN: &[&str] = &["/run", "/proc", "/sys", "/dev"];
+
+/// Where the guest mounts a tmpfs of its own, over the host's directory.
+const GUEST_TMP: &str = "/tmp";
+
+/// Of `paths` (absolute), those below the guest's own `/tmp` that the guest must keep visible,
+/// leaving out any below another one kept (a bind mount of a directory carries its
+/// subdirectories).
+pub(crate) fn kept_below_tmp(paths: &[&Path]) -> Vec<PathBuf> {
+    let mut kept: Vec<PathBuf> = Vec::new();
+    let mut below: Vec<&Path> = paths
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with(GUEST_TMP) && *p != Path::new(GUEST_TMP))
+        .collect();
+    below.sort_by_key(|p| p.components().count());
+    for path in below {
+        if !kept.iter().any(|k| path.starts_with(k)) {
+            kept.push(path.to_owned());
+        }
+    }
+    kept
+}
 
 /// Fails when `path` lies below a directory that the guest covers with its own mounts.
 pub(crate) fn check_visible(what: &str, path: &Path) -> Result<()> {
@@ -93,6 +116,9 @@ pub(crate) struct Plan {
     pub(crate) lanes: usize,
     /// Resource limits to set before the suites run, as the host's tests would have them.
     pub(crate) limits: Vec<Limit>,
+    /// Host directories below `/tmp` (the workspace, the target directory) that stay visible
+    /// at their paths over the guest's own `/tmp`.
+    pub(crate) keep: Vec<PathBuf>,
 }
 
 /// A resource limit: the letter of ash's `ulimit` and the soft and hard values (numbers or
@@ -129,8 +155,9 @@ pub(crate) fn parse_limits(text: &str) -> Vec<Limit> {
 
 impl Plan {
     /// The plan as the shell script that stage 2 sources: `export` lines, `E2E_CWD`,
-    /// `E2E_LIMITS` (`FLAG SOFT HARD` triples), `E2E_LANES`, `E2E_SUITES` (their count) and one
-    /// function `suite_I` per suite (`run_suite NAME EXECUTABLE ARGS...`), numbered from 0.
+    /// `E2E_LIMITS` (`FLAG SOFT HARD` triples), `E2E_LANES`, `E2E_SUITES` (their count), the
+    /// function `keep_paths` (`keep PATH` for each of [`Plan::keep`]) and one function
+    /// `suite_I` per suite (`run_suite NAME EXECUTABLE ARGS...`), numbered from 0.
     pub(crate) fn script(&self) -> Result<Vec<u8>> {
         let mut out = b"# The plan of one `cargo xtask vm` run (generated).\n".to_vec();
         for (key, value) in &self.env {
@@ -157,6 +184,13 @@ impl Plan {
             )
             .as_bytes(),
         );
+        out.extend_from_slice(b"keep_paths() {\n    :\n");
+        for path in &self.keep {
+            out.extend_from_slice(b"    keep ");
+            quote(&mut out, path.as_os_str().as_bytes());
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"}\n");
         for (index, suite) in self.suites.iter().enumerate() {
             out.extend_from_slice(format!("suite_{index}() {{\n    run_suite ").as_bytes());
             quote(&mut out, suite.name.as_bytes());
@@ -303,6 +337,7 @@ mod tests {
                 soft: "1024".into(),
                 hard: "20000".into(),
             }],
+            keep: vec!["/tmp/w".into()],
         };
         assert_eq!(
             String::from_utf8(plan.script().unwrap()).unwrap(),
@@ -313,10 +348,28 @@ mod tests {
              E2E_LIMITS='n 1024 20000'\n\
              E2E_LANES=2\n\
              E2E_SUITES=1\n\
+             keep_paths() {\n    :\n    keep '/tmp/w'\n}\n\
              suite_0() {\n    \
              run_suite 'run_basics' '/w/target/debug/deps/run_basics-0123' \
              '--test-threads=2' 'echo $HOME'\n}\n"
         );
+    }
+
+    #[test]
+    fn only_the_outermost_directories_below_tmp_are_kept() {
+        let kept = |paths: &[&str]| {
+            let paths: Vec<&Path> = paths.iter().map(Path::new).collect();
+            kept_below_tmp(&paths)
+        };
+        assert_eq!(
+            kept(&["/tmp/ci/clone/target", "/tmp/ci/clone"]),
+            [PathBuf::from("/tmp/ci/clone")]
+        );
+        assert_eq!(
+            kept(&["/tmp/a", "/tmp/b/target"]),
+            [PathBuf::from("/tmp/a"), PathBuf::from("/tmp/b/target")]
+        );
+        assert!(kept(&["/work/main", "/work/main/target", "/tmp", "/tmpx/w"]).is_empty());
     }
 
     #[test]
@@ -328,6 +381,7 @@ mod tests {
             args: vec![],
             lanes: 1,
             limits: vec![],
+            keep: vec![],
         };
         assert!(plan.script().is_err());
     }
@@ -362,8 +416,10 @@ mod tests {
 
     #[test]
     fn paths_under_the_guests_own_mounts_are_refused() {
-        assert!(check_visible("the workspace", Path::new("/tmp/w")).is_err());
         assert!(check_visible("the workspace", Path::new("/run/user/0/w")).is_err());
+        assert!(check_visible("the target directory", Path::new("/dev/shm/t")).is_err());
+        // Below /tmp the guest keeps them visible (kept_below_tmp).
+        assert!(check_visible("the workspace", Path::new("/tmp/w")).is_ok());
         assert!(check_visible("the workspace", Path::new("/work/main")).is_ok());
         assert!(check_visible("the workspace", Path::new("/tmpfoo")).is_ok());
     }

@@ -17,7 +17,23 @@ fail() {
     finish "$1"
 }
 
+. /run/e2e/plan.sh || fail 124 "cannot read the plan"
+# The plan's keep_paths names the host directories below /tmp that the tests need (a workspace
+# cloned there): they are set aside before the guest's own /tmp covers them, then put back.
+i=0
+keep() {
+    $B mkdir -p "/run/e2e/keep/$i" && $B mount --bind "$1" "/run/e2e/keep/$i" ||
+        fail 120 "cannot set $1 aside"
+    i=$((i + 1))
+}
+keep_paths
 $B mount -t tmpfs -o mode=1777 tmpfs /tmp || fail 120 "cannot mount a tmpfs on /tmp"
+i=0
+keep() {
+    $B mkdir -p "$1" && $B mount --move "/run/e2e/keep/$i" "$1" || fail 120 "cannot put $1 back"
+    i=$((i + 1))
+}
+keep_paths
 $B mkdir -p /dev/shm /dev/pts /dev/mqueue
 $B mount -t tmpfs -o mode=1777 tmpfs /dev/shm || fail 120 "cannot mount a tmpfs on /dev/shm"
 $B mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts || fail 120 "cannot mount devpts"
@@ -92,7 +108,6 @@ lane() {
 
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 unset TERM
-. /run/e2e/plan.sh || fail 124 "cannot read the plan"
 # The host's NOFILE and NPROC limits (the kernel's defaults for PID 1 are lower).
 set -- $E2E_LIMITS
 while [ $# -ge 3 ]; do
