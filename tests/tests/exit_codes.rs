@@ -2,6 +2,7 @@
 //! fails, 126 when the command cannot be run, 127 when it is not found. Every failure leaves
 //! nothing behind.
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -74,6 +75,37 @@ fn file_without_exec_permission_exits_126() {
     sb.run(["--", "/etc/passwd"])
         .run()
         .assert_failure(126, "/etc/passwd");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_command_the_kernel_cannot_execute_exits_126_with_the_reason() {
+    // Found and executable, but execve(2) fails inside the container: a script whose
+    // interpreter is missing, a file without `#!` that is no binary, a truncated ELF file.
+    let sb = Sandbox::busybox_with(|rootfs| {
+        for (name, content) in [
+            ("bad-interpreter", &b"#!/no/such/interpreter\necho hi\n"[..]),
+            ("no-shebang", &b"echo hi\n"[..]),
+            ("truncated-elf", &b"\x7fELF\x02\x01\x01"[..]),
+        ] {
+            let path = rootfs.join(name);
+            std::fs::write(&path, content).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    });
+    sb.run(["--", "/bad-interpreter"])
+        .run()
+        .assert_failure(126, "exec /bad-interpreter: no such file or directory");
+    sb.run(["--", "/no-shebang"])
+        .run()
+        .assert_failure(126, "exec /no-shebang: exec format error");
+    sb.run(["--", "/truncated-elf"])
+        .run()
+        .assert_failure(126, "exec /truncated-elf: exec format error");
+    // A command that ran and failed keeps its own status.
+    sb.run(["--", "sh", "-c", "echo no >&2; exit 1"])
+        .run()
+        .assert_failure(1, "no\n");
     sb.assert_nothing_left();
 }
 

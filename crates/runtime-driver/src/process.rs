@@ -20,6 +20,11 @@
 //!   passes gets SIGKILL (podman's `--stop-timeout`). Without proxying (`--sig-proxy=false`) no
 //!   signal reaches the container, but a terminating one still ends the run: the container is
 //!   killed, so that the supervisor never exits with the container still running.
+//! - A container whose init exits while still the runtime's init (`runc:[2:INIT]`, before it
+//!   executed the command: execve failed, e.g. `exec format error` or a missing script
+//!   interpreter) ends as [`ExitStatus::NotExecuted`], exit code 126 (BEHAVIOR.md, Exit
+//!   codes: the command exists but cannot be run); runc's init says why on the container's
+//!   stderr.
 
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -29,7 +34,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::error::sys;
@@ -42,23 +47,31 @@ pub enum ExitStatus {
     Exited(i32),
     /// It was killed by this signal number.
     Signaled(i32),
+    /// The runtime's init exited with this non-zero status before it executed the command (see
+    /// the module documentation): the command cannot be run.
+    NotExecuted(i32),
 }
 
 impl ExitStatus {
-    /// The exit code a shell would report: the status, or 128 + the signal number.
+    /// The exit code a shell would report: the status, 128 + the signal number, or 126 for
+    /// [`ExitStatus::NotExecuted`] (as a shell reports a command it found but cannot execute).
     pub fn code(self) -> i32 {
         match self {
             Self::Exited(code) => code,
             Self::Signaled(signal) => 128 + signal,
+            Self::NotExecuted(_) => 126,
         }
     }
 
-    fn from_wait(status: WaitStatus, killed_for: Option<i32>) -> Option<Self> {
+    fn from_wait(status: WaitStatus, killed_for: Option<i32>, before_exec: bool) -> Option<Self> {
         match (status, killed_for) {
             (WaitStatus::Signaled(_, Signal::SIGKILL, _), Some(original)) => {
                 Some(Self::Signaled(original))
             }
             (WaitStatus::Signaled(_, signal, _), _) => Some(Self::Signaled(signal as i32)),
+            (WaitStatus::Exited(_, code), _) if before_exec && code != 0 => {
+                Some(Self::NotExecuted(code))
+            }
             (WaitStatus::Exited(_, code), _) => Some(Self::Exited(code)),
             _ => None,
         }
@@ -199,8 +212,9 @@ impl ContainerProcess {
             ExitWatch::Sigchld(_) => None,
         };
         if pidfd.is_none() && signals.is_none() {
-            // Nothing to poll: a blocking waitpid is the wait.
-            return self.collect(self.blocking_waitpid()?, killed_for);
+            // Nothing to poll: a blocking wait is the wait.
+            let before_exec = self.exited_before_exec(true);
+            return self.collect(self.blocking_waitpid()?, killed_for, before_exec);
         }
         loop {
             let timeout = match kill_at {
@@ -243,27 +257,48 @@ impl ContainerProcess {
                         kill_at = Some(Instant::now() + policy.stop_timeout);
                     }
                     if pidfd.is_none() && outcome.child_exited {
+                        let before_exec = self.exited_before_exec(false);
                         if let Some(status) = self.try_waitpid()? {
-                            return self.collect(status, killed_for);
+                            return self.collect(status, killed_for, before_exec);
                         }
                     }
                 }
             }
             if pid_ready {
-                return self.collect(self.blocking_waitpid()?, killed_for);
+                let before_exec = self.exited_before_exec(false);
+                return self.collect(self.blocking_waitpid()?, killed_for, before_exec);
             }
         }
+    }
+
+    /// Whether the process has exited (waiting for it when `block`) while it was still the
+    /// runtime's init, before it executed the command. The zombie is left for the waitpid that
+    /// collects it (WNOWAIT), so its name in /proc is still there to read.
+    fn exited_before_exec(&self, block: bool) -> bool {
+        let mut flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+        if !block {
+            flags |= WaitPidFlag::WNOHANG;
+        }
+        let exited = loop {
+            match waitid(Id::Pid(self.pid), flags) {
+                Err(Errno::EINTR) => continue,
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => break true,
+                _ => break false,
+            }
+        };
+        exited && is_runtime_init(self.pid)
     }
 
     fn collect(
         &self,
         status: WaitStatus,
         killed_for: Option<i32>,
+        before_exec: bool,
     ) -> Result<ExitStatus, DriverError> {
         if let ExitWatch::Sigchld(efd) = &self.watch {
             efd.write(1).map_err(sys("write(eventfd)"))?;
         }
-        ExitStatus::from_wait(status, killed_for)
+        ExitStatus::from_wait(status, killed_for, before_exec)
             .ok_or_else(|| sys(format!("waitpid({}) gave {status:?}", self.pid))(Errno::EINVAL))
     }
 
@@ -418,12 +453,17 @@ pub(crate) fn is_terminating(signal: Signal) -> bool {
 /// the command's, so neither the PID-1 rule nor a forwarded signal would mean anything yet.
 fn wait_for_exec(pid: Pid) {
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .is_ok_and(|comm| comm.starts_with("runc:["))
-        && std::time::Instant::now() < deadline
-    {
+    while is_runtime_init(pid) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Whether `pid` (running or a zombie) is still the runtime's init: runc names it
+/// `runc:[2:INIT]` (`runc:[1:CHILD]` and `runc:[0:PARENT]` before) until it executes the
+/// command. A runtime that names its init otherwise is never taken for one.
+fn is_runtime_init(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.starts_with("runc:["))
 }
 
 /// Whether `pid` is the leader of its own process group, so that the group can be signalled
@@ -473,23 +513,52 @@ mod tests {
         let pid = Pid::from_raw(1);
         let killed = WaitStatus::Signaled(pid, Signal::SIGKILL, false);
         assert_eq!(
-            ExitStatus::from_wait(killed, Some(2)),
+            ExitStatus::from_wait(killed, Some(2), false),
             Some(ExitStatus::Signaled(2))
         );
         assert_eq!(
-            ExitStatus::from_wait(killed, None),
+            ExitStatus::from_wait(killed, None, false),
             Some(ExitStatus::Signaled(9))
         );
         let termed = WaitStatus::Signaled(pid, Signal::SIGTERM, false);
         assert_eq!(
-            ExitStatus::from_wait(termed, Some(2)),
+            ExitStatus::from_wait(termed, Some(2), false),
             Some(ExitStatus::Signaled(15))
         );
         assert_eq!(
-            ExitStatus::from_wait(WaitStatus::Exited(pid, 3), Some(2)),
+            ExitStatus::from_wait(WaitStatus::Exited(pid, 3), Some(2), false),
             Some(ExitStatus::Exited(3))
         );
-        assert_eq!(ExitStatus::from_wait(WaitStatus::StillAlive, None), None);
+        assert_eq!(
+            ExitStatus::from_wait(WaitStatus::Exited(pid, 1), None, true),
+            Some(ExitStatus::NotExecuted(1))
+        );
+        assert_eq!(ExitStatus::NotExecuted(1).code(), 126);
+        // A clean exit is the command's, whatever the process was called.
+        assert_eq!(
+            ExitStatus::from_wait(WaitStatus::Exited(pid, 0), None, true),
+            Some(ExitStatus::Exited(0))
+        );
+        assert_eq!(
+            ExitStatus::from_wait(WaitStatus::StillAlive, None, false),
+            None
+        );
+    }
+
+    #[test]
+    fn an_exit_before_the_command_ran_is_told_apart() {
+        // A process still named as runc names its init when it exits, as when execve fails.
+        let policy = SignalPolicy::default();
+        let script = "printf 'runc:[2:INIT]' >/proc/self/comm; exit 1";
+        let child = Command::new("sh").args(["-c", script]).spawn().unwrap();
+        let process = ContainerProcess::open(child.id() as i32).unwrap();
+        let status = process.wait(None, &policy).unwrap();
+        assert_eq!(status, ExitStatus::NotExecuted(1));
+        assert_eq!(status.code(), 126);
+        // The same exit from a process with its own name is the command's status.
+        let child = Command::new("sh").args(["-c", "exit 1"]).spawn().unwrap();
+        let process = ContainerProcess::open(child.id() as i32).unwrap();
+        assert_eq!(process.wait(None, &policy).unwrap(), ExitStatus::Exited(1));
     }
 
     #[test]
