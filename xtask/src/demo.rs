@@ -51,7 +51,7 @@ pub(crate) fn run(sh: &Shell) -> Result<ExitCode> {
         "$ {} run --rootfs {} -- sh -c '{}'",
         ocirun.display(),
         debian.display(),
-        SCRIPT.trim_end().replace('\n', "; ")
+        SCRIPT.trim_end().replace('\n', "; ").replace('\'', "'\\''")
     );
     let status = Command::new(&ocirun)
         .arg("run")

@@ -50,12 +50,13 @@ Tasks:
                         host's / read-only, once per cgroup version (default both). Installs
                         QEMU (Debian's qemu-system-x86) if missing; fetches Debian's kernel into
                         target/vm/. --accel: tcg (default) or kvm where KVM works; --timeout:
-                        per guest, default 1800, then the guest is killed and retried once;
+                        per guest, default 900, then the guest is killed and retried once;
                         --fault: a guest that hangs or panics, to check those reports; ARGS go
                         to every test binary (filters, --exact). OCIRUN_E2E_FLIP=1 (for vm
                         and e2e) makes cgroup::cgroup_version_is_the_expected_one fail on
                         purpose, to check how a failure is reported
-  ci                    cargo fmt --check, clippy -D warnings, unit and doc tests, then e2e
+  ci                    cargo fmt --check, clippy -D warnings, unit and doc tests, e2e, then
+                        vm --cgroup both
   demo                  install runc/busybox-static/debootstrap if missing (as root), build
                         ocirun --release and run a command in the Debian rootfs
   bench [--quick] [--with-buildah] [--with-podman]
