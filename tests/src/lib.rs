@@ -807,7 +807,10 @@ pub fn send_signal(pid: u32, signal: nix::sys::signal::Signal) {
 /// - no container in the runtime state under `runroot` (`runc --root RUNROOT/runtime list
 ///   -q` prints nothing, or that directory does not exist);
 /// - `RUNROOT/bundles` is empty or absent;
-/// - no mount point appeared in this process's mount namespace since `mounts_before`;
+/// - no mount point appeared in this process's mount namespace since `mounts_before` below any
+///   of the `owned` directories (the run's scratch directory and rootfs): tests that run at
+///   the same time mount and unmount below their own (runc bind-mounts its binary on a
+///   `runc.XXXXXX` file in the runtime state for a moment of every `create`);
 /// - when `rootfs_before` is given: the rootfs tree equals it, except for the `expected_new`
 ///   paths (relative to the rootfs), which must be new; and no process runs in that rootfs.
 ///
@@ -816,6 +819,7 @@ pub fn send_signal(pid: u32, signal: nix::sys::signal::Signal) {
 #[track_caller]
 pub fn assert_nothing_left(
     runroot: &Path,
+    owned: &[&Path],
     rootfs_before: Option<&TreeSnapshot>,
     mounts_before: &MountSnapshot,
     expected_new: &[&str],
@@ -836,7 +840,11 @@ pub fn assert_nothing_left(
             let _ = writeln!(left, "bundles in {}: {names:?}", bundles.display());
         }
     }
-    let mounts = MountSnapshot::take().added_since(mounts_before);
+    let mounts: Vec<_> = MountSnapshot::take()
+        .added_since(mounts_before)
+        .into_iter()
+        .filter(|(point, _)| owned.iter().any(|dir| Path::new(point).starts_with(dir)))
+        .collect();
     if !mounts.is_empty() {
         let _ = writeln!(left, "new mounts: {mounts:?}");
     }
@@ -1020,6 +1028,7 @@ impl Sandbox {
         );
         assert_nothing_left(
             &self.runroot,
+            &[self.dir.path(), &self.rootfs],
             self.tree_before.as_ref(),
             &self.mounts_before,
             expected_new,
