@@ -108,18 +108,23 @@ impl Pty {
         Stdio::from(self.slave().try_clone().expect("dup the terminal"))
     }
 
-    /// Sets the terminal's size (`stty rows R cols C` on it); the kernel sends SIGWINCH to its
-    /// foreground process group.
+    /// Sets the terminal's size in one TIOCSWINSZ (tcsetwinsize), as a terminal emulator does;
+    /// the kernel sends SIGWINCH to its foreground process group. (`stty rows R cols C` sets
+    /// the rows and the columns one after the other, so a slow reader could see the size in
+    /// between.)
     ///
     /// # Panics
-    /// If stty fails.
+    /// If the ioctl fails.
     pub fn resize(&self, rows: u16, cols: u16) {
-        let status = Command::new("stty")
-            .args(["rows", &rows.to_string(), "cols", &cols.to_string()])
-            .stdin(self.slave_stdio())
-            .status()
-            .expect("cannot run stty");
-        assert!(status.success(), "stty rows {rows} cols {cols}: {status}");
+        let slave = self.slave.as_ref().expect("the terminal is open");
+        let size = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(slave, size)
+            .unwrap_or_else(|e| panic!("cannot resize the terminal to {rows}x{cols}: {e}"));
     }
 
     /// The terminal's settings as `stty -g` prints them (one line, no newline).
