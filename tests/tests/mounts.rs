@@ -439,6 +439,8 @@ fn add_host_hostname_and_dns_shape_the_generated_files() {
         "db:2001:db8::1",
         "--",
         "grep",
+        // A word: the default hostname is 12 random hex digits, which may hold "db".
+        "-w",
         "db",
         "/etc/hosts",
     ])

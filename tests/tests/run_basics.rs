@@ -104,7 +104,8 @@ fn generated_files_exist_during_the_run_only() {
         "--",
         "sh",
         "-c",
-        "echo 10.1.1.1 db >> /etc/hosts; grep -c db /etc/hosts",
+        // A word: the default hostname is 12 random hex digits, which may hold "db".
+        "echo 10.1.1.1 db >> /etc/hosts; grep -cw db /etc/hosts",
     ])
     .run()
     .assert_success("1\n");
