@@ -254,17 +254,25 @@ impl Bench {
         Ok(bundle)
     }
 
+    /// `runc --root STATE`: runc under the bench's own state directory.
+    fn runc(&self) -> Command {
+        let mut cmd = Command::new(&self.runc);
+        cmd.arg("--root").arg(self.work.join("runc-state"));
+        cmd
+    }
+
+    /// A container id that no earlier runc run of this bench used.
+    fn next_id(&mut self) -> String {
+        self.runc_runs += 1;
+        format!("bench-{}-{}", std::process::id(), self.runc_runs)
+    }
+
     /// `runc --root STATE run --bundle BUNDLE <fresh id>`: runc in the foreground, which
     /// copies the container's stdio through pipes of its own.
     fn runc_run(&mut self, bundle: &Path) -> Command {
-        self.runc_runs += 1;
-        let mut cmd = Command::new(&self.runc);
-        cmd.arg("--root")
-            .arg(self.work.join("runc-state"))
-            .arg("run")
-            .arg("--bundle")
-            .arg(bundle)
-            .arg(format!("bench-{}-{}", std::process::id(), self.runc_runs));
+        let id = self.next_id();
+        let mut cmd = self.runc();
+        cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
         cmd
     }
 
@@ -272,13 +280,10 @@ impl Bench {
     /// and returns, the container goes on (the no-relay floor of the throughput rows). Returns
     /// the command, the container id and the pid file.
     fn runc_run_detached(&mut self, bundle: &Path) -> (Command, String, PathBuf) {
-        self.runc_runs += 1;
-        let id = format!("bench-{}-{}", std::process::id(), self.runc_runs);
+        let id = self.next_id();
         let pid_file = self.work.join(format!("{id}.pid"));
-        let mut cmd = Command::new(&self.runc);
-        cmd.arg("--root")
-            .arg(self.work.join("runc-state"))
-            .args(["run", "--detach", "--pid-file"])
+        let mut cmd = self.runc();
+        cmd.args(["run", "--detach", "--pid-file"])
             .arg(&pid_file)
             .arg("--bundle")
             .arg(bundle)
@@ -291,9 +296,8 @@ impl Bench {
     fn runc_finish(&self, id: &str, pid_file: &Path) -> Result<()> {
         wait_gone(pid_file)?;
         let _ = std::fs::remove_file(pid_file);
-        let status = Command::new(&self.runc)
-            .arg("--root")
-            .arg(self.work.join("runc-state"))
+        let status = self
+            .runc()
             .args(["delete", "--force", id])
             .status()
             .context("cannot run runc delete")?;
@@ -305,31 +309,25 @@ impl Bench {
     /// `runc start`, a wait for the container's process to exit, and `runc delete`: the
     /// commands `ocirun run` issues, without ocirun.
     fn runc_create_start_delete(&mut self, bundle: &Path) -> Result<f64> {
-        self.runc_runs += 1;
-        let id = format!("bench-{}-{}", std::process::id(), self.runc_runs);
+        let id = self.next_id();
         let pid_file = self.work.join(format!("{id}.pid"));
-        let state = self.work.join("runc-state");
-        let runc = |args: &[&std::ffi::OsStr]| -> Result<()> {
-            let mut cmd = Command::new(&self.runc);
-            cmd.arg("--root").arg(&state).args(args);
-            let status = quiet(&mut cmd)
-                .status()
-                .with_context(|| format!("cannot run {cmd:?}"))?;
-            ensure!(status.success(), "{cmd:?} failed: {status}");
-            Ok(())
-        };
+        let mut create = self.runc();
+        create
+            .arg("create")
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg("--bundle")
+            .arg(bundle)
+            .arg(&id);
+        let mut start = self.runc();
+        start.args(["start", &id]);
+        let mut delete = self.runc();
+        delete.args(["delete", &id]);
         let started = Instant::now();
-        runc(&[
-            "create".as_ref(),
-            "--pid-file".as_ref(),
-            pid_file.as_os_str(),
-            "--bundle".as_ref(),
-            bundle.as_os_str(),
-            id.as_ref(),
-        ])?;
-        runc(&["start".as_ref(), id.as_ref()])?;
+        time_quiet(create)?;
+        time_quiet(start)?;
         wait_gone(&pid_file)?;
-        runc(&["delete".as_ref(), id.as_ref()])?;
+        time_quiet(delete)?;
         let elapsed = ms(started.elapsed());
         let _ = std::fs::remove_file(&pid_file);
         Ok(elapsed)
