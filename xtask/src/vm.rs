@@ -55,7 +55,7 @@ use crate::host;
 use crate::tally::Tally;
 
 /// The default of `--timeout`: how long one guest may take, boot to power-off (the whole suite
-/// took 357-401 s per guest here).
+/// took 305-401 s per guest here).
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(900);
 /// vCPUs of each guest: the cores of the machines this runs on.
 const CPUS: usize = 2;

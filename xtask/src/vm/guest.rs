@@ -8,9 +8,10 @@
 //!    `hostroot`), puts an overlay with a tmpfs upper layer on it, mounts a tmpfs on its `/run`,
 //!    copies busybox, `stage2.sh` and `plan.sh` to `/run/e2e/`, moves proc, sys and dev there
 //!    and `switch_root`s, running `/run/e2e/busybox sh /run/e2e/stage2.sh CG`;
-//! 2. `stage2.sh` ([`STAGE2`]), PID 1 on the host's tree, mounts tmpfs on `/tmp` (keeping
-//!    the plan's directories below it visible, [`Plan::keep`]) and `/dev/shm`, devpts, and the cgroup v1 hierarchies or the cgroup2 tree with every
-//!    controller enabled, sources `plan.sh` ([`Plan`]), sets the host's NOFILE and NPROC
+//! 2. `stage2.sh` ([`STAGE2`]), PID 1 on the host's tree, sources `plan.sh` ([`Plan`]), mounts
+//!    tmpfs on `/tmp` (keeping the plan's directories below it visible, [`Plan::keep`]) and
+//!    `/dev/shm`, devpts, and the cgroup v1 hierarchies or the cgroup2 tree with every
+//!    controller enabled, sets the host's NOFILE and NPROC
 //!    limits ([`parse_limits`]; the kernel gives PID 1 lower ones), and runs its test binaries in
 //!    `E2E_LANES` parallel lanes (each lane takes the next binary, in the plan's order, when
 //!    its last one ends), each binary in the e2e package's directory with its harness
