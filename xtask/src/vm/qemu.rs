@@ -32,7 +32,10 @@ const BINARY: &str = "qemu-system-x86_64";
 /// How the guest's CPU is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Accel {
-    /// QEMU's emulator (`-accel tcg,thread=multi -cpu max`): works everywhere.
+    /// QEMU's emulator (`-accel tcg,thread=multi -cpu max,erms=off,fsrm=off`): works
+    /// everywhere. Without ERMS and FSRM the guest's kernel and libc clear and copy memory
+    /// with `rep stosq`/`movsq` or vector loops instead of `rep stosb`/`movsb`, which TCG runs
+    /// one byte per iteration.
     Tcg,
     /// Hardware virtualization (`-accel kvm -cpu host`): only when asked for.
     Kvm,
@@ -189,7 +192,12 @@ impl Machine {
             .args(["-m", &format!("{}M", self.memory_mib)])
             .args(["-smp", &self.cpus.to_string()]);
         match self.accel {
-            Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
+            Accel::Tcg => cmd.args([
+                "-accel",
+                "tcg,thread=multi",
+                "-cpu",
+                "max,erms=off,fsrm=off",
+            ]),
             Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
         };
         cmd.arg("-kernel")
@@ -353,7 +361,7 @@ mod tests {
             .collect();
         let joined = args.join(" ");
         assert!(
-            joined.contains("-accel tcg,thread=multi -cpu max"),
+            joined.contains("-accel tcg,thread=multi -cpu max,erms=off,fsrm=off"),
             "{joined}"
         );
         assert!(joined.contains("path=/,security_model=none,readonly=on,multidevs=remap"));
