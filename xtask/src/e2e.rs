@@ -89,10 +89,13 @@ pub(crate) fn run(sh: &Shell, test_args: &[OsString], tally: &mut Tally) -> Resu
 }
 
 /// The environment the e2e tests read: the ocirun binary and the two fixtures, absolute paths.
+/// The variable that names the busybox fixture for the tests.
+pub(crate) const BUSYBOX_ROOTFS_VAR: &str = "OCIRUN_TEST_BUSYBOX_ROOTFS";
+
 fn test_env(bin: PathBuf, busybox: PathBuf, debian: PathBuf) -> [(&'static str, PathBuf); 3] {
     [
         ("OCIRUN_BIN", bin),
-        ("OCIRUN_TEST_BUSYBOX_ROOTFS", busybox),
+        (BUSYBOX_ROOTFS_VAR, busybox),
         ("OCIRUN_TEST_DEBIAN_ROOTFS", debian),
     ]
 }

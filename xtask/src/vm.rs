@@ -247,6 +247,7 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
         lanes: LANES,
         limits,
         keep: guest::kept_below_tmp(&[&host::workspace_root(), &target]),
+        local: vec![crate::e2e::BUSYBOX_ROOTFS_VAR.to_owned()],
     };
 
     let run_dir = cache.join(format!("run-{}", std::process::id()));

@@ -115,6 +115,15 @@ while [ $# -ge 3 ]; do
     shift 3
 done
 export OCIRUN_E2E_CGROUP="$CG" OCIRUN_E2E_VM=1
+# local_copy NAME: copies the directory named by $NAME into the guest's memory and points
+# NAME at the copy, so that the tests read it from tmpfs instead of through 9p.
+local_copy() {
+    eval "src=\$$1"
+    dst=/run/e2e/local/$1
+    $B mkdir -p /run/e2e/local && cp -a "$src" "$dst" || fail 126 "cannot copy $1 ($src) into the guest"
+    export "$1=$dst"
+}
+local_copies
 cd /
 echo 0 >/run/e2e/next
 lanes=0
