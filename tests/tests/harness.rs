@@ -131,7 +131,7 @@ fn a_hang_is_killed_and_fails_the_test() {
         sb.run(["--", "sleep", "60"])
             .timeout(lighter_in_vm(
                 Duration::from_secs(2),
-                Duration::from_secs(6),
+                Duration::from_secs(3),
             ))
             .run();
     });

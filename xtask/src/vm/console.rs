@@ -15,7 +15,9 @@
 //! | `E2E-RESULT rc=N ...` | the overall result, 0 when every suite passed; the last line |
 //!
 //! Everything else (kernel messages, firmware noise) is kept only for the log and for the
-//! "last console lines" of a report. A [`Report`] collects the events of one boot.
+//! "last console lines" of a report, but for one kernel message: a soft lockup
+//! ([`soft_lockup_secs`]), which under TCG has meant a guest that never recovers. A [`Report`]
+//! collects the events of one boot.
 
 use std::collections::BTreeMap;
 
@@ -105,6 +107,16 @@ pub(crate) fn parse_line(line: &str) -> Option<Event<'_>> {
         }
         _ => None,
     }
+}
+
+/// How long a CPU has been stuck, in seconds, when `line` is the kernel's soft-lockup report
+/// (`watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [cp:2201]`, from the kernel's
+/// `kernel/watchdog.c`); `None` for any other line.
+pub(crate) fn soft_lockup_secs(line: &str) -> Option<u64> {
+    let (_, rest) = line.split_once("watchdog: BUG: soft lockup - CPU#")?;
+    let (_, rest) = rest.split_once(" stuck for ")?;
+    let (secs, _) = rest.split_once("s!")?;
+    secs.parse().ok()
 }
 
 /// `line` without terminal escape sequences (`ESC [ ... letter`, `ESC c`) and other control
@@ -453,6 +465,32 @@ mod tests {
                 name: "s::t".into(),
                 output: vec!["line 1".into()],
             }]
+        );
+    }
+
+    #[test]
+    fn reads_how_long_a_soft_lockup_has_lasted() {
+        assert_eq!(
+            soft_lockup_secs(
+                "[   72.737513] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [gc_removes_the_:2196]"
+            ),
+            Some(22)
+        );
+        assert_eq!(
+            soft_lockup_secs("watchdog: BUG: soft lockup - CPU#1 stuck for 749s! [exe:186]"),
+            Some(749)
+        );
+        assert_eq!(
+            soft_lockup_secs("E2E-OUT mounts watchdog: BUG: soft lockup"),
+            None
+        );
+        assert_eq!(
+            soft_lockup_secs("rcu: INFO: rcu_preempt self-detected stall on CPU"),
+            None
+        );
+        assert_eq!(
+            soft_lockup_secs("watchdog: BUG: soft lockup - CPU#0 stuck for many s! [x:1]"),
+            None
         );
     }
 }

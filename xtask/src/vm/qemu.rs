@@ -7,13 +7,15 @@
 //! 2. every console line is handed to the caller as it arrives (a reader thread feeds a
 //!    channel), so progress shows while the guest runs;
 //! 3. when `timeout` passes first, QEMU is killed (SIGKILL) and the boot ends as
-//!    [`Exit::TimedOut`]; otherwise its exit status is decoded ([`decode_exit`]).
+//!    [`Exit::TimedOut`]; when the caller breaks on a line, as [`Exit::Stopped`]; otherwise
+//!    its exit status is decoded ([`decode_exit`]).
 //!
 //! The guest reports its status `rc` by writing `rc + 1` to the isa-debug-exit port (0xf4),
 //! which makes QEMU exit with `2 * (rc + 1) + 1`: 3 for rc 0. QEMU's own errors are 1, and a
 //! guest that stops without writing (a panic, with `panic=-1` and `-no-reboot`) gives 0.
 
 use std::io::{BufRead, BufReader, Read};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -55,6 +57,8 @@ pub(crate) enum Exit {
     Signal(i32),
     /// The timeout passed; QEMU was killed.
     TimedOut,
+    /// The caller broke on a console line; QEMU was killed.
+    Stopped,
 }
 
 /// Decodes QEMU's exit status (see the module docs).
@@ -226,11 +230,11 @@ pub(crate) struct Boot {
 }
 
 /// Boots `machine`, calling `on_line` with each console line, and kills it when `timeout`
-/// passes (see the module docs).
+/// passes or `on_line` breaks (see the module docs).
 pub(crate) fn boot(
     machine: &Machine,
     timeout: Duration,
-    mut on_line: impl FnMut(&str),
+    mut on_line: impl FnMut(&str) -> ControlFlow<()>,
 ) -> Result<Boot> {
     let mut cmd = machine.command();
     cmd.stdin(Stdio::null())
@@ -266,40 +270,38 @@ pub(crate) fn boot(
     });
 
     let deadline = started + timeout;
-    let mut timed_out = false;
-    loop {
+    let mut killed = None;
+    while killed.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
-                on_line(text.trim_end_matches(['\n', '\r']));
+                if on_line(text.trim_end_matches(['\n', '\r'])).is_break() {
+                    killed = Some(Exit::Stopped);
+                }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                timed_out = true;
-                if let Err(err) = child.kill() {
-                    eprintln!("warning: cannot kill QEMU (pid {}): {err}", child.id());
-                }
-                break;
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => killed = Some(Exit::TimedOut),
+        }
+    }
+    if killed.is_some() {
+        if let Err(err) = child.kill() {
+            eprintln!("warning: cannot kill QEMU (pid {}): {err}", child.id());
         }
     }
     let status = child.wait().context("cannot wait for QEMU")?;
     // Lines that arrived just before the end still count.
     for bytes in lines.try_iter() {
         let text = String::from_utf8_lossy(&bytes);
-        on_line(text.trim_end_matches(['\n', '\r']));
+        // The boot has ended either way.
+        let _ = on_line(text.trim_end_matches(['\n', '\r']));
     }
     if console.join().is_err() {
         bail!("the console reader thread panicked");
     }
     let stderr = errors.join().unwrap_or_default();
     Ok(Boot {
-        exit: if timed_out {
-            Exit::TimedOut
-        } else {
-            decode_status(status)
-        },
+        exit: killed.unwrap_or_else(|| decode_status(status)),
         stderr,
         elapsed: started.elapsed(),
     })

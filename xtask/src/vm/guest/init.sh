@@ -1,7 +1,8 @@
 #!/bin/sh
 # /init of the `cargo xtask vm` initramfs: busybox ash as PID 1 (see xtask/src/vm/guest.rs).
 # Loads the modules, puts a tmpfs overlay on the host's / (9p, read-only), switches to it and
-# runs stage2.sh there. The kernel command line selects e2e.cg=v1|v2 and e2e.fault=hang|panic.
+# runs stage2.sh there. The kernel command line selects e2e.cg=v1|v2 and
+# e2e.fault=hang|panic|lockup:SECS.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -35,6 +36,11 @@ hang)
 panic)
     echo "E2E-MARK fault=panic: init exits, the kernel panics"
     exit 1
+    ;;
+lockup:*)
+    echo "E2E-MARK fault=lockup: init reports a soft lockup and sleeps"
+    echo "watchdog: BUG: soft lockup - CPU#0 stuck for $(arg fault x | cut -d: -f2)s! [init:1]"
+    while :; do sleep 3600; done
     ;;
 esac
 
