@@ -707,7 +707,10 @@ mod tests {
             vec![Cgroup::V2]
         );
         assert_eq!(parse(&["--fault=panic"]).unwrap().fault, Some(Fault::Panic));
-        assert_eq!(parse(&["--fault=lockup"]).unwrap().fault, Some(Fault::Lockup));
+        assert_eq!(
+            parse(&["--fault=lockup"]).unwrap().fault,
+            Some(Fault::Lockup)
+        );
     }
 
     #[test]
