@@ -62,17 +62,18 @@ use crate::host;
 use crate::tally::Tally;
 
 /// The default of `--timeout`: how long one guest may take, boot to power-off (the whole suite
-/// took 305-401 s per guest here).
+/// took 132-194 s per guest here, 305-401 s before the guest was tuned for TCG).
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(900);
 /// vCPUs of each guest: the cores of the machines this runs on.
 const CPUS: usize = 2;
 /// Test binaries that run at the same time in a guest. More lanes did not finish sooner here
-/// (the 62-test suite took 169-178 s with 2 lanes of 2 threads, 173 s with 1), and the extra
-/// load pushes the tests that allow a container 1 to 10 s to start over their limits.
+/// (the 62-test suite took 169-178 s with 2 lanes of 2 threads, 173 s with 1; the 162-test
+/// suite 170 s with 2 lanes of 2 threads, 156 s with 1 of 3), and the extra load pushes the
+/// tests that allow a container 1 to 10 s to start over their limits.
 const LANES: usize = 1;
 /// `--test-threads` of each test binary in the guest: one more than the vCPUs, so that a test
 /// waiting for a container to start or a signal to arrive leaves no vCPU idle (the guest used
-/// 1.5 of the host's 2 cores with 2 threads, 1.7 with 3).
+/// 1.5 of the host's 2 cores with 2 threads, 1.7 with 3; 4 threads took 214 s against 202).
 const THREADS: usize = 3;
 /// A guest whose kernel reports a CPU stuck for this long (a soft lockup, in seconds) is
 /// killed as hung and retried, without waiting for `--timeout`. Under TCG such a guest has
