@@ -88,10 +88,10 @@ pub(crate) fn run(sh: &Shell, test_args: &[OsString], tally: &mut Tally) -> Resu
     tally.run(test).context("the end-to-end tests failed")
 }
 
-/// The environment the e2e tests read: the ocirun binary and the two fixtures, absolute paths.
 /// The variable that names the busybox fixture for the tests.
 pub(crate) const BUSYBOX_ROOTFS_VAR: &str = "OCIRUN_TEST_BUSYBOX_ROOTFS";
 
+/// The environment the e2e tests read: the ocirun binary and the two fixtures, absolute paths.
 fn test_env(bin: PathBuf, busybox: PathBuf, debian: PathBuf) -> [(&'static str, PathBuf); 3] {
     [
         ("OCIRUN_BIN", bin),

@@ -192,22 +192,25 @@ impl Plan {
             )
             .as_bytes(),
         );
-        out.extend_from_slice(b"keep_paths() {\n    :\n");
-        for path in &self.keep {
-            out.extend_from_slice(b"    keep ");
-            quote(&mut out, path.as_os_str().as_bytes());
-            out.push(b'\n');
+        if let Some(name) = self
+            .local
+            .iter()
+            .find(|name| !self.env.iter().any(|(key, _)| key == *name))
+        {
+            bail!("{name} is to be copied into the guest but is not in the plan's environment");
         }
-        out.extend_from_slice(b"}\nlocal_copies() {\n    :\n");
-        for name in &self.local {
-            if !self.env.iter().any(|(key, _)| key == name) {
-                bail!("{name} is to be copied into the guest but is not in the plan's environment");
-            }
-            out.extend_from_slice(b"    local_copy ");
-            quote(&mut out, name.as_bytes());
-            out.push(b'\n');
-        }
-        out.extend_from_slice(b"}\n");
+        function(
+            &mut out,
+            "keep_paths",
+            "keep",
+            self.keep.iter().map(|path| path.as_os_str().as_bytes()),
+        );
+        function(
+            &mut out,
+            "local_copies",
+            "local_copy",
+            self.local.iter().map(|name| name.as_bytes()),
+        );
         for (index, suite) in self.suites.iter().enumerate() {
             out.extend_from_slice(format!("suite_{index}() {{\n    run_suite ").as_bytes());
             quote(&mut out, suite.name.as_bytes());
@@ -224,6 +227,23 @@ impl Plan {
         }
         Ok(out)
     }
+}
+
+/// Appends the sh function `name` that runs `command ARG` for each of `args` (quoted), and
+/// nothing (`:`) when there are none.
+fn function<'a>(
+    out: &mut Vec<u8>,
+    name: &str,
+    command: &str,
+    args: impl Iterator<Item = &'a [u8]>,
+) {
+    out.extend_from_slice(format!("{name}() {{\n    :\n").as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("    {command} ").as_bytes());
+        quote(out, arg);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// Appends `value` in single quotes for sh: `'` becomes `'\''`.
