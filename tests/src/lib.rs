@@ -531,13 +531,7 @@ pub fn runtime_containers(runroot: &Path) -> Vec<String> {
     if !has_entries(&root) {
         return Vec::new();
     }
-    let out = Command::new(runc())
-        .arg("--root")
-        .arg(&root)
-        .args(["list", "-q"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run runc list");
+    let out = runc_list(&root).expect("cannot run runc list");
     assert!(
         out.status.success(),
         "runc --root {} list -q failed: {}",
@@ -549,6 +543,16 @@ pub fn runtime_containers(runroot: &Path) -> Vec<String> {
         .filter(|l| !l.trim().is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// `runc --root ROOT list -q`: one container id per line on stdout.
+fn runc_list(root: &Path) -> std::io::Result<std::process::Output> {
+    Command::new(runc())
+        .arg("--root")
+        .arg(root)
+        .args(["list", "-q"])
+        .stdin(Stdio::null())
+        .output()
 }
 
 /// Whether the runtime state directory `root` exists and holds anything: runc keeps one
@@ -564,13 +568,7 @@ pub fn force_delete_containers(runroot: &Path) {
     if !has_entries(&root) {
         return;
     }
-    let Ok(out) = Command::new(runc())
-        .arg("--root")
-        .arg(&root)
-        .args(["list", "-q"])
-        .stdin(Stdio::null())
-        .output()
-    else {
+    let Ok(out) = runc_list(&root) else {
         return;
     };
     for id in String::from_utf8_lossy(&out.stdout).lines() {

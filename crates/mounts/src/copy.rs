@@ -354,43 +354,17 @@ impl XattrTarget<'_> {
     }
 
     fn list(&self) -> rustix::io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; 256];
-        loop {
-            let got = match self {
-                Self::Fd(fd) => rustix::fs::flistxattr(fd, &mut buf[..]),
-                Self::Path(fd) => rustix::fs::listxattr(Self::proc_path(*fd), &mut buf[..]),
-            };
-            match got {
-                Ok(n) => {
-                    buf.truncate(n);
-                    return Ok(buf);
-                }
-                Err(rustix::io::Errno::RANGE) if buf.len() < 1 << 20 => {
-                    buf.resize(buf.len() * 4, 0);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        read_growing(|buf| match self {
+            Self::Fd(fd) => rustix::fs::flistxattr(fd, buf),
+            Self::Path(fd) => rustix::fs::listxattr(Self::proc_path(*fd), buf),
+        })
     }
 
     fn get(&self, name: &CStr) -> rustix::io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; 256];
-        loop {
-            let got = match self {
-                Self::Fd(fd) => rustix::fs::fgetxattr(fd, name, &mut buf[..]),
-                Self::Path(fd) => rustix::fs::getxattr(Self::proc_path(*fd), name, &mut buf[..]),
-            };
-            match got {
-                Ok(n) => {
-                    buf.truncate(n);
-                    return Ok(buf);
-                }
-                Err(rustix::io::Errno::RANGE) if buf.len() < 1 << 20 => {
-                    buf.resize(buf.len() * 4, 0);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        read_growing(|buf| match self {
+            Self::Fd(fd) => rustix::fs::fgetxattr(fd, name, buf),
+            Self::Path(fd) => rustix::fs::getxattr(Self::proc_path(*fd), name, buf),
+        })
     }
 
     fn set(&self, name: &CStr, value: &[u8]) -> rustix::io::Result<()> {
@@ -398,6 +372,25 @@ impl XattrTarget<'_> {
         match self {
             Self::Fd(fd) => rustix::fs::fsetxattr(fd, name, value, flags),
             Self::Path(fd) => rustix::fs::setxattr(Self::proc_path(*fd), name, value, flags),
+        }
+    }
+}
+
+/// Calls `read` (a `listxattr`/`getxattr` that fills the buffer and returns the length in
+/// bytes) with a buffer of 256 bytes, four times larger after each ERANGE up to 1 MiB, and
+/// returns the bytes read. Errors: the last call's.
+fn read_growing(
+    mut read: impl FnMut(&mut [u8]) -> rustix::io::Result<usize>,
+) -> rustix::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        match read(&mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(rustix::io::Errno::RANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -537,6 +530,47 @@ mod tests {
             std::fs::metadata(dest.join("a")).unwrap().mtime(),
             std::fs::metadata(vol.join("a")).unwrap().mtime()
         );
+    }
+
+    #[test]
+    fn xattrs_larger_than_the_first_buffer_are_copied_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let vol = root.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        std::fs::write(vol.join("f"), "").unwrap();
+        let set = |name: &str, value: &[u8]| {
+            rustix::fs::setxattr(vol.join("f"), name, value, rustix::fs::XattrFlags::empty())
+                .unwrap();
+        };
+        // 30 names of 18 bytes with their NULs: a 540-byte list; a 2000-byte value.
+        let names: Vec<String> = (0..30).map(|i| format!("user.attribute-{i:02}")).collect();
+        for name in &names {
+            set(name, name.as_bytes());
+        }
+        let big: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+        set("user.big", &big);
+
+        let rootfs = Rootfs::open(root.path()).unwrap();
+        let dest = out.path().join("copy");
+        copy_image_volume(&rootfs, Path::new("/vol"), &dest).unwrap();
+
+        let mut list = vec![0u8; 4096];
+        let n = rustix::fs::listxattr(dest.join("f"), &mut list[..]).unwrap();
+        let mut copied: Vec<&[u8]> = list[..n]
+            .split(|b| *b == 0)
+            .filter(|n| !n.is_empty())
+            .collect();
+        copied.sort_unstable();
+        let mut expected: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+        expected.push(b"user.big");
+        expected.sort_unstable();
+        assert_eq!(copied, expected);
+        let mut value = vec![0u8; 4096];
+        let n = rustix::fs::getxattr(dest.join("f"), "user.big", &mut value[..]).unwrap();
+        assert_eq!(&value[..n], &big[..]);
+        let n = rustix::fs::getxattr(dest.join("f"), "user.attribute-29", &mut value[..]).unwrap();
+        assert_eq!(&value[..n], b"user.attribute-29");
     }
 
     #[test]
