@@ -68,8 +68,10 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(900);
 const CPUS: usize = 2;
 /// Test binaries that run at the same time in a guest. More lanes did not finish sooner here
 /// (the 62-test suite took 169-178 s with 2 lanes of 2 threads, 173 s with 1; the 162-test
-/// suite 170 s with 2 lanes of 2 threads, 156 s with 1 of 3), and the extra load pushes the
-/// tests that allow a container 1 to 10 s to start over their limits.
+/// suite 170 s with 2 lanes of 2 threads, 156 s with 1 of 3, and in a later pair 165 s
+/// against 164 s: the vCPUs idled 2% of the time instead of 10%, but the guest spent 308
+/// CPU-seconds instead of 272 on the same tests), and the extra load pushes the tests that
+/// allow a container 1 to 10 s to start over their limits.
 const LANES: usize = 1;
 /// `--test-threads` of each test binary in the guest: one more than the vCPUs, so that a test
 /// waiting for a container to start or a signal to arrive leaves no vCPU idle (the guest used
