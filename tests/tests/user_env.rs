@@ -74,6 +74,34 @@ fn unknown_user_exits_125() {
 }
 
 #[test]
+fn ids_above_i32_max_exit_125_naming_the_value() {
+    let sb = Sandbox::busybox();
+    sb.run(["--user", "4294967295", "--", "true"])
+        .run()
+        .assert_failure(
+            125,
+            r#"invalid user "4294967295": uids and gids must be in range 0-2147483647"#,
+        );
+    sb.run(["--group-add", "2147483648", "--", "true"])
+        .run()
+        .assert_failure(
+            125,
+            r#"invalid group "2147483648": uids and gids must be in range 0-2147483647"#,
+        );
+    sb.run([
+        "--user",
+        "2147483647:2147483647",
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -g",
+    ])
+    .run()
+    .assert_success("2147483647\n2147483647\n");
+    sb.assert_nothing_left();
+}
+
+#[test]
 fn working_dir_is_created() {
     let sb = Sandbox::busybox();
     sb.run(["--workingdir", "/new/dir", "--", "pwd"])

@@ -19,9 +19,12 @@ pub enum SpecError {
     /// The group name is not in the rootfs's `/etc/group`.
     #[error("unknown group {0:?}")]
     UnknownGroup(String),
-    /// A `--user` value that is none of the accepted forms.
+    /// A `--user` value that is none of the accepted forms, or whose uid is out of range.
     #[error("invalid user {0:?}: {1}")]
     InvalidUser(String, &'static str),
+    /// A numeric group (the group part of `--user`, or `--group-add`) out of range.
+    #[error("invalid group {0:?}: {1}")]
+    InvalidGroup(String, &'static str),
     /// A working directory that is not absolute.
     #[error("invalid working directory {0:?}: must be an absolute path")]
     InvalidWorkingDir(String),

@@ -43,7 +43,7 @@ pub use security::{
     LabelOpt, LabelOptions, SeccompOpt, SeccompPolicy, SecurityOpt, SecurityOptions,
 };
 pub use units::{CpuList, Cpus, Size};
-pub use user::{ResolvedUser, UserDb};
+pub use user::{ResolvedUser, UserDb, MAX_ID};
 
 #[cfg(test)]
 mod tests;

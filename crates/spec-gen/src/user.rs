@@ -100,7 +100,8 @@ impl UserDb {
     ///
     /// # Errors
     /// [`SpecError::UnknownUser`] / [`SpecError::UnknownGroup`] for a name that the database
-    /// lacks; [`SpecError::InvalidUser`] for an empty user or group part.
+    /// lacks; [`SpecError::InvalidUser`] for an empty user or group part or a uid above
+    /// [`MAX_ID`]; [`SpecError::InvalidGroup`] for a gid above it.
     pub fn resolve(&self, user: Option<&str>) -> Result<ResolvedUser, SpecError> {
         let spec = user.unwrap_or("0");
         let (user_part, group_part) = match spec.split_once(':') {
@@ -111,6 +112,9 @@ impl UserDb {
             return Err(SpecError::InvalidUser(spec.to_owned(), "empty user"));
         }
         let entry = match user_part.parse::<u32>() {
+            Ok(uid) if uid > MAX_ID => {
+                return Err(SpecError::InvalidUser(spec.to_owned(), ID_RANGE))
+            }
             Ok(uid) => self
                 .passwd
                 .iter()
@@ -156,14 +160,25 @@ impl UserDb {
     }
 }
 
+/// The largest uid or gid a run may use: 2 147 483 647 (`i32::MAX`). runc refuses larger ids
+/// when it sets up the process's user ("uids and gids must be in range 0-2147483647"), after
+/// the container was created; the kernel reserves 4 294 967 295 (`(uid_t)-1`) to mean "leave
+/// unchanged".
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// The reason given for a uid or gid above [`MAX_ID`].
+const ID_RANGE: &str = "uids and gids must be in range 0-2147483647";
+
 impl UserDb {
     /// The gid of a group given by name (looked up in the rootfs's `/etc/group`) or as a
     /// number: a `--group-add` value, or the group part of `--user`.
     ///
     /// # Errors
-    /// [`SpecError::UnknownGroup`] for a name that the database lacks (or an empty one).
+    /// [`SpecError::UnknownGroup`] for a name that the database lacks (or an empty one);
+    /// [`SpecError::InvalidGroup`] for a gid above [`MAX_ID`].
     pub fn group_id(&self, group: &str) -> Result<u32, SpecError> {
         match group.parse::<u32>() {
+            Ok(gid) if gid > MAX_ID => Err(SpecError::InvalidGroup(group.to_owned(), ID_RANGE)),
             Ok(gid) => Ok(gid),
             Err(_) => self
                 .group
@@ -255,9 +270,28 @@ mod tests {
         assert!(db().group_id("").is_err());
     }
 
+    #[test]
+    fn ids_above_i32_max_are_refused_naming_the_value() {
+        let err = |r: Result<ResolvedUser, SpecError>| r.unwrap_err().to_string();
+        assert_eq!(
+            err(db().resolve(Some("4294967295"))),
+            r#"invalid user "4294967295": uids and gids must be in range 0-2147483647"#
+        );
+        assert_eq!(
+            err(db().resolve(Some("app:2147483648"))),
+            r#"invalid group "2147483648": uids and gids must be in range 0-2147483647"#
+        );
+        assert_eq!(
+            db().group_id("4294967295").unwrap_err().to_string(),
+            r#"invalid group "4294967295": uids and gids must be in range 0-2147483647"#
+        );
+        let top = db().resolve(Some("2147483647:2147483647")).unwrap();
+        assert_eq!((top.uid, top.gid), (2_147_483_647, 2_147_483_647));
+    }
+
     proptest! {
         #[test]
-        fn user_forms_round_trip(uid in 0u32.., gid in 0u32..) {
+        fn user_forms_round_trip(uid in 0..=MAX_ID, gid in 0..=MAX_ID) {
             let u = UserDb::default().resolve(Some(&format!("{uid}:{gid}"))).unwrap();
             prop_assert_eq!((u.uid, u.gid, u.home.as_str()), (uid, gid, "/"));
             prop_assert_eq!(u.additional_gids, vec![gid]);
@@ -279,7 +313,7 @@ mod tests {
         }
 
         #[test]
-        fn any_uid_resolves_to_itself(uid in 0u32..) {
+        fn any_uid_resolves_to_itself(uid in 0..=MAX_ID) {
             let u = UserDb::default().resolve(Some(&uid.to_string())).unwrap();
             prop_assert_eq!(u.uid, uid);
         }
