@@ -1,5 +1,6 @@
 //! The support library checks itself: the leave-nothing check and the timeout guard must
-//! catch what they are meant to catch, or every other test proves nothing.
+//! catch what they are meant to catch, the fixture copy must be exact and the wait for a
+//! trap must not return early, or every other test proves nothing.
 //!
 //! These tests run one at a time (a lock): one of them mounts a tmpfs in the test process's
 //! mount namespace, which the others must not see.
@@ -9,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ocirun_e2e::{lighter_in_vm, runc, runtime_containers, Sandbox};
+use nix::sys::signal::Signal;
+use ocirun_e2e::{lighter_in_vm, runc, runtime_containers, send_signal, Sandbox, TreeSnapshot};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -137,4 +139,61 @@ fn a_hang_is_killed_and_fails_the_test() {
     });
     // The container of the killed ocirun was deleted; ocirun's own bundle may remain.
     assert!(runtime_containers(sb.runroot()).is_empty());
+}
+
+#[test]
+fn a_copied_tree_keeps_types_modes_owners_and_times() {
+    use std::os::unix::fs::{lchown, symlink, MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    let file = src.join("sub/setuid");
+    std::fs::write(&file, "#!/bin/sh\n").unwrap();
+    lchown(&file, Some(1000), Some(1001)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o4750)).unwrap();
+    symlink("sub/setuid", src.join("link")).unwrap();
+    lchown(src.join("link"), Some(5), Some(6)).unwrap();
+    lchown(src.join("sub"), Some(12), Some(34)).unwrap();
+    std::fs::set_permissions(src.join("sub"), std::fs::Permissions::from_mode(0o710)).unwrap();
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let times = std::fs::FileTimes::new()
+        .set_accessed(old)
+        .set_modified(old);
+    std::fs::File::open(&file)
+        .unwrap()
+        .set_times(times)
+        .unwrap();
+
+    let dst = dir.path().join("dst");
+    ocirun_e2e::copy_tree(&src, &dst);
+    let (before, after) = (TreeSnapshot::take(&src), TreeSnapshot::take(&dst));
+    assert_eq!(after.differences(&before, &[]), Vec::<String>::new());
+    assert_eq!(
+        after.get("sub/setuid"),
+        Some("file 10 bytes, mode 4750, owner 1000:1001")
+    );
+    assert_eq!(
+        after.get("link"),
+        Some("symlink -> sub/setuid, mode 777, owner 5:6")
+    );
+    assert_eq!(after.get("sub"), Some("dir, mode 710, owner 12:34"));
+    let mtime = std::fs::metadata(dst.join("sub/setuid")).unwrap().mtime();
+    assert_eq!(mtime, 1_000_000_000);
+}
+
+#[test]
+fn wait_until_caught_returns_once_the_trap_is_set() {
+    // The trap comes half a second after the start: a SIGTERM before it would kill sh (no
+    // exit status); after it, sh exits 3.
+    let mut sh = Command::new("sh")
+        .args([
+            "-c",
+            "sleep 0.5; trap 'exit 3' TERM; while :; do sleep 0.1; done",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    ocirun_e2e::wait_until_caught(sh.id(), &[Signal::SIGTERM]);
+    send_signal(sh.id(), Signal::SIGTERM);
+    assert_eq!(sh.wait().unwrap().code(), Some(3));
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use ocirun_e2e::{
     children_named, lighter_in_vm, ocirun_bin, ppid_and_comm, processes_rooted_at, runc,
-    send_signal, slack, wait_for_child, Sandbox,
+    send_signal, slack, wait_for_child, wait_until_caught, Sandbox,
 };
 
 /// Writes an executable shell script `name` in `dir` and returns its path.
@@ -210,9 +210,9 @@ fn a_caught_sigterm_lets_the_container_choose_its_status() {
             "trap 'exit 7' TERM; while true; do sleep 0.1; done",
         ])
         .spawn();
-    wait_for_child(running.pid(), "sh");
-    // The trap must be set before the signal: wait for the loop's first sleep.
-    std::thread::sleep(slack(Duration::from_millis(300)));
+    // The trap must be set before the signal.
+    let sh = wait_for_child(running.pid(), "sh");
+    wait_until_caught(sh, &[Signal::SIGTERM]);
     send_signal(running.pid(), Signal::SIGTERM);
     running.wait().assert_code(7);
     sb.assert_nothing_left();
@@ -231,8 +231,8 @@ fn stop_timeout_kills_a_container_that_ignores_sigterm() {
             "trap 'echo ignored' TERM; while true; do sleep 0.1; done",
         ])
         .spawn();
-    wait_for_child(running.pid(), "sh");
-    std::thread::sleep(slack(Duration::from_millis(300)));
+    let sh = wait_for_child(running.pid(), "sh");
+    wait_until_caught(sh, &[Signal::SIGTERM]);
     let sent = Instant::now();
     send_signal(running.pid(), Signal::SIGTERM);
     let out = running.wait();
@@ -258,8 +258,8 @@ fn without_sig_proxy_a_terminating_signal_still_ends_the_run() {
             "trap 'echo forwarded' TERM USR1; sleep 30",
         ])
         .spawn();
-    wait_for_child(running.pid(), "sh");
-    std::thread::sleep(slack(Duration::from_millis(300)));
+    let sh = wait_for_child(running.pid(), "sh");
+    wait_until_caught(sh, &[Signal::SIGTERM, Signal::SIGUSR1]);
     send_signal(running.pid(), Signal::SIGUSR1);
     std::thread::sleep(Duration::from_millis(200));
     send_signal(running.pid(), Signal::SIGTERM);
