@@ -41,22 +41,40 @@ pub(crate) fn preflight() -> Result<()> {
     Ok(())
 }
 
-/// Steps 2 and 3: builds (or finds cached) both fixtures and builds ocirun; returns the
-/// environment that the tests read ([`test_env`]). `cargo xtask vm` shares this step.
-pub(crate) fn prepare(sh: &Shell) -> Result<[(&'static str, PathBuf); 3]> {
+/// The build of ocirun that the tests run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// `cargo build -p ocirun` (`target/debug/ocirun`), with debug assertions: the host suite.
+    Debug,
+    /// `cargo build --release -p ocirun` (`target/release/ocirun`), the build users run, which
+    /// `cargo xtask demo` and `bench` build too: the suite in `cargo xtask vm`'s emulated guest,
+    /// where ocirun's processes took a sixth of the guest's CPU time with the debug build, half
+    /// of it in ocirun's own code.
+    Release,
+}
+
+/// Steps 2 and 3: builds (or finds cached) both fixtures and builds ocirun as `build` says;
+/// returns the environment that the tests read ([`test_env`]). `cargo xtask vm` shares this
+/// step.
+pub(crate) fn prepare(sh: &Shell, build: Build) -> Result<[(&'static str, PathBuf); 3]> {
     let busybox = rootfs::default_dir(Fixture::Busybox);
     let debian = rootfs::default_dir(Fixture::Debian);
     rootfs::ensure(sh, Fixture::Busybox, &busybox)?;
     rootfs::ensure(sh, Fixture::Debian, &debian)?;
 
     let cargo = host::cargo();
-    cmd!(sh, "{cargo} build -p ocirun")
+    let (flags, dir): (&[&str], _) = match build {
+        Build::Debug => (&[], "debug"),
+        Build::Release => (&["--release"], "release"),
+    };
+    cmd!(sh, "{cargo} build {flags...} -p ocirun")
         .run()
         .context("cannot build ocirun")?;
-    let bin = host::target_dir(sh).join("debug").join("ocirun");
+    let bin = host::target_dir(sh).join(dir).join("ocirun");
     if !bin.is_file() {
         bail!(
-            "cargo build -p ocirun succeeded but {} does not exist",
+            "cargo build {} -p ocirun succeeded but {} does not exist",
+            flags.join(" "),
             bin.display()
         );
     }
@@ -66,7 +84,7 @@ pub(crate) fn prepare(sh: &Shell) -> Result<[(&'static str, PathBuf); 3]> {
 /// Runs the suite, passing `test_args` (filters, `--nocapture`, ...) to the test harness.
 pub(crate) fn run(sh: &Shell, test_args: &[OsString], tally: &mut Tally) -> Result<()> {
     preflight()?;
-    let env = prepare(sh)?;
+    let env = prepare(sh, Build::Debug)?;
 
     let cargo = host::cargo();
     let mut harness_args = Vec::new();

@@ -47,15 +47,16 @@ Tasks:
                         --test-threads=N)
   vm [--cgroup v1|v2|both] [--accel tcg|kvm] [--timeout SECS] [--fault hang|panic|lockup]
      [-- ARGS...]       as root: the e2e suite inside a throwaway QEMU guest that sees the
-                        host's / read-only, once per cgroup version (default both). Installs
-                        QEMU (Debian's qemu-system-x86) if missing; fetches Debian's kernel into
-                        target/vm/. --accel: tcg (default) or kvm where KVM works; --timeout:
-                        per guest, default 900, then the guest is killed and retried once, as
-                        is one whose kernel reports a CPU stuck for 60 s; --fault: a guest
-                        that hangs, panics or reports such a lockup, to check that; ARGS go
-                        to every test binary (filters, --exact). OCIRUN_E2E_FLIP=1 (for vm
-                        and e2e) makes cgroup::cgroup_version_is_the_expected_one fail on
-                        purpose, to check how a failure is reported
+                        host's / read-only, once per cgroup version (default both), with
+                        ocirun's release build. Installs QEMU (Debian's qemu-system-x86) if
+                        missing; fetches Debian's kernel into target/vm/. --accel: tcg
+                        (default) or kvm where KVM works; --timeout: per guest, default 900,
+                        then the guest is killed and retried once, as is one whose kernel
+                        reports a CPU stuck for 60 s; --fault: a guest that hangs, panics or
+                        reports such a lockup, to check that; ARGS go to every test binary
+                        (filters, --exact). OCIRUN_E2E_FLIP=1 (for vm and e2e) makes
+                        cgroup::cgroup_version_is_the_expected_one fail on purpose, to check
+                        how a failure is reported
   ci                    cargo fmt --check, clippy -D warnings, unit and doc tests, e2e, then
                         vm --cgroup both
   demo                  install runc/busybox-static/debootstrap if missing (as root), build

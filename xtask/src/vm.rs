@@ -6,9 +6,9 @@
 //!
 //! 1. check root, runc, and that the workspace and target directory are visible in the guest
 //!    ([`guest::check_visible`]); with `--accel kvm`, that KVM works ([`qemu::check_kvm`]);
-//! 2. build (or find cached) the fixtures and ocirun, as `cargo xtask e2e` does
-//!    ([`crate::e2e::prepare`]), and the e2e test binaries (`cargo test -p ocirun-e2e
-//!    --no-run`);
+//! 2. build (or find cached) the fixtures, as `cargo xtask e2e` does, and ocirun's release
+//!    build ([`crate::e2e::prepare`], [`crate::e2e::Build::Release`]), and the e2e test
+//!    binaries (`cargo test -p ocirun-e2e --no-run`);
 //! 3. install QEMU when it is missing ([`qemu::ensure_installed`]);
 //! 4. fetch and prepare the kernel ([`kernel::ensure`]) and the initramfs
 //!    ([`guest::base_initramfs`]), both cached under `target/vm/`; write this run's plan
@@ -224,7 +224,7 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
         qemu::check_kvm()?;
     }
 
-    let env = crate::e2e::prepare(sh)?;
+    let env = crate::e2e::prepare(sh, crate::e2e::Build::Release)?;
     let suites = build_test_binaries(sh)?;
     let qemu = qemu::ensure_installed(sh)?;
     let cache = target.join("vm");
