@@ -2,18 +2,16 @@
 //! catch what they are meant to catch, the fixture copy must be exact and the wait for a
 //! trap must not return early, or every other test proves nothing.
 //!
-//! These tests run one at a time (a lock): one of them mounts a tmpfs in the test process's
-//! mount namespace, which the others must not see.
+//! They run in parallel like the rest: the tmpfs that one of them mounts in the test process's
+//! mount namespace is below its own sandbox, and the others look for new mounts only below
+//! theirs.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use ocirun_e2e::{lighter_in_vm, runc, runtime_containers, send_signal, Sandbox, TreeSnapshot};
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Runs `f`, which must panic with a message containing `part`.
 fn assert_panics_with(part: &str, f: impl FnOnce()) {
@@ -31,7 +29,6 @@ fn assert_panics_with(part: &str, f: impl FnOnce()) {
 
 #[test]
 fn a_file_left_in_the_rootfs_is_caught() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::busybox();
     std::fs::write(sb.rootfs().join("etc/hosts"), "x").unwrap();
     assert_panics_with("left behind: etc/hosts", || sb.assert_nothing_left());
@@ -41,7 +38,6 @@ fn a_file_left_in_the_rootfs_is_caught() {
 
 #[test]
 fn a_changed_or_removed_file_is_caught() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::busybox();
     std::fs::write(sb.rootfs().join("etc/passwd"), "root:x:0:0::/:/bin/sh\n").unwrap();
     std::fs::remove_file(sb.rootfs().join("etc/group")).unwrap();
@@ -51,7 +47,6 @@ fn a_changed_or_removed_file_is_caught() {
 
 #[test]
 fn an_expected_path_that_is_missing_is_caught() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::busybox();
     assert_panics_with("expected but missing: new", || {
         sb.assert_nothing_left_except(&["new"]);
@@ -60,7 +55,6 @@ fn an_expected_path_that_is_missing_is_caught() {
 
 #[test]
 fn a_bundle_left_in_the_runroot_is_caught() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::busybox();
     std::fs::create_dir_all(sb.runroot().join("bundles/abc")).unwrap();
     assert_panics_with("bundles in", || sb.assert_nothing_left());
@@ -68,7 +62,6 @@ fn a_bundle_left_in_the_runroot_is_caught() {
 
 #[test]
 fn a_new_mount_is_caught() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::busybox();
     let point = sb.scratch().join("mnt");
     std::fs::create_dir(&point).unwrap();
@@ -88,7 +81,6 @@ fn a_new_mount_is_caught() {
 
 #[test]
 fn a_container_left_in_the_runtime_state_is_caught_and_removed_on_drop() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::busybox();
     // A container that ocirun did not make: runc create on ocirun's spec, in the runroot.
     let out = sb.ocirun("spec", ["--", "sleep", "60"]).run();
@@ -127,7 +119,6 @@ fn a_container_left_in_the_runtime_state_is_caught_and_removed_on_drop() {
 
 #[test]
 fn a_hang_is_killed_and_fails_the_test() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::busybox();
     assert_panics_with("did not finish within", || {
         sb.run(["--", "sleep", "60"])
