@@ -281,7 +281,10 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
     let mut outcomes = Vec::new();
     let mut result = Ok(());
     for &cgroup in &options.cgroups {
-        // panic=-1 with -no-reboot: a kernel panic ends QEMU (status 0). tsc=reliable: QEMU's
+        // panic=-1 with -no-reboot: a kernel panic ends QEMU (status 0). loglevel=5 (`quiet`
+        // shows one level less) and softlockup_all_cpu_backtrace=1: a soft lockup report
+        // comes with the stuck CPU's registers and stack and every other CPU's stack, kept in
+        // the console log. tsc=reliable: QEMU's
         // TSC follows the host clock on every vCPU, but the kernel would mark it unstable and
         // read the emulated HPET instead, a device access for every clock read.
         // mitigations=off: this throwaway guest runs only the suite. norandmaps: TCG reuses
@@ -292,8 +295,8 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
         // two defaults of Debian's kernel that make the guest zero memory nobody reads: every
         // allocated page, and a whole 2 MiB page for a touch of a large anonymous mapping.
         let mut append = format!(
-            "console=ttyS0 panic=-1 quiet tsc=reliable mitigations=off norandmaps \
-             init_on_alloc=0 transparent_hugepage=never e2e.cg={}",
+            "console=ttyS0 panic=-1 loglevel=5 softlockup_all_cpu_backtrace=1 tsc=reliable \
+             mitigations=off norandmaps init_on_alloc=0 transparent_hugepage=never e2e.cg={}",
             cgroup.name()
         );
         // Debian's kernel enables AppArmor; the guest has it only when the host does.
