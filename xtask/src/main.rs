@@ -52,7 +52,7 @@ Tasks:
                         missing; fetches Debian's kernel into target/vm/. --accel: tcg
                         (default) or kvm where KVM works; --timeout: per guest, default 900,
                         then the guest is killed and retried once, as is one whose kernel
-                        reports a CPU stuck for 60 s; --fault: a guest that hangs, panics or
+                        reports a CPU stuck for 20 s; --fault: a guest that hangs, panics or
                         reports such a lockup, to check that; ARGS go to every test binary
                         (filters, --exact). OCIRUN_E2E_FLIP=1 (for vm and e2e) makes
                         cgroup::cgroup_version_is_the_expected_one fail on purpose, to check
