@@ -790,6 +790,16 @@ pub fn wait_for_child(parent: u32, comm: &str) -> u32 {
     }
 }
 
+/// The hexadecimal mask `field` (`SigBlk`, `SigCgt`, `CapEff`, ...) of /proc/PID/status;
+/// `None` when the process is gone or has no such line.
+pub fn status_mask(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let value = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    u64::from_str_radix(value.trim(), 16).ok()
+}
+
 /// Waits up to [`slack`]`(10 s)` until the process `pid` catches every one of `signals` (the
 /// SigCgt mask of /proc/PID/status): a shell's `trap` is set, so a signal sent now reaches it.
 ///
@@ -803,13 +813,8 @@ pub fn wait_until_caught(pid: u32, signals: &[nix::sys::signal::Signal]) {
     let limit = slack(Duration::from_secs(10));
     let deadline = Instant::now() + limit;
     loop {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"));
-        let caught = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-            .unwrap_or(0);
+        let caught = status_mask(pid, "SigCgt")
+            .unwrap_or_else(|| panic!("cannot read SigCgt of pid {pid}: the process is gone"));
         if caught & wanted == wanted {
             return;
         }

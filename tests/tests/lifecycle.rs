@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use ocirun_e2e::{
     children_named, lighter_in_vm, ocirun_bin, ppid_and_comm, processes_rooted_at, runc,
-    send_signal, slack, wait_for_child, wait_until_caught, Sandbox,
+    send_signal, slack, status_mask, wait_for_child, wait_until_caught, Sandbox,
 };
 
 /// Writes an executable shell script `name` in `dir` and returns its path.
@@ -516,16 +516,8 @@ fn a_signal_at_any_moment_of_the_start_ends_the_run() {
         let running = sb.run(["--", "sleep", "30"]).spawn();
         // From the moment ocirun blocks SIGTERM for its signalfd (before that, the signal's
         // default action ends ocirun before it has created anything).
-        let status = format!("/proc/{}/status", running.pid());
         let deadline = Instant::now() + slack(Duration::from_secs(10));
-        while std::fs::read_to_string(&status)
-            .ok()
-            .and_then(|s| {
-                let mask = s.lines().find_map(|l| l.strip_prefix("SigBlk:"))?;
-                u64::from_str_radix(mask.trim(), 16).ok()
-            })
-            .is_none_or(|mask| mask & (1 << (15 - 1)) == 0)
-        {
+        while status_mask(running.pid(), "SigBlk").is_none_or(|mask| mask & (1 << (15 - 1)) == 0) {
             assert!(Instant::now() < deadline, "ocirun never blocked SIGTERM");
             std::thread::sleep(Duration::from_micros(200));
         }

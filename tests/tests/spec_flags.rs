@@ -8,16 +8,12 @@
 
 use std::path::Path;
 
-use ocirun_e2e::Sandbox;
+use ocirun_e2e::{status_mask, Sandbox};
 
 /// A capability mask from this process's /proc/self/status (`CapBnd`, `CapEff`, ...).
 fn own_caps(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let value = status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
-    u64::from_str_radix(value.trim(), 16).unwrap()
+    status_mask(std::process::id(), field)
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
 }
 
 /// This process's hard limit of `resource` (ocirun, its child, inherits it).

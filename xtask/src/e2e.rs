@@ -63,20 +63,16 @@ pub(crate) fn prepare(sh: &Shell, build: Build) -> Result<[(&'static str, PathBu
     rootfs::ensure(sh, Fixture::Debian, &debian)?;
 
     let cargo = host::cargo();
-    let (flags, dir): (&[&str], _) = match build {
-        Build::Debug => (&[], "debug"),
-        Build::Release => (&["--release"], "release"),
+    let (flag, dir) = match build {
+        Build::Debug => (None, "debug"),
+        Build::Release => (Some("--release"), "release"),
     };
-    cmd!(sh, "{cargo} build {flags...} -p ocirun")
-        .run()
-        .context("cannot build ocirun")?;
+    let build_cmd = cmd!(sh, "{cargo} build {flag...} -p ocirun");
+    let shown = build_cmd.to_string();
+    build_cmd.run().context("cannot build ocirun")?;
     let bin = host::target_dir(sh).join(dir).join("ocirun");
     if !bin.is_file() {
-        bail!(
-            "cargo build {} -p ocirun succeeded but {} does not exist",
-            flags.join(" "),
-            bin.display()
-        );
+        bail!("{shown} succeeded but {} does not exist", bin.display());
     }
     Ok(test_env(bin, busybox, debian))
 }

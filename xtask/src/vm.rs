@@ -286,9 +286,9 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
         // panic=-1 with -no-reboot: a kernel panic ends QEMU (status 0). loglevel=5 (`quiet`
         // shows one level less) and softlockup_all_cpu_backtrace=1: a soft lockup report
         // comes with the stuck CPU's registers and stack and every other CPU's stack, kept in
-        // the console log. tsc=reliable: QEMU's
-        // TSC follows the host clock on every vCPU, but the kernel would mark it unstable and
-        // read the emulated HPET instead, a device access for every clock read.
+        // the console log. tsc=reliable: QEMU's TSC follows the host clock on every vCPU, but
+        // the kernel would mark it unstable and read the emulated HPET instead, a device
+        // access for every clock read.
         // mitigations=off: this throwaway guest runs only the suite. norandmaps: TCG reuses
         // the code it translated only at the same virtual address, and with ASLR every exec
         // of runc, ocirun or a test binary (each a PIE or linked to shared libraries) lands
