@@ -628,6 +628,87 @@ fn chown_option_gives_the_source_to_the_runs_user() {
 }
 
 #[test]
+fn chown_leaves_entries_that_have_the_owner_and_never_follows_a_symlink() {
+    let sb = Sandbox::busybox();
+    let h = host_dir(&sb, "h");
+    let outside = host_dir(&sb, "outside");
+    let tool = h.join("tool");
+    std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+    std::os::unix::fs::chown(&tool, Some(1000), Some(1000)).unwrap();
+    std::fs::set_permissions(&tool, PermissionsExt::from_mode(0o4755)).unwrap();
+    symlink(&outside, h.join("away")).unwrap();
+    sb.run([
+        "--user",
+        "1000:1000",
+        "-v",
+        &format!("{}:/u:U", text(&h)),
+        "--",
+        "stat",
+        "-c",
+        "%a %u:%g",
+        "/u/tool",
+    ])
+    .run()
+    .assert_success("4755 1000:1000\n");
+    let m = std::fs::metadata(&tool).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o4755, 1000, 1000));
+    let away = std::fs::symlink_metadata(h.join("away")).unwrap();
+    assert_eq!((away.uid(), away.gid()), (1000, 1000), "the link itself");
+    let target = std::fs::metadata(&outside).unwrap();
+    assert_eq!((target.uid(), target.gid()), (0, 0), "not its target");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn chown_of_a_system_directory_is_refused_before_anything_is_touched() {
+    let sb = Sandbox::busybox();
+    for subcommand in ["spec", "run"] {
+        for (flag, value) in [
+            ("-v", "/:/h:U"),
+            ("-v", "/etc:/h:U"),
+            ("-v", "/usr/:/h:U"),
+            ("--mount", "type=bind,source=/var,destination=/h,U"),
+        ] {
+            sb.ocirun(subcommand, [flag, value, "--", "true"])
+                .run()
+                .assert_failure(125, "U would change the owner of the system directory");
+        }
+    }
+    let etc = std::fs::metadata("/etc/passwd").unwrap();
+    assert_eq!((etc.uid(), etc.gid()), (0, 0));
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn an_image_volume_copies_device_nodes() {
+    let sb = Sandbox::busybox_with(|root| {
+        let dev = root.join("srv/dev");
+        std::fs::create_dir_all(&dev).unwrap();
+        nix::sys::stat::mknod(
+            &dev.join("null"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        )
+        .unwrap();
+        std::fs::set_permissions(dev.join("null"), PermissionsExt::from_mode(0o640)).unwrap();
+    });
+    let config = image_config(&sb, &["/srv/dev"]);
+    sb.run([
+        "--config",
+        &text(&config),
+        "--",
+        "stat",
+        "-c",
+        "%F %t,%T %a",
+        "/srv/dev/null",
+    ])
+    .run()
+    .assert_success("character special file 1,3 640\n");
+    sb.assert_nothing_left();
+}
+
+#[test]
 fn a_run_with_volumes_secrets_and_tmpfs_leaves_no_mount_point_and_no_mount() {
     let sb = Sandbox::busybox();
     let h = host_dir(&sb, "h");

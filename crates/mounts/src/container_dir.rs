@@ -69,7 +69,7 @@ fn remove_tree(path: &Path) -> Result<(), MountsError> {
 /// The escaped form of a container path, used as a file name: `/var/lib/data` ->
 /// `var-lib-data`. ASCII letters, digits, `_` and `.` (not first) stay; `/` becomes `-`;
 /// every other byte is `%XX`. Different paths give different names.
-pub fn escape_path(path: &Path) -> String {
+pub(crate) fn escape_path(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
     let trimmed = bytes.strip_prefix(b"/").unwrap_or(bytes);

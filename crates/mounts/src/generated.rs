@@ -16,15 +16,15 @@ use crate::MountsError;
 
 /// One generated file: its name in the bundle and its destination in the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GeneratedFile {
+pub(crate) struct GeneratedFile {
     /// The file's name inside the bundle directory, also the mount's (relative) source.
-    pub bundle_name: &'static str,
+    pub(crate) bundle_name: &'static str,
     /// The absolute destination inside the container.
-    pub destination: &'static str,
+    pub(crate) destination: &'static str,
 }
 
 /// The generated files, in the order they are written.
-pub const GENERATED_FILES: [GeneratedFile; 4] = [
+pub(crate) const GENERATED_FILES: [GeneratedFile; 4] = [
     GeneratedFile {
         bundle_name: "hosts",
         destination: "/etc/hosts",
@@ -100,7 +100,7 @@ impl GeneratedOptions {
     /// The generated files in effect: all of [`GENERATED_FILES`] but `/etc/hosts` with
     /// `--no-hosts`, `/etc/resolv.conf` with `--dns none`, and `/run/.containerenv` without
     /// a [`ContainerEnv`].
-    pub fn files(&self) -> Vec<GeneratedFile> {
+    pub(crate) fn files(&self) -> Vec<GeneratedFile> {
         GENERATED_FILES
             .iter()
             .copied()
@@ -116,7 +116,7 @@ impl GeneratedOptions {
 
 /// The bind mounts of the generated files in effect (`rbind`, `rprivate`, read-write), with
 /// sources relative to the bundle directory.
-pub fn generated_mounts(options: &GeneratedOptions) -> Vec<Mount> {
+pub(crate) fn generated_mounts(options: &GeneratedOptions) -> Vec<Mount> {
     options
         .files()
         .iter()
@@ -138,7 +138,7 @@ pub fn generated_mounts(options: &GeneratedOptions) -> Vec<Mount> {
 
 /// systemd-resolved's file of upstream nameservers, used with a network namespace when the
 /// host's resolv.conf points at its loopback stub.
-pub const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
+pub(crate) const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
 
 /// The host files the generated ones are made from, read by [`HostNetworkFiles::read`] or
 /// given by an embedder.
@@ -148,12 +148,13 @@ pub struct HostNetworkFiles {
     pub hosts: String,
     /// The text of the host's `/etc/resolv.conf` (empty when it has none).
     pub resolv_conf: String,
-    /// The text of [`RESOLVED_UPSTREAM`], when it exists.
+    /// The text of systemd-resolved's `/run/systemd/resolve/resolv.conf`, when it exists.
     pub resolved_upstream: Option<String>,
 }
 
 impl HostNetworkFiles {
-    /// Reads the host's `/etc/hosts`, `/etc/resolv.conf` and [`RESOLVED_UPSTREAM`]; a missing
+    /// Reads the host's `/etc/hosts`, `/etc/resolv.conf` and systemd-resolved's
+    /// `/run/systemd/resolve/resolv.conf`; a missing
     /// file reads as empty (`None` for the last).
     ///
     /// # Errors
@@ -183,7 +184,7 @@ impl HostNetworkFiles {
 ///
 /// # Errors
 /// [`MountsError::Host`] naming the file that could not be written.
-pub fn write_generated_files(
+pub(crate) fn write_generated_files(
     bundle_dir: &Path,
     host: &HostNetworkFiles,
     hostname: &str,

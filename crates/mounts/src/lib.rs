@@ -20,20 +20,16 @@ mod tmpfs;
 mod user_mount;
 mod volume;
 
-pub use container_dir::{escape_path, ContainerDir, ContainerStore};
+pub use container_dir::{ContainerDir, ContainerStore};
 pub use error::{CommandError, MountSpecError, MountsError};
-pub use generated::{
-    generated_mounts, write_generated_files, ContainerEnv, GeneratedFile, GeneratedOptions,
-    HostNetworkFiles, GENERATED_FILES, RESOLVED_UPSTREAM,
-};
-pub use label::{relabel_context, selinux_enabled, RELABEL_REFUSED};
+pub use generated::{ContainerEnv, GeneratedOptions, HostNetworkFiles};
 pub use ledger::TargetLedger;
 pub use mount_flag::{MountField, MountFlag, MountType};
-pub use network::{hosts_file, resolv_conf, DnsOptions, HostEntry};
-pub use plan::{has_network_namespace, image_volume_path, MountPlan, ResolvedMounts};
+pub use network::{DnsOptions, HostEntry};
+pub use plan::{image_volume_path, MountPlan, ResolvedMounts};
 pub use prepare::{prepare, Prepared};
 pub use rootfs::{Rootfs, UserFiles, DEFAULT_PATH};
-pub use secrets::{load_secrets, parse_mounts_conf, SecretSpec, DEFAULT_MOUNTS_FILES};
+pub use secrets::{load_secrets, SecretSpec, DEFAULT_MOUNTS_FILES};
 pub use tmpfs::TmpfsSpec;
 pub use user_mount::{
     check_unique_destinations, BindOptions, MountOrigin, Overlay, Propagation, Relabel,

@@ -150,7 +150,7 @@ fn check_word(flag: &'static str, value: &str) -> Result<(), MountSpecError> {
 /// `127.0.0.1<TAB>localhost` and `::1<TAB>localhost` when no line maps `localhost` to that
 /// address; then `127.0.1.1<TAB>HOSTNAME` unless some line already names the hostname (or the
 /// hostname is empty, as with `--uts host`).
-pub fn hosts_file(host_hosts: &str, hostname: &str, add_hosts: &[HostEntry]) -> String {
+pub(crate) fn hosts_file(host_hosts: &str, hostname: &str, add_hosts: &[HostEntry]) -> String {
     let mut out = String::new();
     let mut has_v4_localhost = false;
     let mut has_v6_localhost = false;
@@ -212,7 +212,7 @@ fn keyword(line: &str) -> Option<&str> {
 /// 3. `--dns` replaces every `nameserver` line, `--dns-search` every `search`/`domain` line
 ///    (`.` alone: none), `--dns-option` every `options` line; the new lines are appended in
 ///    that order: `search`, `nameserver`s, `options`. Every other line stays as it was.
-pub fn resolv_conf(
+pub(crate) fn resolv_conf(
     host: &str,
     resolved_upstream: Option<&str>,
     netns: bool,

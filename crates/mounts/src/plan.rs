@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Mount, MountBuilder, Spec};
 
+use crate::generated::generated_mounts;
 use crate::user_mount::clean_destination;
 use crate::{
-    check_unique_destinations, generated_mounts, ContainerDir, GeneratedOptions, MountSpecError,
-    MountsError, Overlay, Propagation, SecretSpec, UserMount, UserMountKind,
+    check_unique_destinations, ContainerDir, GeneratedOptions, MountSpecError, MountsError,
+    Overlay, Propagation, SecretSpec, UserMount, UserMountKind,
 };
 
 /// Everything a run mounts besides the spec's default mounts, in order of precedence: the
@@ -77,7 +78,7 @@ fn bind(source: PathBuf, destination: &Path) -> Mount {
 /// Whether the spec gives the container its own network namespace (a `network` entry in
 /// `linux.namespaces`, new or joined by path): then the host's loopback is not the
 /// container's.
-pub fn has_network_namespace(spec: &Spec) -> bool {
+pub(crate) fn has_network_namespace(spec: &Spec) -> bool {
     spec.linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())

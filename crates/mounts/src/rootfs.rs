@@ -226,9 +226,16 @@ impl Rootfs {
                 .resolve_nofollow(path)
                 .and_then(|h| h.reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY))
                 .map_err(|e| self.in_rootfs("open working directory", path, io_from_pathrs(e)))?;
-            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
-                .and_then(|()| file.set_permissions(Permissions::from_mode(0o755)))
-                .map_err(|e| self.in_rootfs("chown working directory", path, e))?;
+            use std::os::unix::fs::MetadataExt;
+            let meta = file
+                .metadata()
+                .map_err(|e| self.in_rootfs("stat working directory", path, e))?;
+            if (meta.uid(), meta.gid()) != (uid, gid) {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+                    .map_err(|e| self.in_rootfs("chown working directory", path, e))?;
+            }
+            file.set_permissions(Permissions::from_mode(0o755))
+                .map_err(|e| self.in_rootfs("chmod working directory", path, e))?;
         }
         if self.kind(dir)? != Some(Kind::Directory) {
             return Err(MountsError::WorkingDirNotDirectory(dir.to_path_buf()));
@@ -403,6 +410,14 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
+    /// This process's effective uid and gid: an owner any test may give.
+    fn me() -> (u32, u32) {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    }
+
     fn rootfs() -> (tempfile::TempDir, Rootfs) {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
@@ -485,20 +500,27 @@ mod tests {
     #[test]
     fn working_dir_is_created_once_and_reported() {
         let (dir, root) = rootfs();
-        let created = root.create_working_dir("/new/dir", 1000, 1000).unwrap();
+        // Another owner where the test may give one (as root), its own otherwise.
+        let owner = if nix::unistd::geteuid().is_root() {
+            (1000, 1000)
+        } else {
+            me()
+        };
+        let created = root
+            .create_working_dir("/new/dir", owner.0, owner.1)
+            .unwrap();
         assert_eq!(created, [PathBuf::from("/new"), PathBuf::from("/new/dir")]);
         let meta = std::fs::metadata(dir.path().join("new/dir")).unwrap();
         use std::os::unix::fs::MetadataExt;
         assert_eq!(meta.mode() & 0o7777, 0o755);
-        if nix::unistd::geteuid().is_root() {
-            assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
-        }
+        assert_eq!((meta.uid(), meta.gid()), owner);
+        let (uid, gid) = me();
         assert!(root
-            .create_working_dir("/new/dir", 0, 0)
+            .create_working_dir("/new/dir", uid, gid)
             .unwrap()
             .is_empty());
         let err = root
-            .create_working_dir("/bin/tool", 0, 0)
+            .create_working_dir("/bin/tool", uid, gid)
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -513,7 +535,8 @@ mod tests {
         std::fs::create_dir(dir.path().join("tmp")).unwrap();
         symlink("/tmp/outside-marker", dir.path().join("w")).unwrap();
         symlink("../tmp/rel/x", dir.path().join("bin/rel")).unwrap();
-        let created = root.create_working_dir("/w", 0, 0).unwrap();
+        let (uid, gid) = me();
+        let created = root.create_working_dir("/w", uid, gid).unwrap();
         assert_eq!(created, [PathBuf::from("/tmp/outside-marker")]);
         assert!(dir.path().join("tmp/outside-marker").is_dir());
         let created = root.create_dirs(Path::new("/bin/rel/y"), "test").unwrap();
@@ -537,7 +560,8 @@ mod tests {
         let (dir, root) = rootfs();
         std::fs::create_dir(dir.path().join("tmp")).unwrap();
         symlink("../../../../../tmp", dir.path().join("escape")).unwrap();
-        let created = root.create_working_dir("/escape/inside", 0, 0).unwrap();
+        let (uid, gid) = me();
+        let created = root.create_working_dir("/escape/inside", uid, gid).unwrap();
         // The created component is reported where it really is.
         assert_eq!(created, [PathBuf::from("/tmp/inside")]);
         assert!(

@@ -30,7 +30,7 @@ pub struct SecretSpec {
 /// # Errors
 /// [`MountSpecError::MountsConf`] naming the file and line: a relative path, a `..` leaving
 /// `/`, or more than two fields.
-pub fn parse_mounts_conf(file: &str, text: &str) -> Result<Vec<SecretSpec>, MountSpecError> {
+pub(crate) fn parse_mounts_conf(file: &str, text: &str) -> Result<Vec<SecretSpec>, MountSpecError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();

@@ -26,7 +26,8 @@ fn defaults() -> Vec<Mount> {
     .collect()
 }
 
-/// A spec running as root in `cwd`, hostname `0123456789ab`, with `mounts` over the defaults.
+/// A spec running in `cwd` as this process's own uid and gid (owners any test may give),
+/// hostname `0123456789ab`, with `mounts` over the defaults.
 pub(crate) fn final_spec(cwd: &str, mounts: &[Mount]) -> Spec {
     let mut all: Vec<Mount> = Vec::new();
     for m in mounts.iter().cloned().chain(defaults()) {
@@ -46,7 +47,13 @@ pub(crate) fn final_spec(cwd: &str, mounts: &[Mount]) -> Spec {
             ProcessBuilder::default()
                 .cwd(cwd)
                 .args(vec!["true".to_owned()])
-                .user(UserBuilder::default().uid(0u32).gid(0u32).build().unwrap())
+                .user(
+                    UserBuilder::default()
+                        .uid(nix::unistd::geteuid().as_raw())
+                        .gid(nix::unistd::getegid().as_raw())
+                        .build()
+                        .unwrap(),
+                )
                 .build()
                 .unwrap(),
         )

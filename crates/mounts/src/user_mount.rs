@@ -14,6 +14,12 @@ use oci_spec::runtime::{Mount, MountBuilder};
 
 use crate::MountSpecError;
 
+/// Host directories whose owner `U` never changes (podman's list): the source of a volume
+/// with `U` is refused, before anything is touched, when it is one of these.
+pub(crate) const CHOWN_REFUSED: [&str; 20] = [
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt", "/opt",
+    "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+];
 /// Mount propagation of a bind mount (mount_namespaces(7); podman-run(1) `-v` options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Propagation {
@@ -238,6 +244,12 @@ impl UserMount {
         };
         bind.source = std::fs::canonicalize(abs(&bind.source))
             .map_err(|e| fail("source", &bind.source, e))?;
+        if bind.chown && CHOWN_REFUSED.iter().any(|p| bind.source == Path::new(p)) {
+            return Err(origin.error(format!(
+                "U would change the owner of the system directory {:?} and all below it",
+                bind.source
+            )));
+        }
         if let Some(Overlay::Dirs { upper, work }) = &mut bind.overlay {
             *upper = std::fs::canonicalize(abs(upper)).map_err(|e| fail("upperdir", upper, e))?;
             *work = std::fs::canonicalize(abs(work)).map_err(|e| fail("workdir", work, e))?;

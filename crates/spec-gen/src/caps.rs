@@ -79,7 +79,7 @@ impl fmt::Display for CapabilityName {
 }
 
 /// The capabilities(7) name of `cap`: `CAP_NET_ADMIN`.
-pub fn cap_name(cap: Capability) -> String {
+pub(crate) fn cap_name(cap: Capability) -> String {
     format!("CAP_{cap}")
 }
 
@@ -158,7 +158,7 @@ pub(crate) fn final_capabilities(
 
 /// The bit mask of every capability the caps crate knows (bit N is capability N): the
 /// bounding set of a root process on a kernel that knows them all.
-pub fn all_known_caps_mask() -> u64 {
+pub(crate) fn all_known_caps_mask() -> u64 {
     known()
         .iter()
         .fold(0, |mask, (index, _)| mask | (1u64 << index))

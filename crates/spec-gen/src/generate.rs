@@ -53,7 +53,7 @@ pub const READONLY_PATHS: [&str; 6] = [
 
 /// The ceiling of the default `RLIMIT_NOFILE` and `RLIMIT_NPROC`: 1048576 (the kernel's
 /// default `fs.nr_open`), lowered to ocirun's own hard limit so that setting it always succeeds.
-pub const DEFAULT_RLIMIT_CEILING: u64 = 1_048_576;
+pub(crate) const DEFAULT_RLIMIT_CEILING: u64 = 1_048_576;
 
 /// The default size of the `/dev/shm` tmpfs: 64 MiB (podman's `--shm-size` default).
 pub const DEFAULT_SHM_SIZE: Size = Size::from_bytes(64 << 20);
@@ -64,10 +64,12 @@ pub const INIT_PATH: &str = "/run/ocirun-init";
 
 /// The SELinux context parts of a container process and its files when the options set none
 /// (the `container_t`/`container_file_t` types of container-selinux, as podman uses them).
-pub const SELINUX_PROCESS_DEFAULT: (&str, &str, &str) = ("system_u", "system_r", "container_t");
+pub(crate) const SELINUX_PROCESS_DEFAULT: (&str, &str, &str) =
+    ("system_u", "system_r", "container_t");
 
 /// The SELinux user, role and type of the mount label by default.
-pub const SELINUX_FILE_DEFAULT: (&str, &str, &str) = ("system_u", "object_r", "container_file_t");
+pub(crate) const SELINUX_FILE_DEFAULT: (&str, &str, &str) =
+    ("system_u", "object_r", "container_file_t");
 
 /// How the run was asked for: the command and the flags of `ocirun run` that shape the spec.
 ///
@@ -865,7 +867,7 @@ fn mcs_level(id: &str) -> String {
 /// The default mounts of docs/ocirun-run.md "Linux" (the set runc's `runc spec`, buildah and podman
 /// give every container), with a `/dev/shm` tmpfs of `shm_size` (written in KiB when it is a
 /// whole number of KiB, else in bytes).
-pub fn default_mounts(shm_size: Size) -> Vec<Mount> {
+pub(crate) fn default_mounts(shm_size: Size) -> Vec<Mount> {
     let mount = |dst: &str, typ: &str, src: &str, opts: &[&str]| {
         MountBuilder::default()
             .destination(dst)

@@ -13,7 +13,8 @@ use std::path::Path;
 
 use nix::sys::resource::{getrlimit, Resource};
 
-use crate::{parse_kernel_release, DeviceKind, HostDevice, HostFacts, RlimitKind};
+use crate::seccomp::parse_kernel_release;
+use crate::{DeviceKind, HostDevice, HostFacts, RlimitKind};
 
 /// Host paths searched for an init binary for `--init`, in order: podman's catatonit, Debian's
 /// catatonit, Debian's tini-static. The binary must be statically linked: it runs inside any

@@ -23,14 +23,13 @@ mod user;
 
 pub use oci_spec;
 
-pub use caps::{all_known_caps_mask, cap_name, CapabilityName, DEFAULT_CAPABILITIES};
+pub use caps::{CapabilityName, DEFAULT_CAPABILITIES};
 pub use device::{Device, DeviceKind, DeviceRequest, HostDevice};
 pub use env::{parse_env_file, DEFAULT_PATH, PROXY_VARIABLES};
 pub use error::SpecError;
 pub use generate::{
-    default_mounts, merge_mounts, sort_mounts, ConsoleSize, HostFacts, RunOptions, SpecGenerator,
-    DEFAULT_RLIMIT_CEILING, DEFAULT_SHM_SIZE, INIT_PATH, MASKED_PATHS, OCI_VERSION, READONLY_PATHS,
-    SELINUX_FILE_DEFAULT, SELINUX_PROCESS_DEFAULT,
+    merge_mounts, sort_mounts, ConsoleSize, HostFacts, RunOptions, SpecGenerator, DEFAULT_SHM_SIZE,
+    INIT_PATH, MASKED_PATHS, OCI_VERSION, READONLY_PATHS,
 };
 #[cfg(feature = "host")]
 pub use host::{find_init, INIT_CANDIDATES};
@@ -39,14 +38,9 @@ pub use json::to_json;
 #[cfg(feature = "libseccomp")]
 pub use libseccomp::LibSeccomp;
 pub use namespaces::{NamespaceMode, NetworkMode};
-pub use resources::{
-    MemorySwap, Resources, CPU_PERIOD_RANGE_US, CPU_SHARES_RANGE, DEFAULT_CPU_PERIOD_US,
-    MIN_CPU_QUOTA_US, MIN_MEMORY,
-};
+pub use resources::{MemorySwap, Resources};
 pub use rlimit::{RlimitKind, Ulimit, RLIM_INFINITY};
-pub use seccomp::{
-    parse_kernel_release, NativeArch, SeccompProfile, SyscallChecker, DEFAULT_PROFILE_JSON,
-};
+pub use seccomp::{NativeArch, SeccompProfile, SyscallChecker, DEFAULT_PROFILE_JSON};
 pub use security::{
     LabelOpt, LabelOptions, SeccompOpt, SeccompPolicy, SecurityOpt, SecurityOptions,
 };

@@ -16,21 +16,21 @@ use crate::units::{CpuList, Cpus, Size};
 use crate::{HostFacts, SpecError};
 
 /// The smallest `--memory` that podman accepts: 6 MiB (less cannot hold a process).
-pub const MIN_MEMORY: Size = Size::from_bytes(6 << 20);
+pub(crate) const MIN_MEMORY: Size = Size::from_bytes(6 << 20);
 
 /// The CFS period that `--cpus` uses: 100000 µs (100 ms, the kernel's default
 /// `cpu.cfs_period_us`).
-pub const DEFAULT_CPU_PERIOD_US: u64 = 100_000;
+pub(crate) const DEFAULT_CPU_PERIOD_US: u64 = 100_000;
 
 /// The range of `cpu.cfs_period_us` (and of `--cpu-period`) the kernel accepts: 1 ms to 1 s,
 /// in microseconds.
-pub const CPU_PERIOD_RANGE_US: std::ops::RangeInclusive<u64> = 1_000..=1_000_000;
+pub(crate) const CPU_PERIOD_RANGE_US: std::ops::RangeInclusive<u64> = 1_000..=1_000_000;
 
 /// The smallest CFS quota the kernel accepts: 1000 µs.
-pub const MIN_CPU_QUOTA_US: i64 = 1_000;
+pub(crate) const MIN_CPU_QUOTA_US: i64 = 1_000;
 
 /// The range of `cpu.shares` (and of `--cpu-shares`): 2 to 262144.
-pub const CPU_SHARES_RANGE: std::ops::RangeInclusive<u64> = 2..=262_144;
+pub(crate) const CPU_SHARES_RANGE: std::ops::RangeInclusive<u64> = 2..=262_144;
 
 /// `--memory-swap`: the limit on memory plus swap, or `-1` for unlimited swap.
 ///
@@ -79,14 +79,14 @@ pub struct Resources {
     pub cpu_quota: Option<i64>,
     /// `--cpu-shares`: the relative CPU weight (2 to 262144; the kernel's default is 1024).
     pub cpu_shares: Option<u64>,
-    /// `--cpus`: a CFS quota of this many CPUs per [`DEFAULT_CPU_PERIOD_US`]; excludes
+    /// `--cpus`: a CFS quota of this many CPUs per 100 ms period (100000 µs); excludes
     /// `cpu_period` and `cpu_quota`.
     pub cpus: Option<Cpus>,
     /// `--cpuset-cpus`: the CPUs the container may run on.
     pub cpuset_cpus: Option<CpuList>,
     /// `--cpuset-mems`: the memory nodes the container may allocate on.
     pub cpuset_mems: Option<CpuList>,
-    /// `--memory`: the memory limit (at least [`MIN_MEMORY`]).
+    /// `--memory`: the memory limit (at least 6 MiB, as podman requires).
     pub memory: Option<Size>,
     /// `--memory-reservation`: the soft memory limit, not above `memory`.
     pub memory_reservation: Option<Size>,

@@ -511,7 +511,7 @@ fn applies(rule: &Rule, ctx: &ResolveContext<'_>) -> Result<bool, String> {
 /// `(6, 1)`; anything after the minor number is ignored), for [`HostFacts::kernel`].
 ///
 /// [`HostFacts::kernel`]: crate::HostFacts::kernel
-pub fn parse_kernel_release(version: &str) -> Option<(u32, u32)> {
+pub(crate) fn parse_kernel_release(version: &str) -> Option<(u32, u32)> {
     let mut parts = version.split(['.', '-', '+']);
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next().unwrap_or("0").parse().ok()?;
