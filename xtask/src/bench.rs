@@ -19,7 +19,9 @@
 //! 6. scale: the median latency of the first and last 50 runs of a sequence, and the wall time
 //!    of 20 runs started at once.
 //!
-//! The table goes to stdout in Markdown; the raw figures to `target/bench/results.json`.
+//! The table goes to stdout in Markdown; the raw figures to `target/bench/results.json`. The
+//! Debian packages that the build and the runs need were installed before
+//! ([`crate::packages`]); buildah and podman are installed the same way when asked for.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,7 @@ use anyhow::{bail, ensure, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::host;
+use crate::packages::{self, Package};
 use crate::rootfs::{self, Fixture};
 
 /// What `cargo xtask bench` was asked for.
@@ -37,9 +40,9 @@ use crate::rootfs::{self, Fixture};
 pub(crate) struct BenchOptions {
     /// Fewer repetitions and smaller transfers: under 3 minutes.
     pub(crate) quick: bool,
-    /// Also measure `buildah run` (installed from Debian's packages if missing).
+    /// Also measure `buildah run` (Debian's buildah, installed if missing).
     pub(crate) with_buildah: bool,
-    /// Also measure `podman run --rootfs` (installed from Debian's packages if missing).
+    /// Also measure `podman run --rootfs` (Debian's podman, installed if missing).
     pub(crate) with_podman: bool,
 }
 
@@ -127,6 +130,20 @@ struct Bench {
 /// Runs the benchmarks and prints the table.
 pub(crate) fn run(sh: &Shell, options: BenchOptions) -> Result<()> {
     host::require_root("the benchmarks run real containers")?;
+    let mut optional = Vec::new();
+    if options.with_buildah {
+        optional.push(Package {
+            name: "buildah",
+            purpose: "`buildah run`, measured with --with-buildah",
+        });
+    }
+    if options.with_podman {
+        optional.push(Package {
+            name: "podman",
+            purpose: "`podman run --rootfs`, measured with --with-podman",
+        });
+    }
+    packages::ensure(sh, "bench", &optional)?;
     let runc = host::find_in_path("runc")
         .or_else(|| host::find_admin_tool("runc"))
         .context("runc not found: apt-get install runc")?;
@@ -365,7 +382,6 @@ impl Bench {
     }
 
     fn buildah_latency(&self, plan: &Plan, floor: Stats) -> Result<Row> {
-        install_if_missing("buildah", "buildah")?;
         let from = Command::new("buildah")
             .args(["from", "scratch"])
             .output()
@@ -392,7 +408,6 @@ impl Bench {
     }
 
     fn podman_latency(&self, plan: &Plan, floor: Stats) -> Result<Row> {
-        install_if_missing("podman", "podman")?;
         let mut samples = Vec::new();
         for _ in 0..plan.latency_pairs.min(20) {
             let mut cmd = Command::new("podman");
@@ -729,19 +744,6 @@ fn peak_kib(mut cmd: Command) -> Result<u64> {
         bail!("{cmd:?} exited before its memory could be read");
     }
     Ok(peak)
-}
-
-fn install_if_missing(program: &str, package: &str) -> Result<()> {
-    if host::find_in_path(program).is_some() {
-        return Ok(());
-    }
-    let status = Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", package])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .context("cannot run apt-get")?;
-    ensure!(status.success(), "apt-get install {package} failed");
-    Ok(())
 }
 
 fn table(rows: &[Row], quick: bool, took: Duration) -> String {

@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: everything CI checks, in order, stopping at the first failure.
 //!
 //! 0. the e2e preconditions (root, runc on `PATH`), checked first so a machine that cannot run
-//!    the last step fails in a second, not after the build;
+//!    the last step fails in a second, not after the build (the Debian packages that the build
+//!    and the tests need were installed before, [`crate::packages`]);
 //! 1. `cargo fmt --all -- --check`;
 //! 2. `cargo clippy --workspace --all-targets -- -D warnings`;
 //! 3. `cargo test --workspace --exclude ocirun-e2e` (unit and doc tests);

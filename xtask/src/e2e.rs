@@ -1,6 +1,7 @@
 //! `cargo xtask e2e`: the end-to-end suite (package `ocirun-e2e`) against real runc.
 //!
-//! Steps, stopping at the first failure:
+//! Steps, stopping at the first failure (the Debian packages that the build and the tests need
+//! were installed before, [`crate::packages`]):
 //!
 //! 1. check that this process is root and that `runc` is on `PATH` (the suite is never skipped:
 //!    without them it fails, saying what is missing);

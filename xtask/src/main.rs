@@ -13,6 +13,10 @@
 //!   ([`demo`]);
 //! - `help`: the usage text.
 //!
+//! Before `demo`, `e2e`, `vm`, `ci` and `bench` build anything, the Debian packages that the
+//! build and the tests need are installed when missing ([`packages`]; as root, else the task
+//! fails with the `apt-get install` line to run).
+//!
 //! Every command the tasks run is echoed on stderr before it runs; so is every step that changes
 //! the filesystem. Cargo commands run in the workspace root.
 
@@ -21,6 +25,7 @@ mod ci;
 mod demo;
 mod e2e;
 mod host;
+mod packages;
 mod rootfs;
 mod tally;
 mod vm;
@@ -59,13 +64,17 @@ Tasks:
                         how a failure is reported
   ci                    cargo fmt --check, clippy -D warnings, unit and doc tests, e2e, then
                         vm --cgroup both
-  demo                  install runc/busybox-static/debootstrap if missing (as root), build
-                        ocirun --release and run a command in the Debian rootfs
+  demo                  build ocirun --release and run a command in the Debian rootfs
   bench [--quick] [--with-buildah] [--with-podman]
                         as root: ocirun --release measured side by side with runc run alone
                         (latency, throughput, peak memory, scale); table on stdout, raw
                         figures in target/bench/results.json
   help                  print this text
+
+demo, e2e, vm, ci and bench first install the Debian packages that the build and the tests
+need when any is missing (libseccomp-dev pkg-config libselinux1-dev libclang-dev runc
+busybox-static debootstrap catatonit uidmap): as root with apt-get; as another user they stop
+and print the apt-get command to run as root.
 ";
 
 /// A parsed command line.
@@ -85,6 +94,21 @@ enum Task {
     Bench(bench::BenchOptions),
     /// `help`, `-h`, `--help`.
     Help,
+}
+
+impl Task {
+    /// The task's name when it builds ocirun or runs it, and so needs the packages of
+    /// [`packages::PACKAGES`].
+    fn needs_packages(&self) -> Option<&'static str> {
+        match self {
+            Task::E2e(_) => Some("e2e"),
+            Task::Vm(_) => Some("vm"),
+            Task::Ci => Some("ci"),
+            Task::Demo => Some("demo"),
+            Task::Bench(_) => Some("bench"),
+            Task::Rootfs(..) | Task::Help => None,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -187,6 +211,9 @@ fn run(task: Task) -> Result<ExitCode> {
     // `cargo run` keeps as the current directory; commands below run in the workspace root.
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let sh = host::workspace_shell(&cwd)?;
+    if let Some(name) = task.needs_packages() {
+        packages::ensure(&sh, name, packages::PACKAGES)?;
+    }
     match task {
         Task::Rootfs(fixture, dir) => {
             let dir = match dir {

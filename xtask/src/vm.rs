@@ -2,7 +2,8 @@
 //!
 //! The privileged suite creates real containers; here it runs in a guest that sees the host's
 //! `/` read-only, so it cannot change the machine, and on the cgroup version asked for,
-//! whatever the host has. Steps, stopping at the first failure:
+//! whatever the host has. Steps, stopping at the first failure (the Debian packages that the
+//! build and the tests need were installed before, [`crate::packages`]):
 //!
 //! 1. check root, runc, and that the workspace and target directory are visible in the guest
 //!    ([`guest::check_visible`]); with `--accel kvm`, that KVM works ([`qemu::check_kvm`]);
