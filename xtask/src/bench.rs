@@ -19,10 +19,15 @@
 //! 6. scale: the median latency of the first and last 50 runs of a sequence, and the wall time
 //!    of 20 runs started at once.
 //!
+//! `--runtime NAME|PATH` (default: `$OCIRUN_RUNTIME`, else runc) puts another runtime in
+//! runc's place: ocirun runs it (`OCIRUN_RUNTIME`, set for every ocirun row to the runtime's
+//! path), and it makes the floor rows, which are named after it.
+//!
 //! The table goes to stdout in Markdown; the raw figures to `target/bench/results.json`. The
 //! Debian packages that the build and the runs need were installed before
 //! ([`crate::packages`]); buildah and podman are installed the same way when asked for.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -36,14 +41,21 @@ use crate::packages::{self, Package};
 use crate::rootfs::{self, Fixture};
 
 /// What `cargo xtask bench` was asked for.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct BenchOptions {
     /// Fewer repetitions and smaller transfers: under 3 minutes.
+    #[arg(long)]
     pub(crate) quick: bool,
     /// Also measure `buildah run` (Debian's buildah, installed if missing).
+    #[arg(long)]
     pub(crate) with_buildah: bool,
     /// Also measure `podman run --rootfs` (Debian's podman, installed if missing).
+    #[arg(long)]
     pub(crate) with_podman: bool,
+    /// The OCI runtime of the ocirun rows (as OCIRUN_RUNTIME) and of the runtime's own rows:
+    /// a name looked up in PATH, or a path (default: $OCIRUN_RUNTIME, else runc).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub(crate) runtime: Option<OsString>,
 }
 
 /// Sizes and counts of one bench run.
@@ -119,7 +131,10 @@ struct Row {
 /// The programs and files a bench run works with.
 struct Bench {
     ocirun: PathBuf,
+    /// The OCI runtime: runc unless `--runtime` names another.
     runc: PathBuf,
+    /// What the rows call the runtime: its file name.
+    runtime_name: String,
     rootfs: PathBuf,
     work: PathBuf,
     has_tty: bool,
@@ -144,9 +159,21 @@ pub(crate) fn run(sh: &Shell, options: BenchOptions) -> Result<()> {
         });
     }
     packages::ensure(sh, "bench", &optional)?;
-    let runc = host::find_in_path("runc")
-        .or_else(|| host::find_admin_tool("runc"))
-        .context("runc not found: apt-get install runc")?;
+    let runc = match host::runtime(options.runtime.as_deref())? {
+        Some(runtime) => host::find_runtime(&runtime).with_context(|| {
+            format!(
+                "the runtime {} is neither an executable file nor a program in PATH or the \
+                 sbin directories",
+                runtime.to_string_lossy()
+            )
+        })?,
+        None => host::find_admin_tool("runc").context("runc not found: apt-get install runc")?,
+    };
+    let runtime_name = runc.file_name().map_or_else(
+        || "runtime".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    eprintln!("bench: the runtime is {}", runc.display());
     let cargo = host::cargo();
     cmd!(sh, "{cargo} build --release -p ocirun")
         .run()
@@ -178,6 +205,7 @@ pub(crate) fn run(sh: &Shell, options: BenchOptions) -> Result<()> {
     let mut bench = Bench {
         ocirun,
         runc,
+        runtime_name,
         rootfs,
         work,
         has_tty: help.contains("--tty"),
@@ -189,7 +217,7 @@ pub(crate) fn run(sh: &Shell, options: BenchOptions) -> Result<()> {
     let started = Instant::now();
 
     eprintln!("==> latency");
-    rows.extend(bench.latency(&plan, options)?);
+    rows.extend(bench.latency(&plan, &options)?);
     eprintln!("==> output throughput");
     rows.extend(bench.output_throughput(&plan)?);
     eprintln!("==> input throughput");
@@ -219,10 +247,12 @@ impl Bench {
         self.work.join("runroot")
     }
 
-    /// `ocirun --runroot RUNROOT run --rootfs ROOTFS EXTRA... -- COMMAND...`.
+    /// `ocirun --runroot RUNROOT run --rootfs ROOTFS EXTRA... -- COMMAND...`, with
+    /// `OCIRUN_RUNTIME` naming the bench's runtime.
     fn ocirun_run(&self, extra: &[&str], command: &[&str]) -> Command {
         let mut cmd = Command::new(&self.ocirun);
-        cmd.arg("--runroot")
+        cmd.env(host::RUNTIME_VAR, &self.runc)
+            .arg("--runroot")
             .arg(self.runroot())
             .arg("run")
             .arg("--rootfs")
@@ -350,7 +380,7 @@ impl Bench {
         Ok(elapsed)
     }
 
-    fn latency(&mut self, plan: &Plan, options: BenchOptions) -> Result<Vec<Row>> {
+    fn latency(&mut self, plan: &Plan, options: &BenchOptions) -> Result<Vec<Row>> {
         let bundle = self.runc_bundle("true", &["/bin/true"])?;
         let mut ocirun = Vec::new();
         let mut runc = Vec::new();
@@ -362,11 +392,17 @@ impl Bench {
         }
         let floor = Stats::of(&runc);
         let mut rows = vec![
-            row("latency", "runc run (floor)", "ms", &runc, None),
+            row(
+                "latency",
+                &format!("{} run (floor)", self.runtime_name),
+                "ms",
+                &runc,
+                None,
+            ),
             row("latency", "ocirun run", "ms", &ocirun, Some(floor)),
             row(
                 "latency",
-                "runc create, start, delete",
+                &format!("{} create, start, delete", self.runtime_name),
                 "ms",
                 &three,
                 Some(floor),
@@ -453,7 +489,13 @@ impl Bench {
         }
         let floor = Stats::of(&runc);
         let mut rows = vec![
-            row("output", "runc run, no relay (floor)", "GB/s", &runc, None),
+            row(
+                "output",
+                &format!("{} run, no relay (floor)", self.runtime_name),
+                "GB/s",
+                &runc,
+                None,
+            ),
             row("output", "ocirun relay", "GB/s", &relay, Some(floor)),
         ];
         if !inherit.is_empty() {
@@ -488,7 +530,13 @@ impl Bench {
         }
         let floor = Stats::of(&runc);
         Ok(vec![
-            row("input", "runc run, no relay (floor)", "GB/s", &runc, None),
+            row(
+                "input",
+                &format!("{} run, no relay (floor)", self.runtime_name),
+                "GB/s",
+                &runc,
+                None,
+            ),
             row("input", "ocirun relay", "GB/s", &relay, Some(floor)),
         ])
     }
@@ -504,7 +552,8 @@ impl Bench {
         let mut samples = Vec::new();
         for _ in 0..plan.transfer_reps {
             let mut cmd = Command::new("script");
-            cmd.args(["-qefc", &inner, "/dev/null"]);
+            cmd.args(["-qefc", &inner, "/dev/null"])
+                .env(host::RUNTIME_VAR, &self.runc);
             let secs = time_quiet(cmd)? / 1000.0;
             samples.push((plan.terminal_mib << 20) as f64 / secs / 1e9);
         }

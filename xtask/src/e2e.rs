@@ -3,14 +3,17 @@
 //! Steps, stopping at the first failure (the Debian packages that the build and the tests need
 //! were installed before, [`crate::packages`]):
 //!
-//! 1. check that this process is root and that `runc` is on `PATH` (the suite is never skipped:
-//!    without them it fails, saying what is missing);
+//! 1. check that this process is root, that `runc` is on `PATH`, and that the runtime that
+//!    `--runtime` names exists (the suite is never skipped: without them it fails, saying what
+//!    is missing);
 //! 2. build (or find cached) the busybox and Debian fixtures in `target/fixtures/`;
 //! 3. `cargo build -p ocirun`;
 //! 4. `cargo test -p ocirun-e2e -- --test-threads=N ARGS...`, where N is the number of CPUs
-//!    unless ARGS has its own `--test-threads`, with the environment of [`test_env`].
+//!    unless ARGS has its own `--test-threads`, with the environment of [`test_env`] and
+//!    `OCIRUN_RUNTIME` when `--runtime` (or the caller's `OCIRUN_RUNTIME`) names a runtime
+//!    ([`host::runtime`]).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -20,8 +23,23 @@ use crate::host;
 use crate::rootfs::{self, Fixture};
 use crate::tally::Tally;
 
-/// Fails unless the e2e suite can run here: root, and runc on `PATH`.
-pub(crate) fn preflight() -> Result<()> {
+/// The options of `cargo xtask e2e`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args)]
+pub(crate) struct Options {
+    /// The OCI runtime that ocirun runs in the tests: a name looked up in PATH, or a path
+    /// (passed as OCIRUN_RUNTIME; default: $OCIRUN_RUNTIME, else runc).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub(crate) runtime: Option<OsString>,
+
+    /// Arguments for the test harness: test filters, and after `--` anything else
+    /// (`--nocapture`, `--exact`, `--test-threads=N`).
+    #[arg(value_name = "ARGS")]
+    pub(crate) test_args: Vec<OsString>,
+}
+
+/// Fails unless the e2e suite can run here: root, runc on `PATH`, and `runtime` (from
+/// [`host::runtime`]) where ocirun will look for it.
+pub(crate) fn preflight(runtime: Option<&OsStr>) -> Result<()> {
     host::require_root(
         "the e2e suite needs root and real runc: it creates real containers, and it is never \
          skipped",
@@ -38,6 +56,15 @@ pub(crate) fn preflight() -> Result<()> {
             "runc not found in PATH: the e2e suite needs the real runc; install it \
              (apt-get install runc)"
         );
+    }
+    if let Some(runtime) = runtime {
+        if host::find_runtime(runtime).is_none() {
+            bail!(
+                "the runtime {} is neither an executable file nor a program in PATH or the \
+                 sbin directories",
+                runtime.to_string_lossy()
+            );
+        }
     }
     Ok(())
 }
@@ -78,10 +105,13 @@ pub(crate) fn prepare(sh: &Shell, build: Build) -> Result<[(&'static str, PathBu
     Ok(test_env(bin, busybox, debian))
 }
 
-/// Runs the suite, passing `test_args` (filters, `--nocapture`, ...) to the test harness.
-pub(crate) fn run(sh: &Shell, test_args: &[OsString], tally: &mut Tally) -> Result<()> {
-    preflight()?;
+/// Runs the suite, passing the options' test arguments (filters, `--nocapture`, ...) to the
+/// test harness.
+pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()> {
+    let runtime = host::runtime(options.runtime.as_deref())?;
+    preflight(runtime.as_deref())?;
     let env = prepare(sh, Build::Debug)?;
+    let test_args = &options.test_args;
 
     let cargo = host::cargo();
     let mut harness_args = Vec::new();
@@ -99,6 +129,10 @@ pub(crate) fn run(sh: &Shell, test_args: &[OsString], tally: &mut Tally) -> Resu
     for (key, value) in env {
         eprintln!("  {key}={}", value.display());
         test = test.env(key, value);
+    }
+    if let Some(runtime) = runtime {
+        eprintln!("  {}={}", host::RUNTIME_VAR, runtime.to_string_lossy());
+        test = test.env(host::RUNTIME_VAR, runtime);
     }
     tally.run(test).context("the end-to-end tests failed")
 }

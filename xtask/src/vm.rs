@@ -36,7 +36,9 @@
 //! `--fault hang|panic|lockup` boots a guest whose `/init` sleeps forever, exits at once, or
 //! prints the kernel's soft-lockup report and sleeps, to check
 //! steps 6 and 7 themselves. `OCIRUN_E2E_*` variables (such as `OCIRUN_E2E_FLIP=1`, which
-//! makes one test fail on purpose) and `RUST_BACKTRACE` are passed on to the tests.
+//! makes one test fail on purpose) and `RUST_BACKTRACE` are passed on to the tests, and so is
+//! `OCIRUN_RUNTIME` when `--runtime` (or the caller's `OCIRUN_RUNTIME`) names a runtime
+//! ([`host::runtime`]).
 
 mod console;
 mod cpio;
@@ -106,103 +108,92 @@ impl Cgroup {
     }
 }
 
+/// The cgroup versions that `--cgroup` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Cgroups {
+    /// A guest with cgroup v1.
+    V1,
+    /// A guest with cgroup v2.
+    V2,
+    /// A guest with cgroup v1, then one with cgroup v2.
+    Both,
+}
+
+impl Cgroups {
+    /// The versions, in the order the guests boot.
+    pub(crate) fn versions(self) -> Vec<Cgroup> {
+        match self {
+            Cgroups::V1 => vec![Cgroup::V1],
+            Cgroups::V2 => vec![Cgroup::V2],
+            Cgroups::Both => vec![Cgroup::V1, Cgroup::V2],
+        }
+    }
+}
+
 /// A broken guest, for checking how the runner handles one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Fault {
     /// `/init` sleeps forever: the guest never reports.
     Hang,
     /// `/init` exits: the kernel panics and the guest stops without reporting.
     Panic,
-    /// `/init` prints the kernel's soft-lockup report ([`STUCK_SECS`] long) and sleeps.
+    /// `/init` prints the kernel's soft-lockup report and sleeps.
     Lockup,
 }
 
 /// The options of `cargo xtask vm`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct Options {
-    pub(crate) cgroups: Vec<Cgroup>,
+    /// The cgroup versions to boot a guest for, one after the other.
+    #[arg(long = "cgroup", value_name = "VERSION", value_enum, default_value_t = Cgroups::Both)]
+    pub(crate) cgroups: Cgroups,
+
+    /// How QEMU runs the guest's CPUs: its emulator, or KVM where KVM works.
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     pub(crate) accel: Accel,
-    pub(crate) timeout: Duration,
+
+    /// How long one guest may take, boot to power-off, before it is killed and retried once.
+    #[arg(
+        long = "timeout",
+        value_name = "SECS",
+        default_value_t = DEFAULT_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub(crate) timeout_secs: u64,
+
+    /// Boot a broken guest instead of the suite, to check how the runner reports it.
+    #[arg(long, value_enum)]
     pub(crate) fault: Option<Fault>,
-    /// Arguments for every test binary (filters, `--exact`, ...).
+
+    /// The OCI runtime that ocirun runs in the tests: a name looked up in PATH, or a path
+    /// (passed into the guest as OCIRUN_RUNTIME; default: $OCIRUN_RUNTIME, else runc).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub(crate) runtime: Option<OsString>,
+
+    /// Arguments for every test binary (filters, `--exact`, `--skip NAME`), after `--`.
+    #[arg(last = true, value_name = "ARGS")]
     pub(crate) test_args: Vec<OsString>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            cgroups: vec![Cgroup::V1, Cgroup::V2],
-            accel: Accel::Tcg,
-            timeout: DEFAULT_TIMEOUT,
-            fault: None,
-            test_args: Vec::new(),
-        }
+impl Options {
+    /// `--timeout` as a duration.
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
     }
 }
 
-/// Parses the arguments after `vm`:
-/// `[--cgroup v1|v2|both] [--accel tcg|kvm] [--timeout SECS] [--fault hang|panic] [-- ARGS...]`.
-pub(crate) fn parse_options(args: &[OsString]) -> Result<Options> {
-    let mut options = Options::default();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let arg = arg.to_str().unwrap_or("");
-        if arg == "--" {
-            options.test_args = args.cloned().collect();
-            break;
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
-            _ => (arg, None),
-        };
-        let mut value = || -> Result<String> {
-            match inline.clone() {
-                Some(value) => Ok(value),
-                None => args
-                    .next()
-                    .and_then(|v| v.to_str())
-                    .map(str::to_owned)
-                    .with_context(|| format!("`{flag}` needs a value")),
-            }
-        };
-        match flag {
-            "--cgroup" => {
-                options.cgroups = match value()?.as_str() {
-                    "v1" => vec![Cgroup::V1],
-                    "v2" => vec![Cgroup::V2],
-                    "both" => vec![Cgroup::V1, Cgroup::V2],
-                    other => bail!("unknown cgroup version `{other}`: expected v1, v2 or both"),
-                }
-            }
-            "--accel" => {
-                options.accel = match value()?.as_str() {
-                    "tcg" => Accel::Tcg,
-                    "kvm" => Accel::Kvm,
-                    other => bail!("unknown accelerator `{other}`: expected tcg or kvm"),
-                }
-            }
-            "--timeout" => {
-                let text = value()?;
-                let secs: u64 =
-                    text.parse().ok().filter(|&s| s > 0).with_context(|| {
-                        format!("invalid --timeout `{text}`: expected seconds > 0")
-                    })?;
-                options.timeout = Duration::from_secs(secs);
-            }
-            "--fault" => {
-                options.fault = match value()?.as_str() {
-                    "hang" => Some(Fault::Hang),
-                    "panic" => Some(Fault::Panic),
-                    "lockup" => Some(Fault::Lockup),
-                    other => bail!("unknown fault `{other}`: expected hang, panic or lockup"),
-                }
-            }
-            _ => {
-                bail!("unknown vm option `{arg}`: put test filters and harness options after `--`")
-            }
+impl Default for Options {
+    /// The options of a bare `cargo xtask vm`.
+    fn default() -> Self {
+        Options {
+            cgroups: Cgroups::Both,
+            accel: Accel::Tcg,
+            timeout_secs: DEFAULT_TIMEOUT.as_secs(),
+            fault: None,
+            runtime: None,
+            test_args: Vec::new(),
         }
     }
-    Ok(options)
 }
 
 /// What one guest (after its retry, if any) gave.
@@ -219,7 +210,8 @@ struct GuestResult {
 /// Runs the task; `tally` gets every guest's test counts.
 pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()> {
     let started = std::time::Instant::now();
-    crate::e2e::preflight().context("cargo xtask vm runs the e2e suite")?;
+    let runtime = host::runtime(options.runtime.as_deref())?;
+    crate::e2e::preflight(runtime.as_deref()).context("cargo xtask vm runs the e2e suite")?;
     guest::check_visible("the workspace", &host::workspace_root())?;
     let target = host::target_dir(sh);
     guest::check_visible("the target directory", &target)?;
@@ -245,6 +237,14 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
             eprintln!("vm: passing {key}={} to the tests", value.to_string_lossy());
             plan_env.push((key.to_owned(), value));
         }
+    }
+    if let Some(runtime) = runtime {
+        let key = host::RUNTIME_VAR;
+        eprintln!(
+            "vm: passing {key}={} to the tests",
+            runtime.to_string_lossy()
+        );
+        plan_env.push((key.to_owned(), runtime));
     }
     let mut args = Vec::new();
     if !options
@@ -283,7 +283,7 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
         .and_then(|info| qemu::lpj(&info));
     let mut outcomes = Vec::new();
     let mut result = Ok(());
-    for &cgroup in &options.cgroups {
+    for cgroup in options.cgroups.versions() {
         // panic=-1 with -no-reboot: a kernel panic ends QEMU (status 0). loglevel=5 (`quiet`
         // shows one level less) and softlockup_all_cpu_backtrace=1: a soft lockup report
         // comes with the stuck CPU's registers and stack and every other CPU's stack, kept in
@@ -325,7 +325,7 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
             memory_mib: MEMORY_MIB,
         };
         let log = cache.join(format!("console-{}.log", cgroup.name()));
-        match run_guest(cgroup, &machine, options.timeout, &log) {
+        match run_guest(cgroup, &machine, options.timeout(), &log) {
             Ok(outcome) => {
                 // A filtered run says nothing about how long a whole suite takes.
                 if options.test_args.is_empty() {
@@ -676,9 +676,16 @@ fn finished(tag: &str, rc: i32, report: &Report, last_lines: &str) -> GuestResul
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Options> {
-        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        parse_options(&args)
+    /// `cargo xtask vm`'s options alone.
+    #[derive(Debug, clap::Parser)]
+    struct Vm {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        use clap::Parser;
+        Vm::try_parse_from(std::iter::once("vm").chain(args.iter().copied())).map(|vm| vm.options)
     }
 
     #[test]
@@ -692,6 +699,8 @@ mod tests {
             "30",
             "--fault",
             "hang",
+            "--runtime",
+            "/opt/crun",
             "--",
             "mem",
             "--exact",
@@ -700,21 +709,25 @@ mod tests {
         assert_eq!(
             options,
             Options {
-                cgroups: vec![Cgroup::V1],
+                cgroups: Cgroups::V1,
                 accel: Accel::Kvm,
-                timeout: Duration::from_secs(30),
+                timeout_secs: 30,
                 fault: Some(Fault::Hang),
+                runtime: Some("/opt/crun".into()),
                 test_args: vec!["mem".into(), "--exact".into()],
             }
         );
+        assert_eq!(options.timeout(), Duration::from_secs(30));
+        assert_eq!(options.cgroups.versions(), vec![Cgroup::V1]);
         assert_eq!(
-            parse(&["--cgroup=both"]).unwrap().cgroups,
+            parse(&["--cgroup=both"]).unwrap().cgroups.versions(),
             vec![Cgroup::V1, Cgroup::V2]
         );
         assert_eq!(
-            parse(&["--cgroup", "v2"]).unwrap().cgroups,
+            parse(&["--cgroup", "v2"]).unwrap().cgroups.versions(),
             vec![Cgroup::V2]
         );
+        assert_eq!(parse(&[]).unwrap().timeout(), DEFAULT_TIMEOUT);
         assert_eq!(parse(&["--fault=panic"]).unwrap().fault, Some(Fault::Panic));
         assert_eq!(
             parse(&["--fault=lockup"]).unwrap().fault,
@@ -733,6 +746,7 @@ mod tests {
             &["--fault", "oops"],
             &["filter"],
             &["--nocapture"],
+            &["--runtime"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }

@@ -32,14 +32,16 @@ const PACKAGE: &str = "qemu-system-x86";
 const BINARY: &str = "qemu-system-x86_64";
 
 /// How the guest's CPU is run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Accel {
     /// QEMU's emulator (`-accel tcg,thread=multi -cpu max,erms=off,fsrm=off`): works
     /// everywhere. Without ERMS and FSRM the guest's kernel and libc clear and copy memory
     /// with `rep stosq`/`movsq` or vector loops instead of `rep stosb`/`movsb`, which TCG runs
     /// one byte per iteration.
+    #[value(help = "QEMU's emulator: works everywhere (the default)")]
     Tcg,
     /// Hardware virtualization (`-accel kvm -cpu host`): only when asked for.
+    #[value(help = "hardware virtualization, where /dev/kvm works")]
     Kvm,
 }
 
