@@ -1,4 +1,5 @@
-//! The command line: clap structs only, no logic.
+//! The command line: every clap struct of the `ocirun` binary, and nothing but clap and std
+//! (so that man pages and completions can be generated from this file alone).
 
 use std::path::PathBuf;
 
@@ -24,7 +25,7 @@ pub(crate) struct Cli {
     pub(crate) runroot: PathBuf,
 
     #[command(flatten)]
-    pub(crate) storage: crate::mount_flags::StorageArgs,
+    pub(crate) storage: StorageArgs,
 
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -89,10 +90,10 @@ pub(crate) struct RunArgs {
     pub(crate) lifecycle: LifecycleArgs,
 
     #[command(flatten)]
-    pub(crate) spec_flags: crate::spec_flags::SpecFlags,
+    pub(crate) spec_flags: SpecFlags,
 
     #[command(flatten)]
-    pub(crate) mount_flags: crate::mount_flags::MountFlags,
+    pub(crate) mount_flags: MountFlags,
 
     /// The command and its arguments. Flags end at the first word that is not a flag; one `--`
     /// before the command is dropped, later ones are passed on.
@@ -139,7 +140,7 @@ pub(crate) struct LifecycleArgs {
     pub(crate) name: Option<String>,
 }
 
-/// How the container's stdio is connected (BEHAVIOR.md "Stdio").
+/// How the container's stdio is connected (see the `stdio` module).
 #[derive(Debug, Args)]
 pub(crate) struct StdioArgs {
     /// Keep stdin open (podman's `-i`). ocirun always relays its stdin to the container, so
@@ -174,4 +175,172 @@ pub(crate) enum StdioMode {
     Relay,
     /// ocirun's own fds, no relay.
     Inherit,
+}
+
+/// The spec flags of `run` and `spec` (podman-run(1) names and value forms).
+#[derive(Debug, Default, Args)]
+pub(crate) struct SpecFlags {
+    /// Run the image's Entrypoint, followed by COMMAND or else the image's Cmd.
+    #[arg(long)]
+    pub(crate) use_entrypoint: bool,
+
+    /// Read environment variables from FILE (KEY=VALUE lines; # comments); merged after the
+    /// image's Env and before --env. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) env_file: Vec<PathBuf>,
+
+    /// Add a supplementary group (a name from the rootfs's /etc/group, or a gid). Repeatable,
+    /// or comma-separated.
+    #[arg(long, value_name = "GROUP", value_delimiter = ',')]
+    pub(crate) group_add: Vec<String>,
+
+    /// Add a capability (CAP_NET_ADMIN, net_admin, or ALL). Repeatable, or comma-separated.
+    #[arg(long, value_name = "CAP", value_delimiter = ',')]
+    pub(crate) cap_add: Vec<String>,
+
+    /// Drop a capability (or ALL); applied after --cap-add. Repeatable, or comma-separated.
+    #[arg(long, value_name = "CAP", value_delimiter = ',')]
+    pub(crate) cap_drop: Vec<String>,
+
+    /// A resource limit: name=soft[:hard], e.g. nofile=1024:2048, core=0:-1 (-1 or unlimited
+    /// for no limit). Repeatable.
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub(crate) ulimit: Vec<String>,
+
+    /// seccomp=unconfined|PATH, apparmor=unconfined|NAME, label=disable|user:|role:|type:|
+    /// level:|filetype:, no-new-privileges[=BOOL], mask=P1:P2, unmask=ALL|P1:P2. Repeatable.
+    #[arg(long, value_name = "OPT")]
+    pub(crate) security_opt: Vec<String>,
+
+    /// The network namespace: host (default), none (loopback only) or ns:PATH.
+    #[arg(long, visible_alias = "net", value_name = "MODE")]
+    pub(crate) network: Option<String>,
+
+    /// The PID namespace: private (default), host or ns:PATH.
+    #[arg(long, value_name = "MODE")]
+    pub(crate) pid: Option<String>,
+
+    /// The IPC namespace: private (default), host or ns:PATH.
+    #[arg(long, value_name = "MODE")]
+    pub(crate) ipc: Option<String>,
+
+    /// The UTS namespace: private (default), host or ns:PATH.
+    #[arg(long, value_name = "MODE")]
+    pub(crate) uts: Option<String>,
+
+    /// The cgroup namespace: private (default), host or ns:PATH.
+    #[arg(long, value_name = "MODE")]
+    pub(crate) cgroupns: Option<String>,
+
+    /// The CFS period in microseconds (1000 to 1000000).
+    #[arg(long, value_name = "MICROSECONDS")]
+    pub(crate) cpu_period: Option<u64>,
+
+    /// The CFS quota in microseconds per period (at least 1000; -1 for none).
+    #[arg(long, value_name = "MICROSECONDS", allow_negative_numbers = true)]
+    pub(crate) cpu_quota: Option<i64>,
+
+    /// The relative CPU weight (2 to 262144; the kernel's default is 1024).
+    #[arg(long, value_name = "SHARES")]
+    pub(crate) cpu_shares: Option<u64>,
+
+    /// How many CPUs the container may use, e.g. 1.5 (a CFS quota per 100 ms period).
+    #[arg(long, value_name = "NUMBER", allow_negative_numbers = true)]
+    pub(crate) cpus: Option<String>,
+
+    /// The CPUs the container may run on, e.g. 0-2,4.
+    #[arg(long, value_name = "LIST")]
+    pub(crate) cpuset_cpus: Option<String>,
+
+    /// The memory nodes the container may allocate on, e.g. 0,1.
+    #[arg(long, value_name = "LIST")]
+    pub(crate) cpuset_mems: Option<String>,
+
+    /// The memory limit, e.g. 512m or 1g (binary units b, k, m, g; at least 6m).
+    #[arg(short, long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub(crate) memory: Option<String>,
+
+    /// The soft memory limit (not above --memory).
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub(crate) memory_reservation: Option<String>,
+
+    /// The memory plus swap limit (not below --memory; -1 for unlimited swap; default twice
+    /// --memory).
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub(crate) memory_swap: Option<String>,
+
+    /// The most processes the container may have (-1 or 0 for no limit).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) pids_limit: Option<i64>,
+
+    /// The cgroup under which the container's cgroup is made (as PARENT/CONTAINER_ID).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) cgroup_parent: Option<String>,
+
+    /// Add a host device: HOST[:CONTAINER][:rwm] (the container path must be below /dev).
+    /// Repeatable.
+    #[arg(long, value_name = "HOST[:CONTAINER][:ACCESS]")]
+    pub(crate) device: Vec<String>,
+
+    /// The size of /dev/shm, e.g. 64m (default 64m).
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
+    pub(crate) shm_size: Option<String>,
+}
+
+/// Where ocirun keeps persistent state when `--root` is not given.
+pub(crate) const DEFAULT_ROOT: &str = "/var/lib/ocirun";
+
+/// The global flag for ocirun's persistent state (podman's `--root`).
+#[derive(Debug, Args)]
+pub(crate) struct StorageArgs {
+    /// Directory for ocirun's persistent state: container directories (image-volume and
+    /// secrets copies) under DIR/containers.
+    #[arg(long, global = true, default_value = DEFAULT_ROOT, value_name = "DIR")]
+    pub(crate) root: PathBuf,
+}
+
+/// The mount flags of `run` and `spec`.
+#[derive(Debug, Default, Args)]
+pub(crate) struct MountFlags {
+    /// Bind-mount a host path: SRC:DST[:OPTS] (SRC absolute or relative to the current
+    /// directory; OPTS: ro, rw, z, Z, U, O, [r]shared, [r]slave, [r]private, [r]unbindable,
+    /// nosuid, suid, nodev, dev, noexec, exec, bind, rbind; `\:` is a colon). Repeatable.
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:OPTS]")]
+    pub(crate) volume: Vec<String>,
+
+    /// Add a mount: type=bind,source=SRC,destination=DST[,ro][,bind-propagation=P]... or
+    /// type=tmpfs,destination=DST[,tmpfs-size=SIZE][,tmpfs-mode=MODE]... Repeatable.
+    #[arg(long = "mount", value_name = "type=TYPE,...")]
+    pub(crate) mount: Vec<String>,
+
+    /// Mount a tmpfs: DST[:OPTS] (default options rw, noexec, nosuid, nodev; e.g.
+    /// /t:exec,size=64m). Repeatable.
+    #[arg(long = "tmpfs", value_name = "DST[:OPTS]")]
+    pub(crate) tmpfs: Vec<String>,
+
+    /// A mounts.conf file of secrets (SRC[:DST] lines), read instead of
+    /// /usr/share/containers/mounts.conf and /etc/containers/mounts.conf.
+    #[arg(long = "mounts-file", value_name = "FILE")]
+    pub(crate) mounts_file: Option<PathBuf>,
+
+    /// Add a line to the container's /etc/hosts: NAME[;NAME...]:IP. Repeatable.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub(crate) add_host: Vec<String>,
+
+    /// Keep the rootfs's own /etc/hosts instead of generating one.
+    #[arg(long = "no-hosts")]
+    pub(crate) no_hosts: bool,
+
+    /// A nameserver for the container's /etc/resolv.conf (replaces the host's), or `none`
+    /// to keep the rootfs's own file. Repeatable.
+    #[arg(long = "dns", value_name = "IP")]
+    pub(crate) dns: Vec<String>,
+
+    /// A search domain for /etc/resolv.conf (replaces the host's; `.` for none). Repeatable.
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub(crate) dns_search: Vec<String>,
+
+    /// An option for /etc/resolv.conf, e.g. ndots:2 (replaces the host's). Repeatable.
+    #[arg(long = "dns-option", visible_alias = "dns-opt", value_name = "OPTION")]
+    pub(crate) dns_option: Vec<String>,
 }

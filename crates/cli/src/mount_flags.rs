@@ -6,10 +6,9 @@
 //! [`MountFlag`], [`TmpfsSpec`], [`HostEntry`], [`DnsOptions`], mounts.conf); this module
 //! only adds what a library must not do: read ocirun's working directory and effective uid.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use ocirun_mounts::{
     image_volume_path, load_secrets, ContainerEnv, ContainerStore, DnsOptions, HostEntry,
     MountFlag, MountPlan, MountSpecError, TmpfsSpec, UserMount, VolumeSpec, DEFAULT_MOUNTS_FILES,
@@ -17,63 +16,7 @@ use ocirun_mounts::{
 use ocirun_spec_gen::oci_spec::runtime::Spec;
 use ocirun_spec_gen::ImageConfig;
 
-/// Where ocirun keeps persistent state when `--root` is not given.
-pub(crate) const DEFAULT_ROOT: &str = "/var/lib/ocirun";
-
-/// The global flag for ocirun's persistent state (podman's `--root`).
-#[derive(Debug, Args)]
-pub(crate) struct StorageArgs {
-    /// Directory for ocirun's persistent state: container directories (image-volume and
-    /// secrets copies) under DIR/containers.
-    #[arg(long, global = true, default_value = DEFAULT_ROOT, value_name = "DIR")]
-    pub(crate) root: PathBuf,
-}
-
-/// The mount flags of `run` and `spec`.
-#[derive(Debug, Default, Args)]
-pub(crate) struct MountFlags {
-    /// Bind-mount a host path: SRC:DST[:OPTS] (SRC absolute or relative to the current
-    /// directory; OPTS: ro, rw, z, Z, U, O, [r]shared, [r]slave, [r]private, [r]unbindable,
-    /// nosuid, suid, nodev, dev, noexec, exec, bind, rbind; `\:` is a colon). Repeatable.
-    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:OPTS]")]
-    pub(crate) volume: Vec<String>,
-
-    /// Add a mount: type=bind,source=SRC,destination=DST[,ro][,bind-propagation=P]... or
-    /// type=tmpfs,destination=DST[,tmpfs-size=SIZE][,tmpfs-mode=MODE]... Repeatable.
-    #[arg(long = "mount", value_name = "type=TYPE,...")]
-    pub(crate) mount: Vec<String>,
-
-    /// Mount a tmpfs: DST[:OPTS] (default options rw, noexec, nosuid, nodev; e.g.
-    /// /t:exec,size=64m). Repeatable.
-    #[arg(long = "tmpfs", value_name = "DST[:OPTS]")]
-    pub(crate) tmpfs: Vec<String>,
-
-    /// A mounts.conf file of secrets (SRC[:DST] lines), read instead of
-    /// /usr/share/containers/mounts.conf and /etc/containers/mounts.conf.
-    #[arg(long = "mounts-file", value_name = "FILE")]
-    pub(crate) mounts_file: Option<PathBuf>,
-
-    /// Add a line to the container's /etc/hosts: NAME[;NAME...]:IP. Repeatable.
-    #[arg(long = "add-host", value_name = "NAME:IP")]
-    pub(crate) add_host: Vec<String>,
-
-    /// Keep the rootfs's own /etc/hosts instead of generating one.
-    #[arg(long = "no-hosts")]
-    pub(crate) no_hosts: bool,
-
-    /// A nameserver for the container's /etc/resolv.conf (replaces the host's), or `none`
-    /// to keep the rootfs's own file. Repeatable.
-    #[arg(long = "dns", value_name = "IP")]
-    pub(crate) dns: Vec<String>,
-
-    /// A search domain for /etc/resolv.conf (replaces the host's; `.` for none). Repeatable.
-    #[arg(long = "dns-search", value_name = "DOMAIN")]
-    pub(crate) dns_search: Vec<String>,
-
-    /// An option for /etc/resolv.conf, e.g. ndots:2 (replaces the host's). Repeatable.
-    #[arg(long = "dns-option", visible_alias = "dns-opt", value_name = "OPTION")]
-    pub(crate) dns_option: Vec<String>,
-}
+use crate::flags::{MountFlags, StorageArgs};
 
 /// Builds the run's [`MountPlan`] from the flags, the image's `Volumes`, the mounts files,
 /// the container's name and id, and applies it to `spec`. Reads the host (sources, mounts
@@ -175,6 +118,7 @@ pub(crate) fn plan(
 mod tests {
     use super::*;
     use ocirun_spec_gen::{RunOptions, SpecGenerator};
+    use std::path::PathBuf;
 
     fn spec() -> Spec {
         let options = RunOptions::new(vec!["true".into()]);

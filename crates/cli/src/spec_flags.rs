@@ -9,11 +9,10 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use anyhow::{anyhow, Context, Result};
-use clap::Args;
 use nix::sys::resource::{getrlimit, Resource};
 use ocirun_spec_gen::{
     parse_env_file, CapabilityName, Device, DeviceKind, DeviceRequest, HostDevice, HostFacts,
@@ -21,115 +20,7 @@ use ocirun_spec_gen::{
     SyscallChecker, Ulimit,
 };
 
-/// The spec flags of `run` and `spec` (podman-run(1) names and value forms).
-#[derive(Debug, Default, Args)]
-pub(crate) struct SpecFlags {
-    /// Run the image's Entrypoint, followed by COMMAND or else the image's Cmd.
-    #[arg(long)]
-    pub(crate) use_entrypoint: bool,
-
-    /// Read environment variables from FILE (KEY=VALUE lines; # comments); merged after the
-    /// image's Env and before --env. Repeatable.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) env_file: Vec<PathBuf>,
-
-    /// Add a supplementary group (a name from the rootfs's /etc/group, or a gid). Repeatable,
-    /// or comma-separated.
-    #[arg(long, value_name = "GROUP", value_delimiter = ',')]
-    pub(crate) group_add: Vec<String>,
-
-    /// Add a capability (CAP_NET_ADMIN, net_admin, or ALL). Repeatable, or comma-separated.
-    #[arg(long, value_name = "CAP", value_delimiter = ',')]
-    pub(crate) cap_add: Vec<String>,
-
-    /// Drop a capability (or ALL); applied after --cap-add. Repeatable, or comma-separated.
-    #[arg(long, value_name = "CAP", value_delimiter = ',')]
-    pub(crate) cap_drop: Vec<String>,
-
-    /// A resource limit: name=soft[:hard], e.g. nofile=1024:2048, core=0:-1 (-1 or unlimited
-    /// for no limit). Repeatable.
-    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
-    pub(crate) ulimit: Vec<String>,
-
-    /// seccomp=unconfined|PATH, apparmor=unconfined|NAME, label=disable|user:|role:|type:|
-    /// level:|filetype:, no-new-privileges[=BOOL], mask=P1:P2, unmask=ALL|P1:P2. Repeatable.
-    #[arg(long, value_name = "OPT")]
-    pub(crate) security_opt: Vec<String>,
-
-    /// The network namespace: host (default), none (loopback only) or ns:PATH.
-    #[arg(long, visible_alias = "net", value_name = "MODE")]
-    pub(crate) network: Option<String>,
-
-    /// The PID namespace: private (default), host or ns:PATH.
-    #[arg(long, value_name = "MODE")]
-    pub(crate) pid: Option<String>,
-
-    /// The IPC namespace: private (default), host or ns:PATH.
-    #[arg(long, value_name = "MODE")]
-    pub(crate) ipc: Option<String>,
-
-    /// The UTS namespace: private (default), host or ns:PATH.
-    #[arg(long, value_name = "MODE")]
-    pub(crate) uts: Option<String>,
-
-    /// The cgroup namespace: private (default), host or ns:PATH.
-    #[arg(long, value_name = "MODE")]
-    pub(crate) cgroupns: Option<String>,
-
-    /// The CFS period in microseconds (1000 to 1000000).
-    #[arg(long, value_name = "MICROSECONDS")]
-    pub(crate) cpu_period: Option<u64>,
-
-    /// The CFS quota in microseconds per period (at least 1000; -1 for none).
-    #[arg(long, value_name = "MICROSECONDS", allow_negative_numbers = true)]
-    pub(crate) cpu_quota: Option<i64>,
-
-    /// The relative CPU weight (2 to 262144; the kernel's default is 1024).
-    #[arg(long, value_name = "SHARES")]
-    pub(crate) cpu_shares: Option<u64>,
-
-    /// How many CPUs the container may use, e.g. 1.5 (a CFS quota per 100 ms period).
-    #[arg(long, value_name = "NUMBER", allow_negative_numbers = true)]
-    pub(crate) cpus: Option<String>,
-
-    /// The CPUs the container may run on, e.g. 0-2,4.
-    #[arg(long, value_name = "LIST")]
-    pub(crate) cpuset_cpus: Option<String>,
-
-    /// The memory nodes the container may allocate on, e.g. 0,1.
-    #[arg(long, value_name = "LIST")]
-    pub(crate) cpuset_mems: Option<String>,
-
-    /// The memory limit, e.g. 512m or 1g (binary units b, k, m, g; at least 6m).
-    #[arg(short, long, value_name = "SIZE", allow_negative_numbers = true)]
-    pub(crate) memory: Option<String>,
-
-    /// The soft memory limit (not above --memory).
-    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
-    pub(crate) memory_reservation: Option<String>,
-
-    /// The memory plus swap limit (not below --memory; -1 for unlimited swap; default twice
-    /// --memory).
-    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
-    pub(crate) memory_swap: Option<String>,
-
-    /// The most processes the container may have (-1 or 0 for no limit).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub(crate) pids_limit: Option<i64>,
-
-    /// The cgroup under which the container's cgroup is made (as PARENT/CONTAINER_ID).
-    #[arg(long, value_name = "PATH")]
-    pub(crate) cgroup_parent: Option<String>,
-
-    /// Add a host device: HOST[:CONTAINER][:rwm] (the container path must be below /dev).
-    /// Repeatable.
-    #[arg(long, value_name = "HOST[:CONTAINER][:ACCESS]")]
-    pub(crate) device: Vec<String>,
-
-    /// The size of /dev/shm, e.g. 64m (default 64m).
-    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
-    pub(crate) shm_size: Option<String>,
-}
+use crate::flags::SpecFlags;
 
 /// Parses `raw` as the value of `flag`; a grammar error names both.
 fn flag_value<T: FromStr<Err = SpecError>>(flag: &str, raw: &str) -> Result<T> {
