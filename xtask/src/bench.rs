@@ -52,8 +52,10 @@ pub(crate) struct BenchOptions {
     /// Also measure `podman run --rootfs` (Debian's podman, installed if missing).
     #[arg(long)]
     pub(crate) with_podman: bool,
-    /// The OCI runtime of the ocirun rows (as OCIRUN_RUNTIME) and of the runtime's own rows:
-    /// a name looked up in PATH, or a path (default: $OCIRUN_RUNTIME, else runc).
+    /// The OCI runtime to measure: a name in PATH, or a path.
+    ///
+    /// ocirun runs it (OCIRUN_RUNTIME), and it makes the floor rows. Default:
+    /// $OCIRUN_RUNTIME, else runc.
     #[arg(long, value_name = "NAME|PATH")]
     pub(crate) runtime: Option<OsString>,
 }

@@ -26,13 +26,15 @@ use crate::tally::Tally;
 /// The options of `cargo xtask e2e`.
 #[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct Options {
-    /// The OCI runtime that ocirun runs in the tests: a name looked up in PATH, or a path
-    /// (passed as OCIRUN_RUNTIME; default: $OCIRUN_RUNTIME, else runc).
+    /// The OCI runtime for ocirun in the tests: a name in PATH, or a path.
+    ///
+    /// Passed to the tests as OCIRUN_RUNTIME. Default: $OCIRUN_RUNTIME, else runc.
     #[arg(long, value_name = "NAME|PATH")]
     pub(crate) runtime: Option<OsString>,
 
-    /// Arguments for the test harness: test filters, and after `--` anything else
-    /// (`--nocapture`, `--exact`, `--test-threads=N`).
+    /// Test filters; after `--`, any argument of the test harness.
+    ///
+    /// Such as `--nocapture`, `--exact`, `--test-threads=N`.
     #[arg(value_name = "ARGS")]
     pub(crate) test_args: Vec<OsString>,
 }

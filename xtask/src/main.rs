@@ -13,6 +13,7 @@
 //! - `demo`: build ocirun and run a command in a Debian rootfs ([`demo`]);
 //! - `bench [--quick] [--with-buildah] [--with-podman] [--runtime NAME|PATH]`: ocirun measured
 //!   against the runtime alone ([`bench`]);
+//! - `man DIR`: ocirun's man pages, generated from its clap definitions ([`man`]);
 //! - `help [TASK]`: the usage text, of every task or of one.
 //!
 //! Before `demo`, `e2e`, `vm`, `ci` and `bench` build anything, the Debian packages that the
@@ -27,6 +28,7 @@ mod ci;
 mod demo;
 mod e2e;
 mod host;
+mod man;
 mod packages;
 mod rootfs;
 mod tally;
@@ -67,24 +69,26 @@ apt-get command to run as root.
 /// A task and its options.
 #[derive(Debug, PartialEq, Eq, Subcommand)]
 enum Task {
-    /// Build a test root filesystem in DIR, cached by DIR/.ocirun-fixture.
+    /// Build a test root filesystem in DIR, cached by DIR/.ocirun-fixture
     ///
     /// As root (to build; a cached one needs nothing). DIR defaults to
     /// target/fixtures/busybox or target/fixtures/debian.
+    #[command(verbatim_doc_comment)]
     Rootfs {
         /// The kind of root filesystem.
         kind: Fixture,
         /// Where to build it (default: target/fixtures/KIND).
         dir: Option<PathBuf>,
     },
-    /// The end-to-end tests against real runc.
+    /// The end-to-end tests against real runc
     ///
     /// As root: build both fixtures and ocirun, then run `cargo test -p ocirun-e2e` with one
     /// test thread per CPU. Test filters may follow; other harness options go after `--`.
     /// OCIRUN_E2E_FLIP=1 makes cgroup::cgroup_version_is_the_expected_one fail on purpose, to
     /// check how a failure is reported.
+    #[command(verbatim_doc_comment)]
     E2e(e2e::Options),
-    /// The end-to-end tests inside throwaway QEMU guests, on cgroup v1 and v2.
+    /// The end-to-end tests inside throwaway QEMU guests, on cgroup v1 and v2
     ///
     /// As root: the e2e suite inside a QEMU guest that sees the host's / read-only, once per
     /// cgroup version, against ocirun's release build. Installs QEMU (Debian's
@@ -92,23 +96,36 @@ enum Task {
     /// passes --timeout, stops without reporting, or whose kernel reports a CPU stuck for 20 s
     /// is killed and retried once. OCIRUN_E2E_* variables and RUST_BACKTRACE are passed on to
     /// the tests.
+    #[command(verbatim_doc_comment)]
     Vm(vm::Options),
-    /// What CI checks: fmt, clippy, unit and doc tests, e2e, then vm.
+    /// What CI checks: fmt, clippy, unit and doc tests, e2e, then vm
     ///
     /// cargo fmt --check, clippy -D warnings, unit and doc tests, e2e, then vm --cgroup both,
     /// stopping at the first failure; ends with `N passed, M failed` over every test run.
+    #[command(verbatim_doc_comment)]
     Ci,
-    /// Build ocirun and run a command in a Debian root filesystem.
+    /// Build ocirun and run a command in a Debian root filesystem
     ///
     /// Builds ocirun --release and the Debian fixture, then runs a script in it that prints
     /// /etc/os-release, id, the capabilities and apt's version; exits with ocirun's status.
+    #[command(verbatim_doc_comment)]
     Demo,
-    /// ocirun measured side by side with the runtime alone.
+    /// ocirun measured side by side with the runtime alone
     ///
     /// As root: ocirun --release against the runtime's own `run` (runc unless --runtime names
     /// another): latency, throughput, peak memory, scale. A Markdown table on stdout, the raw
     /// figures in target/bench/results.json.
+    #[command(verbatim_doc_comment)]
     Bench(bench::BenchOptions),
+    /// Write ocirun's man pages into DIR
+    ///
+    /// ocirun.1 and one ocirun-SUB.1 per subcommand (run, spec, gc, ...), with every flag,
+    /// generated from the clap definitions of the ocirun binary (crates/cli/src/flags.rs).
+    #[command(verbatim_doc_comment)]
+    Man {
+        /// The directory to write the pages into; created if missing.
+        dir: PathBuf,
+    },
 }
 
 impl Task {
@@ -121,7 +138,7 @@ impl Task {
             Task::Ci => Some("ci"),
             Task::Demo => Some("demo"),
             Task::Bench(_) => Some("bench"),
-            Task::Rootfs { .. } => None,
+            Task::Rootfs { .. } | Task::Man { .. } => None,
         }
     }
 }
@@ -175,6 +192,9 @@ fn run(task: Task) -> Result<ExitCode> {
         Task::Ci => ci::run(&sh)?,
         Task::Demo => return demo::run(&sh),
         Task::Bench(options) => bench::run(&sh, options)?,
+        Task::Man { dir } => {
+            man::run(&sh, &cwd.join(dir))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

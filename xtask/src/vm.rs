@@ -152,7 +152,9 @@ pub(crate) struct Options {
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     pub(crate) accel: Accel,
 
-    /// How long one guest may take, boot to power-off, before it is killed and retried once.
+    /// How long one guest may take, boot to power-off.
+    ///
+    /// A guest that takes longer is killed and booted once more.
     #[arg(
         long = "timeout",
         value_name = "SECS",
@@ -165,8 +167,9 @@ pub(crate) struct Options {
     #[arg(long, value_enum)]
     pub(crate) fault: Option<Fault>,
 
-    /// The OCI runtime that ocirun runs in the tests: a name looked up in PATH, or a path
-    /// (passed into the guest as OCIRUN_RUNTIME; default: $OCIRUN_RUNTIME, else runc).
+    /// The OCI runtime for ocirun in the tests: a name in PATH, or a path.
+    ///
+    /// Passed into the guest as OCIRUN_RUNTIME. Default: $OCIRUN_RUNTIME, else runc.
     #[arg(long, value_name = "NAME|PATH")]
     pub(crate) runtime: Option<OsString>,
 
