@@ -78,8 +78,7 @@ pub(crate) enum Build {
     Debug,
     /// `cargo build --release -p ocirun` (`target/release/ocirun`), the build users run, which
     /// `cargo xtask demo` and `bench` build too: the suite in `cargo xtask vm`'s emulated guest,
-    /// where ocirun's processes took a sixth of the guest's CPU time with the debug build, half
-    /// of it in ocirun's own code.
+    /// where the debug build's own code costs a noticeable share of the guest's CPU time.
     Release,
 }
 

@@ -64,28 +64,25 @@ use self::qemu::{Accel, Exit, Machine};
 use crate::host;
 use crate::tally::Tally;
 
-/// The default of `--timeout`: how long one guest may take, boot to power-off (the whole suite
-/// took 132-194 s per guest here, 305-401 s before the guest was tuned for TCG).
+/// The default of `--timeout`: how long one guest may take, boot to power-off. Several times
+/// what the whole suite takes in a guest under TCG, so that only a guest that is stuck
+/// reaches it.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(900);
 /// vCPUs of each guest: the cores of the machines this runs on.
 const CPUS: usize = 2;
-/// Test binaries that run at the same time in a guest. More lanes did not finish sooner here
-/// (the 62-test suite took 169-178 s with 2 lanes of 2 threads, 173 s with 1; the 162-test
-/// suite 170 s with 2 lanes of 2 threads, 156 s with 1 of 3, and in a later pair 165 s
-/// against 164 s: the vCPUs idled 2% of the time instead of 10%, but the guest spent 308
-/// CPU-seconds instead of 272 on the same tests), and the extra load pushes the tests that
-/// allow a container 1 to 10 s to start over their limits.
+/// Test binaries that run at the same time in a guest. More lanes keep the vCPUs busier but
+/// do not finish sooner: the guest spends more CPU time on the same tests, and the extra load
+/// pushes the tests that allow a container 1 to 10 s to start over their limits.
 const LANES: usize = 1;
 /// `--test-threads` of each test binary in the guest: one more than the vCPUs, so that a test
-/// waiting for a container to start or a signal to arrive leaves no vCPU idle (the guest used
-/// 1.5 of the host's 2 cores with 2 threads, 1.7 with 3; 4 threads took 214 s against 202).
+/// waiting for a container to start or a signal to arrive leaves no vCPU idle; more threads
+/// only add load.
 const THREADS: usize = 3;
 /// A guest whose kernel reports a CPU stuck for this long (a soft lockup, in seconds) is
-/// killed as hung and retried, without waiting for `--timeout`. Under TCG such a guest has
-/// never recovered: the lockups seen here (both vCPUs, in `cp` or in runc's `runc init`) went
-/// on until the timeout, 749 s and more. 20 s is the kernel's first report (twice its
-/// `watchdog_thresh` of 10 s), which carries every CPU's stack (see the command line in
-/// [`run`]): waiting for later reports only delays the retry.
+/// killed as hung and retried, without waiting for `--timeout`: under TCG such a guest does
+/// not recover. 20 s is the kernel's first report (twice its `watchdog_thresh` of 10 s),
+/// which carries every CPU's stack (see the command line in [`run`]); waiting for later
+/// reports only delays the retry.
 const STUCK_SECS: u64 = 20;
 /// Memory of each guest, in MiB.
 const MEMORY_MIB: u32 = 2048;
@@ -296,8 +293,7 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
         // mitigations=off: this throwaway guest runs only the suite. norandmaps: TCG reuses
         // the code it translated only at the same virtual address, and with ASLR every exec
         // of runc, ocirun or a test binary (each a PIE or linked to shared libraries) lands
-        // elsewhere and is translated again; without it `ocirun run -- true` takes 0.64 s
-        // in the guest instead of 1.46 s. init_on_alloc=0 and transparent_hugepage=never undo
+        // elsewhere and is translated again. init_on_alloc=0 and transparent_hugepage=never undo
         // two defaults of Debian's kernel that make the guest zero memory nobody reads: every
         // allocated page, and a whole 2 MiB page for a touch of a large anonymous mapping.
         let mut append = format!(

@@ -162,7 +162,7 @@ pub(crate) fn check_kvm() -> Result<()> {
 
 /// The loops-per-jiffy value for the kernel command line, from the host's `cpu MHz` in
 /// `/proc/cpuinfo` (Debian's kernel has HZ=250). It lets the second vCPU skip its delay-loop
-/// calibration, about 0.6 s under TCG; it only affects the accuracy of `udelay`.
+/// calibration, which is slow under TCG; it only affects the accuracy of `udelay`.
 pub(crate) fn lpj(cpuinfo: &str) -> Option<u64> {
     let mhz: f64 = cpuinfo
         .lines()
