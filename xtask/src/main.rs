@@ -12,7 +12,7 @@
 //! - `ci`: formatting, clippy, unit and doc tests, then `e2e` and `vm` ([`ci`]);
 //! - `demo`: build ocirun and run a command in a Debian rootfs ([`demo`]);
 //! - `bench [--quick] [--with-buildah] [--with-podman] [--runtime NAME|PATH]`: ocirun measured
-//!   against the runtime alone ([`bench`]);
+//!   against the runtime alone ([`mod@bench`]);
 //! - `man DIR`: ocirun's man pages, generated from its clap definitions ([`man`]);
 //! - `help [TASK]`: the usage text, of every task or of one.
 //!

@@ -5,8 +5,9 @@
 //! whatever the host has. Steps, stopping at the first failure (the Debian packages that the
 //! build and the tests need were installed before, [`crate::packages`]):
 //!
-//! 1. check root, runc, and that the workspace and target directory are visible in the guest
-//!    ([`guest::check_visible`]); with `--accel kvm`, that KVM works ([`qemu::check_kvm`]);
+//! 1. check root, runc, the runtime of `--runtime`, and that the workspace and target
+//!    directory are visible in the guest ([`guest::check_visible`]); with `--accel kvm`, that
+//!    KVM works ([`qemu::check_kvm`]);
 //! 2. build (or find cached) the fixtures, as `cargo xtask e2e` does, and ocirun's release
 //!    build ([`crate::e2e::prepare`], [`crate::e2e::Build::Release`]), and the e2e test
 //!    binaries (`cargo test -p ocirun-e2e --no-run`);
@@ -33,9 +34,9 @@
 //! and [`qemu::Accel::Tcg`]), and the busybox fixture, which every test copies, read from the
 //! guest's memory instead of through 9p ([`guest::Plan::local`]).
 //!
+//! The options ([`Options`]) are parsed by clap with the rest of xtask's command line.
 //! `--fault hang|panic|lockup` boots a guest whose `/init` sleeps forever, exits at once, or
-//! prints the kernel's soft-lockup report and sleeps, to check
-//! steps 6 and 7 themselves. `OCIRUN_E2E_*` variables (such as `OCIRUN_E2E_FLIP=1`, which
+//! prints the kernel's soft-lockup report and sleeps, to check steps 6 and 7 themselves. `OCIRUN_E2E_*` variables (such as `OCIRUN_E2E_FLIP=1`, which
 //! makes one test fail on purpose) and `RUST_BACKTRACE` are passed on to the tests, and so is
 //! `OCIRUN_RUNTIME` when `--runtime` (or the caller's `OCIRUN_RUNTIME`) names a runtime
 //! ([`host::runtime`]).
