@@ -157,7 +157,7 @@ pub(crate) struct Options {
         long = "timeout",
         value_name = "SECS",
         default_value_t = DEFAULT_TIMEOUT.as_secs(),
-        value_parser = clap::value_parser!(u64).range(1..)
+        value_parser = parse_timeout
     )]
     pub(crate) timeout_secs: u64,
 
@@ -174,6 +174,14 @@ pub(crate) struct Options {
     /// Arguments for every test binary (filters, `--exact`, `--skip NAME`), after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub(crate) test_args: Vec<OsString>,
+}
+
+/// A `--timeout` value: whole seconds, more than 0.
+fn parse_timeout(text: &str) -> Result<u64, String> {
+    match text.parse() {
+        Ok(0) | Err(_) => Err("expected a number of seconds above 0".to_owned()),
+        Ok(secs) => Ok(secs),
+    }
 }
 
 impl Options {
