@@ -1,4 +1,4 @@
-//! Mounts (BEHAVIOR.md "Mounts"): `-v`, `--mount`, `--tmpfs`, image volumes, secrets, the
+//! Mounts (docs/ocirun-run.md "Mounts"): `-v`, `--mount`, `--tmpfs`, image volumes, secrets, the
 //! generated files; paths in hostile root filesystems that try to point out of them; and that
 //! none of it leaves anything behind.
 

@@ -1,4 +1,4 @@
-//! Signals sent to ocirun reach the container (BEHAVIOR.md "Signals"): a terminating signal
+//! Signals sent to ocirun reach the container (docs/ocirun-run.md "Signals"): a terminating signal
 //! that the container's init does not catch ends it, and ocirun exits 128 + that signal; a
 //! caught one is forwarded and the container's own status stands.
 

@@ -115,6 +115,197 @@ fn spec_fails_like_run() {
     sb.ocirun("spec", ["--user", "nobody-here", "--", "true"])
         .run()
         .assert_failure(125, "unknown user \"nobody-here\"");
+    for subcommand in ["spec", "run"] {
+        sb.ocirun(subcommand, ["--name", "a b", "--", "true"])
+            .run()
+            .assert_failure(125, "invalid container name \"a b\"");
+    }
     assert!(!sb.runroot().exists());
     sb.assert_nothing_left();
+}
+
+/// A runtime that copies the bundle's `config.json` on `create` to `copy`, then runs runc.
+fn copying_runtime(dir: &Path, copy: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("copying-runc");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprev=\nfor a in \"$@\"; do\n  [ \"$prev\" = --bundle ] && cp \"$a/config.json\" '{}'\n  prev=$a\ndone\nexec '{}' \"$@\"\n",
+            copy.display(),
+            runc().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// The JSON with the random container id (64 hex digits) and its first 12, the default
+/// hostname, replaced by `<ID>` and `<ID12>`: the one part of a spec that differs between two
+/// invocations.
+fn without_id(json: &str) -> String {
+    let bytes = json.as_bytes();
+    let id = (0..bytes.len().saturating_sub(63)).find_map(|i| {
+        let run = &bytes[i..i + 64];
+        let bounded = |j: usize| bytes.get(j).is_none_or(|b| !b.is_ascii_hexdigit());
+        (run.iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+            && (i == 0 || bounded(i - 1))
+            && bounded(i + 64))
+        .then(|| String::from_utf8_lossy(run).into_owned())
+    });
+    let hostname = serde_json::from_str::<Value>(json).unwrap()["hostname"]
+        .as_str()
+        .map(str::to_owned);
+    let mut out = json.to_owned();
+    if let Some(id) = &id {
+        out = out.replace(id.as_str(), "<ID>");
+    }
+    if let Some(h) = hostname.filter(|h| id.as_ref().is_none_or(|id| id.starts_with(h.as_str()))) {
+        out = out.replace(&format!("\"{h}\""), "\"<ID12>\"");
+        out = out.replace(&format!("HOSTNAME={h}\""), "HOSTNAME=<ID12>\"");
+    }
+    out
+}
+
+/// For flag sets like the spec generator's golden files, and the mounts, `--init` and image
+/// config on top: the `config.json` that `run` hands the runtime is byte for byte what `spec`
+/// prints (but for the random container id).
+#[test]
+fn run_hands_the_runtime_what_spec_prints() {
+    let sb = Sandbox::busybox();
+    let scratch = sb.scratch();
+    let data = scratch.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(scratch.join("vars.env"), "A=from-file\nB=two words\n").unwrap();
+    std::fs::write(
+        scratch.join("deny-mkdir.json"),
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        scratch.join("image.json"),
+        r#"{"config":{"Env":["LANG=C.UTF-8"],"WorkingDir":"/srv/app","Volumes":{"/var/cache/app":{}}}}"#,
+    )
+    .unwrap();
+    let copy = scratch.join("handed.json");
+    let runtime = copying_runtime(scratch, &copy);
+    let p = |path: &Path| path.display().to_string();
+    let cases: Vec<Vec<String>> = vec![
+        vec![],
+        vec!["--user", "app", "--group-add", "wheel", "--env", "C=3"]
+            .into_iter()
+            .map(String::from)
+            .chain(["--env-file".into(), p(&scratch.join("vars.env"))])
+            .collect(),
+        [
+            "--cap-add",
+            "SYS_ADMIN,net_admin",
+            "--cap-drop",
+            "CHOWN,NET_BIND_SERVICE",
+        ]
+        .map(String::from)
+        .to_vec(),
+        [
+            "--ulimit",
+            "core=0:-1",
+            "--ulimit",
+            "nofile=512:1024",
+            "--ulimit",
+            "nofile=256:1024",
+        ]
+        .map(String::from)
+        .to_vec(),
+        [
+            "-m",
+            "64m",
+            "--memory-reservation",
+            "32m",
+            "--cpus",
+            "1.5",
+            "--cpu-shares",
+            "512",
+            "--pids-limit",
+            "32",
+            "--shm-size",
+            "128m",
+            "--device",
+            "/dev/null:/dev/nothing:rw",
+        ]
+        .map(String::from)
+        .to_vec(),
+        vec![
+            "--security-opt".into(),
+            format!("seccomp={}", p(&scratch.join("deny-mkdir.json"))),
+        ],
+        [
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--security-opt",
+            "no-new-privileges",
+            "--security-opt",
+            "mask=/proc/cpuinfo",
+            "--security-opt",
+            "unmask=/proc/k*:/sys/firmware",
+        ]
+        .map(String::from)
+        .to_vec(),
+        [
+            "--network",
+            "none",
+            "--pid",
+            "host",
+            "--ipc",
+            "host",
+            "--uts",
+            "host",
+        ]
+        .map(String::from)
+        .to_vec(),
+        vec![
+            "-v".into(),
+            format!("{}:/data:ro,rslave", p(&data)),
+            "--tmpfs".into(),
+            "/scratch:size=1m".into(),
+            "--mount".into(),
+            "type=tmpfs,destination=/dev/shm,tmpfs-size=2m".into(),
+            "--init".into(),
+            "--add-host".into(),
+            "db:192.0.2.7".into(),
+            "--name".into(),
+            format!("golden-{}", std::process::id()),
+            "--config".into(),
+            p(&scratch.join("image.json")),
+            "--hostname".into(),
+            "golden".into(),
+        ],
+    ];
+    for flags in cases {
+        let mut spec_flags = flags.clone();
+        spec_flags.extend(["--".to_owned(), "true".to_owned()]);
+        let printed = sb.ocirun("spec", &spec_flags).run();
+        printed.assert_code(0);
+        let mut run_flags = vec!["--runtime".to_owned(), p(&runtime)];
+        run_flags.extend(flags.iter().cloned());
+        run_flags.extend(["--".to_owned(), "true".to_owned()]);
+        sb.run(&run_flags).run().assert_success("");
+        let handed = std::fs::read_to_string(&copy).expect("the runtime got a config.json");
+        assert_eq!(
+            without_id(&handed),
+            without_id(printed.stdout_text()),
+            "flags {flags:?}"
+        );
+        std::fs::remove_file(&copy).unwrap();
+    }
+    // The named container's directory (its image-volume copy) is kept, as is the image's
+    // working directory that the run created.
+    let named = sb
+        .root()
+        .join(format!("containers/golden-{}", std::process::id()));
+    assert!(named.join("volumes/var-cache-app").is_dir());
+    std::fs::remove_dir_all(sb.root().join("containers")).unwrap();
+    sb.assert_nothing_left_except(&["srv", "srv/app"]);
 }

@@ -1,6 +1,6 @@
 //! The flags that shape the spec, seen from inside the container: capabilities, rlimits,
 //! seccomp, cgroup resources, namespaces, masked paths, devices, groups, env files, proxies
-//! (BEHAVIOR.md "Process" and "Linux").
+//! (docs/ocirun-run.md "Process" and "Linux").
 //!
 //! Some values depend on the host, and each test states what it expects of it rather than
 //! assuming: ocirun's bounding set and CAP_SYS_RESOURCE (read from this test process's

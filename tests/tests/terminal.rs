@@ -1,4 +1,4 @@
-//! Terminal mode (BEHAVIOR.md "Stdio", "Terminal"): under a real pseudo-terminal, as a user at a
+//! Terminal mode (docs/ocirun-run.md "Stdio"): under a real pseudo-terminal, as a user at a
 //! terminal runs it, and with `-t` from pipes.
 //!
 //! The terminal tests start ocirun through [`Pty::command`]: `setsid --ctty`, so ocirun leads a

@@ -40,6 +40,24 @@ pub(crate) enum Command {
     /// Remove what runs whose ocirun process died left behind: containers, bundles, records,
     /// mount targets.
     Gc,
+    /// Print a shell completion script for ocirun, e.g. `source <(ocirun completion bash)`.
+    Completion {
+        /// The shell: bash, zsh or fish.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: CompletionShell,
+    },
+}
+
+/// The shells `ocirun completion` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CompletionShell {
+    /// bash (`source <(ocirun completion bash)`, or a file in
+    /// /usr/share/bash-completion/completions/ocirun).
+    Bash,
+    /// zsh (a file `_ocirun` in a directory of `$fpath`).
+    Zsh,
+    /// fish (a file in ~/.config/fish/completions/ocirun.fish).
+    Fish,
 }
 
 /// The flags shared by `run` and `spec`, named as buildah and podman name them.

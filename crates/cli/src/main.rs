@@ -37,6 +37,10 @@ fn main() -> ExitCode {
         flags::Command::Run(args) => run::run(&cli, args),
         flags::Command::Spec(args) => run::spec(&cli, args).map(|()| 0),
         flags::Command::Gc => run::gc(&cli).map(|()| 0),
+        flags::Command::Completion { shell } => {
+            completion(*shell);
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_OCIRUN_FAILED)),
@@ -45,6 +49,23 @@ fn main() -> ExitCode {
             ExitCode::from(run::exit_code(&err))
         }
     }
+}
+
+/// Writes the completion script for `shell` to stdout (clap_complete, from the clap
+/// definitions in `flags.rs`).
+fn completion(shell: flags::CompletionShell) {
+    use clap::CommandFactory;
+    let shell = match shell {
+        flags::CompletionShell::Bash => clap_complete::Shell::Bash,
+        flags::CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        flags::CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(
+        shell,
+        &mut flags::Cli::command(),
+        "ocirun",
+        &mut std::io::stdout(),
+    );
 }
 
 fn init_logging(level: &str) {

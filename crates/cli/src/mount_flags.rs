@@ -6,31 +6,27 @@
 //! [`MountFlag`], [`TmpfsSpec`], [`HostEntry`], [`DnsOptions`], mounts.conf); this module
 //! only adds what a library must not do: read ocirun's working directory and effective uid.
 
-use std::path::{Component, Path};
-
 use anyhow::{bail, Context, Result};
 use ocirun_mounts::{
-    image_volume_path, load_secrets, ContainerEnv, ContainerStore, DnsOptions, HostEntry,
-    MountFlag, MountPlan, MountSpecError, TmpfsSpec, UserMount, VolumeSpec, DEFAULT_MOUNTS_FILES,
+    image_volume_path, load_secrets, ContainerDir, ContainerEnv, DnsOptions, HostEntry, MountFlag,
+    MountPlan, MountSpecError, TmpfsSpec, UserMount, VolumeSpec, DEFAULT_MOUNTS_FILES,
 };
-use ocirun_spec_gen::oci_spec::runtime::Spec;
+use ocirun_runtime_driver::{ContainerId, ContainerName, StateLayout};
 use ocirun_spec_gen::ImageConfig;
 
-use crate::flags::{MountFlags, StorageArgs};
+use crate::flags::MountFlags;
 
 /// Builds the run's [`MountPlan`] from the flags, the image's `Volumes`, the mounts files,
-/// the container's name and id, and applies it to `spec`. Reads the host (sources, mounts
-/// files) but writes nothing.
+/// the container's name and id. Reads the host (sources, mounts files) but writes nothing.
 ///
 /// # Errors
 /// A message naming the bad value (exit 125).
 pub(crate) fn plan(
-    storage: &StorageArgs,
+    state: &StateLayout,
     flags: &MountFlags,
     image: &ImageConfig,
-    name: Option<&str>,
-    container_id: &str,
-    spec: &mut Spec,
+    name: Option<&ContainerName>,
+    container_id: &ContainerId,
 ) -> Result<MountPlan> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let mut user_mounts: Vec<UserMount> = Vec::new();
@@ -91,51 +87,33 @@ pub(crate) fn plan(
     generated.dns = dns;
     let rootless = !nix::unistd::geteuid().is_root();
     generated.container_env = Some(ContainerEnv::new(
-        name.unwrap_or_default(),
-        container_id,
+        name.map(ContainerName::as_str).unwrap_or_default(),
+        container_id.as_str(),
         rootless,
     ));
-
-    let store = ContainerStore::new(storage.root.join("containers"));
     plan.container_dir = Some(match name {
-        Some(name) => {
-            let mut parts = Path::new(name).components();
-            if !matches!(
-                (parts.next(), parts.next()),
-                (Some(Component::Normal(_)), None)
-            ) {
-                bail!("invalid container name {name:?}");
-            }
-            store.named(name)
-        }
-        None => store.ephemeral(container_id),
+        Some(name) => ContainerDir::persistent(state.container_dir(name)),
+        None => ContainerDir::ephemeral(state.ephemeral_dir(container_id)),
     });
-    plan.apply(spec)?;
     Ok(plan)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ocirun_spec_gen::{RunOptions, SpecGenerator};
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
-    fn spec() -> Spec {
-        let options = RunOptions::new(vec!["true".into()]);
-        SpecGenerator::new("/r", "0123456789abcdef", &options)
-            .generate()
-            .unwrap()
+    fn state() -> StateLayout {
+        StateLayout::new("/run/ocirun", "/var/lib/ocirun")
     }
 
-    fn storage() -> StorageArgs {
-        StorageArgs {
-            root: "/var/lib/ocirun".into(),
-        }
+    fn id() -> ContainerId {
+        "abc".parse().unwrap()
     }
 
     #[test]
     fn flags_become_mounts_and_files() {
-        let dir = tempfile_dir();
+        let dir = std::env::temp_dir();
         let flags = MountFlags {
             volume: vec![format!("{}:/data:ro", dir.display())],
             tmpfs: vec!["/t:exec,size=1m".into()],
@@ -145,8 +123,8 @@ mod tests {
             ..MountFlags::default()
         };
         let image = ImageConfig::from_json(br#"{"Volumes":{"/var/lib/data":{}}}"#).unwrap();
-        let mut spec = spec();
-        let plan = plan(&storage(), &flags, &image, Some("n1"), "abc", &mut spec);
+        let name: ContainerName = "n1".parse().unwrap();
+        let plan = plan(&state(), &flags, &image, Some(&name), &id());
         // /dev/null is not a regular file.
         assert_eq!(
             plan.unwrap_err().to_string(),
@@ -156,7 +134,7 @@ mod tests {
             mounts_file: None,
             ..flags
         };
-        let plan = super::plan(&storage(), &flags, &image, Some("n1"), "abc", &mut spec).unwrap();
+        let plan = super::plan(&state(), &flags, &image, Some(&name), &id()).unwrap();
         assert_eq!(plan.user_mounts.len(), 2);
         assert_eq!(plan.image_volumes, [PathBuf::from("/var/lib/data")]);
         assert_eq!(plan.generated.add_hosts[0].to_string(), "db:2001:db8::1");
@@ -164,9 +142,10 @@ mod tests {
             plan.container_dir.as_ref().unwrap().path(),
             Path::new("/var/lib/ocirun/containers/n1")
         );
-        let mounts = spec.mounts().as_ref().unwrap();
+        let resolved = plan.resolve((0, 0)).unwrap();
         let find = |d: &str| {
-            mounts
+            resolved
+                .mounts
                 .iter()
                 .find(|m| m.destination() == Path::new(d))
                 .unwrap()
@@ -185,13 +164,19 @@ mod tests {
             find("/run/.containerenv").source().as_deref(),
             Some(Path::new("containerenv"))
         );
+        let unnamed = super::plan(&state(), &flags, &image, None, &id()).unwrap();
+        assert_eq!(
+            unnamed.container_dir.as_ref().unwrap().path(),
+            Path::new("/var/lib/ocirun/containers/abc")
+        );
     }
 
     #[test]
     fn bad_values_are_named() {
         let image = ImageConfig::default();
         let err = |flags: MountFlags| {
-            plan(&storage(), &flags, &image, None, "abc", &mut spec())
+            plan(&state(), &flags, &image, None, &id())
+                .and_then(|p| Ok(p.resolve((0, 0))?))
                 .unwrap_err()
                 .to_string()
         };
@@ -224,9 +209,5 @@ mod tests {
             }),
             r#"invalid --dns "x": not an IP address"#
         );
-    }
-
-    fn tempfile_dir() -> PathBuf {
-        std::env::temp_dir()
     }
 }

@@ -1,32 +1,52 @@
-//! Composition of `ocirun run` and `ocirun spec` from the library crates (DESIGN.md, "Data
-//! flow"), and the mapping of their errors to exit codes.
+//! Composition of `ocirun run` and `ocirun spec` from the library crates, and the mapping of
+//! their errors to exit codes.
+//!
+//! The data flow of `ocirun run`:
+//! 1. read the flags and the image config, open the rootfs and read its user database;
+//! 2. resolve the mounts (ocirun-mounts) and generate the spec from everything (ocirun-spec-gen,
+//!    the spec's only writer); check that the command can be run;
+//! 3. write the generated files into the bundle, create what must exist in the rootfs
+//!    (ocirun-mounts), write `config.json`;
+//! 4. create, start, wait and delete the container (ocirun-runtime-driver) while the stdio is
+//!    relayed (ocirun-stdio-relay); undo step 3.
+//!
+//! `ocirun spec` is steps 1 and 2: what it prints is what `run` hands the runtime.
 
 use anyhow::{Context, Result};
-use ocirun_mounts::{add_init, prepare, CommandError, HostNetworkFiles, MountPlan, Rootfs};
+use ocirun_mounts::{prepare, CommandError, HostNetworkFiles, ResolvedMounts, Rootfs};
 use ocirun_runtime_driver::{
-    new_container_id, reap_strays, set_child_subreaper, Bundle, DriverError, ExitStatus, RunRecord,
-    SignalForwarder, Supervisor,
+    reap_strays, set_child_subreaper, Bundle, ContainerId, ContainerName, DriverError, ExitStatus,
+    RunRecord, SignalForwarder, StateLayout, Supervisor,
 };
 use ocirun_spec_gen::oci_spec::runtime::Spec;
-use ocirun_spec_gen::{to_json, ImageConfig, RunOptions, SpecGenerator};
+use ocirun_spec_gen::{
+    to_json, HostFacts, ImageConfig, LibSeccomp, RunOptions, SpecGenerator, UserDb,
+};
 
 use crate::flags::{Cli, RunArgs};
-use crate::lifecycle::{self, StateDirs};
+use crate::lifecycle;
 use crate::stdio;
 use crate::EXIT_OCIRUN_FAILED;
 
 /// A spec ready to run, with what it was made from.
 struct Planned {
     rootfs: Rootfs,
-    container_id: String,
+    container_id: ContainerId,
+    name: Option<ContainerName>,
     spec: Spec,
-    mounts: MountPlan,
+    mounts: ResolvedMounts,
 }
 
-/// Steps 1-3 of the data flow, shared by `run` and `spec`: read the inputs, generate the
-/// spec, add the generated files' mounts, and check that the command can be run.
+/// The state directories of `--runroot` and `--root`.
+fn state_layout(cli: &Cli) -> StateLayout {
+    StateLayout::new(&cli.runroot, &cli.storage.root)
+}
+
+/// Steps 1 and 2 of the data flow, shared by `run` and `spec`: read the inputs, resolve the
+/// mounts, generate the spec, and check that the command can be run.
 fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
     let command = drop_leading_separator(&args.command);
+    let name = lifecycle::container_name(&args.lifecycle)?;
     let rootfs = Rootfs::open(&args.rootfs)?;
     let image = match &args.config {
         Some(path) => {
@@ -37,9 +57,10 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
         }
         None => ImageConfig::default(),
     };
-    let users = rootfs.user_db()?;
-    let host = crate::spec_flags::host_facts();
-    let container_id = new_container_id()?;
+    let files = rootfs.user_files()?;
+    let users = UserDb::parse(&files.passwd, &files.group);
+    let host = HostFacts::gather();
+    let container_id = ContainerId::random()?;
 
     let mut options = RunOptions::new(command);
     options.env.clone_from(&args.env);
@@ -48,40 +69,48 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
     options.hostname.clone_from(&args.hostname);
     options.http_proxy = args.http_proxy;
     options.terminal = stdio::terminal_requested(args)?;
+    if options.terminal {
+        options.console_size = stdio::console_size();
+    }
+    options.init = lifecycle::init_binary(&args.lifecycle)?;
     args.spec_flags.apply(&mut options)?;
 
-    let mut spec = SpecGenerator::new(rootfs.path(), &container_id, &options)
+    let generator = SpecGenerator::new(rootfs.path(), container_id.as_str(), &options)
         .image(&image)
         .users(&users)
         .host(&host)
-        .syscall_checker(&crate::spec_flags::LibSeccomp)
-        .generate()?;
+        .syscall_checker(&LibSeccomp);
+    let user = generator.user()?;
     let mounts = crate::mount_flags::plan(
-        &cli.storage,
+        &state_layout(cli),
         &args.mount_flags,
         &image,
-        args.lifecycle.name.as_deref(),
+        name.as_ref(),
         &container_id,
-        &mut spec,
-    )?;
-    if options.terminal {
-        stdio::set_console_size(&mut spec);
+    )?
+    .resolve((user.uid, user.gid))?;
+    let mut generator = generator.clone().mounts(&mounts.mounts);
+    if let Some(propagation) = mounts.rootfs_propagation {
+        generator = generator.rootfs_propagation(propagation);
     }
+    let spec = generator.generate()?;
 
+    // The command itself, not the init that runs it (a bind mount, not in the rootfs).
+    let command = generator.command()?;
     let process = spec
         .process()
         .as_ref()
         .context("generated spec has no process")?;
-    let argv0 = process
-        .args()
-        .as_ref()
-        .and_then(|a| a.first())
-        .context("generated spec has no command")?;
     let cwd = process.cwd().to_string_lossy();
-    rootfs.find_command(argv0, process.env().as_deref().unwrap_or_default(), &cwd)?;
+    rootfs.find_command(
+        &command[0],
+        process.env().as_deref().unwrap_or_default(),
+        &cwd,
+    )?;
     Ok(Planned {
         rootfs,
         container_id,
+        name,
         spec,
         mounts,
     })
@@ -106,34 +135,34 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     let mut signals = SignalForwarder::install()?;
     // SIGWINCH for the terminal relay: blocked while this is the only thread (`-t` only).
     let resize = stdio::block_resize_signal(args)?;
-    let state = StateDirs::new(&cli.runroot, &cli.storage.root);
+    let state = state_layout(cli);
     lifecycle::sweep(&state);
 
-    let _name = lifecycle::claim_name(&args.lifecycle, &state)?;
     let Planned {
         rootfs,
         container_id,
-        mut spec,
+        name,
+        spec,
         mounts,
     } = plan(cli, args)?;
-    if args.lifecycle.init {
-        add_init(&mut spec, &lifecycle::init_binary(&args.lifecycle)?);
-    }
+    let _name = lifecycle::claim_name(name.as_ref(), &state)?;
     let runtime = lifecycle::discover_runtime(args, &state)?;
 
     let _span = tracing::info_span!("container", id = %container_id).entered();
     // The record comes first: whatever this process is killed after, gc finds it.
-    let bundle_dir = state.bundles.join(&container_id);
+    let bundle_dir = state.bundle(&container_id);
     let record = RunRecord::new(&container_id, &bundle_dir, &runtime, Some(rootfs.path()))?;
-    let record = state.records.write(&record)?;
-    let bundle = Bundle::create(&state.bundles, &container_id)?;
+    let records = state.records();
+    let record = records.write(&record)?;
+    let bundle = Bundle::create(&state.bundles(), &container_id)?;
+    let ledger = ocirun_mounts::TargetLedger::new(state.targets());
     let prepared = prepare(
         &rootfs,
         bundle.path(),
         &spec,
         &mounts,
         &HostNetworkFiles::read()?,
-        Some(&state.targets),
+        Some(&ledger),
     )?;
     bundle.write_config(to_json(&spec)?.as_bytes())?;
 
@@ -166,14 +195,13 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
 
 /// `ocirun gc`: removes what runs whose ocirun died left behind, saying what it removed.
 pub(crate) fn gc(cli: &Cli) -> Result<()> {
-    for line in lifecycle::collect_garbage(&StateDirs::new(&cli.runroot, &cli.storage.root))? {
+    for line in lifecycle::collect_garbage(&state_layout(cli))? {
         println!("{line}");
     }
     Ok(())
 }
 
-/// One `--` right before the command is dropped; later ones belong to the command
-/// (BEHAVIOR.md "Command line"). clap already drops a `--` that ends the flags; this handles
+/// One `--` right before the command is dropped; later ones belong to the command. clap already drops a `--` that ends the flags; this handles
 /// `-- --` and a `--` that clap passed through as the first word.
 fn drop_leading_separator(command: &[String]) -> Vec<String> {
     match command.first().map(String::as_str) {
@@ -201,20 +229,13 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
         .unwrap_or(EXIT_OCIRUN_FAILED)
 }
 
-/// The error and its causes on one line, each cause once (library errors already include
-/// their source's text in their own message).
+/// The error and its causes on one line, joined by `: ` (each error's message says what went
+/// wrong with its own value; its source says why).
 pub(crate) fn describe(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-    }
-    out
+    err.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 #[cfg(test)]
@@ -244,9 +265,9 @@ mod tests {
     }
 
     #[test]
-    fn describe_skips_repeated_causes() {
+    fn describe_joins_the_chain() {
         let inner = std::io::Error::other("disk on fire");
-        let err = anyhow::Error::new(inner).context("write \"x\": disk on fire");
+        let err = anyhow::Error::new(inner).context("write \"x\"");
         assert_eq!(describe(&err), "write \"x\": disk on fire");
         let err = anyhow::anyhow!("inner").context("outer");
         assert_eq!(describe(&err), "outer: inner");

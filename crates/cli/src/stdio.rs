@@ -1,5 +1,5 @@
 //! How the container's stdio is connected for one run: the runtime side handed to
-//! `runtime create`, and the relay that runs while the container does (BEHAVIOR.md "Stdio").
+//! `runtime create`, and the relay that runs while the container does.
 //!
 //! Three ways, chosen by `-t/--tty` and `--stdio`:
 //!
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use ocirun_runtime_driver::{Bundle, ContainerIo, CreateStdio};
-use ocirun_spec_gen::oci_spec::runtime::{BoxBuilder, Spec};
+use ocirun_spec_gen::ConsoleSize;
 use ocirun_stdio_relay::{
     caller_terminal, copy_window_size, inherit_stdio, relay, relay_terminal, stdio_pipes,
     terminal::window_size, CallerStdio, ConsoleSocket, RawMode, RelayEnds, RelayOptions,
@@ -61,27 +61,21 @@ pub(crate) fn terminal_requested(args: &RunArgs) -> Result<bool> {
     }
 }
 
-/// Sets `process.consoleSize` (runtime-spec "Process": the terminal's size in characters) to
-/// the size of ocirun's terminal (the first of stdin, stdout, stderr that is one), so that the
-/// container's terminal has it from its first instruction on. Nothing when none is a terminal.
-pub(crate) fn set_console_size(spec: &mut Spec) {
+/// The size of ocirun's terminal (the first of stdin, stdout, stderr that is one), for the
+/// spec's `process.consoleSize`, so that the container's terminal has it from its first
+/// instruction on; `None` when none is a terminal.
+pub(crate) fn console_size() -> Option<ConsoleSize> {
     let caller = CallerStdio::process();
-    let Some((fd, stream)) = caller_terminal(&caller) else {
-        return;
-    };
-    let size = match window_size(fd, stream) {
-        Ok(size) => size,
+    let (fd, stream) = caller_terminal(&caller)?;
+    match window_size(fd, stream) {
+        Ok(size) => Some(ConsoleSize {
+            rows: size.rows,
+            cols: size.cols,
+        }),
         Err(e) => {
             tracing::debug!(error = %e, "no console size");
-            return;
+            None
         }
-    };
-    let console = BoxBuilder::default()
-        .height(u64::from(size.rows))
-        .width(u64::from(size.cols))
-        .build();
-    if let (Some(process), Ok(console)) = (spec.process_mut(), console) {
-        process.set_console_size(Some(console));
     }
 }
 

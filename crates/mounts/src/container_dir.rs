@@ -1,5 +1,6 @@
 //! The container's own directory: where image-volume copies, secrets copies and throw-away
-//! overlay directories live (DESIGN.md "Key decisions": `/var/lib/ocirun/containers/NAME/`).
+//! overlay directories live (for the `ocirun` binary, `ROOT/containers/NAME` for a named
+//! container and `ROOT/containers/ID` for a run without a name).
 //!
 //! Layout of one container directory:
 //! - `volumes/KEY`: the copy of the image volume at a path (KEY is the path, escaped), made on
@@ -8,13 +9,13 @@
 //! - `overlay/N/{upper,work}`: the throw-away overlay directories of the Nth user mount,
 //!   removed at the start and at the end of each run.
 //!
-//! A named container's directory ([`ContainerStore::named`]) persists, so its image-volume
-//! copies (and what the command wrote into them) are there for the next run with that name;
-//! removing the directory resets it. A run without a name gets an ephemeral directory
-//! ([`ContainerStore::ephemeral`]) that is removed when the run ends. Each ephemeral
-//! directory has a lock file beside it, `.ID.lock`, on which its run holds an exclusive
-//! flock(2) for its whole life; [`ContainerStore::sweep`] removes the directories whose lock is
-//! free (their run died), as `ocirun gc` does.
+//! A persistent directory ([`ContainerDir::persistent`], a named container's) outlives the
+//! run, so its image-volume copies (and what the command wrote into them) are there for the
+//! next run with that name; removing the directory resets it. An ephemeral directory
+//! ([`ContainerDir::ephemeral`], a run without a name) is removed when the run ends. Each
+//! ephemeral directory `DIR/KEY` has a lock file beside it, `DIR/.KEY.lock`, on which its run
+//! holds an exclusive flock(2) for its whole life; [`ContainerStore::sweep`] removes the
+//! directories of `DIR` whose lock is free (their run died), as `ocirun gc` does.
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
@@ -25,7 +26,8 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::MountsError;
 
-/// The directory that holds the container directories (`ROOT/containers`).
+/// A directory that holds ephemeral container directories (`ROOT/containers` for the `ocirun`
+/// binary), for [`ContainerStore::sweep`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerStore {
     dir: PathBuf,
@@ -94,24 +96,6 @@ impl ContainerStore {
         &self.dir
     }
 
-    /// The persistent directory of the container named `name` (`DIR/NAME`). The caller
-    /// makes sure that only one run uses a name at a time (ocirun's name lock).
-    pub fn named(&self, name: &str) -> ContainerDir {
-        ContainerDir {
-            path: self.dir.join(name),
-            persistent: true,
-        }
-    }
-
-    /// The ephemeral directory of the run of container `id` (`DIR/ID`), removed when the run
-    /// ends.
-    pub fn ephemeral(&self, id: &str) -> ContainerDir {
-        ContainerDir {
-            path: self.dir.join(id),
-            persistent: false,
-        }
-    }
-
     /// Removes the ephemeral directories whose run is gone (their lock is free). Returns how
     /// many it removed.
     ///
@@ -156,6 +140,25 @@ fn still_linked(path: &Path, file: &File) -> bool {
 }
 
 impl ContainerDir {
+    /// A container directory at `path` that outlives the run (a named container's). The caller
+    /// chooses the path (ocirun-runtime-driver's `StateLayout::container_dir` for the `ocirun`
+    /// binary) and makes sure that only one run uses it at a time.
+    pub fn persistent(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            persistent: true,
+        }
+    }
+
+    /// A container directory at `path` for one run, removed when the run ends; its lock file
+    /// is `.NAME.lock` beside it, for [`ContainerStore::sweep`] of its parent.
+    pub fn ephemeral(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            persistent: false,
+        }
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
@@ -280,7 +283,7 @@ mod tests {
     fn ephemeral_directories_go_with_their_run_or_the_sweep() {
         let root = tempfile::tempdir().unwrap();
         let store = ContainerStore::new(root.path().join("containers"));
-        let dir = store.ephemeral("c1");
+        let dir = ContainerDir::ephemeral(store.path().join("c1"));
         let guard = dir.open().unwrap();
         std::fs::write(dir.path().join("x"), "").unwrap();
         assert_eq!(store.sweep().unwrap(), 0, "its run holds the lock");
@@ -301,7 +304,7 @@ mod tests {
     fn named_directories_persist_but_not_their_overlays() {
         let root = tempfile::tempdir().unwrap();
         let store = ContainerStore::new(root.path());
-        let dir = store.named("n1");
+        let dir = ContainerDir::persistent(root.path().join("n1"));
         let guard = dir.open().unwrap();
         std::fs::create_dir_all(dir.volume_path(Path::new("/data"))).unwrap();
         std::fs::create_dir_all(dir.overlay_dir(0).join("upper")).unwrap();

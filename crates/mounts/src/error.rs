@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum MountsError {
     /// The rootfs directory could not be opened as a root handle.
-    #[error("rootfs {path:?}: {source}")]
+    #[error("rootfs {path:?}")]
     OpenRootfs {
         /// The path given as the rootfs.
         path: PathBuf,
@@ -16,7 +16,7 @@ pub enum MountsError {
         source: std::io::Error,
     },
     /// A path inside the rootfs could not be resolved, read or created.
-    #[error("{action} {path:?} in rootfs {rootfs:?}: {source}")]
+    #[error("{action} {path:?} in rootfs {rootfs:?}")]
     InRootfs {
         /// What was being done ("read", "create working directory", ...).
         action: &'static str,
@@ -30,7 +30,7 @@ pub enum MountsError {
     },
     /// A file on the host (the bundle's generated files, the host's `/etc/hosts`) could not be
     /// read or written.
-    #[error("{action} {path:?}: {source}")]
+    #[error("{action} {path:?}")]
     Host {
         /// What was being done.
         action: &'static str,
@@ -50,7 +50,7 @@ pub enum MountsError {
     #[error("image volume {0:?} is not a directory in the rootfs")]
     ImageVolumeNotDirectory(PathBuf),
     /// Copying an image volume out of the rootfs failed.
-    #[error("copy image volume {volume:?} ({path:?} in the rootfs): {source}")]
+    #[error("copy image volume {volume:?} ({path:?} in the rootfs)")]
     CopyImageVolume {
         /// The volume's path in the container.
         volume: PathBuf,
@@ -61,7 +61,7 @@ pub enum MountsError {
         source: std::io::Error,
     },
     /// Copying a secret (a mounts.conf source) failed.
-    #[error("copy secret {source_path:?} to {destination:?}: {source}")]
+    #[error("copy secret {source_path:?} to {destination:?}")]
     CopySecret {
         /// The host path being copied.
         source_path: PathBuf,

@@ -2,14 +2,14 @@
 //! `/etc/resolv.conf` and `/run/.containerenv`.
 //!
 //! They live in the bundle directory, are bind-mounted read-write into the container, and are
-//! thrown away with the bundle (BEHAVIOR.md "Mounts", Generated files). Their mounts use sources
-//! relative to the bundle, which runc resolves against the bundle directory (runtime-spec
+//! thrown away with the bundle (docs/ocirun-run.md "Mounts"). Their mounts use sources relative
+//! to the bundle, which runc resolves against the bundle directory (runtime-spec
 //! "Mounts": `source` may be relative to the bundle), so the spec is the same for
 //! `ocirun spec` and `ocirun run`.
 
 use std::path::{Path, PathBuf};
 
-use ocirun_spec_gen::oci_spec::runtime::{Mount, MountBuilder};
+use oci_spec::runtime::{Mount, MountBuilder};
 
 use crate::network::{hosts_file, resolv_conf, DnsOptions, HostEntry};
 use crate::MountsError;

@@ -6,7 +6,6 @@ mod container_dir;
 mod copy;
 mod error;
 mod generated;
-mod init;
 mod label;
 mod ledger;
 mod mount_flag;
@@ -15,6 +14,8 @@ mod plan;
 mod prepare;
 mod rootfs;
 mod secrets;
+#[cfg(test)]
+mod test_spec;
 mod tmpfs;
 mod user_mount;
 mod volume;
@@ -25,14 +26,13 @@ pub use generated::{
     generated_mounts, write_generated_files, ContainerEnv, GeneratedFile, GeneratedOptions,
     HostNetworkFiles, GENERATED_FILES, RESOLVED_UPSTREAM,
 };
-pub use init::{add_init, find_init, INIT_CANDIDATES, INIT_PATH};
 pub use label::{relabel_context, selinux_enabled, RELABEL_REFUSED};
 pub use ledger::TargetLedger;
 pub use mount_flag::{MountField, MountFlag, MountType};
 pub use network::{hosts_file, resolv_conf, DnsOptions, HostEntry};
-pub use plan::{has_network_namespace, image_volume_path, MountPlan};
-pub use prepare::{merge_mounts, plan_mounts, prepare, Prepared};
-pub use rootfs::Rootfs;
+pub use plan::{has_network_namespace, image_volume_path, MountPlan, ResolvedMounts};
+pub use prepare::{prepare, Prepared};
+pub use rootfs::{Rootfs, UserFiles, DEFAULT_PATH};
 pub use secrets::{load_secrets, parse_mounts_conf, SecretSpec, DEFAULT_MOUNTS_FILES};
 pub use tmpfs::TmpfsSpec;
 pub use user_mount::{

@@ -24,8 +24,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use ocirun_spec_gen::{Size, SpecError};
-
 use crate::user_mount::{clean_destination, parse_bool, tmpfs_options_with_defaults};
 use crate::{
     BindOptions, MountOrigin, MountSpecError, Propagation, Relabel, TmpfsOptions, UserMount,
@@ -188,6 +186,53 @@ fn csv_field(field: &str) -> String {
     }
 }
 
+/// A size as podman's `tmpfs-size` takes it (go-units `RAMInBytes`): a decimal number and an
+/// optional binary unit `b`, `k`, `m`, `g`, `t` or `p` (any case, optionally followed by `b` or
+/// `ib`), in bytes: `64m` is 67108864, `1.5k` is 1536.
+fn parse_size(value: &str) -> Result<u64, String> {
+    let digits = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(digits);
+    let unit = unit.to_ascii_lowercase();
+    let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return Err(format!("unknown unit {unit:?} (use b, k, m, g, t or p)")),
+    };
+    if unit.len() > 1 && !matches!(unit.get(1..), Some("b" | "ib")) {
+        return Err(format!("unknown unit {unit:?} (use b, k, m, g, t or p)"));
+    }
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
+        return Err(format!("{value:?} is not a size"));
+    }
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole
+            .parse()
+            .map_err(|_| format!("{value:?} is not a size"))?
+    };
+    let too_large = || format!("{value:?} is too large");
+    let mut bytes = whole.checked_mul(1 << shift).ok_or_else(too_large)?;
+    if !fraction.is_empty() {
+        let digits: u32 = u32::try_from(fraction.len().min(18)).unwrap_or(18);
+        let fraction: u128 = fraction[..digits as usize]
+            .parse()
+            .map_err(|_| format!("{value:?} is not a size"))?;
+        bytes += (fraction << shift) / 10u128.pow(digits);
+    }
+    u64::try_from(bytes)
+        .ok()
+        .filter(|b| *b < 1 << 63)
+        .ok_or_else(too_large)
+}
+
 impl FromStr for MountFlag {
     type Err = MountSpecError;
 
@@ -274,15 +319,9 @@ impl FromStr for MountFlag {
                     }
                 }
                 "tmpfs-size" => {
-                    let size: Size = need(value)?.parse().map_err(|e| {
-                        fail(match e {
-                            SpecError::InvalidSize { reason, .. } => {
-                                format!("tmpfs-size: {reason}")
-                            }
-                            other => format!("tmpfs-size: {other}"),
-                        })
-                    })?;
-                    MountField::TmpfsSize(size.bytes())
+                    let bytes = parse_size(&need(value)?)
+                        .map_err(|reason| fail(format!("tmpfs-size: {reason}")))?;
+                    MountField::TmpfsSize(bytes)
                 }
                 "tmpfs-mode" => {
                     let v = need(value)?;

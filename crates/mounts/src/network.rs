@@ -145,7 +145,7 @@ fn check_word(flag: &'static str, value: &str) -> Result<(), MountSpecError> {
     })
 }
 
-/// The container's `/etc/hosts` (BEHAVIOR.md "Mounts", Generated files): the `--add-host`
+/// The container's `/etc/hosts` (docs/ocirun-run.md "Mounts", Generated files): the `--add-host`
 /// entries first, as `IP<TAB>names`; then the host's file as it is; then
 /// `127.0.0.1<TAB>localhost` and `::1<TAB>localhost` when no line maps `localhost` to that
 /// address; then `127.0.1.1<TAB>HOSTNAME` unless some line already names the hostname (or the
@@ -202,7 +202,7 @@ fn keyword(line: &str) -> Option<&str> {
     (!first.starts_with(['#', ';'])).then_some(first)
 }
 
-/// The container's `/etc/resolv.conf` (BEHAVIOR.md "Mounts", Generated files):
+/// The container's `/etc/resolv.conf` (docs/ocirun-run.md "Mounts", Generated files):
 ///
 /// 1. the base is the host's file; with a network namespace (`netns`), when that file names a
 ///    loopback nameserver (systemd-resolved's stub `127.0.0.53`) and `resolved_upstream`

@@ -1,19 +1,19 @@
-//! The mounts of a run beyond spec-gen's defaults, and how they go into the spec.
+//! The mounts of a run beyond the runtime spec's defaults, resolved into OCI mounts.
 
 use std::path::{Path, PathBuf};
 
-use ocirun_spec_gen::oci_spec::runtime::{LinuxNamespaceType, Mount, MountBuilder, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Mount, MountBuilder, Spec};
 
 use crate::user_mount::clean_destination;
 use crate::{
-    check_unique_destinations, generated_mounts, merge_mounts, ContainerDir, GeneratedOptions,
-    MountSpecError, MountsError, Overlay, Propagation, SecretSpec, UserMount, UserMountKind,
+    check_unique_destinations, generated_mounts, ContainerDir, GeneratedOptions, MountSpecError,
+    MountsError, Overlay, Propagation, SecretSpec, UserMount, UserMountKind,
 };
 
-/// Everything a run mounts besides spec-gen's defaults, in BEHAVIOR.md's order of
-/// precedence: the user's mounts (`-v`, `--mount`, `--tmpfs`), the image's volumes, the
-/// secrets, the generated files. [`MountPlan::apply`] puts them into a spec (pure);
-/// [`prepare`](crate::prepare) makes on disk what they need.
+/// Everything a run mounts besides the spec's default mounts, in order of precedence: the
+/// user's mounts (`-v`, `--mount`, `--tmpfs`), the image's volumes, the secrets, the generated
+/// files. [`MountPlan::resolve`] turns it into OCI mounts (pure); [`prepare`](crate::prepare)
+/// makes on disk what they need.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MountPlan {
     /// The user's mounts, in the order given, sources resolved ([`UserMount::resolve`]).
@@ -26,6 +26,27 @@ pub struct MountPlan {
     pub generated: GeneratedOptions,
     /// The container's directory: needed for image volumes, secrets and throw-away overlays.
     pub container_dir: Option<ContainerDir>,
+}
+
+/// A [`MountPlan`] resolved into the OCI mounts a spec needs ([`MountPlan::resolve`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ResolvedMounts {
+    /// The plan it was resolved from.
+    pub plan: MountPlan,
+    /// The mounts, one per destination, in order of precedence (the user's mounts, then the
+    /// image volumes, the secrets and the generated files that no earlier one shadows);
+    /// unsorted. Hand them to the spec generator, ahead of its defaults (ocirun-spec-gen's
+    /// `SpecGenerator::mounts`, whose `merge_mounts` sorts them).
+    pub mounts: Vec<Mount>,
+    /// The `linux.rootfsPropagation` the user's binds need: `shared` for a `shared` or
+    /// `rshared` bind, else `rslave` for a `slave` or `rslave` one (podman's rule), so that
+    /// mount events can cross the rootfs; `None` otherwise.
+    pub rootfs_propagation: Option<&'static str>,
+    /// The image volumes that won their destination, with their copy's path.
+    pub(crate) image_volumes: Vec<(PathBuf, PathBuf)>,
+    /// The secrets that won their destination, with their copy's path.
+    pub(crate) secrets: Vec<(SecretSpec, PathBuf)>,
 }
 
 /// Checks and cleans a key of the image configuration's `Volumes` (an absolute path).
@@ -79,56 +100,49 @@ impl MountPlan {
         )
     }
 
-    /// The mounts of the plan, as layers in order of precedence.
-    fn layers(&self, owner: (u32, u32)) -> Result<[Vec<Mount>; 4], MountsError> {
-        let mut user = Vec::new();
+    /// Resolves the plan (kept in the result) into OCI mounts: for one destination the first of the user's
+    /// mounts, the image volumes, the secrets and the generated files wins. `owner` is the
+    /// run's `(uid, gid)`, which a `U` tmpfs is given. Pure: no file is read or written.
+    ///
+    /// # Errors
+    /// [`MountSpecError::DuplicateDestination`] for two user mounts on one destination;
+    /// [`MountsError::NoContainerDir`] when image volumes, secrets or throw-away overlays
+    /// come without a container directory.
+    pub fn resolve(self, owner: (u32, u32)) -> Result<ResolvedMounts, MountsError> {
+        check_unique_destinations(&self.user_mounts)?;
+        let mut mounts: Vec<Mount> = Vec::new();
+        let taken = |mounts: &[Mount], destination: &Path| {
+            mounts.iter().any(|m| m.destination() == destination)
+        };
         for (i, m) in self.user_mounts.iter().enumerate() {
             let overlay_dir = if self.throw_away_overlay(i) {
                 Some(self.dir("an overlay volume (O)")?.overlay_dir(i))
             } else {
                 None
             };
-            user.push(m.to_oci(owner, overlay_dir.as_deref()));
+            mounts.push(m.to_oci(owner, overlay_dir.as_deref()));
         }
-        let mut image = Vec::new();
+        let mut image_volumes = Vec::new();
         for volume in &self.image_volumes {
-            image.push(bind(
-                self.dir("an image volume")?.volume_path(volume),
-                volume,
-            ));
+            let copy = self.dir("an image volume")?.volume_path(volume);
+            if !taken(&mounts, volume) {
+                mounts.push(bind(copy.clone(), volume));
+                image_volumes.push((volume.clone(), copy));
+            }
         }
         let mut secrets = Vec::new();
         for secret in &self.secrets {
-            let dir = self.dir("a secret")?;
-            secrets.push(bind(
-                dir.secret_path(&secret.destination),
-                &secret.destination,
-            ));
+            let copy = self.dir("a secret")?.secret_path(&secret.destination);
+            if !taken(&mounts, &secret.destination) {
+                mounts.push(bind(copy.clone(), &secret.destination));
+                secrets.push((secret.clone(), copy));
+            }
         }
-        Ok([user, image, secrets, generated_mounts(&self.generated)])
-    }
-
-    /// Puts the plan's mounts into `spec` ahead of its own (spec-gen's defaults): for one
-    /// destination the first of user mounts, image volumes, secrets, generated files,
-    /// defaults wins; all are sorted by depth, then path (BEHAVIOR.md "Mounts", Order). A
-    /// `shared` or `slave` user bind makes the rootfs propagation `shared` or `rslave`, as
-    /// podman does, so that mount events can cross it. Pure: no file is read or written.
-    ///
-    /// # Errors
-    /// [`MountSpecError::DuplicateDestination`] for two user mounts on one destination;
-    /// [`MountsError::NoContainerDir`] when image volumes, secrets or throw-away overlays
-    /// come without a container directory.
-    pub fn apply(&self, spec: &mut Spec) -> Result<(), MountsError> {
-        check_unique_destinations(&self.user_mounts)?;
-        let owner = spec
-            .process()
-            .as_ref()
-            .map_or((0, 0), |p| (p.user().uid(), p.user().gid()));
-        let [user, image, secrets, generated] = self.layers(owner)?;
-        let defaults = spec.mounts().clone().unwrap_or_default();
-        spec.set_mounts(Some(merge_mounts([
-            user, image, secrets, generated, defaults,
-        ])));
+        for generated in generated_mounts(&self.generated) {
+            if !taken(&mounts, generated.destination()) {
+                mounts.push(generated);
+            }
+        }
 
         let propagations: Vec<Propagation> = self
             .user_mounts
@@ -138,7 +152,7 @@ impl MountPlan {
                 UserMountKind::Tmpfs(_) => None,
             })
             .collect();
-        let root = if propagations
+        let rootfs_propagation = if propagations
             .iter()
             .any(|p| matches!(p, Propagation::Shared | Propagation::RShared))
         {
@@ -151,32 +165,23 @@ impl MountPlan {
         } else {
             None
         };
-        if let (Some(root), Some(linux)) = (root, spec.linux_mut()) {
-            if linux.rootfs_propagation().is_none() {
-                linux.set_rootfs_propagation(Some(root.to_owned()));
-            }
-        }
-        Ok(())
+        Ok(ResolvedMounts {
+            plan: self,
+            mounts,
+            rootfs_propagation,
+            image_volumes,
+            secrets,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ContainerStore, MountFlag, TmpfsSpec, VolumeSpec};
-    use ocirun_spec_gen::{RunOptions, SpecGenerator};
+    use crate::{ContainerDir, MountFlag, TmpfsSpec, VolumeSpec};
 
-    fn spec() -> Spec {
-        let options = RunOptions::new(vec!["true".into()]);
-        SpecGenerator::new("/r", "0123456789abcdef", &options)
-            .generate()
-            .unwrap()
-    }
-
-    fn destinations(spec: &Spec) -> Vec<(String, String)> {
-        spec.mounts()
-            .as_ref()
-            .unwrap()
+    fn destinations(mounts: &[Mount]) -> Vec<(String, String)> {
+        mounts
             .iter()
             .map(|m| {
                 (
@@ -190,10 +195,12 @@ mod tests {
             .collect()
     }
 
+    fn volume(s: &str) -> UserMount {
+        s.parse::<VolumeSpec>().unwrap().to_user_mount(s)
+    }
+
     #[test]
-    fn first_wins_in_behaviour_order_then_sorted() {
-        let store = ContainerStore::new("/var/lib/ocirun/containers");
-        let volume = |s: &str| s.parse::<VolumeSpec>().unwrap().to_user_mount(s);
+    fn first_wins_in_order_of_precedence() {
         let plan = MountPlan {
             user_mounts: vec![
                 volume("/h/hosts:/etc/hosts"),
@@ -216,47 +223,47 @@ mod tests {
                 },
             ],
             generated: GeneratedOptions::default(),
-            container_dir: Some(store.named("n1")),
+            container_dir: Some(ContainerDir::persistent("/var/lib/ocirun/containers/n1")),
         };
-        let mut spec = spec();
-        plan.apply(&mut spec).unwrap();
+        let resolved = plan.resolve((0, 0)).unwrap();
         assert_eq!(
-            destinations(&spec),
+            destinations(&resolved.mounts),
             [
-                ("/data", "/h/data"),
-                ("/dev", "tmpfs"),
-                ("/proc", "proc"),
-                ("/sys", "sysfs"),
-                ("/t", "tmpfs"),
-                ("/dev/mqueue", "mqueue"),
-                ("/dev/pts", "devpts"),
-                ("/dev/shm", "tmpfs"),
-                ("/etc/hostname", "hostname"),
                 ("/etc/hosts", "/h/hosts"),
-                ("/etc/resolv.conf", "resolv.conf"),
-                (
-                    "/run/secrets",
-                    "/var/lib/ocirun/containers/n1/secrets/run-secrets"
-                ),
-                ("/sys/fs/cgroup", "cgroup"),
+                ("/data", "/h/data"),
+                ("/dev/shm", "tmpfs"),
+                ("/t", "tmpfs"),
                 (
                     "/var/lib/x",
                     "/var/lib/ocirun/containers/n1/volumes/var-lib-x"
                 ),
+                (
+                    "/run/secrets",
+                    "/var/lib/ocirun/containers/n1/secrets/run-secrets"
+                ),
+                ("/etc/hostname", "hostname"),
+                ("/etc/resolv.conf", "resolv.conf"),
             ]
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
         );
-        assert_eq!(spec.linux().as_ref().unwrap().rootfs_propagation(), &None);
+        // Only the winners are copied: /data is the user's, the secret on /var/lib/x lost.
+        assert_eq!(
+            resolved.image_volumes,
+            [(
+                PathBuf::from("/var/lib/x"),
+                PathBuf::from("/var/lib/ocirun/containers/n1/volumes/var-lib-x")
+            )]
+        );
+        assert_eq!(resolved.secrets.len(), 1);
+        assert_eq!(resolved.secrets[0].0.destination, Path::new("/run/secrets"));
+        assert_eq!(resolved.rootfs_propagation, None);
     }
 
     #[test]
     fn duplicates_among_user_mounts_are_refused() {
         let plan = MountPlan {
             user_mounts: vec![
-                "/a:/d"
-                    .parse::<VolumeSpec>()
-                    .unwrap()
-                    .to_user_mount("/a:/d"),
+                volume("/a:/d"),
                 "/d:exec"
                     .parse::<TmpfsSpec>()
                     .unwrap()
@@ -265,7 +272,7 @@ mod tests {
             ..MountPlan::default()
         };
         assert_eq!(
-            plan.apply(&mut spec()).unwrap_err().to_string(),
+            plan.resolve((0, 0)).unwrap_err().to_string(),
             r#"duplicate mount destination "/d": -v "/a:/d" and --tmpfs "/d:exec""#
         );
     }
@@ -277,30 +284,43 @@ mod tests {
             ..MountPlan::default()
         };
         assert_eq!(
-            plan.apply(&mut spec()).unwrap_err().to_string(),
+            plan.resolve((0, 0)).unwrap_err().to_string(),
             "an image volume needs a container directory, and the mount plan has none"
         );
     }
 
     #[test]
-    fn shared_binds_make_the_rootfs_shared() {
+    fn shared_and_slave_binds_set_the_rootfs_propagation() {
+        for (spec, want) in [
+            ("/a:/d:rshared", Some("shared")),
+            ("/a:/d:slave", Some("rslave")),
+            ("/a:/d", None),
+        ] {
+            let plan = MountPlan {
+                user_mounts: vec![volume(spec)],
+                ..MountPlan::default()
+            };
+            assert_eq!(
+                plan.resolve((0, 0)).unwrap().rootfs_propagation,
+                want,
+                "{spec}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_chowned_tmpfs_gets_the_owner() {
         let plan = MountPlan {
-            user_mounts: vec!["/a:/d:rshared"
-                .parse::<VolumeSpec>()
+            user_mounts: vec!["type=tmpfs,dst=/t,U"
+                .parse::<MountFlag>()
                 .unwrap()
-                .to_user_mount("/a:/d:rshared")],
+                .to_user_mount("type=tmpfs,dst=/t,U")],
             ..MountPlan::default()
         };
-        let mut spec = spec();
-        plan.apply(&mut spec).unwrap();
-        assert_eq!(
-            spec.linux()
-                .as_ref()
-                .unwrap()
-                .rootfs_propagation()
-                .as_deref(),
-            Some("shared")
-        );
+        let resolved = plan.resolve((1000, 100)).unwrap();
+        let options = resolved.mounts[0].options().clone().unwrap();
+        assert!(options.contains(&"uid=1000".to_owned()), "{options:?}");
+        assert!(options.contains(&"gid=100".to_owned()), "{options:?}");
     }
 
     #[test]
@@ -317,15 +337,26 @@ mod tests {
 
     #[test]
     fn network_namespace_is_read_from_the_spec() {
-        let mut options = RunOptions::new(vec!["true".into()]);
-        let s = SpecGenerator::new("/r", "0123456789abcdef", &options)
-            .generate()
-            .unwrap();
-        assert!(!has_network_namespace(&s), "host network by default");
-        options.network = ocirun_spec_gen::NetworkMode::None;
-        let s = SpecGenerator::new("/r", "0123456789abcdef", &options)
-            .generate()
-            .unwrap();
-        assert!(has_network_namespace(&s));
+        use oci_spec::runtime::{LinuxBuilder, LinuxNamespaceBuilder, SpecBuilder};
+        let with = |types: &[LinuxNamespaceType]| {
+            let namespaces = types
+                .iter()
+                .map(|t| LinuxNamespaceBuilder::default().typ(*t).build().unwrap())
+                .collect::<Vec<_>>();
+            SpecBuilder::default()
+                .linux(
+                    LinuxBuilder::default()
+                        .namespaces(namespaces)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        };
+        assert!(!has_network_namespace(&with(&[LinuxNamespaceType::Pid])));
+        assert!(has_network_namespace(&with(&[
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Network
+        ])));
     }
 }

@@ -2,58 +2,28 @@
 //!
 //! Steps of [`prepare`], each undone by dropping (or [`Prepared::cleanup`]) what it returns:
 //! 1. write the generated files into the bundle directory (removed with the bundle);
-//! 2. when image volumes, secrets or throw-away overlays are in the spec: create the
+//! 2. when image volumes, secrets or throw-away overlays won their destinations: create the
 //!    container's directory (an ephemeral one is locked, and removed at the end), copy each
 //!    image volume out of the rootfs on first use, copy each secret afresh, create the empty
 //!    overlay `upper` and `work` directories;
 //! 3. `U`: chown each such bind source to the run's uid:gid; `z`/`Z`: relabel it for SELinux;
 //! 4. create the working directory inside the rootfs if missing (kept: the command may have
-//!    written into it, and BEHAVIOR.md makes it part of the run's result);
+//!    written into it, so it is part of the run's result);
 //! 5. create each missing mount target inside the rootfs (an empty file for a file bind, a
 //!    directory otherwise), with its missing parents; these are removed after the run when
 //!    they are still empty.
 
 use std::path::{Path, PathBuf};
 
-use ocirun_spec_gen::oci_spec::runtime::{Mount, Spec};
-use ocirun_spec_gen::sort_mounts;
+use oci_spec::runtime::{Mount, Spec};
 
 use crate::container_dir::ContainerDirGuard;
 use crate::copy::{copy_host_tree, copy_image_volume};
-use crate::generated::{
-    generated_mounts, write_generated_files, GeneratedOptions, HostNetworkFiles,
-};
+use crate::generated::{write_generated_files, HostNetworkFiles};
 use crate::label::{chown_tree, relabel};
 use crate::ledger::{LedgerHold, TargetLedger};
 use crate::plan::has_network_namespace;
-use crate::{MountPlan, MountsError, Rootfs, UserMountKind};
-
-/// Merges layers of mounts: for one destination the mount of the earliest layer wins
-/// (BEHAVIOR.md "Mounts", Order), then all are sorted by destination depth, then path.
-pub fn merge_mounts(layers: impl IntoIterator<Item = Vec<Mount>>) -> Vec<Mount> {
-    let mut merged: Vec<Mount> = Vec::new();
-    for mount in layers.into_iter().flatten() {
-        if !merged
-            .iter()
-            .any(|m| m.destination() == mount.destination())
-        {
-            merged.push(mount);
-        }
-    }
-    sort_mounts(&mut merged);
-    merged
-}
-
-/// Puts the generated files' mounts (`/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`)
-/// into `spec` ahead of its own mounts (the defaults that spec-gen wrote), merged and sorted:
-/// what [`MountPlan::apply`] does for an empty plan. Pure.
-pub fn plan_mounts(spec: &mut Spec) {
-    let defaults = spec.mounts().clone().unwrap_or_default();
-    spec.set_mounts(Some(merge_mounts([
-        generated_mounts(&GeneratedOptions::default()),
-        defaults,
-    ])));
-}
+use crate::{MountsError, ResolvedMounts, Rootfs, UserMountKind};
 
 /// What [`prepare`] created. Dropping it removes the mount targets that are still empty,
 /// innermost first (with a [`TargetLedger`], only once no other run on the rootfs is active),
@@ -108,12 +78,13 @@ impl Drop for Prepared<'_> {
 }
 
 /// Does the filesystem work that `spec` needs before the runtime creates the container: the
-/// generated files in `bundle_dir` (made from `host`, the spec's hostname and
-/// `plan.generated`), the container directory's copies for the image volumes and secrets of
-/// `plan` that are in the spec, `U` and `z`/`Z` on the user's bind sources, the working
+/// generated files in `bundle_dir` (made from `host`, the spec's hostname and the plan's
+/// generated options), the container directory's copies of the image volumes and secrets that
+/// won their destinations in `mounts`, `U` and `z`/`Z` on the user's bind sources, the working
 /// directory (`process.cwd`, owned by `process.user`), and the missing mount targets of the
-/// mounts that are not below another mount (runc would otherwise create them, and leave them).
-/// `spec` is the one [`MountPlan::apply`] made from `plan`.
+/// spec's mounts that are not below another mount (runc would otherwise create them, and leave
+/// them). `spec` is the final spec, made with `mounts` (whose mounts it holds, merged with its
+/// defaults): what the runtime will be handed.
 ///
 /// With `ledger`, the targets go into the rootfs's [`TargetLedger`], so that concurrent runs on
 /// one rootfs share them and the last one to end removes them.
@@ -125,10 +96,11 @@ pub fn prepare<'r>(
     rootfs: &'r Rootfs,
     bundle_dir: &Path,
     spec: &Spec,
-    plan: &MountPlan,
+    mounts: &ResolvedMounts,
     host: &HostNetworkFiles,
     ledger: Option<&TargetLedger>,
 ) -> Result<Prepared<'r>, MountsError> {
+    let plan = &mounts.plan;
     let mut prepared = Prepared {
         rootfs,
         created_targets: Vec::new(),
@@ -145,32 +117,14 @@ pub fn prepare<'r>(
         has_network_namespace(spec),
     )?;
 
-    let mounts = spec.mounts().clone().unwrap_or_default();
-    let in_spec = |source: &Path, destination: &Path| {
-        mounts
-            .iter()
-            .any(|m| m.destination() == destination && m.source().as_deref() == Some(source))
-    };
     let owner = spec
         .process()
         .as_ref()
         .map_or((0, 0), |p| (p.user().uid(), p.user().gid()));
     let mount_label = spec.linux().as_ref().and_then(|l| l.mount_label().clone());
 
-    let mut volumes = Vec::new();
-    for volume in &plan.image_volumes {
-        let path = plan.dir("an image volume")?.volume_path(volume);
-        if in_spec(&path, volume) {
-            volumes.push((volume, path));
-        }
-    }
-    let mut secrets = Vec::new();
-    for secret in &plan.secrets {
-        let path = plan.dir("a secret")?.secret_path(&secret.destination);
-        if in_spec(&path, &secret.destination) {
-            secrets.push((secret, path));
-        }
-    }
+    let volumes = &mounts.image_volumes;
+    let secrets = &mounts.secrets;
     let overlays: Vec<usize> = (0..plan.user_mounts.len())
         .filter(|i| plan.throw_away_overlay(*i))
         .collect();
@@ -183,11 +137,11 @@ pub fn prepare<'r>(
             if !path.exists() {
                 // First use: copy beside it, then rename, so that a failed copy is never
                 // taken for a finished one.
-                let tmp = tmp_sibling(&path);
+                let tmp = tmp_sibling(path);
                 remove_if_present(&tmp)?;
-                create_parent(&path)?;
+                create_parent(path)?;
                 copy_image_volume(rootfs, volume, &tmp)?;
-                std::fs::rename(&tmp, &path).map_err(|source| MountsError::Host {
+                std::fs::rename(&tmp, path).map_err(|source| MountsError::Host {
                     action: "rename",
                     path: tmp.clone(),
                     source,
@@ -195,16 +149,16 @@ pub fn prepare<'r>(
             }
         }
         for (secret, path) in secrets {
-            let tmp = tmp_sibling(&path);
+            let tmp = tmp_sibling(path);
             remove_if_present(&tmp)?;
-            create_parent(&path)?;
+            create_parent(path)?;
             copy_host_tree(&secret.source, &tmp).map_err(|source| MountsError::CopySecret {
                 source_path: secret.source.clone(),
                 destination: secret.destination.clone(),
                 source,
             })?;
-            remove_if_present(&path)?;
-            std::fs::rename(&tmp, &path).map_err(|source| MountsError::Host {
+            remove_if_present(path)?;
+            std::fs::rename(&tmp, path).map_err(|source| MountsError::Host {
                 action: "rename",
                 path: tmp.clone(),
                 source,
@@ -247,9 +201,10 @@ pub fn prepare<'r>(
         }
         None => None,
     };
-    for mount in &mounts {
+    let spec_mounts = spec.mounts().clone().unwrap_or_default();
+    for mount in &spec_mounts {
         let dst = mount.destination();
-        let nested = mounts
+        let nested = spec_mounts
             .iter()
             .any(|other| other.destination() != dst && dst.starts_with(other.destination()));
         if nested || rootfs.kind(dst)?.is_some() {
@@ -363,51 +318,14 @@ fn is_bind(mount: &Mount) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ocirun_spec_gen::{RunOptions, SpecGenerator};
+    use crate::test_spec::final_spec;
+    use crate::{ContainerDir, MountPlan};
 
-    fn spec_for(rootfs: &Rootfs, cwd: &str) -> Spec {
-        let mut options = RunOptions::new(vec!["true".into()]);
-        options.working_dir = Some(cwd.into());
-        let mut spec = SpecGenerator::new(rootfs.path(), "0123456789abcdef", &options)
-            .generate()
-            .unwrap();
-        plan_mounts(&mut spec);
-        spec
-    }
-
-    #[test]
-    fn merge_is_first_wins_then_sorted() {
-        let spec = {
-            let dir = tempfile::tempdir().unwrap();
-            spec_for(&Rootfs::open(dir.path()).unwrap(), "/")
-        };
-        let dsts: Vec<_> = spec
-            .mounts()
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|m| m.destination().to_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(
-            dsts,
-            [
-                "/dev",
-                "/proc",
-                "/sys",
-                "/dev/mqueue",
-                "/dev/pts",
-                "/dev/shm",
-                "/etc/hostname",
-                "/etc/hosts",
-                "/etc/resolv.conf",
-                "/sys/fs/cgroup"
-            ]
-        );
-        let again = merge_mounts([
-            generated_mounts(&GeneratedOptions::default()),
-            spec.mounts().clone().unwrap(),
-        ]);
-        assert_eq!(again.len(), dsts.len());
+    /// The final spec of a run of `plan` with the working directory `cwd`, and the resolved
+    /// mounts it was made with.
+    fn spec_for(plan: &MountPlan, cwd: &str) -> (Spec, ResolvedMounts) {
+        let resolved = plan.clone().resolve((0, 0)).unwrap();
+        (final_spec(cwd, &resolved.mounts), resolved)
     }
 
     #[test]
@@ -416,12 +334,13 @@ mod tests {
         let bundle = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("proc")).unwrap();
         let rootfs = Rootfs::open(dir.path()).unwrap();
-        let spec = spec_for(&rootfs, "/work/here");
+        let plan = MountPlan::default();
+        let (spec, resolved) = spec_for(&plan, "/work/here");
         let mut prepared = prepare(
             &rootfs,
             bundle.path(),
             &spec,
-            &MountPlan::default(),
+            &resolved,
             &HostNetworkFiles::default(),
             None,
         )
@@ -479,7 +398,7 @@ mod tests {
         std::fs::write(r.join("srv/vol/f"), "image").unwrap();
         std::fs::write(host.path().join("secret"), "s").unwrap();
         let rootfs = Rootfs::open(r).unwrap();
-        let store = crate::ContainerStore::new(state.path().join("containers"));
+        let containers = state.path().join("containers");
         let lower = host.path().display().to_string();
         let volume = format!("{lower}:/data:O");
         let mut plan = MountPlan {
@@ -492,18 +411,17 @@ mod tests {
                 source: host.path().join("secret"),
                 destination: "/run/secret".into(),
             }],
-            container_dir: Some(store.named("n1")),
+            container_dir: Some(ContainerDir::persistent(containers.join("n1"))),
             ..MountPlan::default()
         };
         let run = |plan: &MountPlan| {
             let bundle = tempfile::tempdir().unwrap();
-            let mut spec = spec_for(&rootfs, "/");
-            plan.apply(&mut spec).unwrap();
+            let (spec, resolved) = spec_for(plan, "/");
             let prepared = prepare(
                 &rootfs,
                 bundle.path(),
                 &spec,
-                plan,
+                &resolved,
                 &HostNetworkFiles::default(),
                 None,
             )
@@ -553,7 +471,7 @@ mod tests {
         );
 
         // Without a name, the directory goes with the run.
-        plan.container_dir = Some(store.ephemeral("c1"));
+        plan.container_dir = Some(ContainerDir::ephemeral(containers.join("c1")));
         let (_bundle, prepared) = run(&plan);
         assert!(state
             .path()
@@ -577,12 +495,12 @@ mod tests {
         }
         let rootfs = Rootfs::open(dir.path()).unwrap();
         let ledger = TargetLedger::new(state.path());
-        let spec = spec_for(&rootfs, "/");
-        let host = HostNetworkFiles::default();
         let plan = MountPlan::default();
-        let first = prepare(&rootfs, b1.path(), &spec, &plan, &host, Some(&ledger)).unwrap();
+        let (spec, resolved) = spec_for(&plan, "/");
+        let host = HostNetworkFiles::default();
+        let first = prepare(&rootfs, b1.path(), &spec, &resolved, &host, Some(&ledger)).unwrap();
         assert!(dir.path().join("etc/hosts").is_file());
-        let second = prepare(&rootfs, b2.path(), &spec, &plan, &host, Some(&ledger)).unwrap();
+        let second = prepare(&rootfs, b2.path(), &spec, &resolved, &host, Some(&ledger)).unwrap();
         assert!(
             second.created_targets().is_empty(),
             "the first run made them"
@@ -607,12 +525,13 @@ mod tests {
         }
         let rootfs = Rootfs::open(dir.path()).unwrap();
         let ledger = TargetLedger::new(state.path());
-        let spec = spec_for(&rootfs, "/");
+        let plan = MountPlan::default();
+        let (spec, resolved) = spec_for(&plan, "/");
         let prepared = prepare(
             &rootfs,
             bundle.path(),
             &spec,
-            &MountPlan::default(),
+            &resolved,
             &HostNetworkFiles::default(),
             Some(&ledger),
         )

@@ -11,11 +11,25 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::sys::stat::{fstat, SFlag};
-use ocirun_spec_gen::{UserDb, DEFAULT_PATH};
 use pathrs::flags::OpenFlags;
 use pathrs::Root;
 
 use crate::error::{io_from_pathrs, CommandError, MountsError};
+
+/// The `PATH` a command is searched in when the container's environment has none: the value
+/// runc's `runc spec`, buildah and podman give every container.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The text of a rootfs's user database, `/etc/passwd` and `/etc/group` (passwd(5) and
+/// group(5) formats), for a resolver of `--user` names such as ocirun-spec-gen's `UserDb`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserFiles {
+    /// `/etc/passwd`, lossily decoded; empty when the rootfs has none.
+    pub passwd: String,
+    /// `/etc/group`, lossily decoded; empty when the rootfs has none.
+    pub group: String,
+}
 
 /// A container root filesystem on the host, held open by a root handle.
 #[derive(Debug)]
@@ -97,16 +111,19 @@ impl Rootfs {
         Ok(Some(buf))
     }
 
-    /// The rootfs's user database: its `/etc/passwd` and `/etc/group`, each empty when absent.
-    /// A symlinked `/etc/passwd` resolves inside the rootfs.
+    /// The rootfs's user database files, `/etc/passwd` and `/etc/group`, each empty when
+    /// absent. A symlinked `/etc/passwd` resolves inside the rootfs.
     ///
     /// # Errors
     /// [`MountsError::InRootfs`] when a file exists but cannot be read.
-    pub fn user_db(&self) -> Result<UserDb, MountsError> {
+    pub fn user_files(&self) -> Result<UserFiles, MountsError> {
         let text = |p| -> Result<String, MountsError> {
             Ok(String::from_utf8_lossy(&self.read_file(p)?.unwrap_or_default()).into_owned())
         };
-        Ok(UserDb::parse(&text("/etc/passwd")?, &text("/etc/group")?))
+        Ok(UserFiles {
+            passwd: text("/etc/passwd")?,
+            group: text("/etc/group")?,
+        })
     }
 
     /// The kind of inode at `path`, following symlinks inside the rootfs; `None` when absent.
@@ -188,7 +205,7 @@ impl Rootfs {
     }
 
     /// Makes sure the absolute directory `dir` exists inside the rootfs. Missing components are
-    /// created with mode 0755 and owned by `uid:gid` (BEHAVIOR.md "Process", Working dir); an
+    /// created with mode 0755 and owned by `uid:gid` (docs/ocirun-run.md "Process"); an
     /// existing path is left as it is; symlinks, dangling ones too, resolve inside the rootfs.
     /// Returns the components created (their resolved paths), outermost first.
     ///
@@ -408,15 +425,18 @@ mod tests {
 
     #[test]
     fn open_names_a_missing_path() {
-        let err = Rootfs::open("/does/not/exist").unwrap_err().to_string();
-        assert!(err.starts_with(r#"rootfs "/does/not/exist": "#), "{err}");
+        let err = Rootfs::open("/does/not/exist").unwrap_err();
+        assert_eq!(err.to_string(), r#"rootfs "/does/not/exist""#);
+        let source = std::error::Error::source(&err).unwrap();
+        assert_eq!(source.to_string(), "No such file or directory (os error 2)");
     }
 
     #[test]
     fn symlinked_passwd_resolves_inside() {
         let (_dir, root) = rootfs();
-        let users = root.user_db().unwrap();
-        assert_eq!(users.resolve(Some("app")).unwrap().uid, 1000);
+        let files = root.user_files().unwrap();
+        assert_eq!(files.passwd, "app:x:1000:1000::/home/app:/bin/sh\n");
+        assert_eq!(files.group, "");
     }
 
     #[test]
@@ -508,7 +528,8 @@ mod tests {
         symlink("loop2", dir.path().join("loop1")).unwrap();
         symlink("loop1", dir.path().join("loop2")).unwrap();
         let err = root.create_dirs(Path::new("/loop1/a"), "test").unwrap_err();
-        assert!(err.to_string().ends_with("(os error 40)"), "{err}");
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(source.ends_with("(os error 40)"), "{source}");
     }
 
     #[test]

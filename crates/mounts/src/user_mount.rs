@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
-use ocirun_spec_gen::oci_spec::runtime::{Mount, MountBuilder};
+use oci_spec::runtime::{Mount, MountBuilder};
 
 use crate::MountSpecError;
 

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::DriverError;
+use crate::{ContainerId, DriverError};
 
 /// A bundle directory that exists for one run. Dropping it removes the directory and all it
 /// holds.
@@ -23,8 +23,8 @@ impl Bundle {
     ///
     /// # Errors
     /// [`DriverError::Bundle`] naming the directory.
-    pub fn create(parent: &Path, id: &str) -> Result<Self, DriverError> {
-        let dir = parent.join(id);
+    pub fn create(parent: &Path, id: &ContainerId) -> Result<Self, DriverError> {
+        let dir = parent.join(id.as_str());
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -120,13 +120,14 @@ mod tests {
         let parent = tempfile::tempdir().unwrap();
         let path;
         {
-            let bundle = Bundle::create(&parent.path().join("bundles"), "c1").unwrap();
+            let id: ContainerId = "c1".parse().unwrap();
+            let bundle = Bundle::create(&parent.path().join("bundles"), &id).unwrap();
             bundle.write_config(b"{}").unwrap();
             path = bundle.path().to_path_buf();
             assert_eq!(std::fs::read(path.join("config.json")).unwrap(), b"{}");
             use std::os::unix::fs::MetadataExt;
             assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o700);
-            assert!(Bundle::create(&parent.path().join("bundles"), "c1").is_err());
+            assert!(Bundle::create(&parent.path().join("bundles"), &id).is_err());
         }
         assert!(!path.exists());
     }

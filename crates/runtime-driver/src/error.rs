@@ -10,7 +10,7 @@ pub enum DriverError {
     #[error("OCI runtime {0:?} not found: install runc or pass --runtime PATH")]
     RuntimeNotFound(String),
     /// A runtime subcommand could not be spawned.
-    #[error("cannot run {program:?}: {source}")]
+    #[error("cannot run {program:?}")]
     Spawn {
         /// The runtime program.
         program: PathBuf,
@@ -30,7 +30,7 @@ pub enum DriverError {
         message: String,
     },
     /// The bundle directory or one of its files could not be created, written or read.
-    #[error("{action} {path:?}: {source}")]
+    #[error("{action} {path:?}")]
     Bundle {
         /// What was being done.
         action: &'static str,
@@ -63,8 +63,40 @@ pub enum DriverError {
         /// The pid of the run that holds it, as written in its lock file.
         pid: String,
     },
+    /// A container id that the runtime and the state directories cannot take (see
+    /// [`ContainerId`](crate::ContainerId)).
+    #[error("invalid container id {id:?}: {reason}")]
+    InvalidContainerId {
+        /// The id as given.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A `--name` that is not a valid container name (see
+    /// [`ContainerName`](crate::ContainerName)).
+    #[error(
+        "invalid container name {0:?}: use a letter or digit, then letters, digits, '_', '.' or '-'"
+    )]
+    InvalidContainerName(String),
+    /// The kernel's random source failed (getrandom(2)); the text is its error.
+    #[error("cannot make a container id: {0}")]
+    Random(String),
+    /// This process's start time could not be read from `/proc/PID/stat`.
+    #[error("cannot read the start time of process {pid} from /proc/{pid}/stat")]
+    StartTime {
+        /// The pid.
+        pid: i32,
+    },
+    /// waitpid(2) reported a status that is neither an exit nor a death by signal.
+    #[error("waitpid({pid}) reported {status}, not an exit")]
+    UnexpectedWaitStatus {
+        /// The pid waited for.
+        pid: i32,
+        /// The status, as nix shows it.
+        status: String,
+    },
     /// A system call of the supervisor failed.
-    #[error("{call}: {source}")]
+    #[error("{call}")]
     Sys {
         /// The call, e.g. `pidfd_open(1234)`.
         call: String,

@@ -1,31 +1,297 @@
-//! Container ids.
+//! Container ids and names, validated once, here, where they become file names in the state
+//! directories ([`StateLayout`]).
 
-use crate::error::DriverError;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
-/// A new random container id: 64 lower-case hex digits (32 bytes from getrandom(2)), the form
-/// podman and Docker use. Its first 12 digits are the default hostname.
+use serde::{Deserialize, Serialize};
+
+use crate::{DriverError, RecordStore};
+
+/// The longest container id accepted, in bytes (a file name must fit in 255 bytes, and the
+/// state directories add a suffix such as `.json`).
+pub const MAX_ID_LEN: usize = 200;
+
+/// The longest container name accepted, in bytes (podman's limit for a name is the hostname
+/// limit of 253; a file name must also fit).
+pub const MAX_NAME_LEN: usize = 200;
+
+/// A container id as the runtime knows it: 1 to [`MAX_ID_LEN`] bytes of ASCII letters, digits,
+/// `_`, `+`, `-` and `.`, not starting with `.` (runc's rule, `^[\w+-\.]+$` without `.` and
+/// `..`; a leading `.` is kept for the state directories' own files). [`ContainerId::random`]
+/// makes the ids ocirun uses: 64 lower-case hex digits, the form podman and Docker use.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ContainerId(String);
+
+impl ContainerId {
+    /// A new random id: 64 lower-case hex digits (32 bytes from getrandom(2)). Its first 12
+    /// digits are the default hostname.
+    ///
+    /// # Errors
+    /// [`DriverError::Random`] if the kernel's random source fails.
+    pub fn random() -> Result<Self, DriverError> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| DriverError::Random(e.to_string()))?;
+        Ok(Self(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ContainerId {
+    type Err = DriverError;
+
+    /// # Errors
+    /// [`DriverError::InvalidContainerId`] naming the value and what is wrong with it.
+    fn from_str(id: &str) -> Result<Self, DriverError> {
+        let bad = |reason: &'static str| DriverError::InvalidContainerId {
+            id: id.to_owned(),
+            reason,
+        };
+        if id.is_empty() {
+            return Err(bad("empty"));
+        }
+        if id.len() > MAX_ID_LEN {
+            return Err(bad("longer than 200 bytes"));
+        }
+        if id.starts_with('.') {
+            return Err(bad("starts with '.'"));
+        }
+        if !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b))
+        {
+            return Err(bad("use letters, digits, '_', '+', '-' or '.'"));
+        }
+        Ok(Self(id.to_owned()))
+    }
+}
+
+/// A container name (`--name`): podman's rule, a letter or digit, then letters, digits, `_`,
+/// `.` or `-`, at most [`MAX_NAME_LEN`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ContainerName(String);
+
+impl ContainerName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ContainerName {
+    type Err = DriverError;
+
+    /// # Errors
+    /// [`DriverError::InvalidContainerName`] naming the value.
+    fn from_str(name: &str) -> Result<Self, DriverError> {
+        let valid = name.len() <= MAX_NAME_LEN
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(DriverError::InvalidContainerName(name.to_owned()))
+        }
+    }
+}
+
+macro_rules! string_type {
+    ($t:ident) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $t {
+            type Error = DriverError;
+
+            fn try_from(value: String) -> Result<Self, DriverError> {
+                value.parse()
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(value: $t) -> String {
+                value.0
+            }
+        }
+    };
+}
+string_type!(ContainerId);
+string_type!(ContainerName);
+
+/// Where a supervisor keeps its state, from two roots: the run state under `runroot` (gone at
+/// reboot, `/run/ocirun` for the `ocirun` binary run as root) and the persistent state under
+/// `root` (`/var/lib/ocirun`), as podman's `--runroot` and `--root`. Only paths: nothing is
+/// created until a run needs it.
 ///
-/// # Errors
-/// [`DriverError::Sys`] if the kernel's random source fails.
-pub fn new_container_id() -> Result<String, DriverError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| DriverError::Sys {
-        call: "getrandom".into(),
-        source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-    })?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+/// | path | what |
+/// |---|---|
+/// | `RUNROOT/bundles/ID` | the bundle of the run of container ID |
+/// | `RUNROOT/runtime` | the runtime's state root (`runc --root`) |
+/// | `RUNROOT/records` | run records and name locks ([`RecordStore`]) |
+/// | `RUNROOT/targets` | the mount-target ledger of each rootfs |
+/// | `ROOT/containers/NAME` | a named container's directory (image-volume and secrets copies) |
+/// | `ROOT/containers/ID` | the directory of a run without a name, removed with it |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateLayout {
+    runroot: PathBuf,
+    root: PathBuf,
+}
+
+impl StateLayout {
+    /// The layout under `runroot` and `root`.
+    pub fn new(runroot: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Self {
+        Self {
+            runroot: runroot.into(),
+            root: root.into(),
+        }
+    }
+
+    /// The run state's root.
+    pub fn runroot(&self) -> &Path {
+        &self.runroot
+    }
+
+    /// The persistent state's root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory holding the bundles.
+    pub fn bundles(&self) -> PathBuf {
+        self.runroot.join("bundles")
+    }
+
+    /// The bundle directory of container `id`.
+    pub fn bundle(&self, id: &ContainerId) -> PathBuf {
+        self.bundles().join(id.as_str())
+    }
+
+    /// The runtime's state root (`runc --root`): ocirun's own, so that its containers never
+    /// mix with other tools'.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.runroot.join("runtime")
+    }
+
+    /// The run records and name locks.
+    pub fn records(&self) -> RecordStore {
+        RecordStore::new(self.runroot.join("records"))
+    }
+
+    /// The directory of the mount-target ledger (ocirun-mounts' `TargetLedger`).
+    pub fn targets(&self) -> PathBuf {
+        self.runroot.join("targets")
+    }
+
+    /// The directory holding the container directories.
+    pub fn containers(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    /// The persistent directory of the container named `name`.
+    pub fn container_dir(&self, name: &ContainerName) -> PathBuf {
+        self.containers().join(name.as_str())
+    }
+
+    /// The directory of the run of container `id` that has no name (removed with the run).
+    pub fn ephemeral_dir(&self, id: &ContainerId) -> PathBuf {
+        self.containers().join(id.as_str())
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn ids_are_64_hex_and_differ() {
-        let a = super::new_container_id().unwrap();
-        let b = super::new_container_id().unwrap();
-        assert_eq!(a.len(), 64);
+    fn random_ids_are_64_hex_and_differ() {
+        let a = ContainerId::random().unwrap();
+        let b = ContainerId::random().unwrap();
+        assert_eq!(a.as_str().len(), 64);
         assert!(a
+            .as_str()
             .bytes()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b);
+        assert_eq!(a.as_str().parse::<ContainerId>().unwrap(), a);
+    }
+
+    #[test]
+    fn ids_follow_runcs_rule() {
+        for ok in ["a", "web-1", "x.y_z+1", "0123"] {
+            assert!(ok.parse::<ContainerId>().is_ok(), "{ok}");
+        }
+        for (bad, reason) in [
+            ("", "empty"),
+            (".", "starts with '.'"),
+            ("..", "starts with '.'"),
+            (".hidden", "starts with '.'"),
+            ("a/b", "use letters, digits, '_', '+', '-' or '.'"),
+            ("a b", "use letters, digits, '_', '+', '-' or '.'"),
+            ("a\nb", "use letters, digits, '_', '+', '-' or '.'"),
+        ] {
+            let err = bad.parse::<ContainerId>().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("invalid container id {bad:?}: {reason}")
+            );
+        }
+        assert!("x".repeat(201).parse::<ContainerId>().is_err());
+        assert!(serde_json::from_str::<ContainerId>("\"../x\"").is_err());
+    }
+
+    #[test]
+    fn names_follow_podmans_rule() {
+        for ok in ["a", "web-1", "A.b_c", "9"] {
+            assert!(ok.parse::<ContainerName>().is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", ".a", "_a", "a b", "a/b", "..", "a:b", "é"] {
+            assert_eq!(
+                bad.parse::<ContainerName>().unwrap_err().to_string(),
+                format!(
+                    "invalid container name {bad:?}: use a letter or digit, then letters, \
+                     digits, '_', '.' or '-'"
+                ),
+            );
+        }
+        assert!("n".repeat(201).parse::<ContainerName>().is_err());
+    }
+
+    #[test]
+    fn layout_paths() {
+        let layout = StateLayout::new("/run/ocirun", "/var/lib/ocirun");
+        let id: ContainerId = "c1".parse().unwrap();
+        let name: ContainerName = "web".parse().unwrap();
+        assert_eq!(layout.bundle(&id), Path::new("/run/ocirun/bundles/c1"));
+        assert_eq!(layout.runtime_root(), Path::new("/run/ocirun/runtime"));
+        assert_eq!(layout.targets(), Path::new("/run/ocirun/targets"));
+        assert_eq!(
+            layout.container_dir(&name),
+            Path::new("/var/lib/ocirun/containers/web")
+        );
+        assert_eq!(
+            layout.ephemeral_dir(&id),
+            Path::new("/var/lib/ocirun/containers/c1")
+        );
     }
 }

@@ -13,7 +13,7 @@ mod supervisor;
 
 pub use bundle::Bundle;
 pub use error::DriverError;
-pub use id::new_container_id;
+pub use id::{ContainerId, ContainerName, StateLayout, MAX_ID_LEN, MAX_NAME_LEN};
 pub use process::{
     reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder, SignalPolicy,
 };

@@ -8,8 +8,8 @@
 //!   readable, one `waitpid` collects the status. On a kernel without pidfd_open the process is
 //!   waited for through SIGCHLD on the same signalfd and a `waitpid(WNOHANG)` per SIGCHLD, and
 //!   an eventfd stands in for the pidfd in [`ContainerProcess::exit_fd`].
-//! - Signals ([`SignalPolicy`], BEHAVIOR.md "Stdio", Signals): SIGINT, SIGTERM, SIGHUP, SIGQUIT,
-//!   SIGUSR1 and SIGUSR2 received by the supervisor are sent to the container process. The
+//! - Signals ([`SignalPolicy`], docs/ocirun-run.md "Signals"): SIGINT, SIGTERM, SIGHUP,
+//!   SIGQUIT, SIGUSR1 and SIGUSR2 received by the supervisor are sent to the container process. The
 //!   container's init is PID 1 of its namespace, and the kernel drops a signal that PID 1 has no
 //!   handler for; so a terminating signal (INT, TERM, HUP, QUIT) that init does not catch (its
 //!   `SigCgt` in /proc/PID/status) becomes SIGKILL, and the run ends as if killed by the original
@@ -22,8 +22,8 @@
 //!   killed, so that the supervisor never exits with the container still running.
 //! - A container whose init exits while still the runtime's init (`runc:[2:INIT]`, before it
 //!   executed the command: execve failed, e.g. `exec format error` or a missing script
-//!   interpreter) ends as [`ExitStatus::NotExecuted`], exit code 126 (BEHAVIOR.md, Exit
-//!   codes: the command exists but cannot be run); runc's init says why on the container's
+//!   interpreter) ends as [`ExitStatus::NotExecuted`], exit code 126 (docs/ocirun-run.md, "Exit
+//!   codes": the command exists but cannot be run); runc's init says why on the container's
 //!   stderr.
 
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -298,8 +298,12 @@ impl ContainerProcess {
         if let ExitWatch::Sigchld(efd) = &self.watch {
             efd.write(1).map_err(sys("write(eventfd)"))?;
         }
-        ExitStatus::from_wait(status, killed_for, before_exec)
-            .ok_or_else(|| sys(format!("waitpid({}) gave {status:?}", self.pid))(Errno::EINVAL))
+        ExitStatus::from_wait(status, killed_for, before_exec).ok_or_else(|| {
+            DriverError::UnexpectedWaitStatus {
+                pid: self.pid.as_raw(),
+                status: format!("{status:?}"),
+            }
+        })
     }
 
     fn blocking_waitpid(&self) -> Result<WaitStatus, DriverError> {

@@ -24,14 +24,14 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::{DriverError, Runtime};
+use crate::{ContainerId, ContainerName, DriverError, Runtime};
 
 /// What one run records about itself (JSON, one file per run).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RunRecord {
     /// The container id given to the runtime.
-    pub container_id: String,
+    pub container_id: ContainerId,
     /// The supervisor's pid.
     pub supervisor_pid: i32,
     /// The supervisor's start time, in clock ticks after boot (field 22 of /proc/PID/stat),
@@ -56,19 +56,15 @@ impl RunRecord {
     /// # Errors
     /// [`DriverError::Bundle`] if this process's start time cannot be read.
     pub fn new(
-        container_id: &str,
+        container_id: &ContainerId,
         bundle: &Path,
         runtime: &Runtime,
         rootfs: Option<&Path>,
     ) -> Result<Self, DriverError> {
         let pid = std::process::id() as i32;
-        let supervisor_start_time = start_time(pid).ok_or_else(|| DriverError::Bundle {
-            action: "read the start time in",
-            path: PathBuf::from(format!("/proc/{pid}/stat")),
-            source: std::io::Error::from(ErrorKind::InvalidData),
-        })?;
+        let supervisor_start_time = start_time(pid).ok_or(DriverError::StartTime { pid })?;
         Ok(Self {
-            container_id: container_id.to_owned(),
+            container_id: container_id.clone(),
             supervisor_pid: pid,
             supervisor_start_time,
             bundle: bundle.to_path_buf(),
@@ -219,7 +215,7 @@ impl RecordStore {
     ///
     /// # Errors
     /// [`DriverError::Bundle`] if it exists and cannot be removed.
-    pub fn remove(&self, container_id: &str) -> Result<(), DriverError> {
+    pub fn remove(&self, container_id: &ContainerId) -> Result<(), DriverError> {
         let path = self.dir.join(format!("{container_id}.json"));
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != ErrorKind::NotFound => {
@@ -236,7 +232,7 @@ impl RecordStore {
     /// # Errors
     /// [`DriverError::NameInUse`] when another live run holds the name;
     /// [`DriverError::Bundle`] if the lock file cannot be opened.
-    pub fn claim_name(&self, name: &str) -> Result<NameLock, DriverError> {
+    pub fn claim_name(&self, name: &ContainerName) -> Result<NameLock, DriverError> {
         let dir = self.dir.join("names");
         self.ensure_dir(&dir)?;
         let path = dir.join(format!("{name}.lock"));
@@ -261,7 +257,7 @@ impl RecordStore {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 Err(DriverError::NameInUse {
-                    name: name.to_owned(),
+                    name: name.to_string(),
                     pid: holder.trim().to_owned(),
                 })
             }
@@ -289,7 +285,9 @@ mod tests {
     fn a_live_run_is_not_stale_and_a_dead_one_is() {
         let dir = tempfile::tempdir().unwrap();
         let store = RecordStore::new(dir.path().join("records"));
-        let live = RunRecord::new("live", Path::new("/nonexistent/b1"), &runtime(), None).unwrap();
+        let id = |s: &str| s.parse::<ContainerId>().unwrap();
+        let live =
+            RunRecord::new(&id("live"), Path::new("/nonexistent/b1"), &runtime(), None).unwrap();
         let guard = store.write(&live).unwrap();
         assert!(store.stale().unwrap().is_empty());
 
@@ -297,15 +295,15 @@ mod tests {
         let dead_pid = child.id() as i32;
         child.wait().unwrap();
         let mut dead = live.clone();
-        dead.container_id = "dead".into();
+        dead.container_id = id("dead");
         dead.supervisor_pid = dead_pid;
         let _dead_guard = store.write(&dead).unwrap();
         assert_eq!(store.stale().unwrap(), [dead.clone()]);
 
         drop(guard);
         assert!(!dir.path().join("records/live.json").exists());
-        store.remove("dead").unwrap();
-        store.remove("dead").unwrap();
+        store.remove(&id("dead")).unwrap();
+        store.remove(&id("dead")).unwrap();
         assert!(store.stale().unwrap().is_empty());
     }
 
@@ -313,10 +311,11 @@ mod tests {
     fn a_name_is_held_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = RecordStore::new(dir.path());
-        let first = store.claim_name("n1").unwrap();
+        let n1: ContainerName = "n1".parse().unwrap();
+        let first = store.claim_name(&n1).unwrap();
         // flock locks belong to the open file description: a second open conflicts even in
         // the same process.
-        let err = store.claim_name("n1").unwrap_err().to_string();
+        let err = store.claim_name(&n1).unwrap_err().to_string();
         assert_eq!(
             err,
             format!(
@@ -325,7 +324,7 @@ mod tests {
             )
         );
         drop(first);
-        let _again = store.claim_name("n1").unwrap();
+        let _again = store.claim_name(&n1).unwrap();
     }
 
     #[test]

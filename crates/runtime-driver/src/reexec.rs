@@ -20,8 +20,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    set_child_subreaper, Bundle, ContainerIo, CreateStdio, DriverError, Runtime, SignalForwarder,
-    SignalPolicy, Supervisor,
+    set_child_subreaper, Bundle, ContainerId, ContainerIo, CreateStdio, DriverError, Runtime,
+    SignalForwarder, SignalPolicy, Supervisor,
 };
 
 /// The environment variable that carries a [`Job`] to the re-executed child.
@@ -37,7 +37,7 @@ pub struct Job {
     /// Global runtime flags, passed as they are (e.g. `--debug`).
     pub runtime_flags: Vec<String>,
     /// The container id.
-    pub container_id: String,
+    pub container_id: ContainerId,
     /// The bundle directory, with `config.json` written; the caller keeps and removes it.
     pub bundle: PathBuf,
     /// Forward signals to the container (`--sig-proxy`).

@@ -17,7 +17,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::{Bundle, DriverError};
+use crate::{Bundle, ContainerId, DriverError};
 
 /// The runtime program and its global flags.
 #[derive(Debug, Clone)]
@@ -157,7 +157,7 @@ impl Runtime {
     /// [`DriverError::Bundle`] / [`DriverError::BadPidFile`] for the pid file.
     pub fn create<'r>(
         &'r self,
-        id: &str,
+        id: &ContainerId,
         bundle: &Bundle,
         io: ContainerIo,
     ) -> Result<Container<'r>, DriverError> {
@@ -190,9 +190,9 @@ impl Runtime {
                     .stderr(Stdio::null());
             }
         }
-        cmd.arg(id).current_dir(bundle.path());
+        cmd.arg(id.as_str()).current_dir(bundle.path());
         clear_signal_mask(&mut cmd);
-        tracing::debug!(container_id = id, bundle = %bundle.path().display(), "runtime create");
+        tracing::debug!(container_id = %id, bundle = %bundle.path().display(), "runtime create");
         let status = cmd.status().map_err(|source| DriverError::Spawn {
             program: self.program.clone(),
             source,
@@ -200,7 +200,7 @@ impl Runtime {
         // From here on the runtime may hold state for `id`: the guard deletes it on any error.
         let mut container = Container {
             runtime: self,
-            id: id.to_owned(),
+            id: id.clone(),
             pid: 0,
             deleted: false,
         };
@@ -255,10 +255,10 @@ impl Runtime {
     /// # Errors
     /// [`DriverError::Runtime`] with the runtime's message (e.g. the container does not exist),
     /// or when its output is not a state object.
-    pub fn state(&self, id: &str) -> Result<oci_spec::runtime::State, DriverError> {
+    pub fn state(&self, id: &ContainerId) -> Result<oci_spec::runtime::State, DriverError> {
         let output = self
             .command("state")
-            .arg(id)
+            .arg(id.as_str())
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             .output()
@@ -279,8 +279,8 @@ impl Runtime {
     ///
     /// # Errors
     /// [`DriverError::Runtime`] with the runtime's message.
-    pub fn force_delete(&self, id: &str) -> Result<(), DriverError> {
-        match self.run("delete", &["--force", id]) {
+    pub fn force_delete(&self, id: &ContainerId) -> Result<(), DriverError> {
+        match self.run("delete", &["--force", id.as_str()]) {
             Err(DriverError::Runtime { message, .. })
                 if message.contains("does not exist") || message.contains("not found") =>
             {
@@ -305,14 +305,14 @@ impl Runtime {
 #[must_use = "dropping a container deletes it"]
 pub struct Container<'r> {
     runtime: &'r Runtime,
-    id: String,
+    id: ContainerId,
     pid: i32,
     deleted: bool,
 }
 
 impl Container<'_> {
     /// The container id.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &ContainerId {
         &self.id
     }
 
@@ -326,7 +326,7 @@ impl Container<'_> {
     /// # Errors
     /// [`DriverError::Runtime`] with the runtime's message.
     pub fn start(&self) -> Result<(), DriverError> {
-        self.runtime.run("start", &[&self.id])
+        self.runtime.run("start", &[self.id.as_str()])
     }
 
     /// `runtime kill ID SIGNAL`, `signal` being a name or number as runc takes it (`KILL`, `9`).
@@ -334,7 +334,7 @@ impl Container<'_> {
     /// # Errors
     /// [`DriverError::Runtime`] with the runtime's message.
     pub fn kill(&self, signal: &str) -> Result<(), DriverError> {
-        self.runtime.run("kill", &[&self.id, signal])
+        self.runtime.run("kill", &[self.id.as_str(), signal])
     }
 
     /// `runtime delete ID` (after the container stopped); if that fails, `delete --force`.
@@ -344,15 +344,15 @@ impl Container<'_> {
     pub fn delete(mut self) -> Result<(), DriverError> {
         self.deleted = true;
         self.runtime
-            .run("delete", &[&self.id])
-            .or_else(|_| self.runtime.run("delete", &["--force", &self.id]))
+            .run("delete", &[self.id.as_str()])
+            .or_else(|_| self.runtime.run("delete", &["--force", self.id.as_str()]))
     }
 }
 
 impl Drop for Container<'_> {
     fn drop(&mut self) {
         if !self.deleted {
-            if let Err(e) = self.runtime.run("delete", &["--force", &self.id]) {
+            if let Err(e) = self.runtime.run("delete", &["--force", self.id.as_str()]) {
                 tracing::warn!(container_id = %self.id, error = %e, "cannot delete container");
             }
         }

@@ -3,8 +3,8 @@
 use std::os::fd::BorrowedFd;
 
 use crate::{
-    Bundle, ContainerIo, ContainerProcess, DriverError, ExitStatus, Runtime, SignalForwarder,
-    SignalPolicy,
+    Bundle, ContainerId, ContainerIo, ContainerProcess, DriverError, ExitStatus, Runtime,
+    SignalForwarder, SignalPolicy,
 };
 
 /// Runs containers to completion with a [`Runtime`].
@@ -51,7 +51,7 @@ impl<'r> Supervisor<'r> {
     /// Any [`DriverError`] of the lifecycle steps; the container is deleted in every case.
     pub fn run<T: Send>(
         &self,
-        id: &str,
+        id: &ContainerId,
         bundle: &Bundle,
         io: ContainerIo,
         signals: Option<&mut SignalForwarder>,
@@ -59,7 +59,7 @@ impl<'r> Supervisor<'r> {
     ) -> Result<(ExitStatus, T), DriverError> {
         let container = self.runtime.create(id, bundle, io)?;
         let process = ContainerProcess::open(container.pid())?;
-        tracing::debug!(container_id = id, pid = process.pid(), "created");
+        tracing::debug!(container_id = %id, pid = process.pid(), "created");
         // The created process is still the runtime's init, which catches every signal: a
         // terminating signal that came before the command runs ends the run here.
         let mut signals = signals;

@@ -1,4 +1,4 @@
-//! Capabilities: the default set, `--cap-add` and `--cap-drop` (BEHAVIOR.md "Process").
+//! Capabilities: the default set, `--cap-add` and `--cap-drop` (docs/ocirun-run.md "Process").
 //!
 //! Names are capabilities(7) names, with or without the `CAP_` prefix, in any case
 //! (`net_admin`, `CAP_NET_ADMIN`), as podman accepts them; `ALL` stands for every capability the
@@ -18,7 +18,7 @@ use oci_spec::runtime::Capability;
 
 use crate::SpecError;
 
-/// The default capability set: bounding = effective = permitted for root (BEHAVIOR.md
+/// The default capability set: bounding = effective = permitted for root (docs/ocirun-run.md
 /// "Process"; the set podman and buildah use by default).
 pub const DEFAULT_CAPABILITIES: [Capability; 11] = [
     Capability::Chown,
@@ -104,8 +104,8 @@ fn known() -> Vec<(u8, Capability)> {
 ///
 /// Starts from [`DEFAULT_CAPABILITIES`]; adds `add` (`ALL`: every capability in `bounding`);
 /// then removes `drop` (a capability both added and dropped is dropped; `ALL` empties the
-/// set), as BEHAVIOR.md "Process" says. `bounding` is ocirun's own bounding set as a bit mask
-/// (bit N is capability N).
+/// set), as docs/ocirun-run.md "Process" says. `bounding` is ocirun's own bounding set as a
+/// bit mask (bit N is capability N).
 ///
 /// # Errors
 /// [`SpecError::CapabilityUnavailable`] for an added capability outside `bounding`.

@@ -1,4 +1,4 @@
-//! `--device host[:container][:rwm]` (podman-run(1) `--device`; BEHAVIOR.md "Linux",
+//! `--device host[:container][:rwm]` (podman-run(1) `--device`; docs/ocirun-run.md "Linux",
 //! Devices).
 //!
 //! The device cgroup starts from deny-all; each `--device` adds the node to runtime-spec

@@ -31,8 +31,11 @@ pub enum SpecError {
     /// A hostname that the kernel would refuse (empty, longer than 64 bytes, or with a NUL or `/`).
     #[error("invalid hostname {0:?}: {1}")]
     InvalidHostname(String, &'static str),
+    /// `--init` together with a mount on the init's own path, [`INIT_PATH`](crate::INIT_PATH).
+    #[error("--init needs {path}, where a mount of {0:?} is asked for", path = crate::INIT_PATH)]
+    InitPathTaken(String),
     /// The image configuration JSON could not be parsed.
-    #[error("invalid image configuration: {0}")]
+    #[error("invalid image configuration")]
     InvalidImageConfig(#[source] serde_json::Error),
     /// The rootfs path is not absolute (runtime-spec "Root": runc resolves a relative path
     /// against the bundle, which is not what a caller of `ocirun run --rootfs` means).
@@ -139,7 +142,7 @@ pub enum SpecError {
     #[error("apparmor profile {0:?} given, but AppArmor is not enabled on this host")]
     AppArmorDisabled(String),
     /// The caller could not read a seccomp profile file.
-    #[error("cannot read seccomp profile {path:?}: {source}")]
+    #[error("cannot read seccomp profile {path:?}")]
     SeccompProfileRead {
         /// The profile's path.
         path: std::path::PathBuf,
@@ -178,6 +181,6 @@ pub enum SpecError {
         reason: String,
     },
     /// The spec could not be serialized (a bug in ocirun if it ever happens).
-    #[error("cannot serialize the spec: {0}")]
+    #[error("cannot serialize the spec")]
     Serialize(#[source] serde_json::Error),
 }

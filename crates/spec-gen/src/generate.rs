@@ -1,12 +1,13 @@
 //! From (image config, run options, user database, host facts) to an OCI runtime spec.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder, LinuxNamespace,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder,
-    PosixRlimit, PosixRlimitBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    BoxBuilder, Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
+    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount,
+    MountBuilder, PosixRlimit, PosixRlimitBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
 };
 
 use crate::caps::{all_known_caps_mask, cap_name, final_capabilities, CapabilityName};
@@ -18,13 +19,13 @@ use crate::rlimit::{show, RlimitKind, Ulimit, RLIM_INFINITY};
 use crate::seccomp::{NativeArch, ResolveContext, SeccompProfile, SyscallChecker};
 use crate::security::{SeccompPolicy, SecurityOptions};
 use crate::units::Size;
-use crate::{ImageConfig, SpecError, UserDb};
+use crate::{ImageConfig, ResolvedUser, SpecError, UserDb};
 
 /// The `ociVersion` written into every spec: the runtime-spec release that runc 1.1 implements.
 pub const OCI_VERSION: &str = "1.0.2";
 
 /// Paths the runtime masks (bind-mounts /dev/null or an empty read-only tmpfs over), as
-/// runtime-spec `linux.maskedPaths` (BEHAVIOR.md "Linux").
+/// runtime-spec `linux.maskedPaths` (docs/ocirun-run.md "Linux").
 pub const MASKED_PATHS: [&str; 12] = [
     "/proc/acpi",
     "/proc/kcore",
@@ -56,6 +57,10 @@ pub const DEFAULT_RLIMIT_CEILING: u64 = 1_048_576;
 
 /// The default size of the `/dev/shm` tmpfs: 64 MiB (podman's `--shm-size` default).
 pub const DEFAULT_SHM_SIZE: Size = Size::from_bytes(64 << 20);
+
+/// Where the init binary of `--init` appears inside the container (podman uses
+/// `/run/podman-init`); it is bind-mounted there read-only from the host.
+pub const INIT_PATH: &str = "/run/ocirun-init";
 
 /// The SELinux context parts of a container process and its files when the options set none
 /// (the `container_t`/`container_file_t` types of container-selinux, as podman uses them).
@@ -119,6 +124,25 @@ pub struct RunOptions {
     pub devices: Vec<Device>,
     /// `--shm-size`: the size of the `/dev/shm` tmpfs (default [`DEFAULT_SHM_SIZE`]).
     pub shm_size: Option<Size>,
+    /// `--init`: the host path of a minimal init (catatonit or tini, statically linked) that
+    /// runs as the container's PID 1, forwards signals to the command and reaps zombies
+    /// (podman's `--init`). It is bind-mounted read-only at [`INIT_PATH`] and `process.args`
+    /// becomes `[INIT_PATH, "--", args...]`, the command line catatonit and tini take.
+    pub init: Option<PathBuf>,
+    /// The size of the container's terminal, when `terminal` is set (runtime-spec
+    /// `process.consoleSize`): the caller's own terminal size, so that the command sees it
+    /// from its first instruction on.
+    pub console_size: Option<ConsoleSize>,
+}
+
+/// A terminal's size in character cells (runtime-spec `process.consoleSize`; the `ws_row` and
+/// `ws_col` of TIOCGWINSZ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleSize {
+    /// Rows (runtime-spec `height`).
+    pub rows: u16,
+    /// Columns (runtime-spec `width`).
+    pub cols: u16,
 }
 
 impl RunOptions {
@@ -147,6 +171,8 @@ impl RunOptions {
             resources: Resources::default(),
             devices: Vec::new(),
             shm_size: None,
+            init: None,
+            console_size: None,
         }
     }
 }
@@ -254,6 +280,8 @@ pub struct SpecGenerator<'a> {
     users: Option<&'a UserDb>,
     host: Option<&'a HostFacts>,
     syscalls: Option<&'a dyn SyscallChecker>,
+    mounts: &'a [Mount],
+    rootfs_propagation: Option<&'a str>,
 }
 
 impl std::fmt::Debug for SpecGenerator<'_> {
@@ -266,6 +294,8 @@ impl std::fmt::Debug for SpecGenerator<'_> {
             .field("users", &self.users)
             .field("host", &self.host)
             .field("syscalls", &self.syscalls.map(|_| "SyscallChecker"))
+            .field("mounts", &self.mounts)
+            .field("rootfs_propagation", &self.rootfs_propagation)
             .finish()
     }
 }
@@ -286,6 +316,8 @@ impl<'a> SpecGenerator<'a> {
             users: None,
             host: None,
             syscalls: None,
+            mounts: &[],
+            rootfs_propagation: None,
         }
     }
 
@@ -316,9 +348,60 @@ impl<'a> SpecGenerator<'a> {
         self
     }
 
+    /// The run's mounts beyond the defaults (volumes, image volumes, secrets, generated files:
+    /// what `ocirun-mounts` resolves), in order of precedence: for one destination the first
+    /// given wins, and every given mount wins over a default mount (see [`merge_mounts`]).
+    /// Without them: the default mounts alone.
+    pub fn mounts(mut self, mounts: &'a [Mount]) -> Self {
+        self.mounts = mounts;
+        self
+    }
+
+    /// The rootfs mount's propagation (runtime-spec `linux.rootfsPropagation`: `shared`,
+    /// `slave`, `rslave`, `private`, ...), which a `shared` or `slave` volume needs so that
+    /// mount events can cross the rootfs (podman sets it the same way). Without it: the
+    /// runtime's default.
+    pub fn rootfs_propagation(mut self, propagation: &'a str) -> Self {
+        self.rootfs_propagation = Some(propagation);
+        self
+    }
+
+    /// The command the process runs: `args`, or with `--use-entrypoint` the image's
+    /// Entrypoint followed by `args` (or by the image's Cmd when `args` is empty), podman's
+    /// rule. With `--init`, `process.args` is this command behind the init.
+    ///
+    /// # Errors
+    /// [`SpecError::NoCommand`] when that is empty.
+    pub fn command(&self) -> Result<Vec<String>, SpecError> {
+        let default_image = ImageConfig::default();
+        command(self.options, self.image.unwrap_or(&default_image))
+    }
+
+    /// The user the process runs as (`process.user` and the `HOME` default): `--user`, else
+    /// the image's User, else root, resolved against the user database, with `--group-add`'s
+    /// groups among the supplementary ones. What [`Self::generate`] puts into the spec; a
+    /// caller that prepares files for the process (the owner of a `U` volume) asks here.
+    ///
+    /// # Errors
+    /// [`SpecError::UnknownUser`], [`SpecError::UnknownGroup`], [`SpecError::InvalidUser`],
+    /// [`SpecError::InvalidGroup`].
+    pub fn user(&self) -> Result<ResolvedUser, SpecError> {
+        let options = self.options;
+        let default_users = UserDb::default();
+        let users = self.users.unwrap_or(&default_users);
+        let image_user = self.image.and_then(|i| i.user.as_deref());
+        let mut user = users.resolve(options.user.as_deref().or(image_user))?;
+        for group in &options.group_add {
+            user.additional_gids.push(users.group_id(group)?);
+        }
+        user.additional_gids.sort_unstable();
+        user.additional_gids.dedup();
+        Ok(user)
+    }
+
     /// Generates the spec.
     ///
-    /// `process`: args, env (merged as BEHAVIOR.md "Process" says), cwd, user with
+    /// `process`: args, env (merged as docs/ocirun-run.md "Process" says), cwd, user with
     /// supplementary groups, capabilities, rlimits, AppArmor profile, SELinux label,
     /// no-new-privileges. `linux`: namespaces, masked and read-only paths, cgroup resources
     /// over a deny-all device baseline, device nodes, seccomp, mount label, cgroups path.
@@ -338,22 +421,15 @@ impl<'a> SpecGenerator<'a> {
         let options = self.options;
         let default_image = ImageConfig::default();
         let image = self.image.unwrap_or(&default_image);
-        let default_users = UserDb::default();
-        let users = self.users.unwrap_or(&default_users);
         let default_host = HostFacts::default();
         let host = self.host.unwrap_or(&default_host);
 
-        let args = command(options, image)?;
+        let args = self.command()?;
         if !self.rootfs.is_absolute() {
             return Err(SpecError::RelativeRootfs(self.rootfs.to_path_buf()));
         }
 
-        let mut user = users.resolve(options.user.as_deref().or(image.user.as_deref()))?;
-        for group in &options.group_add {
-            user.additional_gids.push(users.group_id(group)?);
-        }
-        user.additional_gids.sort_unstable();
-        user.additional_gids.dedup();
+        let user = self.user()?;
 
         let cwd = options
             .working_dir
@@ -420,7 +496,13 @@ impl<'a> SpecGenerator<'a> {
                     .build()
                     .map_err(internal)?,
             )
-            .args(args)
+            .args(match &options.init {
+                Some(_) => [INIT_PATH.to_owned(), "--".to_owned()]
+                    .into_iter()
+                    .chain(args)
+                    .collect(),
+                None => args,
+            })
             .env(env.into_strings())
             .cwd(cwd)
             .capabilities(capabilities)
@@ -431,6 +513,15 @@ impl<'a> SpecGenerator<'a> {
         let labels = selinux_labels(&options.security, host, self.container_id);
         if let Some((process_label, _)) = &labels {
             process = process.selinux_label(process_label.clone());
+        }
+        if let (true, Some(size)) = (options.terminal, options.console_size) {
+            process = process.console_size(
+                BoxBuilder::default()
+                    .height(u64::from(size.rows))
+                    .width(u64::from(size.cols))
+                    .build()
+                    .map_err(internal)?,
+            );
         }
         let mut process = process.build().map_err(internal)?;
         // oci-spec's builder starts from its own defaults (noNewPrivileges on): state it.
@@ -488,6 +579,9 @@ impl<'a> SpecGenerator<'a> {
         if let Some(path) = cgroup.cgroups_path {
             linux = linux.cgroups_path(path);
         }
+        if let Some(propagation) = self.rootfs_propagation {
+            linux = linux.rootfs_propagation(propagation);
+        }
         if let Some((_, mount_label)) = labels {
             linux = linux.mount_label(mount_label);
         }
@@ -531,7 +625,33 @@ impl<'a> SpecGenerator<'a> {
                 }
             }
         }
-        sort_mounts(&mut mounts);
+        let init = match &options.init {
+            Some(binary) => {
+                if let Some(taken) = self
+                    .mounts
+                    .iter()
+                    .find(|m| m.destination() == Path::new(INIT_PATH))
+                {
+                    return Err(SpecError::InitPathTaken(
+                        taken
+                            .source()
+                            .clone()
+                            .unwrap_or_default()
+                            .display()
+                            .to_string(),
+                    ));
+                }
+                vec![MountBuilder::default()
+                    .destination(INIT_PATH)
+                    .typ("bind")
+                    .source(binary)
+                    .options(["bind", "ro", "nosuid", "nodev"].map(String::from).to_vec())
+                    .build()
+                    .map_err(internal)?]
+            }
+            None => Vec::new(),
+        };
+        let mounts = merge_mounts([init, self.mounts.to_vec(), mounts]);
 
         let mut spec = SpecBuilder::default()
             .version(OCI_VERSION)
@@ -742,7 +862,7 @@ fn mcs_level(id: &str) -> String {
     format!("s0:c{lo},c{hi}")
 }
 
-/// The default mounts of BEHAVIOR.md "Linux" (the set runc's `runc spec`, buildah and podman
+/// The default mounts of docs/ocirun-run.md "Linux" (the set runc's `runc spec`, buildah and podman
 /// give every container), with a `/dev/shm` tmpfs of `shm_size` (written in KiB when it is a
 /// whole number of KiB, else in bytes).
 pub fn default_mounts(shm_size: Size) -> Vec<Mount> {
@@ -809,8 +929,23 @@ pub fn default_mounts(shm_size: Size) -> Vec<Mount> {
     ]
 }
 
+/// Merges layers of mounts, given in order of precedence: for one destination the mount of the
+/// earliest layer (and the first within a layer) wins; then all are sorted with
+/// [`sort_mounts`]. This is the one rule by which every mount of a spec is ordered: `--init`'s
+/// bind mount, then the caller's mounts ([`SpecGenerator::mounts`]), then the defaults.
+pub fn merge_mounts(layers: impl IntoIterator<Item = Vec<Mount>>) -> Vec<Mount> {
+    let mut seen = std::collections::HashSet::new();
+    let mut merged: Vec<Mount> = layers
+        .into_iter()
+        .flatten()
+        .filter(|m| seen.insert(m.destination().clone()))
+        .collect();
+    sort_mounts(&mut merged);
+    merged
+}
+
 /// Sorts mounts by the depth of their destination, then by destination, so that a parent is
-/// always mounted before what is mounted below it (BEHAVIOR.md "Mounts", Order). Stable: two
+/// always mounted before what is mounted below it (docs/ocirun-run.md "Mounts", Order). Stable: two
 /// mounts on one destination keep their relative order.
 pub fn sort_mounts(mounts: &mut [Mount]) {
     mounts.sort_by(|a, b| {

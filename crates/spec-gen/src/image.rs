@@ -125,10 +125,9 @@ mod tests {
     #[test]
     fn bad_json_is_an_error() {
         let err = ImageConfig::from_json(br#"{"Env":"A=1"}"#).unwrap_err();
-        assert!(
-            err.to_string().starts_with("invalid image configuration: "),
-            "{err}"
-        );
+        assert_eq!(err.to_string(), "invalid image configuration");
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(source.starts_with("invalid type: string"), "{source}");
         assert!(ImageConfig::from_json(b"not json").is_err());
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! oci-spec keeps capability sets in a `HashSet`, whose iteration order changes from one process
 //! to the next. [`to_json`] sorts those sets, and writes object members in sorted order, so the
-//! same spec always gives the same bytes (DESIGN.md, "All generated output is deterministic").
+//! same spec always gives the same bytes (ARCHITECTURE.md: generated output is deterministic).
 
 use oci_spec::runtime::Spec;
 use serde_json::Value;

@@ -7,8 +7,12 @@ mod device;
 mod env;
 mod error;
 mod generate;
+#[cfg(feature = "host")]
+mod host;
 mod image;
 mod json;
+#[cfg(feature = "libseccomp")]
+mod libseccomp;
 mod namespaces;
 mod resources;
 mod rlimit;
@@ -24,12 +28,16 @@ pub use device::{Device, DeviceKind, DeviceRequest, HostDevice};
 pub use env::{parse_env_file, DEFAULT_PATH, PROXY_VARIABLES};
 pub use error::SpecError;
 pub use generate::{
-    default_mounts, sort_mounts, HostFacts, RunOptions, SpecGenerator, DEFAULT_RLIMIT_CEILING,
-    DEFAULT_SHM_SIZE, MASKED_PATHS, OCI_VERSION, READONLY_PATHS, SELINUX_FILE_DEFAULT,
-    SELINUX_PROCESS_DEFAULT,
+    default_mounts, merge_mounts, sort_mounts, ConsoleSize, HostFacts, RunOptions, SpecGenerator,
+    DEFAULT_RLIMIT_CEILING, DEFAULT_SHM_SIZE, INIT_PATH, MASKED_PATHS, OCI_VERSION, READONLY_PATHS,
+    SELINUX_FILE_DEFAULT, SELINUX_PROCESS_DEFAULT,
 };
+#[cfg(feature = "host")]
+pub use host::{find_init, INIT_CANDIDATES};
 pub use image::ImageConfig;
 pub use json::to_json;
+#[cfg(feature = "libseccomp")]
+pub use libseccomp::LibSeccomp;
 pub use namespaces::{NamespaceMode, NetworkMode};
 pub use resources::{
     MemorySwap, Resources, CPU_PERIOD_RANGE_US, CPU_SHARES_RANGE, DEFAULT_CPU_PERIOD_US,

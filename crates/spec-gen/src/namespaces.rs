@@ -1,4 +1,4 @@
-//! Namespace modes: `--pid`, `--ipc`, `--uts`, `--cgroupns` and `--network` (BEHAVIOR.md
+//! Namespace modes: `--pid`, `--ipc`, `--uts`, `--cgroupns` and `--network` (docs/ocirun-run.md
 //! "Linux"; podman-run(1)).
 //!
 //! Each becomes an entry of runtime-spec `linux.namespaces` (a new namespace, or `path` to

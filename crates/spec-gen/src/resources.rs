@@ -1,5 +1,5 @@
 //! cgroup resources: the `--cpu-*`, `--cpus`, `--cpuset-*`, `--memory*`, `--pids-limit` and
-//! `--cgroup-parent` flags (BEHAVIOR.md "Linux", Resources; podman-run(1)).
+//! `--cgroup-parent` flags (docs/ocirun-run.md "Linux", Resources; podman-run(1)).
 //!
 //! They become runtime-spec `linux.resources` (`memory`, `cpu`, `pids`) and
 //! `linux.cgroupsPath`. The runtime writes them to the cgroup v1 controllers or translates them

@@ -1,5 +1,5 @@
-//! `--security-opt` (podman-run(1); BEHAVIOR.md "Process"): seccomp, AppArmor, SELinux labels,
-//! no-new-privileges, and the masked paths.
+//! `--security-opt` (podman-run(1); docs/ocirun-run.md "Process"): seccomp, AppArmor, SELinux
+//! labels, no-new-privileges, and the masked paths.
 //!
 //! Each value is parsed into a [`SecurityOpt`] (pure), then applied in order to
 //! [`SecurityOptions`]; a later value for the same key replaces an earlier one, except `mask`
@@ -447,10 +447,8 @@ mod tests {
         let err = opts
             .apply(opt.clone(), |_| Err(std::io::Error::other("gone")))
             .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"cannot read seccomp profile "/p.json": gone"#
-        );
+        assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "gone");
+        assert_eq!(err.to_string(), r#"cannot read seccomp profile "/p.json""#);
         let err = opts.apply(opt, |_| Ok(b"{".to_vec())).unwrap_err();
         assert!(
             err.to_string()

@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ocirun_spec_gen::oci_spec::runtime::{Mount, MountBuilder};
 use ocirun_spec_gen::{
-    to_json, Device, DeviceKind, HostDevice, HostFacts, ImageConfig, NativeArch, RlimitKind,
-    RunOptions, SecurityOptions, SpecGenerator, SyscallChecker, UserDb,
+    to_json, ConsoleSize, Device, DeviceKind, HostDevice, HostFacts, ImageConfig, NativeArch,
+    RlimitKind, RunOptions, SecurityOptions, SpecGenerator, SyscallChecker, UserDb,
 };
 
 const ROOTFS: &str = "/var/lib/ocirun/rootfs";
@@ -47,12 +48,27 @@ impl SyscallChecker for AllSyscalls {
 }
 
 fn generate(options: &RunOptions, image: &ImageConfig, host: &HostFacts) -> String {
+    generate_with_mounts(options, image, host, &[], None)
+}
+
+fn generate_with_mounts(
+    options: &RunOptions,
+    image: &ImageConfig,
+    host: &HostFacts,
+    mounts: &[Mount],
+    propagation: Option<&str>,
+) -> String {
     let users = UserDb::parse(PASSWD, GROUP);
-    let spec = SpecGenerator::new(ROOTFS, ID, options)
+    let mut generator = SpecGenerator::new(ROOTFS, ID, options)
         .image(image)
         .users(&users)
         .host(host)
         .syscall_checker(&AllSyscalls)
+        .mounts(mounts);
+    if let Some(propagation) = propagation {
+        generator = generator.rootfs_propagation(propagation);
+    }
+    let spec = generator
         .generate()
         .unwrap_or_else(|e| panic!("generate failed: {e}"));
     to_json(&spec).unwrap()
@@ -281,6 +297,70 @@ fn network_none_and_host_namespaces() {
     );
 }
 
+/// The caller's mounts (a volume, a tmpfs over a default mount, a generated file), `--init`,
+/// a terminal with its size, and the rootfs propagation a `slave` volume asks for: every input
+/// that other crates hand the generator, which is the spec's only writer.
+#[test]
+fn mounts_init_and_console() {
+    let mount = |dst: &str, typ: &str, src: &str, opts: &[&str]| {
+        MountBuilder::default()
+            .destination(dst)
+            .typ(typ)
+            .source(src)
+            .options(opts.iter().map(|o| (*o).to_owned()).collect::<Vec<_>>())
+            .build()
+            .unwrap()
+    };
+    let mounts = [
+        mount("/data", "bind", "/srv/data", &["rbind", "rslave", "ro"]),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "tmpfs",
+            &["rw", "nosuid", "nodev", "size=1024k"],
+        ),
+        mount("/etc/hosts", "bind", "hosts", &["rbind", "rprivate", "rw"]),
+        mount("/data", "bind", "/shadowed", &["rbind"]),
+    ];
+    let mut o = options(&["sleep", "1"]);
+    o.init = Some("/usr/bin/catatonit".into());
+    o.terminal = true;
+    o.console_size = Some(ConsoleSize {
+        rows: 40,
+        cols: 120,
+    });
+    check(
+        "mounts_init_and_console",
+        &generate_with_mounts(
+            &o,
+            &ImageConfig::default(),
+            &host(),
+            &mounts,
+            Some("rslave"),
+        ),
+    );
+}
+
+#[test]
+fn a_mount_on_the_init_path_is_refused() {
+    let mut o = options(&["true"]);
+    o.init = Some("/usr/bin/catatonit".into());
+    let taken = MountBuilder::default()
+        .destination(ocirun_spec_gen::INIT_PATH)
+        .typ("bind")
+        .source("/tmp/x")
+        .build()
+        .unwrap();
+    let err = SpecGenerator::new(ROOTFS, ID, &o)
+        .mounts(&[taken])
+        .generate()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"--init needs /run/ocirun-init, where a mount of "/tmp/x" is asked for"#
+    );
+}
+
 #[test]
 fn every_golden_file_has_a_test() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
@@ -294,6 +374,7 @@ fn every_golden_file_has_a_test() {
         [
             "caps_added_and_dropped.json",
             "defaults_as_root.json",
+            "mounts_init_and_console.json",
             "network_none_and_host_namespaces.json",
             "non_root_user.json",
             "resources_and_devices.json",

@@ -1,6 +1,6 @@
 //! Seccomp profiles: the built-in default, loading profiles in the containers/Docker JSON
 //! format (or an OCI `linux.seccomp` object), and resolving them into runtime-spec
-//! `linux.seccomp` for one run (BEHAVIOR.md "Linux", Seccomp).
+//! `linux.seccomp` for one run (docs/ocirun-run.md "Linux", Seccomp).
 //!
 //! Resolution, as containers/common's `setupSeccomp` does it:
 //! 1. `architectures` are taken as they are; or the `archMap` entry of the native architecture

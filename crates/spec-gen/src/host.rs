@@ -1,0 +1,201 @@
+//! Gathering [`HostFacts`] and [`HostDevice`]s from the running system (cargo feature `host`).
+//!
+//! Everything else in this crate is pure; this module is the I/O that a caller of
+//! [`SpecGenerator`](crate::SpecGenerator) would otherwise write itself: the process's own
+//! environment, hard rlimits, capabilities, the kernel release, whether SELinux and AppArmor are
+//! enabled, whether swap can be limited, the hostname, device nodes, and where an init for
+//! `--init` is.
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use nix::sys::resource::{getrlimit, Resource};
+
+use crate::{parse_kernel_release, DeviceKind, HostDevice, HostFacts, RlimitKind};
+
+/// Host paths searched for an init binary for `--init`, in order: podman's catatonit, Debian's
+/// catatonit, Debian's tini-static. The binary must be statically linked: it runs inside any
+/// rootfs.
+pub const INIT_CANDIDATES: [&str; 3] = [
+    "/usr/libexec/podman/catatonit",
+    "/usr/bin/catatonit",
+    "/usr/bin/tini-static",
+];
+
+/// The first of [`INIT_CANDIDATES`] that is a file on this host.
+pub fn find_init() -> Option<&'static Path> {
+    INIT_CANDIDATES.iter().map(Path::new).find(|p| p.is_file())
+}
+
+impl HostFacts {
+    /// The facts of this process and host: its environment (`std::env::vars_os`, lossily
+    /// decoded), its hard rlimits (getrlimit(2)), whether `CAP_SYS_RESOURCE` is in its effective
+    /// set and its bounding set (capget(2), prctl(2)), the kernel release (uname(2)), whether
+    /// SELinux is enabled (selinuxfs mounted on `/sys/fs/selinux`, what libselinux's
+    /// `is_selinux_enabled` looks for first) and AppArmor
+    /// (`/sys/module/apparmor/parameters/enabled`), whether the memory cgroup can limit swap,
+    /// and the hostname. What cannot be read keeps its [`HostFacts::default`] value.
+    pub fn gather() -> Self {
+        let hard = |r| getrlimit(r).map(|(_, hard)| hard).unwrap_or(u64::MAX);
+        let defaults = Self::default();
+        Self {
+            env: std::env::vars_os()
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned(),
+                    )
+                })
+                .collect(),
+            nofile_hard: hard(Resource::RLIMIT_NOFILE),
+            nproc_hard: hard(Resource::RLIMIT_NPROC),
+            hard_limits: RlimitKind::ALL
+                .into_iter()
+                .map(|kind| (kind, hard(resource(kind))))
+                .collect::<BTreeMap<_, _>>(),
+            cap_sys_resource: caps::has_cap(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_SYS_RESOURCE,
+            )
+            .unwrap_or(false),
+            cap_bounding: caps::read(None, caps::CapSet::Bounding)
+                .map(|set| set.into_iter().fold(0, |mask, cap| mask | cap.bitmask()))
+                .unwrap_or(defaults.cap_bounding),
+            kernel: nix::sys::utsname::uname()
+                .ok()
+                .and_then(|u| parse_kernel_release(&u.release().to_string_lossy())),
+            selinux_enabled: selinux_enabled(),
+            apparmor_enabled: std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+                .is_ok_and(|s| s.trim() == "Y"),
+            swap_limit: swap_limit(),
+            hostname: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            ..defaults
+        }
+    }
+}
+
+impl HostDevice {
+    /// What the device node at `path` is (stat(2), following symlinks as podman's `--device`
+    /// does).
+    ///
+    /// # Errors
+    /// The stat error (`cannot stat "PATH": ...`), or [`ErrorKind::InvalidInput`] (`"PATH" is
+    /// not a device node`) when `path` is neither a character nor a block device.
+    pub fn stat(path: &Path) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot stat {path:?}: {e}")))?;
+        let kind = if meta.file_type().is_char_device() {
+            DeviceKind::Char
+        } else if meta.file_type().is_block_device() {
+            DeviceKind::Block
+        } else {
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidInput,
+                format!("{path:?} is not a device node"),
+            ));
+        };
+        let rdev = meta.rdev();
+        Ok(Self {
+            kind,
+            major: nix::sys::stat::major(rdev),
+            minor: nix::sys::stat::minor(rdev),
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        })
+    }
+}
+
+/// Whether SELinux is enabled: selinuxfs is mounted on `/sys/fs/selinux`.
+fn selinux_enabled() -> bool {
+    const SELINUX_MAGIC: u32 = 0xf97c_ff8c;
+    // f_type is a signed word whose width differs between architectures: compare its low
+    // 32 bits, which hold the magic everywhere.
+    nix::sys::statfs::statfs("/sys/fs/selinux")
+        .is_ok_and(|s| s.filesystem_type().0 as u32 == SELINUX_MAGIC)
+}
+
+/// Whether the memory cgroup can limit swap: cgroup v1 `memory.memsw.limit_in_bytes`, or on
+/// the unified hierarchy `memory.swap.max` in this process's own cgroup.
+fn swap_limit() -> bool {
+    if Path::new("/sys/fs/cgroup/memory").is_dir() {
+        return Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    match own.lines().find_map(|l| l.strip_prefix("0::")) {
+        Some(path) if path != "/" => Path::new("/sys/fs/cgroup")
+            .join(path.trim_start_matches('/'))
+            .join("memory.swap.max")
+            .exists(),
+        _ => true,
+    }
+}
+
+/// nix's resource for `kind` (every one Linux has).
+fn resource(kind: RlimitKind) -> Resource {
+    match kind {
+        RlimitKind::As => Resource::RLIMIT_AS,
+        RlimitKind::Core => Resource::RLIMIT_CORE,
+        RlimitKind::Cpu => Resource::RLIMIT_CPU,
+        RlimitKind::Data => Resource::RLIMIT_DATA,
+        RlimitKind::Fsize => Resource::RLIMIT_FSIZE,
+        RlimitKind::Locks => Resource::RLIMIT_LOCKS,
+        RlimitKind::Memlock => Resource::RLIMIT_MEMLOCK,
+        RlimitKind::Msgqueue => Resource::RLIMIT_MSGQUEUE,
+        RlimitKind::Nice => Resource::RLIMIT_NICE,
+        RlimitKind::Nofile => Resource::RLIMIT_NOFILE,
+        RlimitKind::Nproc => Resource::RLIMIT_NPROC,
+        RlimitKind::Rss => Resource::RLIMIT_RSS,
+        RlimitKind::Rtprio => Resource::RLIMIT_RTPRIO,
+        RlimitKind::Rttime => Resource::RLIMIT_RTTIME,
+        RlimitKind::Sigpending => Resource::RLIMIT_SIGPENDING,
+        RlimitKind::Stack => Resource::RLIMIT_STACK,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_of_this_process() {
+        let facts = HostFacts::gather();
+        assert_eq!(
+            facts.nofile_hard,
+            getrlimit(Resource::RLIMIT_NOFILE).unwrap().1
+        );
+        assert_eq!(
+            facts.hard_limit(RlimitKind::Core),
+            getrlimit(Resource::RLIMIT_CORE).unwrap().1
+        );
+        assert!(facts.kernel.is_some());
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let cap_bnd = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        assert_eq!(facts.cap_bounding, cap_bnd);
+        let path = std::env::var("PATH").unwrap_or_default();
+        assert!(facts.env.contains(&("PATH".to_owned(), path)) || facts.env.is_empty());
+    }
+
+    #[test]
+    fn device_nodes_and_other_files() {
+        let null = HostDevice::stat(Path::new("/dev/null")).unwrap();
+        assert_eq!(
+            (null.kind, null.major, null.minor),
+            (DeviceKind::Char, 1, 3)
+        );
+        let err = HostDevice::stat(Path::new("/etc/passwd")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(err.to_string(), r#""/etc/passwd" is not a device node"#);
+        let err = HostDevice::stat(Path::new("/nonexistent/dev")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+    }
+}
