@@ -319,4 +319,14 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+
+    #[test]
+    fn the_help_names_every_package() {
+        let words: Vec<&str> = AFTER_HELP
+            .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ':')
+            .collect();
+        for package in packages::PACKAGES {
+            assert!(words.contains(&package.name), "{}", package.name);
+        }
+    }
 }
