@@ -19,8 +19,15 @@
 //! 6. scale: the median latency of the first and last 50 runs of a sequence, and the wall time
 //!    of 20 runs started at once.
 //!
-//! The table goes to stdout in Markdown; the raw figures to `target/bench/results.json`.
+//! `--runtime NAME|PATH` (default: `$OCIRUN_RUNTIME`, else runc) puts another runtime in
+//! runc's place: ocirun runs it (`OCIRUN_RUNTIME`, set for every ocirun row to the runtime's
+//! path), and it makes the floor rows, which are named after it.
+//!
+//! The table goes to stdout in Markdown; the raw figures to `target/bench/results.json`. The
+//! Debian packages that the build and the runs need were installed before
+//! ([`crate::packages`]); buildah and podman are installed the same way when asked for.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,17 +37,27 @@ use anyhow::{bail, ensure, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::host;
+use crate::packages::{self, Package};
 use crate::rootfs::{self, Fixture};
 
 /// What `cargo xtask bench` was asked for.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct BenchOptions {
     /// Fewer repetitions and smaller transfers: under 3 minutes.
+    #[arg(long)]
     pub(crate) quick: bool,
-    /// Also measure `buildah run` (installed from Debian's packages if missing).
+    /// Also measure `buildah run` (Debian's buildah, installed if missing).
+    #[arg(long)]
     pub(crate) with_buildah: bool,
-    /// Also measure `podman run --rootfs` (installed from Debian's packages if missing).
+    /// Also measure `podman run --rootfs` (Debian's podman, installed if missing).
+    #[arg(long)]
     pub(crate) with_podman: bool,
+    /// The OCI runtime to measure: a name in PATH, or a path.
+    ///
+    /// ocirun runs it (OCIRUN_RUNTIME), and it makes the floor rows. Default:
+    /// $OCIRUN_RUNTIME, else runc.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub(crate) runtime: Option<OsString>,
 }
 
 /// Sizes and counts of one bench run.
@@ -116,7 +133,10 @@ struct Row {
 /// The programs and files a bench run works with.
 struct Bench {
     ocirun: PathBuf,
+    /// The OCI runtime: runc unless `--runtime` names another.
     runc: PathBuf,
+    /// What the rows call the runtime: its file name.
+    runtime_name: String,
     rootfs: PathBuf,
     work: PathBuf,
     has_tty: bool,
@@ -127,9 +147,35 @@ struct Bench {
 /// Runs the benchmarks and prints the table.
 pub(crate) fn run(sh: &Shell, options: BenchOptions) -> Result<()> {
     host::require_root("the benchmarks run real containers")?;
-    let runc = host::find_in_path("runc")
-        .or_else(|| host::find_admin_tool("runc"))
-        .context("runc not found: apt-get install runc")?;
+    let mut optional = Vec::new();
+    if options.with_buildah {
+        optional.push(Package {
+            name: "buildah",
+            purpose: "`buildah run`, measured with --with-buildah",
+        });
+    }
+    if options.with_podman {
+        optional.push(Package {
+            name: "podman",
+            purpose: "`podman run --rootfs`, measured with --with-podman",
+        });
+    }
+    packages::ensure(sh, "bench", &optional)?;
+    let runc = match host::runtime(options.runtime.as_deref())? {
+        Some(runtime) => host::find_runtime(&runtime).with_context(|| {
+            format!(
+                "the runtime {} is neither an executable file nor a program in PATH or the \
+                 sbin directories",
+                runtime.to_string_lossy()
+            )
+        })?,
+        None => host::find_admin_tool("runc").context("runc not found: apt-get install runc")?,
+    };
+    let runtime_name = runc.file_name().map_or_else(
+        || "runtime".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    eprintln!("bench: the runtime is {}", runc.display());
     let cargo = host::cargo();
     cmd!(sh, "{cargo} build --release -p ocirun")
         .run()
@@ -161,6 +207,7 @@ pub(crate) fn run(sh: &Shell, options: BenchOptions) -> Result<()> {
     let mut bench = Bench {
         ocirun,
         runc,
+        runtime_name,
         rootfs,
         work,
         has_tty: help.contains("--tty"),
@@ -172,7 +219,7 @@ pub(crate) fn run(sh: &Shell, options: BenchOptions) -> Result<()> {
     let started = Instant::now();
 
     eprintln!("==> latency");
-    rows.extend(bench.latency(&plan, options)?);
+    rows.extend(bench.latency(&plan, &options)?);
     eprintln!("==> output throughput");
     rows.extend(bench.output_throughput(&plan)?);
     eprintln!("==> input throughput");
@@ -202,10 +249,12 @@ impl Bench {
         self.work.join("runroot")
     }
 
-    /// `ocirun --runroot RUNROOT run --rootfs ROOTFS EXTRA... -- COMMAND...`.
+    /// `ocirun --runroot RUNROOT run --rootfs ROOTFS EXTRA... -- COMMAND...`, with
+    /// `OCIRUN_RUNTIME` naming the bench's runtime.
     fn ocirun_run(&self, extra: &[&str], command: &[&str]) -> Command {
         let mut cmd = Command::new(&self.ocirun);
-        cmd.arg("--runroot")
+        cmd.env(host::RUNTIME_VAR, &self.runc)
+            .arg("--runroot")
             .arg(self.runroot())
             .arg("run")
             .arg("--rootfs")
@@ -333,7 +382,7 @@ impl Bench {
         Ok(elapsed)
     }
 
-    fn latency(&mut self, plan: &Plan, options: BenchOptions) -> Result<Vec<Row>> {
+    fn latency(&mut self, plan: &Plan, options: &BenchOptions) -> Result<Vec<Row>> {
         let bundle = self.runc_bundle("true", &["/bin/true"])?;
         let mut ocirun = Vec::new();
         let mut runc = Vec::new();
@@ -345,11 +394,17 @@ impl Bench {
         }
         let floor = Stats::of(&runc);
         let mut rows = vec![
-            row("latency", "runc run (floor)", "ms", &runc, None),
+            row(
+                "latency",
+                &format!("{} run (floor)", self.runtime_name),
+                "ms",
+                &runc,
+                None,
+            ),
             row("latency", "ocirun run", "ms", &ocirun, Some(floor)),
             row(
                 "latency",
-                "runc create, start, delete",
+                &format!("{} create, start, delete", self.runtime_name),
                 "ms",
                 &three,
                 Some(floor),
@@ -365,7 +420,6 @@ impl Bench {
     }
 
     fn buildah_latency(&self, plan: &Plan, floor: Stats) -> Result<Row> {
-        install_if_missing("buildah", "buildah")?;
         let from = Command::new("buildah")
             .args(["from", "scratch"])
             .output()
@@ -392,7 +446,6 @@ impl Bench {
     }
 
     fn podman_latency(&self, plan: &Plan, floor: Stats) -> Result<Row> {
-        install_if_missing("podman", "podman")?;
         let mut samples = Vec::new();
         for _ in 0..plan.latency_pairs.min(20) {
             let mut cmd = Command::new("podman");
@@ -438,7 +491,13 @@ impl Bench {
         }
         let floor = Stats::of(&runc);
         let mut rows = vec![
-            row("output", "runc run, no relay (floor)", "GB/s", &runc, None),
+            row(
+                "output",
+                &format!("{} run, no relay (floor)", self.runtime_name),
+                "GB/s",
+                &runc,
+                None,
+            ),
             row("output", "ocirun relay", "GB/s", &relay, Some(floor)),
         ];
         if !inherit.is_empty() {
@@ -473,7 +532,13 @@ impl Bench {
         }
         let floor = Stats::of(&runc);
         Ok(vec![
-            row("input", "runc run, no relay (floor)", "GB/s", &runc, None),
+            row(
+                "input",
+                &format!("{} run, no relay (floor)", self.runtime_name),
+                "GB/s",
+                &runc,
+                None,
+            ),
             row("input", "ocirun relay", "GB/s", &relay, Some(floor)),
         ])
     }
@@ -489,7 +554,8 @@ impl Bench {
         let mut samples = Vec::new();
         for _ in 0..plan.transfer_reps {
             let mut cmd = Command::new("script");
-            cmd.args(["-qefc", &inner, "/dev/null"]);
+            cmd.args(["-qefc", &inner, "/dev/null"])
+                .env(host::RUNTIME_VAR, &self.runc);
             let secs = time_quiet(cmd)? / 1000.0;
             samples.push((plan.terminal_mib << 20) as f64 / secs / 1e9);
         }
@@ -729,19 +795,6 @@ fn peak_kib(mut cmd: Command) -> Result<u64> {
         bail!("{cmd:?} exited before its memory could be read");
     }
     Ok(peak)
-}
-
-fn install_if_missing(program: &str, package: &str) -> Result<()> {
-    if host::find_in_path(program).is_some() {
-        return Ok(());
-    }
-    let status = Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", package])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .context("cannot run apt-get")?;
-    ensure!(status.success(), "apt-get install {package} failed");
-    Ok(())
 }
 
 fn table(rows: &[Row], quick: bool, took: Duration) -> String {

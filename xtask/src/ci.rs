@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: everything CI checks, in order, stopping at the first failure.
 //!
 //! 0. the e2e preconditions (root, runc on `PATH`), checked first so a machine that cannot run
-//!    the last step fails in a second, not after the build;
+//!    the last step fails in a second, not after the build (the Debian packages that the build
+//!    and the tests need were installed before, [`crate::packages`]);
 //! 1. `cargo fmt --all -- --check`;
 //! 2. `cargo clippy --workspace --all-targets -- -D warnings`;
 //! 3. `cargo test --workspace --exclude ocirun-e2e` (unit and doc tests);
@@ -22,7 +23,9 @@ use crate::{e2e, host, vm};
 
 /// Runs the CI steps.
 pub(crate) fn run(sh: &Shell) -> Result<()> {
-    e2e::preflight().context("ci ends with the e2e suite, which cannot run here")?;
+    let runtime = host::runtime(None)?;
+    e2e::preflight(runtime.as_deref())
+        .context("ci ends with the e2e suite, which cannot run here")?;
     let cargo = host::cargo();
     let steps = [
         (
@@ -52,7 +55,7 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
     let unit = tally.run(cmd!(sh, "{cargo} test --workspace --exclude ocirun-e2e"));
     let e2e = unit.and_then(|()| {
         announce(total - 1, total, "e2e");
-        e2e::run(sh, &[], &mut tally)
+        e2e::run(sh, &e2e::Options::default(), &mut tally)
     });
     let guests = e2e.and_then(|()| {
         announce(total, total, "vm --cgroup both");

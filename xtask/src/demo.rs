@@ -1,9 +1,7 @@
 //! `cargo xtask demo`: show ocirun running a command in a Debian rootfs.
 //!
-//! 1. find which of runc, busybox-static (a static `/bin/busybox`) and debootstrap are missing;
-//!    as root, install them with `apt-get install -y --no-install-recommends` (after
-//!    `apt-get update`, only when something is missing, `DEBIAN_FRONTEND=noninteractive`); not
-//!    root, fail naming the packages to install;
+//! 1. install the Debian packages that are missing ([`crate::packages`], done by `main` before
+//!    the task runs);
 //! 2. `cargo build --release -p ocirun`;
 //! 3. build (or find cached) the Debian fixture in `target/fixtures/debian`;
 //! 4. `target/release/ocirun run --rootfs <fixture> -- sh -c SCRIPT`, where SCRIPT prints
@@ -30,8 +28,6 @@ echo '== apt'; apt-get --version | head -n1
 
 /// Runs the demo; the exit code is ocirun's.
 pub(crate) fn run(sh: &Shell) -> Result<ExitCode> {
-    install_missing(sh)?;
-
     let cargo = host::cargo();
     cmd!(sh, "{cargo} build --release -p ocirun")
         .run()
@@ -76,65 +72,6 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
         (None, None) => 1,
     };
     u8::try_from(code).unwrap_or(1)
-}
-
-/// The Debian packages the demo needs whose programs are not on this machine.
-fn missing_packages() -> Vec<&'static str> {
-    let mut missing = Vec::new();
-    if host::find_in_path("runc").is_none() {
-        missing.push("runc");
-    }
-    if !rootfs::has_static_busybox() {
-        missing.push("busybox-static");
-    }
-    if host::find_admin_tool("debootstrap").is_none() {
-        missing.push("debootstrap");
-    }
-    missing
-}
-
-/// Installs the missing packages with apt-get, as root.
-fn install_missing(sh: &Shell) -> Result<()> {
-    let missing = missing_packages();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let list = missing.join(" ");
-    if !host::is_root()? {
-        bail!(
-            "the demo needs {list}: install them as root (apt-get install {list}), or run the \
-             demo as root"
-        );
-    }
-    let Some(apt_get) = host::find_admin_tool("apt-get") else {
-        bail!(
-            "the demo needs {list}, and there is no apt-get to install them: install them by hand"
-        );
-    };
-    eprintln!("installing {list}");
-    let path = host::admin_path()?;
-    cmd!(sh, "{apt_get} update")
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .env("PATH", &path)
-        .run()
-        .context("apt-get update failed")?;
-    cmd!(
-        sh,
-        "{apt_get} install -y --no-install-recommends {missing...}"
-    )
-    .env("DEBIAN_FRONTEND", "noninteractive")
-    .env("PATH", &path)
-    .run()
-    .with_context(|| format!("cannot install {list}"))?;
-    let still = missing_packages();
-    if !still.is_empty() {
-        bail!(
-            "{} still missing after apt-get install (is /usr/sbin in PATH, and /bin/busybox the \
-             static one?)",
-            still.join(" ")
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

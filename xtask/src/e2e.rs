@@ -1,15 +1,19 @@
 //! `cargo xtask e2e`: the end-to-end suite (package `ocirun-e2e`) against real runc.
 //!
-//! Steps, stopping at the first failure:
+//! Steps, stopping at the first failure (the Debian packages that the build and the tests need
+//! were installed before, [`crate::packages`]):
 //!
-//! 1. check that this process is root and that `runc` is on `PATH` (the suite is never skipped:
-//!    without them it fails, saying what is missing);
+//! 1. check that this process is root, that `runc` is on `PATH`, and that the runtime that
+//!    `--runtime` names exists (the suite is never skipped: without them it fails, saying what
+//!    is missing);
 //! 2. build (or find cached) the busybox and Debian fixtures in `target/fixtures/`;
 //! 3. `cargo build -p ocirun`;
 //! 4. `cargo test -p ocirun-e2e -- --test-threads=N ARGS...`, where N is the number of CPUs
-//!    unless ARGS has its own `--test-threads`, with the environment of [`test_env`].
+//!    unless ARGS has its own `--test-threads`, with the environment of [`test_env`] and
+//!    `OCIRUN_RUNTIME` when `--runtime` (or the caller's `OCIRUN_RUNTIME`) names a runtime
+//!    ([`host::runtime`]).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -19,8 +23,25 @@ use crate::host;
 use crate::rootfs::{self, Fixture};
 use crate::tally::Tally;
 
-/// Fails unless the e2e suite can run here: root, and runc on `PATH`.
-pub(crate) fn preflight() -> Result<()> {
+/// The options of `cargo xtask e2e`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args)]
+pub(crate) struct Options {
+    /// The OCI runtime for ocirun in the tests: a name in PATH, or a path.
+    ///
+    /// Passed to the tests as OCIRUN_RUNTIME. Default: $OCIRUN_RUNTIME, else runc.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub(crate) runtime: Option<OsString>,
+
+    /// Test filters; after `--`, any argument of the test harness.
+    ///
+    /// Such as `--nocapture`, `--exact`, `--test-threads=N`.
+    #[arg(value_name = "ARGS")]
+    pub(crate) test_args: Vec<OsString>,
+}
+
+/// Fails unless the e2e suite can run here: root, runc on `PATH`, and `runtime` (from
+/// [`host::runtime`]) where ocirun will look for it.
+pub(crate) fn preflight(runtime: Option<&OsStr>) -> Result<()> {
     host::require_root(
         "the e2e suite needs root and real runc: it creates real containers, and it is never \
          skipped",
@@ -38,6 +59,15 @@ pub(crate) fn preflight() -> Result<()> {
              (apt-get install runc)"
         );
     }
+    if let Some(runtime) = runtime {
+        if host::find_runtime(runtime).is_none() {
+            bail!(
+                "the runtime {} is neither an executable file nor a program in PATH or the \
+                 sbin directories",
+                runtime.to_string_lossy()
+            );
+        }
+    }
     Ok(())
 }
 
@@ -48,8 +78,7 @@ pub(crate) enum Build {
     Debug,
     /// `cargo build --release -p ocirun` (`target/release/ocirun`), the build users run, which
     /// `cargo xtask demo` and `bench` build too: the suite in `cargo xtask vm`'s emulated guest,
-    /// where ocirun's processes took a sixth of the guest's CPU time with the debug build, half
-    /// of it in ocirun's own code.
+    /// where the debug build's own code costs a noticeable share of the guest's CPU time.
     Release,
 }
 
@@ -77,10 +106,13 @@ pub(crate) fn prepare(sh: &Shell, build: Build) -> Result<[(&'static str, PathBu
     Ok(test_env(bin, busybox, debian))
 }
 
-/// Runs the suite, passing `test_args` (filters, `--nocapture`, ...) to the test harness.
-pub(crate) fn run(sh: &Shell, test_args: &[OsString], tally: &mut Tally) -> Result<()> {
-    preflight()?;
+/// Runs the suite, passing the options' test arguments (filters, `--nocapture`, ...) to the
+/// test harness.
+pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()> {
+    let runtime = host::runtime(options.runtime.as_deref())?;
+    preflight(runtime.as_deref())?;
     let env = prepare(sh, Build::Debug)?;
+    let test_args = &options.test_args;
 
     let cargo = host::cargo();
     let mut harness_args = Vec::new();
@@ -98,6 +130,10 @@ pub(crate) fn run(sh: &Shell, test_args: &[OsString], tally: &mut Tally) -> Resu
     for (key, value) in env {
         eprintln!("  {key}={}", value.display());
         test = test.env(key, value);
+    }
+    if let Some(runtime) = runtime {
+        eprintln!("  {}={}", host::RUNTIME_VAR, runtime.to_string_lossy());
+        test = test.env(host::RUNTIME_VAR, runtime);
     }
     tally.run(test).context("the end-to-end tests failed")
 }

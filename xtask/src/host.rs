@@ -1,7 +1,9 @@
 //! Facts about the machine and the workspace that the tasks share: where the workspace and its
-//! target directory are, which cargo to run, whether we are root, and where a program is on `PATH`.
+//! target directory are, which cargo to run, whether we are root, where a program is on `PATH`,
+//! and which OCI runtime the tests and ocirun are to use.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -104,6 +106,43 @@ pub(crate) fn admin_path() -> Result<OsString> {
     std::env::join_paths(dirs).context("PATH holds a directory with a `:` in its name")
 }
 
+/// The variable that names the OCI runtime for ocirun, and so for the e2e tests.
+pub(crate) const RUNTIME_VAR: &str = "OCIRUN_RUNTIME";
+
+/// The OCI runtime that `--runtime` of e2e, vm and bench asks for, else `$OCIRUN_RUNTIME`;
+/// `None` when neither is given, for ocirun's default (runc). A path with a `/` is made
+/// absolute against the directory `cargo xtask` runs in, since the tests run elsewhere.
+pub(crate) fn runtime(option: Option<&OsStr>) -> Result<Option<OsString>> {
+    let from_env = std::env::var_os(RUNTIME_VAR).filter(|value| !value.is_empty());
+    let Some(runtime) = option.map(OsStr::to_owned).or(from_env) else {
+        return Ok(None);
+    };
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(Some(absolute_runtime(&cwd, runtime)))
+}
+
+/// `runtime` as given when it is a name (no `/`), else `cwd` joined with it.
+fn absolute_runtime(cwd: &Path, runtime: OsString) -> OsString {
+    if runtime.as_bytes().contains(&b'/') {
+        cwd.join(runtime).into_os_string()
+    } else {
+        runtime
+    }
+}
+
+/// Where the runtime `runtime` (a name, or an absolute path from [`runtime`]) is: a name in
+/// `PATH` or the sbin directories, as ocirun looks for it; a path when it is an executable
+/// file.
+pub(crate) fn find_runtime(runtime: &OsStr) -> Option<PathBuf> {
+    let path = Path::new(runtime);
+    if path.is_absolute() {
+        let meta = std::fs::metadata(path).ok()?;
+        return (meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+            .then(|| path.to_path_buf());
+    }
+    find_admin_tool(runtime.to_str()?)
+}
+
 fn executable_in(dir: &Path, name: &str) -> Option<PathBuf> {
     if !dir.is_absolute() {
         return None;
@@ -124,6 +163,32 @@ mod tests {
         assert_eq!(parse_effective_uid(status), Some(0));
         assert_eq!(parse_effective_uid("Name:\tcat\n"), None);
         assert_eq!(parse_effective_uid("Uid:\t1000\n"), None);
+    }
+
+    #[test]
+    fn runtime_paths_are_made_absolute_and_names_kept() {
+        let cwd = Path::new("/home/dev/ocirun");
+        assert_eq!(absolute_runtime(cwd, "crun".into()), "crun");
+        assert_eq!(
+            absolute_runtime(cwd, "./bin/myrunc".into()),
+            "/home/dev/ocirun/./bin/myrunc"
+        );
+        assert_eq!(
+            absolute_runtime(cwd, "/usr/sbin/runc".into()),
+            "/usr/sbin/runc"
+        );
+    }
+
+    #[test]
+    fn runtimes_are_found_by_name_and_by_path() {
+        assert_eq!(find_runtime("sh".as_ref()), find_in_path("sh"));
+        assert!(find_runtime("sh".as_ref()).is_some());
+        assert_eq!(
+            find_runtime("/bin/sh".as_ref()),
+            Some(PathBuf::from("/bin/sh"))
+        );
+        assert_eq!(find_runtime("/no/such/runtime".as_ref()), None);
+        assert_eq!(find_runtime("/etc/passwd".as_ref()), None);
     }
 
     #[test]

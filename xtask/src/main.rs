@@ -1,17 +1,24 @@
 //! `cargo xtask`: the ocirun project's development tasks, one binary with one subcommand per task.
 //!
 //! Run through the `.cargo/config.toml` alias (`cargo xtask <task>`), from anywhere inside the
-//! workspace. Tasks:
+//! workspace. The command line is clap's ([`Cli`]); `cargo xtask help [TASK]` prints it. Tasks:
 //!
 //! - `rootfs busybox|debian [DIR]`: build a test root filesystem, cached by a marker file
 //!   ([`rootfs`]);
-//! - `e2e [-- ARGS...]`: the end-to-end suite against real runc, as root ([`e2e`]);
+//! - `e2e [--runtime NAME|PATH] [FILTER...] [-- ARGS...]`: the end-to-end suite against real
+//!   runc, as root ([`e2e`]);
 //! - `vm [OPTIONS] [-- ARGS...]`: the end-to-end suite inside a QEMU guest, on cgroup v1
 //!   and v2 ([`vm`]);
 //! - `ci`: formatting, clippy, unit and doc tests, then `e2e` and `vm` ([`ci`]);
-//! - `demo`: install what is missing, build ocirun and run a command in a Debian rootfs
-//!   ([`demo`]);
-//! - `help`: the usage text.
+//! - `demo`: build ocirun and run a command in a Debian rootfs ([`demo`]);
+//! - `bench [--quick] [--with-buildah] [--with-podman] [--runtime NAME|PATH]`: ocirun measured
+//!   against the runtime alone ([`mod@bench`]);
+//! - `man DIR`: ocirun's man pages, generated from its clap definitions ([`man`]);
+//! - `help [TASK]`: the usage text, of every task or of one.
+//!
+//! Before `demo`, `e2e`, `vm`, `ci` and `bench` build anything, the Debian packages that the
+//! build and the tests need are installed when missing ([`packages`]; as root, else the task
+//! fails with the `apt-get install` line to run).
 //!
 //! Every command the tasks run is echoed on stderr before it runs; so is every step that changes
 //! the filesystem. Cargo commands run in the workspace root.
@@ -21,82 +28,125 @@ mod ci;
 mod demo;
 mod e2e;
 mod host;
+mod man;
+mod packages;
 mod rootfs;
 mod tally;
 mod vm;
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
 
 use crate::rootfs::Fixture;
 
-/// The usage text printed by `cargo xtask help` and after an unknown task.
-const USAGE: &str = "\
-Usage: cargo xtask <TASK> [ARGS...]
+/// The ocirun project's development tasks.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    arg_required_else_help = true,
+    subcommand_value_name = "TASK",
+    subcommand_help_heading = "Tasks",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
 
-Tasks:
-  rootfs busybox [DIR]  build the static-busybox test rootfs in DIR
-                        (default: target/fixtures/busybox); cached by DIR/.ocirun-fixture
-  rootfs debian [DIR]   build a Debian bookworm minbase rootfs in DIR with debootstrap
-                        (default: target/fixtures/debian); cached the same way
-  e2e [-- ARGS...]      as root: build both fixtures and ocirun, then run the end-to-end tests
-                        against real runc; ARGS go to the test harness (filters, --nocapture,
-                        --test-threads=N)
-  vm [--cgroup v1|v2|both] [--accel tcg|kvm] [--timeout SECS] [--fault hang|panic|lockup]
-     [-- ARGS...]       as root: the e2e suite inside a throwaway QEMU guest that sees the
-                        host's / read-only, once per cgroup version (default both), with
-                        ocirun's release build. Installs QEMU (Debian's qemu-system-x86) if
-                        missing; fetches Debian's kernel into target/vm/. --accel: tcg
-                        (default) or kvm where KVM works; --timeout: per guest, default 900,
-                        then the guest is killed and retried once, as is one whose kernel
-                        reports a CPU stuck for 20 s; --fault: a guest that hangs, panics or
-                        reports such a lockup, to check that; ARGS go to every test binary
-                        (filters, --exact). OCIRUN_E2E_FLIP=1 (for vm and e2e) makes
-                        cgroup::cgroup_version_is_the_expected_one fail on purpose, to check
-                        how a failure is reported
-  ci                    cargo fmt --check, clippy -D warnings, unit and doc tests, e2e, then
-                        vm --cgroup both
-  demo                  install runc/busybox-static/debootstrap if missing (as root), build
-                        ocirun --release and run a command in the Debian rootfs
-  bench [--quick] [--with-buildah] [--with-podman]
-                        as root: ocirun --release measured side by side with runc run alone
-                        (latency, throughput, peak memory, scale); table on stdout, raw
-                        figures in target/bench/results.json
-  help                  print this text
-";
+/// What `cargo xtask help` prints after the tasks.
+const AFTER_HELP: &str = "\
+demo, e2e, vm, ci and bench first install the Debian packages that the build and the tests need
+when any is missing (libseccomp-dev pkg-config libselinux1-dev libclang-dev runc busybox-static
+debootstrap catatonit uidmap): as root with apt-get; as another user they stop and print the
+apt-get command to run as root.
 
-/// A parsed command line.
-#[derive(Debug, PartialEq, Eq)]
+`cargo xtask help TASK` describes a task and its options; xtask/README.md has the details.";
+
+/// A task and its options.
+#[derive(Debug, PartialEq, Eq, Subcommand)]
 enum Task {
-    /// `rootfs KIND [DIR]`; `None` means the default fixture directory.
-    Rootfs(Fixture, Option<PathBuf>),
-    /// `e2e [-- ARGS...]`, with the arguments for the test harness.
-    E2e(Vec<OsString>),
-    /// `vm [OPTIONS] [-- ARGS...]`.
+    /// Build a test root filesystem in DIR, cached by DIR/.ocirun-fixture
+    ///
+    /// As root (to build; a cached one needs nothing). DIR defaults to
+    /// target/fixtures/busybox or target/fixtures/debian.
+    #[command(verbatim_doc_comment)]
+    Rootfs {
+        /// The kind of root filesystem.
+        kind: Fixture,
+        /// Where to build it (default: target/fixtures/KIND).
+        dir: Option<PathBuf>,
+    },
+    /// The end-to-end tests against real runc
+    ///
+    /// As root: build both fixtures and ocirun, then run `cargo test -p ocirun-e2e` with one
+    /// test thread per CPU. Test filters may follow; other harness options go after `--`.
+    /// OCIRUN_E2E_FLIP=1 makes cgroup::cgroup_version_is_the_expected_one fail on purpose, to
+    /// check how a failure is reported.
+    #[command(verbatim_doc_comment)]
+    E2e(e2e::Options),
+    /// The end-to-end tests inside throwaway QEMU guests, on cgroup v1 and v2
+    ///
+    /// As root: the e2e suite inside a QEMU guest that sees the host's / read-only, once per
+    /// cgroup version, against ocirun's release build. Installs QEMU (Debian's
+    /// qemu-system-x86) if missing and fetches Debian's kernel into target/vm/. A guest that
+    /// passes --timeout, stops without reporting, or whose kernel reports a CPU stuck for 20 s
+    /// is killed and retried once. OCIRUN_E2E_* variables and RUST_BACKTRACE are passed on to
+    /// the tests.
+    #[command(verbatim_doc_comment)]
     Vm(vm::Options),
-    /// `ci`.
+    /// What CI checks: fmt, clippy, unit and doc tests, e2e, then vm
+    ///
+    /// cargo fmt --check, clippy -D warnings, unit and doc tests, e2e, then vm --cgroup both,
+    /// stopping at the first failure; ends with `N passed, M failed` over every test run.
+    #[command(verbatim_doc_comment)]
     Ci,
-    /// `demo`.
+    /// Build ocirun and run a command in a Debian root filesystem
+    ///
+    /// Builds ocirun --release and the Debian fixture, then runs a script in it that prints
+    /// /etc/os-release, id, the capabilities and apt's version; exits with ocirun's status.
+    #[command(verbatim_doc_comment)]
     Demo,
-    /// `bench [--quick] [--with-buildah] [--with-podman]`.
+    /// ocirun measured side by side with the runtime alone
+    ///
+    /// As root: ocirun --release against the runtime's own `run` (runc unless --runtime names
+    /// another): latency, throughput, peak memory, scale. A Markdown table on stdout, the raw
+    /// figures in target/bench/results.json.
+    #[command(verbatim_doc_comment)]
     Bench(bench::BenchOptions),
-    /// `help`, `-h`, `--help`.
-    Help,
+    /// Write ocirun's man pages into DIR
+    ///
+    /// ocirun.1 and one ocirun-SUB.1 per subcommand (run, spec, gc, ...), with every flag,
+    /// generated from the clap definitions of the ocirun binary (crates/cli/src/flags.rs).
+    #[command(verbatim_doc_comment)]
+    Man {
+        /// The directory to write the pages into; created if missing.
+        dir: PathBuf,
+    },
+}
+
+impl Task {
+    /// The task's name when it builds ocirun or runs it, and so needs the packages of
+    /// [`packages::PACKAGES`].
+    fn needs_packages(&self) -> Option<&'static str> {
+        match self {
+            Task::E2e(_) => Some("e2e"),
+            Task::Vm(_) => Some("vm"),
+            Task::Ci => Some("ci"),
+            Task::Demo => Some("demo"),
+            Task::Bench(_) => Some("bench"),
+            Task::Rootfs { .. } | Task::Man { .. } => None,
+        }
+    }
 }
 
 fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let task = match parse_args(&args) {
-        Ok(task) => task,
-        Err(err) => {
-            eprintln!("error: {err:#}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(task) {
+    // Help goes to stdout with status 0; a bad command line to stderr with status 2.
+    let cli = Cli::parse();
+    match run(cli.task) {
         Ok(code) => code,
         Err(err) => {
             // The cause chain, without anyhow's backtrace (RUST_BACKTRACE is often set for the
@@ -110,94 +160,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// Parses the arguments that follow `cargo xtask`.
-fn parse_args(args: &[OsString]) -> Result<Task> {
-    let Some((task, rest)) = args.split_first() else {
-        bail!("no task given");
-    };
-    let task = task.to_str().unwrap_or("");
-    match task {
-        "rootfs" => {
-            let (kind, dir) = match rest {
-                [kind] => (kind, None),
-                [kind, dir] => (kind, Some(PathBuf::from(dir))),
-                [] => bail!("`rootfs` needs a kind: busybox or debian"),
-                _ => bail!("`rootfs` takes a kind and at most one directory"),
-            };
-            let fixture = match kind.to_str() {
-                Some("busybox") => Fixture::Busybox,
-                Some("debian") => Fixture::Debian,
-                _ => bail!(
-                    "unknown rootfs kind `{}`: expected busybox or debian",
-                    kind.to_string_lossy()
-                ),
-            };
-            Ok(Task::Rootfs(fixture, dir))
-        }
-        "e2e" => {
-            // Everything after `--` goes to the test harness; without `--`, only test filters
-            // may follow, so that a mistyped xtask option is not silently handed on.
-            let rest = match rest.split_first() {
-                Some((first, after)) if first == "--" => after,
-                _ => {
-                    if let Some(flag) = rest
-                        .iter()
-                        .find(|arg| arg.to_string_lossy().starts_with('-'))
-                    {
-                        bail!(
-                            "unknown e2e option `{}`: put options for the test harness after `--`",
-                            flag.to_string_lossy()
-                        );
-                    }
-                    rest
-                }
-            };
-            Ok(Task::E2e(rest.to_vec()))
-        }
-        "vm" => Ok(Task::Vm(vm::parse_options(rest)?)),
-        "ci" | "demo" | "help" | "-h" | "--help" if !rest.is_empty() => {
-            bail!("`{task}` takes no arguments")
-        }
-        "ci" => Ok(Task::Ci),
-        "demo" => Ok(Task::Demo),
-        "bench" => {
-            let mut options = bench::BenchOptions::default();
-            for arg in rest {
-                match arg.to_str() {
-                    Some("--quick") => options.quick = true,
-                    Some("--with-buildah") => options.with_buildah = true,
-                    Some("--with-podman") => options.with_podman = true,
-                    _ => bail!("unknown bench option `{}`", arg.to_string_lossy()),
-                }
-            }
-            Ok(Task::Bench(options))
-        }
-        "help" | "-h" | "--help" => Ok(Task::Help),
-        _ => bail!("unknown task `{}`", args[0].to_string_lossy()),
-    }
-}
-
 /// Runs one task; the exit code is the task's (the demo's is ocirun's).
 fn run(task: Task) -> Result<ExitCode> {
-    if task == Task::Help {
-        print!("{USAGE}");
-        return Ok(ExitCode::SUCCESS);
-    }
     // Relative paths on the command line are relative to where the user ran `cargo xtask`, which
     // `cargo run` keeps as the current directory; commands below run in the workspace root.
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let sh = host::workspace_shell(&cwd)?;
+    if let Some(name) = task.needs_packages() {
+        packages::ensure(&sh, name, packages::PACKAGES)?;
+    }
     match task {
-        Task::Rootfs(fixture, dir) => {
+        Task::Rootfs { kind, dir } => {
             let dir = match dir {
                 Some(dir) => cwd.join(dir),
-                None => rootfs::default_dir(fixture),
+                None => rootfs::default_dir(kind),
             };
-            rootfs::ensure(&sh, fixture, &dir)?;
+            rootfs::ensure(&sh, kind, &dir)?;
         }
-        Task::E2e(test_args) => {
+        Task::E2e(options) => {
             let mut tally = tally::Tally::default();
-            let result = e2e::run(&sh, &test_args, &mut tally);
+            let result = e2e::run(&sh, &options, &mut tally);
             println!("{}", tally.summary());
             result?;
         }
@@ -210,7 +192,9 @@ fn run(task: Task) -> Result<ExitCode> {
         Task::Ci => ci::run(&sh)?,
         Task::Demo => return demo::run(&sh),
         Task::Bench(options) => bench::run(&sh, options)?,
-        Task::Help => unreachable!("handled above"),
+        Task::Man { dir } => {
+            man::run(&sh, &cwd.join(dir))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -218,21 +202,37 @@ fn run(task: Task) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
+    use std::ffi::OsString;
 
-    fn parse(args: &[&str]) -> Result<Task> {
-        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        parse_args(&args)
+    fn parse(args: &[&str]) -> Result<Task, clap::Error> {
+        Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
+            .map(|cli| cli.task)
+    }
+
+    fn rootfs(kind: Fixture, dir: Option<&str>) -> Task {
+        Task::Rootfs {
+            kind,
+            dir: dir.map(PathBuf::from),
+        }
+    }
+
+    fn e2e(test_args: &[&str]) -> Task {
+        Task::E2e(e2e::Options {
+            runtime: None,
+            test_args: test_args.iter().map(OsString::from).collect(),
+        })
     }
 
     #[test]
     fn parses_rootfs() {
         assert_eq!(
             parse(&["rootfs", "busybox"]).unwrap(),
-            Task::Rootfs(Fixture::Busybox, None)
+            rootfs(Fixture::Busybox, None)
         );
         assert_eq!(
             parse(&["rootfs", "debian", "x/y"]).unwrap(),
-            Task::Rootfs(Fixture::Debian, Some(PathBuf::from("x/y")))
+            rootfs(Fixture::Debian, Some("x/y"))
         );
         assert!(parse(&["rootfs"]).is_err());
         assert!(parse(&["rootfs", "alpine"]).is_err());
@@ -241,38 +241,92 @@ mod tests {
 
     #[test]
     fn parses_e2e_pass_through() {
-        assert_eq!(parse(&["e2e"]).unwrap(), Task::E2e(vec![]));
+        assert_eq!(parse(&["e2e"]).unwrap(), e2e(&[]));
         assert_eq!(
             parse(&["e2e", "--", "--nocapture", "env"]).unwrap(),
-            Task::E2e(vec!["--nocapture".into(), "env".into()])
+            e2e(&["--nocapture", "env"])
         );
+        assert_eq!(parse(&["e2e", "hostname"]).unwrap(), e2e(&["hostname"]));
         assert_eq!(
-            parse(&["e2e", "hostname"]).unwrap(),
-            Task::E2e(vec!["hostname".into()])
+            parse(&["e2e", "hostname", "--", "--exact"]).unwrap(),
+            e2e(&["hostname", "--exact"])
         );
+        // A harness option before `--` is refused, not handed on.
         assert!(parse(&["e2e", "--nocapture"]).is_err());
         assert!(parse(&["e2e", "env", "--exact"]).is_err());
+        assert!(parse(&["e2e", "-x"]).is_err());
+    }
+
+    #[test]
+    fn parses_the_runtime_of_e2e_vm_and_bench() {
+        assert_eq!(
+            parse(&["e2e", "--runtime", "crun", "env", "--", "--nocapture"]).unwrap(),
+            Task::E2e(e2e::Options {
+                runtime: Some("crun".into()),
+                test_args: vec!["env".into(), "--nocapture".into()],
+            })
+        );
+        let Task::Vm(options) = parse(&["vm", "--runtime=/opt/runc"]).unwrap() else {
+            panic!("not vm");
+        };
+        assert_eq!(options.runtime, Some("/opt/runc".into()));
+        let Task::Bench(options) = parse(&["bench", "--quick", "--runtime", "crun"]).unwrap()
+        else {
+            panic!("not bench");
+        };
+        assert_eq!(options.runtime, Some("crun".into()));
+        assert!(options.quick);
+        assert!(parse(&["e2e", "--runtime"]).is_err());
     }
 
     #[test]
     fn rejects_unknown_and_extra_arguments() {
         assert!(parse(&[]).is_err());
+        assert!(parse(&["lint"]).is_err());
         assert!(parse(&["bench", "--fast"]).is_err());
         assert_eq!(
             parse(&["bench", "--quick", "--with-podman"]).unwrap(),
             Task::Bench(bench::BenchOptions {
                 quick: true,
                 with_buildah: false,
-                with_podman: true
+                with_podman: true,
+                runtime: None,
             })
         );
         assert!(parse(&["ci", "x"]).is_err());
         assert!(parse(&["demo", "--", "x"]).is_err());
-        assert_eq!(parse(&["help"]).unwrap(), Task::Help);
-        assert_eq!(parse(&["--help"]).unwrap(), Task::Help);
+        for help in [
+            &["help"][..],
+            &["--help"],
+            &["-h"],
+            &["help", "vm"],
+            &["vm", "--help"],
+        ] {
+            assert_eq!(
+                parse(help).unwrap_err().kind(),
+                ErrorKind::DisplayHelp,
+                "{help:?}"
+            );
+        }
         assert_eq!(parse(&["ci"]).unwrap(), Task::Ci);
         assert_eq!(parse(&["demo"]).unwrap(), Task::Demo);
         assert_eq!(parse(&["vm"]).unwrap(), Task::Vm(vm::Options::default()));
         assert!(parse(&["vm", "filter"]).is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_help_names_every_package() {
+        let words: Vec<&str> = AFTER_HELP
+            .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ':')
+            .collect();
+        for package in packages::PACKAGES {
+            assert!(words.contains(&package.name), "{}", package.name);
+        }
     }
 }

@@ -38,12 +38,14 @@ use crate::host;
 pub(crate) const MARKER: &str = ".ocirun-fixture";
 
 /// The kinds of test root filesystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Fixture {
     /// A static busybox with one symlink per applet, `/etc/passwd` and `/etc/group` with
     /// `root` and `app` (1000:1000), no `/etc/hosts`, `/etc/hostname` or `/etc/resolv.conf`.
+    #[value(help = "a static busybox with its applets and two users")]
     Busybox,
     /// A Debian bookworm `--variant=minbase` tree made by debootstrap.
+    #[value(help = "Debian bookworm minbase, made by debootstrap")]
     Debian,
 }
 

@@ -2,10 +2,12 @@
 //!
 //! The privileged suite creates real containers; here it runs in a guest that sees the host's
 //! `/` read-only, so it cannot change the machine, and on the cgroup version asked for,
-//! whatever the host has. Steps, stopping at the first failure:
+//! whatever the host has. Steps, stopping at the first failure (the Debian packages that the
+//! build and the tests need were installed before, [`crate::packages`]):
 //!
-//! 1. check root, runc, and that the workspace and target directory are visible in the guest
-//!    ([`guest::check_visible`]); with `--accel kvm`, that KVM works ([`qemu::check_kvm`]);
+//! 1. check root, runc, the runtime of `--runtime`, and that the workspace and target
+//!    directory are visible in the guest ([`guest::check_visible`]); with `--accel kvm`, that
+//!    KVM works ([`qemu::check_kvm`]);
 //! 2. build (or find cached) the fixtures, as `cargo xtask e2e` does, and ocirun's release
 //!    build ([`crate::e2e::prepare`], [`crate::e2e::Build::Release`]), and the e2e test
 //!    binaries (`cargo test -p ocirun-e2e --no-run`);
@@ -32,10 +34,12 @@
 //! and [`qemu::Accel::Tcg`]), and the busybox fixture, which every test copies, read from the
 //! guest's memory instead of through 9p ([`guest::Plan::local`]).
 //!
+//! The options ([`Options`]) are parsed by clap with the rest of xtask's command line.
 //! `--fault hang|panic|lockup` boots a guest whose `/init` sleeps forever, exits at once, or
-//! prints the kernel's soft-lockup report and sleeps, to check
-//! steps 6 and 7 themselves. `OCIRUN_E2E_*` variables (such as `OCIRUN_E2E_FLIP=1`, which
-//! makes one test fail on purpose) and `RUST_BACKTRACE` are passed on to the tests.
+//! prints the kernel's soft-lockup report and sleeps, to check steps 6 and 7 themselves. `OCIRUN_E2E_*` variables (such as `OCIRUN_E2E_FLIP=1`, which
+//! makes one test fail on purpose) and `RUST_BACKTRACE` are passed on to the tests, and so is
+//! `OCIRUN_RUNTIME` when `--runtime` (or the caller's `OCIRUN_RUNTIME`) names a runtime
+//! ([`host::runtime`]).
 
 mod console;
 mod cpio;
@@ -61,28 +65,25 @@ use self::qemu::{Accel, Exit, Machine};
 use crate::host;
 use crate::tally::Tally;
 
-/// The default of `--timeout`: how long one guest may take, boot to power-off (the whole suite
-/// took 132-194 s per guest here, 305-401 s before the guest was tuned for TCG).
+/// The default of `--timeout`: how long one guest may take, boot to power-off. Several times
+/// what the whole suite takes in a guest under TCG, so that only a guest that is stuck
+/// reaches it.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(900);
 /// vCPUs of each guest: the cores of the machines this runs on.
 const CPUS: usize = 2;
-/// Test binaries that run at the same time in a guest. More lanes did not finish sooner here
-/// (the 62-test suite took 169-178 s with 2 lanes of 2 threads, 173 s with 1; the 162-test
-/// suite 170 s with 2 lanes of 2 threads, 156 s with 1 of 3, and in a later pair 165 s
-/// against 164 s: the vCPUs idled 2% of the time instead of 10%, but the guest spent 308
-/// CPU-seconds instead of 272 on the same tests), and the extra load pushes the tests that
-/// allow a container 1 to 10 s to start over their limits.
+/// Test binaries that run at the same time in a guest. More lanes keep the vCPUs busier but
+/// do not finish sooner: the guest spends more CPU time on the same tests, and the extra load
+/// pushes the tests that allow a container 1 to 10 s to start over their limits.
 const LANES: usize = 1;
 /// `--test-threads` of each test binary in the guest: one more than the vCPUs, so that a test
-/// waiting for a container to start or a signal to arrive leaves no vCPU idle (the guest used
-/// 1.5 of the host's 2 cores with 2 threads, 1.7 with 3; 4 threads took 214 s against 202).
+/// waiting for a container to start or a signal to arrive leaves no vCPU idle; more threads
+/// only add load.
 const THREADS: usize = 3;
 /// A guest whose kernel reports a CPU stuck for this long (a soft lockup, in seconds) is
-/// killed as hung and retried, without waiting for `--timeout`. Under TCG such a guest has
-/// never recovered: the lockups seen here (both vCPUs, in `cp` or in runc's `runc init`) went
-/// on until the timeout, 749 s and more. 20 s is the kernel's first report (twice its
-/// `watchdog_thresh` of 10 s), which carries every CPU's stack (see the command line in
-/// [`run`]): waiting for later reports only delays the retry.
+/// killed as hung and retried, without waiting for `--timeout`: under TCG such a guest does
+/// not recover. 20 s is the kernel's first report (twice its `watchdog_thresh` of 10 s),
+/// which carries every CPU's stack (see the command line in [`run`]); waiting for later
+/// reports only delays the retry.
 const STUCK_SECS: u64 = 20;
 /// Memory of each guest, in MiB.
 const MEMORY_MIB: u32 = 2048;
@@ -105,103 +106,103 @@ impl Cgroup {
     }
 }
 
+/// The cgroup versions that `--cgroup` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Cgroups {
+    /// A guest with cgroup v1.
+    V1,
+    /// A guest with cgroup v2.
+    V2,
+    /// A guest with cgroup v1, then one with cgroup v2.
+    Both,
+}
+
+impl Cgroups {
+    /// The versions, in the order the guests boot.
+    pub(crate) fn versions(self) -> Vec<Cgroup> {
+        match self {
+            Cgroups::V1 => vec![Cgroup::V1],
+            Cgroups::V2 => vec![Cgroup::V2],
+            Cgroups::Both => vec![Cgroup::V1, Cgroup::V2],
+        }
+    }
+}
+
 /// A broken guest, for checking how the runner handles one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Fault {
     /// `/init` sleeps forever: the guest never reports.
     Hang,
     /// `/init` exits: the kernel panics and the guest stops without reporting.
     Panic,
-    /// `/init` prints the kernel's soft-lockup report ([`STUCK_SECS`] long) and sleeps.
+    /// `/init` prints the kernel's soft-lockup report and sleeps.
     Lockup,
 }
 
 /// The options of `cargo xtask vm`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct Options {
-    pub(crate) cgroups: Vec<Cgroup>,
+    /// The cgroup versions to boot a guest for, one after the other.
+    #[arg(long = "cgroup", value_name = "VERSION", value_enum, default_value_t = Cgroups::Both)]
+    pub(crate) cgroups: Cgroups,
+
+    /// How QEMU runs the guest's CPUs: its emulator, or KVM where KVM works.
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     pub(crate) accel: Accel,
-    pub(crate) timeout: Duration,
+
+    /// How long one guest may take, boot to power-off.
+    ///
+    /// A guest that takes longer is killed and booted once more.
+    #[arg(
+        long = "timeout",
+        value_name = "SECS",
+        default_value_t = DEFAULT_TIMEOUT.as_secs(),
+        value_parser = parse_timeout
+    )]
+    pub(crate) timeout_secs: u64,
+
+    /// Boot a broken guest instead of the suite, to check how the runner reports it.
+    #[arg(long, value_enum)]
     pub(crate) fault: Option<Fault>,
-    /// Arguments for every test binary (filters, `--exact`, ...).
+
+    /// The OCI runtime for ocirun in the tests: a name in PATH, or a path.
+    ///
+    /// Passed into the guest as OCIRUN_RUNTIME. Default: $OCIRUN_RUNTIME, else runc.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub(crate) runtime: Option<OsString>,
+
+    /// Arguments for every test binary (filters, `--exact`, `--skip NAME`), after `--`.
+    #[arg(last = true, value_name = "ARGS")]
     pub(crate) test_args: Vec<OsString>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            cgroups: vec![Cgroup::V1, Cgroup::V2],
-            accel: Accel::Tcg,
-            timeout: DEFAULT_TIMEOUT,
-            fault: None,
-            test_args: Vec::new(),
-        }
+/// A `--timeout` value: whole seconds, more than 0.
+fn parse_timeout(text: &str) -> Result<u64, String> {
+    match text.parse() {
+        Ok(0) | Err(_) => Err("expected a number of seconds above 0".to_owned()),
+        Ok(secs) => Ok(secs),
     }
 }
 
-/// Parses the arguments after `vm`:
-/// `[--cgroup v1|v2|both] [--accel tcg|kvm] [--timeout SECS] [--fault hang|panic] [-- ARGS...]`.
-pub(crate) fn parse_options(args: &[OsString]) -> Result<Options> {
-    let mut options = Options::default();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let arg = arg.to_str().unwrap_or("");
-        if arg == "--" {
-            options.test_args = args.cloned().collect();
-            break;
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
-            _ => (arg, None),
-        };
-        let mut value = || -> Result<String> {
-            match inline.clone() {
-                Some(value) => Ok(value),
-                None => args
-                    .next()
-                    .and_then(|v| v.to_str())
-                    .map(str::to_owned)
-                    .with_context(|| format!("`{flag}` needs a value")),
-            }
-        };
-        match flag {
-            "--cgroup" => {
-                options.cgroups = match value()?.as_str() {
-                    "v1" => vec![Cgroup::V1],
-                    "v2" => vec![Cgroup::V2],
-                    "both" => vec![Cgroup::V1, Cgroup::V2],
-                    other => bail!("unknown cgroup version `{other}`: expected v1, v2 or both"),
-                }
-            }
-            "--accel" => {
-                options.accel = match value()?.as_str() {
-                    "tcg" => Accel::Tcg,
-                    "kvm" => Accel::Kvm,
-                    other => bail!("unknown accelerator `{other}`: expected tcg or kvm"),
-                }
-            }
-            "--timeout" => {
-                let text = value()?;
-                let secs: u64 =
-                    text.parse().ok().filter(|&s| s > 0).with_context(|| {
-                        format!("invalid --timeout `{text}`: expected seconds > 0")
-                    })?;
-                options.timeout = Duration::from_secs(secs);
-            }
-            "--fault" => {
-                options.fault = match value()?.as_str() {
-                    "hang" => Some(Fault::Hang),
-                    "panic" => Some(Fault::Panic),
-                    "lockup" => Some(Fault::Lockup),
-                    other => bail!("unknown fault `{other}`: expected hang, panic or lockup"),
-                }
-            }
-            _ => {
-                bail!("unknown vm option `{arg}`: put test filters and harness options after `--`")
-            }
+impl Options {
+    /// `--timeout` as a duration.
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+}
+
+impl Default for Options {
+    /// The options of a bare `cargo xtask vm`.
+    fn default() -> Self {
+        Options {
+            cgroups: Cgroups::Both,
+            accel: Accel::Tcg,
+            timeout_secs: DEFAULT_TIMEOUT.as_secs(),
+            fault: None,
+            runtime: None,
+            test_args: Vec::new(),
         }
     }
-    Ok(options)
 }
 
 /// What one guest (after its retry, if any) gave.
@@ -218,7 +219,8 @@ struct GuestResult {
 /// Runs the task; `tally` gets every guest's test counts.
 pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()> {
     let started = std::time::Instant::now();
-    crate::e2e::preflight().context("cargo xtask vm runs the e2e suite")?;
+    let runtime = host::runtime(options.runtime.as_deref())?;
+    crate::e2e::preflight(runtime.as_deref()).context("cargo xtask vm runs the e2e suite")?;
     guest::check_visible("the workspace", &host::workspace_root())?;
     let target = host::target_dir(sh);
     guest::check_visible("the target directory", &target)?;
@@ -244,6 +246,14 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
             eprintln!("vm: passing {key}={} to the tests", value.to_string_lossy());
             plan_env.push((key.to_owned(), value));
         }
+    }
+    if let Some(runtime) = runtime {
+        let key = host::RUNTIME_VAR;
+        eprintln!(
+            "vm: passing {key}={} to the tests",
+            runtime.to_string_lossy()
+        );
+        plan_env.push((key.to_owned(), runtime));
     }
     let mut args = Vec::new();
     if !options
@@ -282,7 +292,7 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
         .and_then(|info| qemu::lpj(&info));
     let mut outcomes = Vec::new();
     let mut result = Ok(());
-    for &cgroup in &options.cgroups {
+    for cgroup in options.cgroups.versions() {
         // panic=-1 with -no-reboot: a kernel panic ends QEMU (status 0). loglevel=5 (`quiet`
         // shows one level less) and softlockup_all_cpu_backtrace=1: a soft lockup report
         // comes with the stuck CPU's registers and stack and every other CPU's stack, kept in
@@ -292,8 +302,7 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
         // mitigations=off: this throwaway guest runs only the suite. norandmaps: TCG reuses
         // the code it translated only at the same virtual address, and with ASLR every exec
         // of runc, ocirun or a test binary (each a PIE or linked to shared libraries) lands
-        // elsewhere and is translated again; without it `ocirun run -- true` takes 0.64 s
-        // in the guest instead of 1.46 s. init_on_alloc=0 and transparent_hugepage=never undo
+        // elsewhere and is translated again. init_on_alloc=0 and transparent_hugepage=never undo
         // two defaults of Debian's kernel that make the guest zero memory nobody reads: every
         // allocated page, and a whole 2 MiB page for a touch of a large anonymous mapping.
         let mut append = format!(
@@ -324,7 +333,7 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
             memory_mib: MEMORY_MIB,
         };
         let log = cache.join(format!("console-{}.log", cgroup.name()));
-        match run_guest(cgroup, &machine, options.timeout, &log) {
+        match run_guest(cgroup, &machine, options.timeout(), &log) {
             Ok(outcome) => {
                 // A filtered run says nothing about how long a whole suite takes.
                 if options.test_args.is_empty() {
@@ -675,9 +684,16 @@ fn finished(tag: &str, rc: i32, report: &Report, last_lines: &str) -> GuestResul
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Options> {
-        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        parse_options(&args)
+    /// `cargo xtask vm`'s options alone.
+    #[derive(Debug, clap::Parser)]
+    struct Vm {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        use clap::Parser;
+        Vm::try_parse_from(std::iter::once("vm").chain(args.iter().copied())).map(|vm| vm.options)
     }
 
     #[test]
@@ -691,6 +707,8 @@ mod tests {
             "30",
             "--fault",
             "hang",
+            "--runtime",
+            "/opt/crun",
             "--",
             "mem",
             "--exact",
@@ -699,21 +717,25 @@ mod tests {
         assert_eq!(
             options,
             Options {
-                cgroups: vec![Cgroup::V1],
+                cgroups: Cgroups::V1,
                 accel: Accel::Kvm,
-                timeout: Duration::from_secs(30),
+                timeout_secs: 30,
                 fault: Some(Fault::Hang),
+                runtime: Some("/opt/crun".into()),
                 test_args: vec!["mem".into(), "--exact".into()],
             }
         );
+        assert_eq!(options.timeout(), Duration::from_secs(30));
+        assert_eq!(options.cgroups.versions(), vec![Cgroup::V1]);
         assert_eq!(
-            parse(&["--cgroup=both"]).unwrap().cgroups,
+            parse(&["--cgroup=both"]).unwrap().cgroups.versions(),
             vec![Cgroup::V1, Cgroup::V2]
         );
         assert_eq!(
-            parse(&["--cgroup", "v2"]).unwrap().cgroups,
+            parse(&["--cgroup", "v2"]).unwrap().cgroups.versions(),
             vec![Cgroup::V2]
         );
+        assert_eq!(parse(&[]).unwrap().timeout(), DEFAULT_TIMEOUT);
         assert_eq!(parse(&["--fault=panic"]).unwrap().fault, Some(Fault::Panic));
         assert_eq!(
             parse(&["--fault=lockup"]).unwrap().fault,
@@ -732,6 +754,7 @@ mod tests {
             &["--fault", "oops"],
             &["filter"],
             &["--nocapture"],
+            &["--runtime"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }

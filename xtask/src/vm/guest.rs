@@ -122,9 +122,9 @@ pub(crate) struct Plan {
     pub(crate) keep: Vec<PathBuf>,
     /// Variables of `env` that name a directory which stage 2 copies (`cp -a`) into the
     /// guest's memory, below `/run/e2e/local`, and points the variable at: the busybox
-    /// fixture, which every test copies. Read through 9p, each of its 286 entries costs a
-    /// round trip to the host for its extended attributes, and a test's copy took 0.2-0.35 s
-    /// instead of 0.04 s.
+    /// fixture, which every test copies. Read through 9p, each of its entries costs round
+    /// trips to the host for its extended attributes, which makes a copy several times slower
+    /// than one from memory.
     pub(crate) local: Vec<String>,
 }
 

@@ -12,8 +12,8 @@
 //!    `target/vm/kernel/.tmp-PID/`, and `dpkg -x` unpacks the image package there;
 //! 4. the release (`6.1.0-57-amd64`) is read from the unpacked `boot/vmlinuz-RELEASE`;
 //! 5. the bzImage's XZ payload is decompressed into `vmlinux`, the uncompressed ELF that QEMU
-//!    boots directly through PVH, about 3 s faster per boot under TCG than the bzImage; a
-//!    payload that is not XZ keeps the bzImage, with a warning;
+//!    boots directly through PVH, faster under TCG than the bzImage, which decompresses
+//!    itself; a payload that is not XZ keeps the bzImage, with a warning;
 //! 6. the modules that the guest needs ([`WANTED_MODULES`]) and the modules they depend on are
 //!    copied into `modules/`, and their load order, dependencies first, into `modules.order`
 //!    ([`modinfo`]); modules built into the kernel are left out;
@@ -311,7 +311,7 @@ fn prepare(sh: &Shell, meta: &Package, image: &Package, tmp: &Path, dir: &Path) 
         }
         None => {
             eprintln!(
-                "warning: the payload of {} is not XZ; booting the bzImage (about 3 s slower)",
+                "warning: the payload of {} is not XZ; booting the bzImage (slower under TCG)",
                 vmlinuz.display()
             );
             write(&out.join("vmlinuz"), &bzimage)?;

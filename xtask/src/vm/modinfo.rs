@@ -5,13 +5,12 @@
 //! before it (what `modinfo -F depends` prints and what `depmod` turns into `modules.dep`).
 //! The kernel package that `cargo xtask vm` unpacks has no `modules.dep` (depmod runs in its
 //! postinst), and the guest's busybox `insmod` resolves nothing, so the load order is computed
-//! here: dependencies first, each module once.
-//!
-//! Only 64-bit little-endian ELF is read: the modules of Debian's amd64 kernel.
+//! here: dependencies first, each module once. The sections are read with the `object` crate.
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
+use object::{Object, ObjectSection};
 
 /// Module names use `_` where file names may use `-` (`kmod`'s `modname_normalize`).
 pub(crate) fn normalize(name: &str) -> String {
@@ -20,9 +19,14 @@ pub(crate) fn normalize(name: &str) -> String {
 
 /// The `depends=` entry of the module image `elf`: the module names it needs, normalized.
 ///
-/// Errors: not a 64-bit little-endian ELF file, headers outside the file, no `.modinfo`.
+/// Errors: not an ELF file, headers outside the file, no `.modinfo`.
 pub(crate) fn depends(elf: &[u8]) -> Result<Vec<String>> {
-    let modinfo = section(elf, ".modinfo")?.context("no .modinfo section")?;
+    let file = object::File::parse(elf).context("not a valid ELF file")?;
+    let modinfo = file
+        .section_by_name(".modinfo")
+        .context("no .modinfo section")?
+        .data()
+        .context("the .modinfo section lies outside the file")?;
     Ok(modinfo
         .split(|&b| b == 0)
         .filter_map(|entry| entry.strip_prefix(b"depends="))
@@ -34,66 +38,6 @@ pub(crate) fn depends(elf: &[u8]) -> Result<Vec<String>> {
         })
         .filter(|name| !name.is_empty())
         .collect())
-}
-
-/// The contents of the section called `name`, if the file has one.
-fn section<'a>(elf: &'a [u8], name: &str) -> Result<Option<&'a [u8]>> {
-    if elf.get(..4) != Some(b"\x7fELF".as_slice()) {
-        bail!("not an ELF file (bad magic)");
-    }
-    if elf.get(4) != Some(&2) || elf.get(5) != Some(&1) {
-        bail!("not a 64-bit little-endian ELF file");
-    }
-    let shoff = usize::try_from(u64_at(elf, 0x28)?).context("section header offset too large")?;
-    let shentsize = usize::from(u16_at(elf, 0x3a)?);
-    let shnum = usize::from(u16_at(elf, 0x3c)?);
-    let shstrndx = usize::from(u16_at(elf, 0x3e)?);
-    let header = |index: usize| -> Result<usize> {
-        index
-            .checked_mul(shentsize)
-            .and_then(|off| off.checked_add(shoff))
-            .context("section header offset out of range")
-    };
-    let contents = |index: usize| -> Result<&'a [u8]> {
-        let at = header(index)?;
-        let offset = usize::try_from(u64_at(elf, at + 0x18)?).context("section offset")?;
-        let size = usize::try_from(u64_at(elf, at + 0x20)?).context("section size")?;
-        offset
-            .checked_add(size)
-            .and_then(|end| elf.get(offset..end))
-            .with_context(|| format!("section {index} lies outside the file"))
-    };
-    let names = contents(shstrndx)?;
-    for index in 0..shnum {
-        let name_at = usize::try_from(u32_at(elf, header(index)?)?).context("section name")?;
-        let section_name = names
-            .get(name_at..)
-            .and_then(|rest| rest.split(|&b| b == 0).next())
-            .with_context(|| format!("section {index} has its name outside the string table"))?;
-        if section_name == name.as_bytes() {
-            return contents(index).map(Some);
-        }
-    }
-    Ok(None)
-}
-
-fn bytes_at<const N: usize>(elf: &[u8], at: usize) -> Result<[u8; N]> {
-    at.checked_add(N)
-        .and_then(|end| elf.get(at..end))
-        .and_then(|b| b.try_into().ok())
-        .with_context(|| format!("ELF header field at {at:#x} lies outside the file"))
-}
-
-fn u16_at(elf: &[u8], at: usize) -> Result<u16> {
-    bytes_at(elf, at).map(u16::from_le_bytes)
-}
-
-fn u32_at(elf: &[u8], at: usize) -> Result<u32> {
-    bytes_at(elf, at).map(u32::from_le_bytes)
-}
-
-fn u64_at(elf: &[u8], at: usize) -> Result<u64> {
-    bytes_at(elf, at).map(u64::from_le_bytes)
 }
 
 /// The modules to load for `wanted`, dependencies first, each once.
@@ -158,29 +102,39 @@ pub(crate) fn load_order(
 mod tests {
     use super::*;
 
-    /// A minimal ELF64 LE file with sections: null, .modinfo, .shstrtab.
+    /// A minimal ELF64 LE relocatable file with sections: null, .modinfo, .shstrtab.
     fn module_with_modinfo(modinfo: &[u8]) -> Vec<u8> {
-        let shstrtab = b"\0.modinfo\0.shstrtab\0";
+        module_with_section(".modinfo", modinfo)
+    }
+
+    /// A minimal ELF64 LE relocatable file with sections: null, `name` (`SHT_PROGBITS`)
+    /// holding `contents`, .shstrtab; the section headers come last.
+    fn module_with_section(name: &str, contents: &[u8]) -> Vec<u8> {
+        const SHT_PROGBITS: u32 = 1;
+        const SHT_STRTAB: u32 = 3;
+        let shstrtab = format!("\0{name}\0.shstrtab\0");
         let mut elf = vec![0u8; 64];
-        elf[..4].copy_from_slice(b"\x7fELF");
-        elf[4] = 2;
-        elf[5] = 1;
-        let modinfo_off = elf.len() as u64;
-        elf.extend_from_slice(modinfo);
-        let shstrtab_off = elf.len() as u64;
-        elf.extend_from_slice(shstrtab);
+        elf[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+        // e_type ET_REL.
+        elf[0x10..0x12].copy_from_slice(&1u16.to_le_bytes());
+        let contents_at = elf.len() as u64;
+        elf.extend_from_slice(contents);
+        let shstrtab_at = elf.len() as u64;
+        elf.extend_from_slice(shstrtab.as_bytes());
         let shoff = elf.len() as u64;
-        let mut header = |name: u32, offset: u64, size: u64| {
+        let mut header = |name: usize, kind: u32, offset: u64, size: usize| {
             let mut h = [0u8; 64];
-            h[..4].copy_from_slice(&name.to_le_bytes());
+            h[..4].copy_from_slice(&u32::try_from(name).unwrap().to_le_bytes());
+            h[4..8].copy_from_slice(&kind.to_le_bytes());
             h[0x18..0x20].copy_from_slice(&offset.to_le_bytes());
-            h[0x20..0x28].copy_from_slice(&size.to_le_bytes());
+            h[0x20..0x28].copy_from_slice(&(size as u64).to_le_bytes());
             elf.extend_from_slice(&h);
         };
-        header(0, 0, 0);
-        header(1, modinfo_off, modinfo.len() as u64);
-        header(10, shstrtab_off, shstrtab.len() as u64);
+        header(0, 0, 0, 0);
+        header(1, SHT_PROGBITS, contents_at, contents.len());
+        header(name.len() + 2, SHT_STRTAB, shstrtab_at, shstrtab.len());
         elf[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+        // e_shentsize, e_shnum, e_shstrndx.
         elf[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
         elf[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
         elf[0x3e..0x40].copy_from_slice(&2u16.to_le_bytes());
@@ -206,9 +160,13 @@ mod tests {
         let mut truncated = module_with_modinfo(b"depends=a\0");
         truncated.truncate(100);
         assert!(depends(&truncated).is_err());
-        let mut big_endian = module_with_modinfo(b"depends=a\0");
-        big_endian[5] = 2;
-        assert!(depends(&big_endian).is_err());
+        let err = depends(&module_with_section(".comment", b"depends=a\0")).unwrap_err();
+        assert!(format!("{err:#}").contains("no .modinfo"), "{err:#}");
+        let mut outside = module_with_modinfo(b"depends=a\0");
+        // The .modinfo section header's sh_offset (header 1 of 3, at the end of the file).
+        let at = outside.len() - 2 * 64 + 0x18;
+        outside[at..at + 8].copy_from_slice(&0x10_0000u64.to_le_bytes());
+        assert!(depends(&outside).is_err());
     }
 
     fn table<'a>(

@@ -32,14 +32,16 @@ const PACKAGE: &str = "qemu-system-x86";
 const BINARY: &str = "qemu-system-x86_64";
 
 /// How the guest's CPU is run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Accel {
     /// QEMU's emulator (`-accel tcg,thread=multi -cpu max,erms=off,fsrm=off`): works
     /// everywhere. Without ERMS and FSRM the guest's kernel and libc clear and copy memory
     /// with `rep stosq`/`movsq` or vector loops instead of `rep stosb`/`movsb`, which TCG runs
     /// one byte per iteration.
+    #[value(help = "QEMU's emulator: works everywhere (the default)")]
     Tcg,
     /// Hardware virtualization (`-accel kvm -cpu host`): only when asked for.
+    #[value(help = "hardware virtualization, where /dev/kvm works")]
     Kvm,
 }
 
@@ -160,7 +162,7 @@ pub(crate) fn check_kvm() -> Result<()> {
 
 /// The loops-per-jiffy value for the kernel command line, from the host's `cpu MHz` in
 /// `/proc/cpuinfo` (Debian's kernel has HZ=250). It lets the second vCPU skip its delay-loop
-/// calibration, about 0.6 s under TCG; it only affects the accuracy of `udelay`.
+/// calibration, which is slow under TCG; it only affects the accuracy of `udelay`.
 pub(crate) fn lpj(cpuinfo: &str) -> Option<u64> {
     let mhz: f64 = cpuinfo
         .lines()
