@@ -287,6 +287,21 @@ fn init_forwards_sigterm_and_ends_at_once() {
 }
 
 #[test]
+fn under_init_the_command_has_the_signal_mask_it_has_without() {
+    let sb = Sandbox::busybox();
+    let script = "grep SigBlk /proc/self/status; trap 'echo caught TSTP' TSTP; kill -TSTP $$; \
+                  echo after";
+    for init in [&["--init"][..], &[]] {
+        let mut args = init.to_vec();
+        args.extend(["--", "sh", "-c", script]);
+        sb.run(&args)
+            .run()
+            .assert_success("SigBlk:\t0000000000000000\ncaught TSTP\nafter\n");
+    }
+    sb.assert_nothing_left();
+}
+
+#[test]
 fn init_is_pid_1_and_the_command_its_child() {
     let sb = Sandbox::busybox();
     let out = sb.run(["--init", "--", "ps", "-o", "pid,ppid,args"]).run();

@@ -111,7 +111,7 @@ pub(crate) fn init_binary(args: &LifecycleArgs) -> Result<Option<PathBuf>> {
         Some(path) if path.is_file() => path.clone(),
         Some(path) => bail!("--init-path {path:?}: no such file"),
         None => find_init().map(Path::to_path_buf).context(
-            "--init: no init binary found (install catatonit or tini, or give --init-path)",
+            "--init: no init binary found (install tini or catatonit, or give --init-path)",
         )?,
     };
     // The spec's bind mount needs an absolute source (relative ones are the bundle's).
