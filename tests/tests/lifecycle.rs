@@ -2,24 +2,15 @@
 //! signals, the stop timeout and --init; crash safety with `ocirun gc`; concurrent runs on one
 //! rootfs and container names; runtime discovery, flags and errors.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use ocirun_e2e::{
-    children_named, lighter_in_vm, ocirun_bin, ppid_and_comm, processes_rooted_at, runc,
+    children_named, lighter_in_vm, ocirun_bin, ppid_and_comm, processes_rooted_at, runc, script,
     send_signal, slack, status_mask, wait_for_child, wait_until_caught, Sandbox,
 };
-
-/// Writes an executable shell script `name` in `dir` and returns its path.
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
 
 /// A runtime that appends its arguments to `log`, then runs the real runc.
 fn logging_runtime(sb: &Sandbox) -> (PathBuf, PathBuf) {
