@@ -24,7 +24,7 @@ pub(crate) struct GeneratedFile {
 }
 
 /// The generated files, in the order they are written.
-pub(crate) const GENERATED_FILES: [GeneratedFile; 4] = [
+pub(crate) const GENERATED_FILES: [GeneratedFile; 6] = [
     GeneratedFile {
         bundle_name: "hosts",
         destination: "/etc/hosts",
@@ -40,6 +40,14 @@ pub(crate) const GENERATED_FILES: [GeneratedFile; 4] = [
     GeneratedFile {
         bundle_name: "containerenv",
         destination: "/run/.containerenv",
+    },
+    GeneratedFile {
+        bundle_name: "passwd",
+        destination: "/etc/passwd",
+    },
+    GeneratedFile {
+        bundle_name: "group",
+        destination: "/etc/group",
     },
 ];
 
@@ -94,12 +102,17 @@ pub struct GeneratedOptions {
     pub dns: DnsOptions,
     /// `/run/.containerenv`, when set.
     pub container_env: Option<ContainerEnv>,
+    /// An `/etc/passwd` for the container (the rootfs's with an entry added: podman's
+    /// `--userns keep-id` adds the user's), when set.
+    pub passwd: Option<String>,
+    /// An `/etc/group` for the container, likewise.
+    pub group: Option<String>,
 }
 
 impl GeneratedOptions {
     /// The generated files in effect: all of [`GENERATED_FILES`] but `/etc/hosts` with
-    /// `--no-hosts`, `/etc/resolv.conf` with `--dns none`, and `/run/.containerenv` without
-    /// a [`ContainerEnv`].
+    /// `--no-hosts`, `/etc/resolv.conf` with `--dns none`, `/run/.containerenv` without a
+    /// [`ContainerEnv`], and `/etc/passwd` and `/etc/group` when not set.
     pub(crate) fn files(&self) -> Vec<GeneratedFile> {
         GENERATED_FILES
             .iter()
@@ -108,6 +121,8 @@ impl GeneratedOptions {
                 "hosts" => !self.no_hosts,
                 "resolv.conf" => !self.dns.none,
                 "containerenv" => self.container_env.is_some(),
+                "passwd" => self.passwd.is_some(),
+                "group" => self.group.is_some(),
                 _ => true,
             })
             .collect()
@@ -202,6 +217,8 @@ pub(crate) fn write_generated_files(
                 netns,
                 &options.dns,
             ),
+            "passwd" => options.passwd.clone().unwrap_or_default(),
+            "group" => options.group.clone().unwrap_or_default(),
             _ => options
                 .container_env
                 .as_ref()
