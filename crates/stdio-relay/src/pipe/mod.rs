@@ -279,7 +279,13 @@ pub(crate) fn pipe_flows(
 
 /// The container's stdio for `--stdio inherit`: duplicates (`F_DUPFD_CLOEXEC`) of the
 /// caller's own fds, so the container reads and writes them directly and no relay runs;
-/// with `discard_stdout`, `/dev/null` (opened `O_WRONLY|O_CLOEXEC`) as its stdout.
+/// with `discard_stdout`, a sink of its own as its stdout.
+///
+/// A sink is `/dev/zero` opened `O_WRONLY|O_CLOEXEC`, whose writes the kernel discards as it
+/// does `/dev/null`'s, and so is a caller's stdout or stderr that is `/dev/null`: youki (0.7)
+/// opens the container's own `/dev/null` read-only over every stdio fd that is `/dev/null`
+/// before it runs the command, whose writes to it would then fail with `EBADF`. A stdin that
+/// is `/dev/null` is kept.
 ///
 /// The container shares the caller's open file descriptions: a process it leaves behind keeps
 /// them open (a reader of the caller's stdout then waits for that process, not for the
@@ -288,7 +294,7 @@ pub(crate) fn pipe_flows(
 ///
 /// # Errors
 /// [`RelayError::Duplicate`] when an fd cannot be duplicated, [`RelayError::Open`] when
-/// `/dev/null` cannot be opened.
+/// `/dev/zero` cannot be opened.
 pub fn inherit_stdio(
     caller: CallerStdio<'_>,
     discard_stdout: bool,
@@ -297,23 +303,43 @@ pub fn inherit_stdio(
         fd.try_clone_to_owned()
             .map_err(|source| RelayError::Duplicate { stream, source })
     };
-    let stdout = if discard_stdout {
-        let null = Path::new("/dev/null");
+    let sink = |stream| {
+        let zero = Path::new(SINK);
         File::options()
             .write(true)
-            .open(null)
+            .open(zero)
             .map(OwnedFd::from)
             .map_err(|source| RelayError::Open {
-                path: null.to_owned(),
-                stream: Stream::ContainerStdout,
+                path: zero.to_owned(),
+                stream,
                 source,
-            })?
+            })
+    };
+    let stdout = if discard_stdout || is_dev_null(caller.stdout) {
+        sink(Stream::ContainerStdout)?
     } else {
         dup(caller.stdout, Stream::CallerStdout)?
+    };
+    let stderr = if is_dev_null(caller.stderr) {
+        sink(Stream::ContainerStderr)?
+    } else {
+        dup(caller.stderr, Stream::CallerStderr)?
     };
     Ok(ContainerStdio {
         stdin: dup(caller.stdin, Stream::CallerStdin)?,
         stdout,
-        stderr: dup(caller.stderr, Stream::CallerStderr)?,
+        stderr,
+    })
+}
+
+/// The container's sink for output that is thrown away (see [`inherit_stdio`]).
+const SINK: &str = "/dev/zero";
+
+/// Whether `fd` is `/dev/null` (the character device 1:3).
+fn is_dev_null(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::stat::fstat(fd).is_ok_and(|st| {
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR
+            && libc::major(st.st_rdev) == 1
+            && libc::minor(st.st_rdev) == 3
     })
 }

@@ -1019,7 +1019,7 @@ fn one_fd_as_both_stdout_and_stderr_gets_both_streams() {
 }
 
 #[test]
-fn inherited_stdio_is_the_caller_descriptions_or_dev_null() {
+fn inherited_stdio_is_the_caller_descriptions_or_a_sink() {
     let (in_r, _in_w) = io::pipe().expect("pipe");
     let (_out_r, out_w) = io::pipe().expect("pipe");
     let (_err_r, err_w) = io::pipe().expect("pipe");
@@ -1048,11 +1048,42 @@ fn inherited_stdio_is_the_caller_descriptions_or_dev_null() {
         assert!(is_cloexec(theirs));
     }
     let quiet = inherit_stdio(caller, true).expect("inherit");
-    let null = nix::sys::stat::stat("/dev/null").expect("stat /dev/null");
+    let zero = nix::sys::stat::stat("/dev/zero").expect("stat /dev/zero");
     let out = nix::sys::stat::fstat(&quiet.stdout).expect("fstat");
-    assert_eq!((out.st_dev, out.st_ino), (null.st_dev, null.st_ino));
+    assert_eq!(out.st_rdev, zero.st_rdev);
     assert!(is_cloexec(&quiet.stdout));
     assert_eq!(ino(&quiet.stderr), ino(&same.stderr));
+    // The sink takes writes and keeps nothing.
+    let written = nix::unistd::write(&quiet.stdout, b"thrown away").expect("write");
+    assert_eq!(written, 11);
+}
+
+#[test]
+fn a_caller_dev_null_becomes_a_sink_but_for_stdin() {
+    // youki reopens a stdio fd that is /dev/null read-only: the container never gets one to
+    // write to.
+    let null = |write: bool| {
+        OwnedFd::from(
+            std::fs::File::options()
+                .read(!write)
+                .write(write)
+                .open("/dev/null")
+                .expect("open /dev/null"),
+        )
+    };
+    let (stdin, stdout, stderr) = (null(false), null(true), null(true));
+    let caller = CallerStdio {
+        stdin: stdin.as_fd(),
+        stdout: stdout.as_fd(),
+        stderr: stderr.as_fd(),
+    };
+    let got = inherit_stdio(caller, false).expect("inherit");
+    let rdev = |fd: &OwnedFd| nix::sys::stat::fstat(fd).expect("fstat").st_rdev;
+    let null_rdev = nix::sys::stat::stat("/dev/null").expect("stat").st_rdev;
+    let zero_rdev = nix::sys::stat::stat("/dev/zero").expect("stat").st_rdev;
+    assert_eq!(rdev(&got.stdin), null_rdev);
+    assert_eq!(rdev(&got.stdout), zero_rdev);
+    assert_eq!(rdev(&got.stderr), zero_rdev);
 }
 
 /// Properties: whatever the sizes of the chunks written and read, and however long each
