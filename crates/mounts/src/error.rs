@@ -183,6 +183,11 @@ pub enum CommandError {
     /// The command exists but is a directory or has no execute permission.
     #[error("{0:?}: {1}")]
     NotExecutable(String, &'static str),
+    /// The command is an executable file that execve(2) would refuse: the reason as runc
+    /// words it (`exec format error`, `no such file or directory` for a script's missing
+    /// interpreter, `permission denied`).
+    #[error("exec {0}: {1}")]
+    CannotExecute(String, &'static str),
     /// The rootfs could not be searched.
     #[error(transparent)]
     Rootfs(#[from] MountsError),
@@ -194,7 +199,7 @@ impl CommandError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::NotInPath(_) | Self::NoSuchFile(_) => 127,
-            Self::NotExecutable(..) => 126,
+            Self::NotExecutable(..) | Self::CannotExecute(..) => 126,
             Self::Rootfs(_) => 125,
         }
     }

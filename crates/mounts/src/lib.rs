@@ -5,6 +5,7 @@
 mod container_dir;
 mod copy;
 mod error;
+mod exec_check;
 mod generated;
 mod label;
 mod ledger;

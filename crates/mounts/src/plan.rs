@@ -8,7 +8,7 @@ use crate::generated::generated_mounts;
 use crate::user_mount::clean_destination;
 use crate::{
     check_unique_destinations, ContainerDir, GeneratedOptions, MountSpecError, MountsError,
-    Overlay, Propagation, SecretSpec, UserMount, UserMountKind,
+    Overlay, Propagation, Rootfs, SecretSpec, UserMount, UserMountKind,
 };
 
 /// Everything a run mounts besides the spec's default mounts, in order of precedence: the
@@ -83,6 +83,64 @@ pub(crate) fn has_network_namespace(spec: &Spec) -> bool {
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network))
+}
+
+/// The mount option of runc and crun that copies what the rootfs holds at a tmpfs's
+/// destination into the new tmpfs.
+const TMPCOPYUP: &str = "tmpcopyup";
+
+impl ResolvedMounts {
+    /// Drops `tmpcopyup` from the tmpfs mounts where it would copy nothing, so that only the
+    /// copies that matter need a runtime that has the option (youki 0.7 has not, and refuses
+    /// the mount): where the rootfs holds nothing at the destination (nothing there, or an
+    /// empty directory) and no other of these mounts lies above it (whose source then holds
+    /// what is there).
+    pub fn drop_empty_copy_ups(&mut self, rootfs: &Rootfs) {
+        let destinations: Vec<PathBuf> = self
+            .mounts
+            .iter()
+            .map(|m| m.destination().clone())
+            .collect();
+        for mount in &mut self.mounts {
+            let copies = mount
+                .options()
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|o| o == TMPCOPYUP));
+            if !copies {
+                continue;
+            }
+            let destination = mount.destination();
+            let below_another = destinations
+                .iter()
+                .any(|d| d != destination && destination.starts_with(d));
+            if below_another || rootfs.holds_something_at(destination) {
+                continue;
+            }
+            let options: Vec<String> = mount
+                .options()
+                .iter()
+                .flatten()
+                .filter(|o| *o != TMPCOPYUP)
+                .cloned()
+                .collect();
+            mount.set_options(Some(options));
+        }
+    }
+
+    /// The destinations of the tmpfs mounts that copy what the rootfs holds there into the
+    /// tmpfs (`tmpcopyup`): after [`Self::drop_empty_copy_ups`], those that need the option
+    /// from the runtime.
+    pub fn copy_ups(&self) -> Vec<&Path> {
+        self.mounts
+            .iter()
+            .filter(|m| {
+                m.options()
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|o| o == TMPCOPYUP))
+            })
+            .map(|m| m.destination().as_path())
+            .collect()
+    }
 }
 
 impl MountPlan {
@@ -198,6 +256,48 @@ mod tests {
 
     fn volume(s: &str) -> UserMount {
         s.parse::<VolumeSpec>().unwrap().to_user_mount(s)
+    }
+
+    #[test]
+    fn only_copy_ups_that_copy_something_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        std::fs::create_dir_all(r.join("full")).unwrap();
+        std::fs::write(r.join("full/f"), "x").unwrap();
+        std::fs::create_dir_all(r.join("empty")).unwrap();
+        std::fs::write(r.join("file"), "x").unwrap();
+        std::os::unix::fs::symlink("/full", r.join("link")).unwrap();
+        let rootfs = Rootfs::open(r).unwrap();
+        let tmpfs = |s: &str| s.parse::<TmpfsSpec>().unwrap().to_user_mount(s);
+        let plan = MountPlan {
+            user_mounts: vec![
+                tmpfs("/missing"),
+                tmpfs("/empty"),
+                tmpfs("/full"),
+                tmpfs("/file"),
+                tmpfs("/link"),
+                tmpfs("/full/sub"),
+                tmpfs("/empty2:notmpcopyup"),
+                volume("/h:/vol"),
+                tmpfs("/vol/t"),
+            ],
+            image_volumes: Vec::new(),
+            secrets: Vec::new(),
+            generated: GeneratedOptions::default(),
+            container_dir: None,
+        };
+        let mut resolved = plan.resolve((0, 0)).unwrap();
+        assert_eq!(resolved.copy_ups().len(), 7);
+        resolved.drop_empty_copy_ups(&rootfs);
+        assert_eq!(
+            resolved.copy_ups(),
+            ["/full", "/file", "/link", "/full/sub", "/vol/t"].map(Path::new)
+        );
+        let missing = &resolved.mounts[0];
+        assert_eq!(
+            missing.options().as_deref().unwrap(),
+            ["rw", "rprivate", "noexec", "nosuid", "nodev"].map(String::from)
+        );
     }
 
     #[test]

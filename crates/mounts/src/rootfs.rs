@@ -15,6 +15,7 @@ use pathrs::flags::OpenFlags;
 use pathrs::Root;
 
 use crate::error::{io_from_pathrs, CommandError, MountsError};
+use crate::exec_check::{self, Format};
 
 /// The `PATH` a command is searched in when the container's environment has none: the value
 /// runc's `runc spec`, buildah and podman give every container.
@@ -202,6 +203,125 @@ impl Rootfs {
             }
         }
         Err(first_unusable.unwrap_or_else(|| CommandError::NotInPath(command.to_owned())))
+    }
+
+    /// Checks that execve(2) can run the command found by [`Self::find_command`] at `found`,
+    /// as far as its first bytes tell (see the `exec_check` module: an ELF header that the
+    /// kernel refuses, neither ELF nor `#!`, a script whose interpreter is missing or cannot be
+    /// executed). `command` is the command as given, which the error names when it has a `/`
+    /// (else `found` is named, as runc names the path it executes); `cwd` is the working
+    /// directory, for a relative interpreter; `mounted` the container's mount destinations,
+    /// below which an interpreter is not looked for.
+    ///
+    /// # Errors
+    /// [`CommandError::CannotExecute`] (exit 126).
+    pub fn check_executable(
+        &self,
+        found: &Path,
+        command: &str,
+        cwd: &str,
+        mounted: &[&Path],
+    ) -> Result<(), CommandError> {
+        self.check_executable_with(
+            found,
+            command,
+            cwd,
+            mounted,
+            exec_check::binfmt_misc_handlers,
+        )
+    }
+
+    fn check_executable_with(
+        &self,
+        found: &Path,
+        command: &str,
+        cwd: &str,
+        mounted: &[&Path],
+        binfmt_handlers: impl FnOnce() -> bool,
+    ) -> Result<(), CommandError> {
+        let Some(head) = self.read_head(found) else {
+            return Ok(());
+        };
+        let shown = if command.contains('/') {
+            command.to_owned()
+        } else {
+            found.display().to_string()
+        };
+        let refuse = |reason| Err(CommandError::CannotExecute(shown.clone(), reason));
+        let interpreter = match exec_check::format(&head) {
+            Format::Elf => return Ok(()),
+            Format::Script(interpreter) if !interpreter.is_empty() => interpreter,
+            // Only a binfmt_misc handler could run it.
+            Format::BadElf | Format::Other | Format::Script(_) => {
+                return if binfmt_handlers() {
+                    Ok(())
+                } else {
+                    refuse("exec format error")
+                };
+            }
+        };
+        let path = Path::new(cwd).join(&interpreter);
+        let below_mount = mounted
+            .iter()
+            .any(|m| normalized(&path).starts_with(normalized(m)));
+        if below_mount {
+            return Ok(());
+        }
+        match self.kind(&path) {
+            Ok(None) => refuse("no such file or directory"),
+            Ok(Some(Kind::Regular { executable: true })) => Ok(()),
+            Ok(Some(_)) => refuse("permission denied"),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Whether the rootfs holds something at `path` that a mount there would hide: `false`
+    /// when nothing is there or it is an empty directory, `true` for anything else (and when
+    /// that cannot be told).
+    pub(crate) fn holds_something_at(&self, path: &Path) -> bool {
+        match self.kind(path) {
+            Ok(None) => false,
+            Ok(Some(Kind::Directory)) => {
+                let Ok(dir) = self
+                    .root
+                    .resolve(path)
+                    .and_then(|h| h.reopen(OpenFlags::O_RDONLY | OpenFlags::O_DIRECTORY))
+                else {
+                    return true;
+                };
+                let Ok(mut dir) = nix::dir::Dir::from_fd(dir.into()) else {
+                    return true;
+                };
+                let holds = dir.iter().any(|entry| {
+                    entry.map_or(true, |e| !matches!(e.file_name().to_bytes(), b"." | b".."))
+                });
+                holds
+            }
+            Ok(Some(_)) | Err(_) => true,
+        }
+    }
+
+    /// The first [`exec_check::HEAD_LEN`] bytes of the file at `path` (fewer for a shorter
+    /// one); `None` when it cannot be opened or read.
+    fn read_head(&self, path: &Path) -> Option<Vec<u8>> {
+        let mut file = self
+            .root
+            .resolve(path)
+            .ok()?
+            .reopen(OpenFlags::O_RDONLY)
+            .ok()?;
+        let mut head = vec![0; exec_check::HEAD_LEN];
+        let mut len = 0;
+        while len < head.len() {
+            match file.read(&mut head[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        head.truncate(len);
+        Some(head)
     }
 
     /// Makes sure the absolute directory `dir` exists inside the rootfs. Missing components are
@@ -405,6 +525,21 @@ impl Rootfs {
     }
 }
 
+/// `path` with `.` dropped and `..` applied, lexically (mount destinations are compared so).
+fn normalized(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => out.push(name),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,6 +630,86 @@ mod tests {
                 .exit_code(),
             127
         );
+    }
+
+    #[test]
+    fn files_that_execve_would_refuse() {
+        let (dir, root) = rootfs();
+        let r = dir.path();
+        let exe = |name: &str, content: &[u8]| {
+            std::fs::write(r.join(name), content).unwrap();
+            std::fs::set_permissions(r.join(name), Permissions::from_mode(0o755)).unwrap();
+        };
+        let mut elf = vec![0u8; 64];
+        elf[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+        elf[16] = 3;
+        exe("bin/sh", &elf);
+        exe("bad-interpreter", b"#!/no/such/interpreter\necho hi\n");
+        exe("no-shebang", b"echo hi\n");
+        exe("truncated-elf", b"\x7fELF\x02\x01\x01");
+        exe("empty-shebang", b"#!\n");
+        exe("interpreter-dir", b"#!/etc\n");
+        exe("interpreter-data", b"#! /bin/data -x\n");
+        exe("relative", b"#!bin/tool\n");
+        exe("on-volume", b"#!/opt/py/bin/python\n");
+        let no_handlers = || false;
+        let check = |found: &str, command: &str, cwd: &str| {
+            root.check_executable_with(
+                Path::new(found),
+                command,
+                cwd,
+                &[Path::new("/opt/py")],
+                no_handlers,
+            )
+            .map_err(|e| (e.exit_code(), e.to_string()))
+        };
+        let refused = |code, text: &str| Err((code, text.to_owned()));
+        assert_eq!(check("/bin/tool", "tool", "/"), Ok(()));
+        assert_eq!(check("/relative", "/relative", "/"), Ok(()));
+        assert_eq!(check("/on-volume", "/on-volume", "/"), Ok(()));
+        assert_eq!(
+            check("/bad-interpreter", "/bad-interpreter", "/"),
+            refused(126, "exec /bad-interpreter: no such file or directory")
+        );
+        assert_eq!(
+            check("/relative", "/relative", "/etc"),
+            refused(126, "exec /relative: no such file or directory")
+        );
+        assert_eq!(
+            check("/no-shebang", "/no-shebang", "/"),
+            refused(126, "exec /no-shebang: exec format error")
+        );
+        // A command found in PATH is named by the path found, as runc names it.
+        assert_eq!(
+            check("/no-shebang", "no-shebang", "/"),
+            refused(126, "exec /no-shebang: exec format error")
+        );
+        assert_eq!(
+            check("/truncated-elf", "./truncated-elf", "/"),
+            refused(126, "exec ./truncated-elf: exec format error")
+        );
+        assert_eq!(
+            check("/empty-shebang", "/empty-shebang", "/"),
+            refused(126, "exec /empty-shebang: exec format error")
+        );
+        assert_eq!(
+            check("/interpreter-dir", "/interpreter-dir", "/"),
+            refused(126, "exec /interpreter-dir: permission denied")
+        );
+        assert_eq!(
+            check("/interpreter-data", "/interpreter-data", "/"),
+            refused(126, "exec /interpreter-data: permission denied")
+        );
+        // With binfmt_misc handlers, any format may be taken: the runtime decides.
+        for name in ["/no-shebang", "/truncated-elf", "/empty-shebang"] {
+            assert!(root
+                .check_executable_with(Path::new(name), name, "/", &[], || true)
+                .is_ok());
+        }
+        // A file that cannot be read is left to the runtime.
+        assert!(root
+            .check_executable(Path::new("/missing"), "/missing", "/", &[])
+            .is_ok());
     }
 
     #[test]
