@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ocirun_mounts::{ContainerStore, TargetLedger};
-use ocirun_runtime_driver::{ContainerName, NameLock, Runtime, SignalPolicy, StateLayout};
+use ocirun_mounts::{ContainerStore, ResolvedMounts, TargetLedger};
+use ocirun_runtime_driver::{
+    remove_dangling_links, ContainerName, NameLock, Runtime, SignalPolicy, StateLayout,
+};
 use ocirun_spec_gen::find_init;
 
 use crate::flags::{LifecycleArgs, RunArgs};
@@ -69,7 +71,8 @@ pub(crate) fn collect_records(
 
 /// Removes what dead runs left in the rootfs and the state directories: the mount targets no
 /// live run needs (not when a container could not be deleted by [`collect_records`]: they
-/// may be its) and the ephemeral container directories whose run is gone. Without root this
+/// may be its), the ephemeral container directories whose run is gone, and the links to
+/// bundles that are gone. Without root this
 /// runs inside the user namespace, where the files have the owners they were made with.
 pub(crate) fn collect_files(state: &StateLayout, done: &mut Collected) -> Result<()> {
     if done.failed.is_empty() {
@@ -86,6 +89,10 @@ pub(crate) fn collect_files(state: &StateLayout, done: &mut Collected) -> Result
     if dirs > 0 {
         done.removed
             .push(format!("removed {dirs} container directories"));
+    }
+    let links = remove_dangling_links(&state.bundle_links());
+    if links > 0 {
+        done.removed.push(format!("removed {links} bundle links"));
     }
     Ok(())
 }
@@ -149,6 +156,33 @@ pub(crate) fn discover_runtime(args: &RunArgs, state: &StateLayout) -> Result<Ru
         runtime = runtime.runtime_flag(flag);
     }
     Ok(runtime)
+}
+
+/// Refuses a tmpfs that is to copy what the rootfs holds at its destination (`tmpcopyup`,
+/// podman's default) when the runtime cannot (youki 0.7), naming the destination; asks the
+/// runtime only when such a tmpfs is there.
+///
+/// # Errors
+/// When the runtime lacks the option, or cannot say.
+pub(crate) fn check_copy_ups(runtime: &Runtime, mounts: &ResolvedMounts) -> Result<()> {
+    let copy_ups = mounts.copy_ups();
+    let Some(first) = copy_ups.first() else {
+        return Ok(());
+    };
+    if !runtime.supports_mount_option("tmpcopyup")? {
+        let name = runtime
+            .program()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        bail!(
+            "the tmpfs on {first:?} is to hold a copy of what the rootfs has there \
+             (tmpcopyup), which the runtime {name} cannot make: add the option notmpcopyup \
+             (--tmpfs {}:notmpcopyup) or use another runtime",
+            first.display()
+        );
+    }
+    Ok(())
 }
 
 /// The signal policy of `--sig-proxy` and `--stop-timeout`.

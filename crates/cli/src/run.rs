@@ -7,8 +7,8 @@
 //!    the spec's only writer); check that the command can be run;
 //! 3. write the generated files into the bundle, create what must exist in the rootfs
 //!    (ocirun-mounts), write `config.json`;
-//! 4. create, start, wait and delete the container (ocirun-runtime-driver) while the stdio is
-//!    relayed (ocirun-stdio-relay); undo step 3.
+//! 4. run (or create and start), wait for and delete the container (ocirun-runtime-driver)
+//!    while the stdio is relayed (ocirun-stdio-relay); undo step 3.
 //!
 //! `ocirun spec` is steps 1 and 2: what it prints is what `run` hands the runtime.
 
@@ -26,7 +26,7 @@ use ocirun_spec_gen::{
 use crate::flags::{RunArgs, UnshareArgs};
 use crate::lifecycle;
 use crate::rootless::Invocation;
-use crate::stdio;
+use crate::stdio::{self, Stdio};
 use crate::EXIT_OCIRUN_FAILED;
 
 /// A spec ready to run, with what it was made from.
@@ -128,7 +128,9 @@ fn plan(ctx: &Invocation, args: &RunArgs) -> Result<Planned> {
         mount_plan.generated.passwd = Some(passwd);
         mount_plan.generated.group = Some(group);
     }
-    let mounts = mount_plan.resolve((user.uid, user.gid))?;
+    let mut mounts = mount_plan.resolve((user.uid, user.gid))?;
+    // `tmpcopyup` only where there is something to copy: not every runtime has it.
+    mounts.drop_empty_copy_ups(&rootfs);
     let mut generator = generator.clone().mounts(&mounts.mounts);
     if let Some(propagation) = mounts.rootfs_propagation {
         generator = generator.rootfs_propagation(propagation);
@@ -142,11 +144,18 @@ fn plan(ctx: &Invocation, args: &RunArgs) -> Result<Planned> {
         .as_ref()
         .context("generated spec has no process")?;
     let cwd = process.cwd().to_string_lossy();
-    rootfs.find_command(
+    let found = rootfs.find_command(
         &command[0],
         process.env().as_deref().unwrap_or_default(),
         &cwd,
     )?;
+    let mounted: Vec<&std::path::Path> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .map(|m| m.destination().as_path())
+        .collect();
+    rootfs.check_executable(&found, &command[0], &cwd, &mounted)?;
     Ok(Planned {
         rootfs,
         container_id,
@@ -206,6 +215,7 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
     } = plan(&ctx, args)?;
     let _name = lifecycle::claim_name(name.as_ref(), &state)?;
     let runtime = lifecycle::discover_runtime(args, &state)?;
+    lifecycle::check_copy_ups(&runtime, &mounts)?;
     if let Some(code) = stopped(&mut signals)? {
         return Ok(code);
     }
@@ -231,11 +241,25 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
         return Ok(code);
     }
 
-    let (io, stdio) = stdio::setup(args, &bundle, resize)?;
+    let (io, stdio) = stdio::setup(args, &bundle, state.bundle_links(), resize)?;
     let supervisor = Supervisor::new(&runtime).policy(lifecycle::signal_policy(&args.lifecycle));
-    let finished = supervisor.run(&container_id, &bundle, io, Some(&mut signals), |exit| {
-        stdio.relay(exit)
-    });
+    // One runtime process (`run --detach`) unless something must happen between `create` and
+    // `start`: a terminal's size is set then.
+    let finished = match stdio {
+        Stdio::Streams(streams) => {
+            supervisor.run(&container_id, &bundle, io, Some(&mut signals), |started| {
+                streams.relay(started)
+            })
+        }
+        Stdio::Terminal(terminal) => supervisor.run_in_steps(
+            &container_id,
+            &bundle,
+            io,
+            Some(&mut signals),
+            || terminal.receive(),
+            |(master, relay), started| relay.relay(master, started),
+        ),
+    };
     reap_strays();
     let finished = match finished {
         Ok(finished) => finished,
@@ -251,6 +275,9 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
     }
     if let ExitStatus::Signaled(signal) = finished.status {
         tracing::debug!("container exited on {}", signal_name(signal));
+    }
+    if let Some(reason) = &finished.exec_error {
+        eprintln!("ocirun: {reason}");
     }
     if let Some(left) = finished.left {
         eprintln!(

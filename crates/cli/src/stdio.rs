@@ -6,27 +6,31 @@
 //! - **terminal** (`-t`, or by default when ocirun's stdin, stdout and stderr are all
 //!   terminals): `process.terminal` in the spec, with `process.consoleSize` from ocirun's
 //!   terminal; a console socket `console.sock` in the bundle for `runtime create
-//!   --console-socket`; once the container runs, the relay thread receives the PTY master,
-//!   copies the window size again, puts ocirun's terminal in raw mode (restored when the relay
-//!   ends, on every path) and relays, passing every SIGWINCH on.
-//! - **pipes** (the default otherwise): three pipes relayed to and from ocirun's stdio.
+//!   --console-socket` (by an absolute path that fits `sun_path`, through a short link to the
+//!   bundle when its own path is too long); the run is made in steps ([`Terminal::receive`]
+//!   between `create` and `start`): the PTY master, which the runtime sends during `create`,
+//!   is received and given ocirun's window size before the command starts (youki does not
+//!   apply `consoleSize`); then the relay thread puts ocirun's terminal in raw mode (restored
+//!   when the relay ends, on every path) and relays, passing every SIGWINCH on.
+//! - **pipes** (the default otherwise): three pipes relayed to and from ocirun's stdio; what
+//!   the container wrote to its stderr while `runtime run --detach` ran comes first.
 //! - **inherit** (`--stdio inherit`): the container gets ocirun's own fds; nothing is relayed.
 //!
 //! SIGWINCH reaches the relay through a signalfd, which needs the signal blocked in every
 //! thread: [`block_resize_signal`] is the process-wide step, called by `run` before any thread
 //! starts.
 
-use std::io::IsTerminal;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ocirun_runtime_driver::{Bundle, ContainerIo, CreateStdio};
+use ocirun_runtime_driver::{Bundle, BundleLink, ContainerIo, CreateStdio, Started};
 use ocirun_spec_gen::ConsoleSize;
 use ocirun_stdio_relay::{
     caller_terminal, copy_window_size, inherit_stdio, relay, relay_terminal, stdio_pipes,
-    terminal::window_size, CallerStdio, ConsoleSocket, RawMode, RelayEnds, RelayOptions,
+    terminal::window_size, CallerStdio, ConsoleSocket, PtyMaster, RawMode, RelayEnds, RelayOptions,
     ResizeSignal,
 };
 
@@ -38,10 +42,10 @@ const CONSOLE_SOCKET: &str = "console.sock";
 /// Longest path runc (and `sockaddr_un`) accepts for `--console-socket`.
 const SUN_PATH_MAX: usize = 107;
 
-/// How long the relay waits for the PTY master after `runtime start`. runc sends it during
+/// How long ocirun waits for the PTY master after `runtime create`. The runtimes send it during
 /// `create`, so it is already queued on the socket; the bound only guards against a runtime
 /// that never sends it.
-const CONSOLE_TIMEOUT: Duration = Duration::from_secs(10);
+const CONSOLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whether the container gets a terminal: `-t/--tty[=BOOL]` when given, else true iff ocirun's
 /// stdin, stdout and stderr are all terminals (and `--stdio` is not `inherit`).
@@ -98,29 +102,52 @@ pub(crate) fn block_resize_signal(args: &RunArgs) -> Result<Option<ResizeSignal>
 /// The caller's side of the container's stdio, kept until the container runs.
 #[derive(Debug)]
 pub(crate) enum Stdio {
-    /// Three pipes relayed to and from ocirun's own stdio (no terminal).
+    /// No terminal: the run needs nothing between `create` and `start`.
+    Streams(Streams),
+    /// A terminal, whose master is received between `create` and `start`.
+    Terminal(Terminal),
+}
+
+/// The container's stdio without a terminal.
+#[derive(Debug)]
+pub(crate) enum Streams {
+    /// Three pipes relayed to and from ocirun's own stdio.
     Pipes {
         ends: RelayEnds,
-        options: RelayOptions,
-    },
-    /// A terminal: the console socket that the runtime sends the PTY master to.
-    Terminal {
-        socket: ConsoleSocket,
-        resize: Option<ResizeSignal>,
         options: RelayOptions,
     },
     /// `--stdio inherit`: the container has ocirun's own fds; nothing to relay.
     Inherit,
 }
 
-/// Sets up the container's stdio as `args` ask; returns what `runtime create` gets and what
-/// stays here for [`Stdio::relay`]. `resize` is what [`block_resize_signal`] returned.
+/// The caller's side of a container's terminal.
+#[derive(Debug)]
+pub(crate) struct Terminal {
+    /// The console socket that the runtime sends the PTY master to.
+    socket: ConsoleSocket,
+    /// The short link to the bundle that the runtime's socket path goes through, if any.
+    link: Option<BundleLink>,
+    relay: TerminalRelay,
+}
+
+/// What relays a terminal once its master is here.
+#[derive(Debug)]
+pub(crate) struct TerminalRelay {
+    resize: Option<ResizeSignal>,
+    options: RelayOptions,
+}
+
+/// Sets up the container's stdio as `args` ask; returns what the runtime gets and what stays
+/// here for [`Streams::relay`] (or [`Terminal::receive`] and [`TerminalRelay::relay`]).
+/// `resize` is what [`block_resize_signal`] returned; `links` the directory for a
+/// [`BundleLink`].
 ///
 /// # Errors
 /// When the pipes or the console socket cannot be made, or ocirun's fds duplicated.
 pub(crate) fn setup(
     args: &RunArgs,
     bundle: &Bundle,
+    links: PathBuf,
     resize: Option<ResizeSignal>,
 ) -> Result<(ContainerIo, Stdio)> {
     let options = RelayOptions {
@@ -130,21 +157,29 @@ pub(crate) fn setup(
     if terminal_requested(args)? {
         let path = bundle.path().join(CONSOLE_SOCKET);
         let socket = ConsoleSocket::bind(&path)?;
-        // runc dials the path itself, and a Unix socket path must fit sun_path; the runtime
-        // runs in the bundle directory, where a relative path finds the socket too.
-        let for_runtime = if path.as_os_str().len() <= SUN_PATH_MAX {
-            path
+        // The runtime dials the path itself, and a Unix socket path must fit sun_path; youki
+        // resolves a relative one in its own state directory: so an absolute path, through a
+        // short link to the bundle when the bundle's path is too long.
+        let (for_runtime, link) = if path.as_os_str().len() <= SUN_PATH_MAX {
+            (path, None)
         } else {
-            PathBuf::from(CONSOLE_SOCKET)
+            let link = bundle.link_from(&links)?;
+            let short = link.path().join(CONSOLE_SOCKET);
+            if short.as_os_str().len() <= SUN_PATH_MAX {
+                (short, Some(link))
+            } else {
+                // Only runc finds this one (in the bundle, its working directory).
+                (PathBuf::from(CONSOLE_SOCKET), None)
+            }
         };
         let io = ContainerIo::ConsoleSocket(for_runtime);
         return Ok((
             io,
-            Stdio::Terminal {
+            Stdio::Terminal(Terminal {
                 socket,
-                resize,
-                options,
-            },
+                link,
+                relay: TerminalRelay { resize, options },
+            }),
         ));
     }
     if args.stdio.mode == StdioMode::Inherit {
@@ -155,7 +190,7 @@ pub(crate) fn setup(
             stderr: own.stderr,
             error_reader: None,
         });
-        return Ok((io, Stdio::Inherit));
+        return Ok((io, Stdio::Streams(Streams::Inherit)));
     }
     let (container, ends) = stdio_pipes()?;
     let io = ContainerIo::Fds(CreateStdio {
@@ -164,58 +199,97 @@ pub(crate) fn setup(
         stderr: container.stderr,
         error_reader: Some(ends.try_clone_stderr()?),
     });
-    Ok((io, Stdio::Pipes { ends, options }))
+    Ok((io, Stdio::Streams(Streams::Pipes { ends, options })))
 }
 
-impl Stdio {
-    /// Relays until the container's output is complete; `exited` turns readable when the
-    /// container's process has exited (its pidfd). Runs on its own thread while the main
+impl Streams {
+    /// Relays until the container's output is complete, first writing out what the container
+    /// wrote to its stderr while the runtime started it; `started.exit_fd` turns readable when
+    /// the container's process has exited (its pidfd). Runs on its own thread while the main
     /// thread waits for the container.
     ///
     /// # Errors
-    /// When the relay fails (the error names the stream), or the terminal never arrives.
-    pub(crate) fn relay(self, exited: BorrowedFd<'_>) -> Result<()> {
+    /// When the relay fails (the error names the stream).
+    pub(crate) fn relay(self, started: Started<'_>) -> Result<()> {
         let caller = CallerStdio::process();
         match self {
-            Stdio::Pipes { ends, options } => {
-                let report = relay(ends, caller, exited, &options)?;
-                tracing::debug!(?report, "stdio relayed");
-            }
-            Stdio::Terminal {
-                socket,
-                resize,
-                options,
-            } => {
-                let master = socket
-                    .receive(CONSOLE_TIMEOUT)
-                    .context("the container's terminal did not arrive")?;
-                // Again: the size may have changed since the spec was written. An unchanged
-                // size sends no SIGWINCH.
-                if let Some((fd, stream)) = caller_terminal(&caller) {
-                    if let Err(e) = copy_window_size(fd, stream, master.as_fd()) {
-                        tracing::warn!(error = %e, "cannot pass the window size on");
+            Streams::Pipes { ends, options } => {
+                if !started.early_stderr.is_empty() {
+                    // Unbuffered, blocking: ocirun's own stderr, in order before the rest.
+                    if let Err(e) = std::io::stderr().write_all(&started.early_stderr) {
+                        tracing::debug!(error = %e, "cannot write the container's first output");
                     }
                 }
-                // Restored when `raw` is dropped: at the end of this block, on an error
-                // return, and when a panic unwinds this thread.
-                let raw = if std::io::stdin().is_terminal() {
-                    match RawMode::enable(caller.stdin) {
-                        Ok(raw) => Some(raw),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "the terminal stays in its mode");
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                let report = relay_terminal(master, caller, exited, resize.as_ref(), &options);
-                drop(raw);
-                tracing::debug!(?report, "terminal relayed");
-                report?;
+                let report = relay(ends, caller, started.exit_fd, &options)?;
+                tracing::debug!(?report, "stdio relayed");
             }
-            Stdio::Inherit => {}
+            Streams::Inherit => {}
         }
+        Ok(())
+    }
+}
+
+impl Terminal {
+    /// Receives the PTY master, which the runtime sent during `create`, and gives it the size
+    /// of ocirun's terminal (it may have changed since the spec was written, and youki does
+    /// not apply `process.consoleSize`). Between `create` and `start`, so that the command
+    /// finds its terminal with that size from its first instruction on.
+    pub(crate) fn receive(self) -> (Result<PtyMaster>, TerminalRelay) {
+        let Terminal {
+            socket,
+            link,
+            relay,
+        } = self;
+        let master = socket
+            .receive(CONSOLE_TIMEOUT)
+            .context("the container's terminal did not arrive");
+        drop(link);
+        if let Ok(master) = &master {
+            let caller = CallerStdio::process();
+            // An unchanged size sends no SIGWINCH.
+            if let Some((fd, stream)) = caller_terminal(&caller) {
+                if let Err(e) = copy_window_size(fd, stream, master.as_fd()) {
+                    tracing::warn!(error = %e, "cannot pass the window size on");
+                }
+            }
+        }
+        (master, relay)
+    }
+}
+
+impl TerminalRelay {
+    /// Relays between ocirun's terminal (in raw mode until the relay ends) and the container's
+    /// until the container's output is complete. Runs on its own thread while the main thread
+    /// waits for the container.
+    ///
+    /// # Errors
+    /// When the terminal did not arrive, or the relay fails.
+    pub(crate) fn relay(self, master: Result<PtyMaster>, started: Started<'_>) -> Result<()> {
+        let master = master?;
+        let caller = CallerStdio::process();
+        // Restored when `raw` is dropped: at the end of this block, on an error return, and
+        // when a panic unwinds this thread.
+        let raw = if std::io::stdin().is_terminal() {
+            match RawMode::enable(caller.stdin) {
+                Ok(raw) => Some(raw),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the terminal stays in its mode");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let report = relay_terminal(
+            master,
+            caller,
+            started.exit_fd,
+            self.resize.as_ref(),
+            &self.options,
+        );
+        drop(raw);
+        tracing::debug!(?report, "terminal relayed");
+        report?;
         Ok(())
     }
 }

@@ -107,6 +107,89 @@ impl Bundle {
     }
 }
 
+/// A short path to a bundle directory: a symlink `DIR/<the id's first 16 characters>` to it
+/// ([`Bundle::link_from`]), removed when dropped. A runtime dials `--console-socket` itself,
+/// and a Unix socket's path must fit `sun_path` (107 bytes); a relative path would do for runc,
+/// which resolves it in its working directory, but youki resolves it in its own state
+/// directory.
+#[derive(Debug)]
+#[must_use = "dropping the link removes it"]
+pub struct BundleLink {
+    link: PathBuf,
+}
+
+impl BundleLink {
+    /// The link: use it as the bundle directory in a path.
+    pub fn path(&self) -> &Path {
+        &self.link
+    }
+}
+
+impl Drop for BundleLink {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.link) {
+            tracing::debug!(link = %self.link.display(), error = %e, "cannot remove the bundle link");
+        }
+    }
+}
+
+/// How many characters of the container id name a [`BundleLink`].
+const LINK_NAME_LEN: usize = 16;
+
+impl Bundle {
+    /// A [`BundleLink`] in `dir` (created, mode 0700, when missing). A link left there by a
+    /// dead run whose bundle is gone is replaced.
+    ///
+    /// # Errors
+    /// [`DriverError::Bundle`] naming the link, when it cannot be made, or a live run's link
+    /// has the name.
+    pub fn link_from(&self, dir: &Path) -> Result<BundleLink, DriverError> {
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .chars()
+                    .take(LINK_NAME_LEN)
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        let link = dir.join(name);
+        let fail = |source| DriverError::Bundle {
+            action: "link to the bundle directory",
+            path: link.clone(),
+            source,
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?;
+        match std::os::unix::fs::symlink(&self.dir, &link) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !link.exists() => {
+                std::fs::remove_file(&link).map_err(fail)?;
+                std::os::unix::fs::symlink(&self.dir, &link).map_err(fail)?;
+            }
+            other => other.map_err(fail)?,
+        }
+        Ok(BundleLink { link })
+    }
+}
+
+/// Removes the links in `dir` ([`Bundle::link_from`]) whose bundle is gone, as a run killed
+/// with SIGKILL leaves them; returns how many. A missing `dir` has none.
+pub fn remove_dangling_links(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_symlink() && !p.exists())
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
+}
+
 impl Drop for Bundle {
     fn drop(&mut self) {
         if !self.removed {
@@ -136,5 +219,29 @@ mod tests {
             assert!(Bundle::create(&parent.path().join("bundles"), &id).is_err());
         }
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_short_link_to_the_bundle() {
+        let parent = tempfile::tempdir().unwrap();
+        let id: ContainerId = "0123456789abcdef0123456789abcdef".parse().unwrap();
+        let bundle = Bundle::create(&parent.path().join("bundles"), &id).unwrap();
+        std::fs::write(bundle.path().join("f"), "x").unwrap();
+        let links = parent.path().join("l");
+        let link = bundle.link_from(&links).unwrap();
+        assert_eq!(link.path(), links.join("0123456789abcdef"));
+        assert_eq!(std::fs::read(link.path().join("f")).unwrap(), b"x");
+        // A second live link of that name is refused.
+        assert!(bundle.link_from(&links).is_err());
+        drop(link);
+        assert!(!links.join("0123456789abcdef").exists());
+        // A link of a dead run is replaced by a new one, and swept.
+        std::os::unix::fs::symlink("/nonexistent/bundle", links.join("0123456789abcdef")).unwrap();
+        let link = bundle.link_from(&links).unwrap();
+        assert!(link.path().join("f").exists());
+        std::os::unix::fs::symlink("/nonexistent/other", links.join("dead")).unwrap();
+        assert_eq!(remove_dangling_links(&links), 1);
+        assert!(link.path().exists());
+        assert_eq!(remove_dangling_links(&parent.path().join("missing")), 0);
     }
 }

@@ -3,11 +3,14 @@
 //! A call ([`call`]):
 //! 1. spawns the runtime in a process group of its own, with an empty signal mask (the
 //!    supervisor blocks the signals it reads from a signalfd, and the runtime passes its mask
-//!    on to the container);
+//!    on to the container), and SIGKILL as its parent-death signal: a runtime call never
+//!    outlives the supervisor (killed with SIGKILL, say), so that no `create` or `run` can
+//!    make a container after the supervisor is gone and its run's clean-up has been done;
 //! 2. polls, until the runtime exits: its pidfd, the supervisor's signalfd, and the pipes it
-//!    writes to (its stdout and stderr when the caller captures them, and for `create` the
-//!    container's stderr pipe, which is the runtime's stderr then), reading them as they fill
-//!    so that a runtime that writes a lot never blocks on a full pipe;
+//!    writes to (its stdout and stderr when the caller captures them, and for `create` and
+//!    `run` the container's stderr pipe, which is the runtime's stderr then), reading them as
+//!    they fill so that a runtime that writes a lot never blocks on a full pipe ([`Keep`] says
+//!    what is kept of each);
 //! 3. on a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT), or when its time is up, kills the
 //!    runtime's whole process group (the runtime, and a `runc init` it started) with SIGKILL,
 //!    reaps the runtime and says so ([`Cut`]); other signals are kept for the container;
@@ -31,6 +34,40 @@ const STDERR_TAIL: usize = 64 * 1024;
 
 /// How much of a runtime's stdout is kept (`state` prints a small JSON object).
 const STDOUT_MAX: usize = 4 << 20;
+
+/// How much of the container's stderr [`Keep::Early`] reads, in order, before it leaves the
+/// pipe alone.
+pub(crate) const EARLY_MAX: usize = 1 << 20;
+
+/// How long a runtime may go on running after [`Keep::Early`] has left a full pipe alone
+/// before the pipe is read again, keeping only its end: the runtime itself is then the writer
+/// that waits for room.
+pub(crate) const EARLY_STALL: Duration = Duration::from_secs(2);
+
+/// What is kept of a pipe read while the runtime runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// All of it, up to [`STDOUT_MAX`] (a subcommand's stdout).
+    All,
+    /// Its last [`STDERR_TAIL`] bytes (a runtime's stderr, where its error is).
+    Tail,
+    /// All of it, in order, up to [`EARLY_MAX`]: the container's stderr while `run --detach`
+    /// runs, which holds what the container's command writes once it runs, and the runtime's
+    /// error if it fails. Past the bound the pipe is left alone, so that the command waits for
+    /// the relay; if the runtime still runs [`EARLY_STALL`] later (a runtime that writes more
+    /// than that itself), the pipe is read again and only its end kept
+    /// ([`Early::complete`] is then false).
+    Early,
+}
+
+/// What [`Keep::Early`] read.
+#[derive(Debug, Default)]
+pub(crate) struct Early {
+    /// The bytes, in order (with a gap when not complete).
+    pub(crate) bytes: Vec<u8>,
+    /// Whether nothing was dropped.
+    pub(crate) complete: bool,
+}
 
 /// What may cut a call short.
 #[derive(Debug, Default)]
@@ -58,46 +95,75 @@ pub(crate) struct Finished {
     pub(crate) stdout: Vec<u8>,
     /// The last [`STDERR_TAIL`] bytes of stderr (and of the drained pipe).
     pub(crate) stderr: Vec<u8>,
+    /// What a [`Keep::Early`] drain read.
+    pub(crate) early: Option<Early>,
 }
 
 /// A pipe read as it fills.
 struct Drain {
     fd: OwnedFd,
     buf: Vec<u8>,
-    /// Keep all (up to a bound) or only the tail.
-    tail: bool,
+    keep: Keep,
     open: bool,
+    /// [`Keep::Early`]: when the pipe was left alone, its bound reached.
+    full_since: Option<Instant>,
+    /// [`Keep::Early`] after its stall: the bytes before this are kept, of the rest the tail.
+    kept_head: Option<usize>,
 }
 
 impl Drain {
-    fn new(fd: OwnedFd, tail: bool) -> Result<Self, DriverError> {
+    fn new(fd: OwnedFd, keep: Keep) -> Result<Self, DriverError> {
         let flags = fcntl(&fd, FcntlArg::F_GETFL).map_err(sys("fcntl(F_GETFL)"))?;
         let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
         fcntl(&fd, FcntlArg::F_SETFL(flags)).map_err(sys("fcntl(F_SETFL)"))?;
         Ok(Self {
             fd,
             buf: Vec::new(),
-            tail,
+            keep,
             open: true,
+            full_since: None,
+            kept_head: None,
         })
     }
 
-    /// Reads what the pipe holds now.
+    /// Whether the pipe is to be polled and read now.
+    fn wanted(&self) -> bool {
+        self.open && self.full_since.is_none()
+    }
+
+    /// After [`EARLY_STALL`] with a full pipe left alone, reads it again keeping only the end.
+    fn after_stall(&mut self, now: Instant) {
+        if self.full_since.is_some_and(|at| now >= at + EARLY_STALL) {
+            tracing::debug!(
+                kept = self.buf.len(),
+                "the runtime still runs with the container's stderr full: keeping its end only"
+            );
+            self.full_since = None;
+            self.kept_head = Some(self.buf.len());
+        }
+    }
+
+    /// Reads what the pipe holds now (for [`Keep::Early`], up to its bound).
     fn read_now(&mut self) {
         let mut chunk = [0u8; 16 * 1024];
-        loop {
-            match nix::unistd::read(&self.fd, &mut chunk) {
+        while self.wanted() {
+            let room = match (self.keep, self.kept_head) {
+                (Keep::Early, None) => EARLY_MAX - self.buf.len(),
+                _ => chunk.len(),
+            };
+            if room == 0 {
+                self.full_since = Some(Instant::now());
+                break;
+            }
+            let want = room.min(chunk.len());
+            match nix::unistd::read(&self.fd, &mut chunk[..want]) {
                 Ok(0) => {
                     self.open = false;
                     break;
                 }
                 Ok(n) => {
                     self.buf.extend_from_slice(&chunk[..n]);
-                    if self.tail && self.buf.len() > 2 * STDERR_TAIL {
-                        self.buf.drain(..self.buf.len() - STDERR_TAIL);
-                    } else if !self.tail && self.buf.len() > STDOUT_MAX {
-                        self.buf.truncate(STDOUT_MAX);
-                    }
+                    self.trim();
                 }
                 Err(Errno::EINTR) => {}
                 Err(_) => break,
@@ -105,8 +171,24 @@ impl Drain {
         }
     }
 
+    /// Keeps the buffer within its bound.
+    fn trim(&mut self) {
+        let head = match (self.keep, self.kept_head) {
+            (Keep::All, _) => {
+                self.buf.truncate(STDOUT_MAX);
+                return;
+            }
+            (Keep::Early, None) => return,
+            (Keep::Tail, _) => 0,
+            (Keep::Early, Some(head)) => head,
+        };
+        if self.buf.len() - head > 2 * STDERR_TAIL {
+            self.buf.drain(head..self.buf.len() - STDERR_TAIL);
+        }
+    }
+
     fn into_bytes(mut self) -> Vec<u8> {
-        if self.tail && self.buf.len() > STDERR_TAIL {
+        if self.keep == Keep::Tail && self.buf.len() > STDERR_TAIL {
             self.buf.drain(..self.buf.len() - STDERR_TAIL);
         }
         self.buf
@@ -115,7 +197,8 @@ impl Drain {
 
 /// Runs `cmd` (whose stdio the caller set; a stdout or stderr of `Stdio::piped()` is read and
 /// returned) as the module documentation says. `drain` is one more pipe to read while the
-/// runtime runs (its end is kept with stderr).
+/// runtime runs, kept as its [`Keep`] says (with [`Keep::Tail`], its end is kept with
+/// stderr; with [`Keep::Early`], in [`Finished::early`], its end with stderr too).
 ///
 /// # Errors
 /// [`DriverError::Spawn`] naming `program` if the runtime cannot be started;
@@ -123,11 +206,11 @@ impl Drain {
 pub(crate) fn call(
     program: &std::path::Path,
     mut cmd: Command,
-    drain: Option<OwnedFd>,
+    drain: Option<(OwnedFd, Keep)>,
     mut limits: Limits<'_>,
 ) -> Result<Result<Finished, Cut>, DriverError> {
     cmd.process_group(0);
-    clear_signal_mask(&mut cmd);
+    prepare_child(&mut cmd);
     let mut child = cmd.spawn().map_err(|source| DriverError::Spawn {
         program: program.to_path_buf(),
         source,
@@ -139,14 +222,14 @@ pub(crate) fn call(
             child
                 .stdout
                 .take()
-                .map(|p| Drain::new(p.into(), false))
+                .map(|p| Drain::new(p.into(), Keep::All))
                 .transpose()?,
             child
                 .stderr
                 .take()
-                .map(|p| Drain::new(p.into(), true))
+                .map(|p| Drain::new(p.into(), Keep::Tail))
                 .transpose()?,
-            drain.map(|fd| Drain::new(fd, true)).transpose()?,
+            drain.map(|(fd, keep)| Drain::new(fd, keep)).transpose()?,
         ))
     })();
     let (mut out, mut err, mut extra) = match pipes {
@@ -158,8 +241,21 @@ pub(crate) fn call(
         }
     };
     let pidfd = crate::process::pidfd_open(pid).ok();
-    let deadline = limits.timeout.map(|t| Instant::now() + t);
+    let timed_out_at = limits.timeout.map(|t| Instant::now() + t);
     let cut = loop {
+        let now = Instant::now();
+        if let Some(d) = extra.as_mut() {
+            d.after_stall(now);
+        }
+        // A full early pipe left alone is looked at again when its stall is over.
+        let stall_at = extra
+            .as_ref()
+            .and_then(|d| d.full_since)
+            .map(|at| at + EARLY_STALL);
+        let deadline = match (timed_out_at, stall_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let timeout = match (deadline, &pidfd) {
             (Some(at), _) => {
                 let left = at.saturating_duration_since(Instant::now());
@@ -187,7 +283,7 @@ pub(crate) fn call(
         let pipes: Vec<&Drain> = [&out, &err, &extra]
             .into_iter()
             .flatten()
-            .filter(|d| d.open)
+            .filter(|d| d.wanted())
             .collect();
         let first_pipe = watched.len();
         watched.extend(pipes.iter().map(|d| d.fd.as_fd()));
@@ -209,9 +305,7 @@ pub(crate) fn call(
         drop(fds);
         if pipes_ready {
             for d in [&mut out, &mut err, &mut extra].into_iter().flatten() {
-                if d.open {
-                    d.read_now();
-                }
+                d.read_now();
             }
         }
         if signal_ready {
@@ -235,7 +329,7 @@ pub(crate) fn call(
         {
             break None;
         }
-        if deadline.is_some_and(|at| Instant::now() >= at) {
+        if timed_out_at.is_some_and(|at| Instant::now() >= at) {
             break Some(Cut::TimedOut(limits.timeout.unwrap_or_default()));
         }
     };
@@ -253,20 +347,28 @@ pub(crate) fn call(
         program: program.to_path_buf(),
         source,
     })?;
-    // What the runtime wrote just before it exited.
+    // What the runtime wrote just before it exited (not from a full early pipe, which the
+    // relay reads next).
     for d in [&mut out, &mut err, &mut extra].into_iter().flatten() {
-        if d.open {
-            d.read_now();
-        }
+        d.read_now();
     }
     let mut stderr = err.map(Drain::into_bytes).unwrap_or_default();
+    let mut early = None;
     if let Some(extra) = extra {
-        stderr.extend(extra.into_bytes());
+        let complete = extra.kept_head.is_none();
+        let keep = extra.keep;
+        let bytes = extra.into_bytes();
+        let end = bytes.len().saturating_sub(STDERR_TAIL);
+        stderr.extend_from_slice(&bytes[end..]);
+        if keep == Keep::Early {
+            early = Some(Early { bytes, complete });
+        }
     }
     Ok(Ok(Finished {
         status,
         stdout: out.map(Drain::into_bytes).unwrap_or_default(),
         stderr,
+        early,
     }))
 }
 
@@ -275,23 +377,36 @@ fn kill_group(pid: i32) {
     let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
 }
 
-/// Gives the spawned runtime an empty signal mask. `std::process::Command` passes the parent's
-/// mask on (Rust 1.66, rust-lang/rust#101077), the supervisor blocks the signals it reads from
-/// signalfds, and `runc init` hands the mask to the container's process: without this, a
-/// container would never see the SIGUSR1 forwarded to it, nor the SIGWINCH of its terminal.
+/// Gives the spawned runtime an empty signal mask and SIGKILL as its parent-death signal.
+///
+/// The mask: `std::process::Command` passes the parent's mask on (Rust 1.66,
+/// rust-lang/rust#101077), the supervisor blocks the signals it reads from signalfds, and the
+/// runtime hands the mask to the container's process: without this, a container would never
+/// see the SIGUSR1 forwarded to it, nor the SIGWINCH of its terminal.
+///
+/// The parent-death signal comes when the thread that spawned the runtime ends (the
+/// supervisor's main thread, or its process); if that happened before the signal was set, the
+/// child does not run the runtime at all.
 #[allow(unsafe_code)]
-fn clear_signal_mask(cmd: &mut Command) {
+fn prepare_child(cmd: &mut Command) {
+    let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: sigprocmask(2) is one, on a mask built on the stack;
-    // nothing is allocated and no lock is taken.
+    // async-signal-safe calls are allowed: sigprocmask(2) on a mask built on the stack,
+    // prctl(2) and getppid(2); nothing is allocated (the error is a raw errno) and no lock is
+    // taken.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             nix::sys::signal::sigprocmask(
                 nix::sys::signal::SigmaskHow::SIG_SETMASK,
                 Some(&nix::sys::signal::SigSet::empty()),
                 None,
             )
-            .map_err(std::io::Error::from)
+            .map_err(std::io::Error::from)?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
         });
     }
 }
@@ -334,6 +449,118 @@ mod tests {
         assert_eq!(done.status.code(), Some(1));
         assert!(done.stderr.len() <= STDERR_TAIL);
         assert!(done.stderr.ends_with(b"xxxlast line\n"));
+    }
+
+    /// A pipe: (read end, write end).
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        nix::unistd::pipe().unwrap()
+    }
+
+    fn seq(n: u32) -> Vec<u8> {
+        (1..=n)
+            .map(|i| format!("{i}\n"))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    #[test]
+    fn early_output_is_kept_whole_and_in_order() {
+        let (read, write) = pipe();
+        let mut cmd = sh("seq 1 20000 >&2; exit 0");
+        cmd.stderr(Stdio::from(write));
+        let done = call(
+            "sh".as_ref(),
+            cmd,
+            Some((read, Keep::Early)),
+            Limits::default(),
+        )
+        .unwrap()
+        .unwrap();
+        let early = done.early.expect("early output");
+        assert!(early.complete);
+        assert_eq!(early.bytes, seq(20000));
+    }
+
+    #[test]
+    fn a_full_early_pipe_is_left_to_its_reader() {
+        // The "runtime" exits at once; what it started goes on writing, more than the bound.
+        let (read, write) = pipe();
+        let rest = read.try_clone().unwrap();
+        let mut cmd = sh("(seq 1 400000 >&2 &); exit 0");
+        cmd.stderr(Stdio::from(write));
+        let done = call(
+            "sh".as_ref(),
+            cmd,
+            Some((read, Keep::Early)),
+            Limits::default(),
+        )
+        .unwrap()
+        .unwrap();
+        let early = done.early.expect("early output");
+        assert!(early.complete);
+        assert!(early.bytes.len() <= EARLY_MAX);
+        let mut all = early.bytes;
+        // The drain made the shared description non-blocking; this reader blocks.
+        fcntl(&rest, FcntlArg::F_SETFL(OFlag::empty())).unwrap();
+        std::io::Read::read_to_end(&mut std::fs::File::from(rest), &mut all).unwrap();
+        assert_eq!(all, seq(400000), "nothing lost, nothing reordered");
+    }
+
+    #[test]
+    fn a_runtime_that_floods_the_early_pipe_itself_does_not_block() {
+        let (read, write) = pipe();
+        let mut cmd =
+            sh("head -c 3000000 /dev/zero | tr '\\0' x >&2; echo >&2; echo last line >&2; exit 1");
+        cmd.stderr(Stdio::from(write));
+        let started = Instant::now();
+        let done = call(
+            "sh".as_ref(),
+            cmd,
+            Some((read, Keep::Early)),
+            Limits::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(started.elapsed() < EARLY_STALL + Duration::from_secs(5));
+        assert_eq!(done.status.code(), Some(1));
+        let early = done.early.expect("early output");
+        assert!(!early.complete);
+        assert!(early.bytes.len() <= EARLY_MAX + 2 * STDERR_TAIL);
+        assert!(done.stderr.ends_with(b"xxx\nlast line\n"));
+    }
+
+    #[test]
+    fn the_runtime_dies_with_its_caller() {
+        // The "supervisor" is a thread that spawns the runtime and ends: its death is the
+        // parent's death for the runtime.
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("pid");
+        let script = format!("echo $$ > {}; exec sleep 30", marker.display());
+        let mut runtime = std::thread::spawn(move || {
+            let mut cmd = sh(&script);
+            prepare_child(&mut cmd);
+            cmd.spawn().unwrap()
+        })
+        .join()
+        .unwrap();
+        let pid = runtime.id();
+        let started = Instant::now();
+        let status = loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat.is_empty() || stat.contains(") Z ") {
+                break stat;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the runtime outlived its caller"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(status.is_empty() || status.contains(") Z "));
+        assert!(
+            runtime.wait().unwrap().code().is_none(),
+            "killed by a signal"
+        );
     }
 
     #[test]

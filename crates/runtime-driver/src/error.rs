@@ -163,15 +163,16 @@ pub(crate) fn sys(call: impl Into<String>) -> impl FnOnce(nix::Error) -> DriverE
 
 impl DriverError {
     /// The exit code podman gives for this error. An interrupted run gives 128 + the signal,
-    /// as if the command had been killed by it. A runtime that reports that the command
-    /// cannot be run (runc's `exec: "x": executable file not found in $PATH`, `exec ...: no such
-    /// file or directory`, `... permission denied`) gives 127 or 126, the codes for a command
-    /// not found or not executable; every other failure of the runtime or the supervisor is
-    /// 125.
+    /// as if the command had been killed by it. A runtime that reports, from `create`, `start`
+    /// or `run`, that the command cannot be run gives 127 or 126, the codes for a command not
+    /// found or not executable (runc's `exec: "x": executable file not found in $PATH`,
+    /// `exec ...: no such file or directory`, `... permission denied`; youki's and crun's words
+    /// for the same, see [`classify_exec_failure`]); every other failure of the runtime or the
+    /// supervisor is 125.
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Runtime {
-                subcommand: "create" | "start",
+                subcommand: "create" | "start" | "run",
                 message,
                 ..
             } => classify_exec_failure(message).unwrap_or(125),
@@ -198,16 +199,31 @@ fn signal_name(signal: i32) -> String {
         .unwrap_or_else(|_| format!("signal {signal}"))
 }
 
-/// 127 or 126 when a runtime's message says the container's command could not be executed.
+/// 127 or 126 when a runtime's message says the container's command could not be executed,
+/// in runc's words (`exec: "x": executable file not found in $PATH`, `exec /x: no such file or
+/// directory`, `exec: "/etc": permission denied`), youki's (`executable 'x' not found in
+/// $PATH`, `executable '/etc' at path '"/etc"' does not have correct permissions`) or crun's
+/// (``executable file `x` not found in $PATH: No such file or directory``, `open executable:
+/// Permission denied`, `open executable: Operation not permitted` for a directory). Case is
+/// ignored: crun capitalises its system errors.
 fn classify_exec_failure(message: &str) -> Option<i32> {
+    let message = message.to_lowercase();
     if !message.contains("exec") {
         return None;
     }
-    if message.contains("executable file not found")
-        || message.contains("no such file or directory")
-    {
+    let any = |phrases: &[&str]| phrases.iter().any(|p| message.contains(p));
+    if any(&[
+        "executable file not found",
+        "not found in $path",
+        "no such file or directory",
+    ]) {
         Some(127)
-    } else if message.contains("permission denied") || message.contains("is a directory") {
+    } else if any(&[
+        "permission denied",
+        "is a directory",
+        "does not have correct permissions",
+        "operation not permitted",
+    ]) {
         Some(126)
     } else {
         None
@@ -241,7 +257,33 @@ mod tests {
             125
         );
         assert_eq!(runtime("delete", not_found).exit_code(), 125);
+        assert_eq!(runtime("run", not_found).exit_code(), 127);
         assert_eq!(DriverError::RuntimeNotFound("x".into()).exit_code(), 125);
+        // youki 0.7's words.
+        let youki_missing = "error in executing command: failed to create container: exec \
+                             process failed with error error in executing process : \
+                             executable '/missing' not found in $PATH";
+        assert_eq!(runtime("create", youki_missing).exit_code(), 127);
+        let youki_dir = "error in executing command: failed to create container: exec process \
+                         failed with error error in executing process : executable '/etc' at \
+                         path '\"/etc\"' does not have correct permissions";
+        assert_eq!(runtime("run", youki_dir).exit_code(), 126);
+        // crun 1.8's.
+        let crun_missing = "executable file `/missing` not found in $PATH: No such file or \
+                            directory";
+        assert_eq!(runtime("create", crun_missing).exit_code(), 127);
+        assert_eq!(
+            runtime("run", "open executable: Permission denied").exit_code(),
+            126
+        );
+        assert_eq!(
+            runtime("create", "open executable: Operation not permitted").exit_code(),
+            126
+        );
+        assert_eq!(
+            runtime("create", "mount `/proc`: Operation not permitted").exit_code(),
+            125
+        );
         let interrupted = DriverError::Interrupted {
             signal: 2,
             during: "before the command started".into(),

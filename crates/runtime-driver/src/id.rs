@@ -289,6 +289,12 @@ impl StateLayout {
         self.bundles().join(id.as_str())
     }
 
+    /// The short links to bundle directories ([`crate::Bundle::link_from`]), for console
+    /// socket paths that must fit `sun_path`.
+    pub fn bundle_links(&self) -> PathBuf {
+        self.runroot.join("l")
+    }
+
     /// The runtime's state root (`runc --root`): ocirun's own, so that its containers never
     /// mix with other tools'.
     pub fn runtime_root(&self) -> PathBuf {

@@ -13,7 +13,7 @@ mod runtime;
 mod supervisor;
 mod userns;
 
-pub use bundle::Bundle;
+pub use bundle::{remove_dangling_links, Bundle, BundleLink};
 pub use error::DriverError;
 pub use id::{
     ContainerId, ContainerName, StateLayout, UserDirs, MAX_ID_LEN, MAX_NAME_LEN, ROOT_ROOT,
@@ -26,5 +26,5 @@ pub use records::{NameLock, RecordGuard, RecordStore, RunRecord};
 pub use runtime::{
     Container, ContainerIo, CreateStdio, Runtime, CLEANUP_TIMEOUT, INTERRUPTED_CLEANUP_TIMEOUT,
 };
-pub use supervisor::{Finished, Supervisor};
+pub use supervisor::{Finished, Started, Supervisor};
 pub use userns::{parse_subid_ranges, IdMap, UserNamespace};

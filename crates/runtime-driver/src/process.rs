@@ -23,11 +23,16 @@
 //!   SIGKILL (podman's `--stop-timeout`). Without proxying (`--sig-proxy=false`) no signal
 //!   reaches the container, but a stop signal still ends the run: the container is killed, so
 //!   that the supervisor never exits with the container still running.
-//! - A container whose init exits while still the runtime's init (`runc:[2:INIT]`, before it
-//!   executed the command: execve failed, e.g. `exec format error` or a missing script
-//!   interpreter) ends as [`ExitStatus::NotExecuted`], exit code 126 (docs/ocirun-run.md, "Exit
-//!   codes": the command exists but cannot be run); runc's init says why on the container's
-//!   stderr.
+//! - A container whose init exits while still the runtime's init (before it executed the
+//!   command: execve failed, e.g. `exec format error` or a missing script interpreter) ends as
+//!   [`ExitStatus::NotExecuted`], exit code 126 (docs/ocirun-run.md, "Exit codes": the command
+//!   exists but cannot be run). The runtime's init is told by its name (`/proc/PID/comm`),
+//!   which the runtimes give it until it executes the command: runc `runc:[2:INIT]` (and
+//!   `runc:[1:CHILD]`, `runc:[0:PARENT]` before), youki `youki:[2:INIT]`, crun its own name
+//!   `crun` (its init is a fork of itself); besides these, one name the caller gives
+//!   ([`ContainerProcess::with_init_name`]: the supervisor gives the runtime program's file
+//!   name, for a runtime that, like crun, forks itself).
+//!   runc's and crun's inits say why on the container's stderr, youki's in its log.
 
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -141,6 +146,8 @@ enum ExitWatch {
 pub struct ContainerProcess {
     pid: Pid,
     watch: ExitWatch,
+    /// One more name of the runtime's init (see the module documentation).
+    init_name: Option<String>,
 }
 
 impl ContainerProcess {
@@ -155,6 +162,7 @@ impl ContainerProcess {
             Ok(fd) => Ok(Self {
                 pid: Pid::from_raw(pid),
                 watch: ExitWatch::Pidfd(fd),
+                init_name: None,
             }),
             Err(Errno::ENOSYS) => Self::open_with_sigchld(pid),
             Err(e) => Err(sys(format!("pidfd_open({pid})"))(e)),
@@ -173,7 +181,17 @@ impl ContainerProcess {
         Ok(Self {
             pid: Pid::from_raw(pid),
             watch: ExitWatch::Sigchld(efd),
+            init_name: None,
         })
+    }
+
+    /// Adds `name` to the names (`/proc/PID/comm`, at most 15 bytes) by which the runtime's
+    /// init is told from the command (see the module documentation), for a runtime whose init
+    /// is not named as runc's, youki's or crun's.
+    pub fn with_init_name(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.init_name = (!name.is_empty()).then_some(name);
+        self
     }
 
     /// The pid.
@@ -224,7 +242,7 @@ impl ContainerProcess {
         let mut held: Vec<(i32, Instant)> = Vec::new();
         if let Some(s) = signals.as_deref_mut() {
             let deferred = std::mem::take(&mut s.deferred);
-            let outcome = s.forward(self.pid, policy, deferred)?;
+            let outcome = s.forward(self.pid, self.init_name(), policy, deferred)?;
             killed_for = outcome.killed_for;
             held = outcome.held;
             if outcome.stop_requested && killed_for.is_none() {
@@ -281,7 +299,7 @@ impl ContainerProcess {
                 if let Some(s) = signals.as_deref_mut() {
                     let received = s.read_all()?;
                     let child_exited = received.contains(&libc::SIGCHLD);
-                    let outcome = s.forward(self.pid, policy, received)?;
+                    let outcome = s.forward(self.pid, self.init_name(), policy, received)?;
                     killed_for = outcome.killed_for.or(killed_for);
                     held.extend(outcome.held);
                     if outcome.stop_requested && kill_at.is_none() && killed_for.is_none() {
@@ -317,7 +335,11 @@ impl ContainerProcess {
                 _ => break false,
             }
         };
-        exited && is_runtime_init(self.pid)
+        exited && is_runtime_init(self.pid, self.init_name())
+    }
+
+    fn init_name(&self) -> Option<&str> {
+        self.init_name.as_deref()
     }
 
     fn collect(
@@ -509,10 +531,12 @@ impl SignalForwarder {
         }
     }
 
-    /// Forwards `received` to the container process `pid` as `policy` says.
+    /// Forwards `received` to the container process `pid` (whose init may also be named
+    /// `init_name`) as `policy` says.
     fn forward(
         &mut self,
         pid: Pid,
+        init_name: Option<&str>,
         policy: &SignalPolicy,
         received: Vec<i32>,
     ) -> Result<Forwarded, DriverError> {
@@ -531,7 +555,7 @@ impl SignalForwarder {
                 }
                 continue;
             }
-            wait_for_exec(pid);
+            wait_for_exec(pid, init_name);
             match stop {
                 Some(signal) if !catches_raw(pid, signo) => {
                     tracing::debug!(pid = pid.as_raw(), ?signal, "not caught by init: SIGKILL");
@@ -594,22 +618,36 @@ pub(crate) fn is_terminating(signal: Signal) -> bool {
     SignalForwarder::STOP_SIGNALS.contains(&signal)
 }
 
-/// Waits, at most 2 s, until `pid` is no longer the runtime's init (runc names it
-/// `runc:[2:INIT]` until it executes the command): its signal handlers are the runtime's, not
-/// the command's, so neither the PID-1 rule nor a forwarded signal would mean anything yet.
-fn wait_for_exec(pid: Pid) {
+/// Waits, at most 2 s, until `pid` is no longer the runtime's init (see
+/// [`is_runtime_init`]): its signal handlers are the runtime's, not the command's, so neither
+/// the PID-1 rule nor a forwarded signal would mean anything yet.
+fn wait_for_exec(pid: Pid, init_name: Option<&str>) {
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    while is_runtime_init(pid) && std::time::Instant::now() < deadline {
+    while is_runtime_init(pid, init_name) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
-/// Whether `pid` (running or a zombie) is still the runtime's init: runc names it
-/// `runc:[2:INIT]` (`runc:[1:CHILD]` and `runc:[0:PARENT]` before) until it executes the
-/// command. A runtime that names its init otherwise is never taken for one.
-fn is_runtime_init(pid: Pid) -> bool {
+/// `/proc/PID/comm` without its newline; `None` when the process is gone (a zombie still has
+/// one).
+fn comm(pid: Pid) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .is_ok_and(|comm| comm.starts_with("runc:["))
+        .ok()
+        .map(|c| c.trim_end_matches('\n').to_owned())
+}
+
+/// Whether the process name `comm` is one a runtime gives its init until it executes the
+/// command: runc's `runc:[N:NAME]`, youki's `youki:[N:NAME]`, crun's `crun`, or `init_name`.
+pub(crate) fn is_init_name(comm: &str, init_name: Option<&str>) -> bool {
+    comm.starts_with("runc:[")
+        || comm.starts_with("youki:[")
+        || comm == "crun"
+        || init_name.is_some_and(|name| comm == name)
+}
+
+/// Whether `pid` (running or a zombie) is still the runtime's init ([`is_init_name`]).
+fn is_runtime_init(pid: Pid, init_name: Option<&str>) -> bool {
+    comm(pid).is_some_and(|comm| is_init_name(&comm, init_name))
 }
 
 /// Whether `pid` is the leader of its own process group, so that the group can be signalled
@@ -717,6 +755,36 @@ mod tests {
         let child = Command::new("sh").args(["-c", "exit 1"]).spawn().unwrap();
         let process = ContainerProcess::open(child.id() as i32).unwrap();
         assert_eq!(process.wait(None, &policy).unwrap(), ExitStatus::Exited(1));
+        // youki's and crun's inits, and one whose name was learned.
+        for (name, learned) in [
+            ("youki:[2:INIT]", None),
+            ("crun", None),
+            ("my-runtime", Some("my-runtime")),
+        ] {
+            let script = format!("printf '{name}' >/proc/self/comm; exit 255");
+            let child = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+            let mut process = ContainerProcess::open(child.id() as i32).unwrap();
+            if let Some(learned) = learned {
+                process = process.with_init_name(learned);
+            }
+            assert_eq!(
+                process.wait(None, &policy).unwrap(),
+                ExitStatus::NotExecuted(255),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn init_names_of_the_runtimes() {
+        for comm in ["runc:[2:INIT]", "runc:[1:CHILD]", "youki:[2:INIT]", "crun"] {
+            assert!(is_init_name(comm, None), "{comm}");
+        }
+        for comm in ["sh", "crunch", "runc", "youki", "sleep"] {
+            assert!(!is_init_name(comm, None), "{comm}");
+        }
+        assert!(is_init_name("rt", Some("rt")));
+        assert!(!is_init_name("sh", Some("rt")));
     }
 
     #[test]

@@ -98,6 +98,9 @@ fn run_job(job: &Job) -> Result<i32, DriverError> {
         |_| (),
     )?;
     crate::reap_strays();
+    if let Some(reason) = &finished.exec_error {
+        eprintln!("supervisor: {reason}");
+    }
     if let Some(left) = finished.left {
         eprintln!("supervisor: {left}");
     }

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::call::{call, Cut, Finished, Limits};
+use crate::call::{call, Cut, Finished, Keep, Limits};
 use crate::{Bundle, ContainerId, DriverError, SignalForwarder};
 
 /// How long `delete --force`, `state` and `kill` may take before the runtime is killed: 10 s.
@@ -35,6 +35,53 @@ pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// that was being created or started): 1 s, so that the run ends within about a second of the
 /// signal; a container left then is for `ocirun gc`.
 pub const INTERRUPTED_CLEANUP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How a container is launched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Launch {
+    /// `create`: the process waits for `start`.
+    Create,
+    /// `run --detach`: created and started by one runtime process.
+    Run,
+}
+
+impl Launch {
+    fn subcommand(self) -> &'static str {
+        match self {
+            Launch::Create => "create",
+            Launch::Run => "run",
+        }
+    }
+}
+
+/// The variables removed from the runtime's environment: a runtime written in Rust (youki)
+/// appends a backtrace to its errors when they are set, and a backtrace's last line would
+/// become the message.
+const RUNTIME_ENV_REMOVED: [&str; 2] = ["RUST_BACKTRACE", "RUST_LIB_BACKTRACE"];
+
+fn clean_environment(cmd: &mut Command) {
+    for var in RUNTIME_ENV_REMOVED {
+        cmd.env_remove(var);
+    }
+}
+
+/// After a failed `create` or `run`: a runtime may have written the pid file of an init that
+/// it started and that then failed (youki does), which is now a zombie child of this
+/// subreaper; it is reaped if it is one. Best effort: [`crate::reap_strays`] collects what is
+/// left.
+fn reap_failed_init(bundle: &Bundle) {
+    let Some(pid) = std::fs::read_to_string(bundle.pid_file())
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .filter(|pid| *pid > 0)
+    else {
+        return;
+    };
+    let _ = nix::sys::wait::waitpid(
+        nix::unistd::Pid::from_raw(pid),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    );
+}
 
 /// The runtime program and its global flags.
 #[derive(Debug, Clone)]
@@ -161,15 +208,17 @@ impl Runtime {
         let mut cmd = Command::new(&self.program);
         cmd.arg("--root").arg(&self.root).args(&self.global_flags);
         cmd.arg(subcommand);
+        clean_environment(&mut cmd);
         cmd
     }
 
     /// Runs `runtime create` for container `id` on `bundle`, the container's stdio set up as
     /// `io` says, and returns the container, whose pid the runtime wrote to
-    /// [`Bundle::pid_file`]. The runtime runs in the bundle directory (so relative paths in the
-    /// spec's mounts and a relative `--console-socket` resolve there) with an empty signal mask.
-    /// With `signals`, a stop signal ends the call at once (the runtime's processes are
-    /// killed, what it created is deleted); other signals are kept there for the container.
+    /// [`Bundle::pid_file`]: its process is the runtime's init, waiting for [`Container::start`].
+    /// The runtime runs in the bundle directory (so relative paths in the spec's mounts and a
+    /// relative `--console-socket` resolve there) with an empty signal mask. With `signals`,
+    /// a stop signal ends the call at once (the runtime's processes are killed, what it created
+    /// is deleted); other signals are kept there for the container.
     ///
     /// # Errors
     /// [`DriverError::Spawn`], [`DriverError::Runtime`] with the runtime's own message,
@@ -183,6 +232,37 @@ impl Runtime {
         io: ContainerIo,
         signals: Option<&mut SignalForwarder>,
     ) -> Result<Container<'r>, DriverError> {
+        self.launch(Launch::Create, id, bundle, io, signals)
+            .map(|(container, _)| container)
+    }
+
+    /// Runs `runtime run --detach` for container `id` on `bundle`, as [`Self::create`] does
+    /// `create`, and returns the container, whose process already runs the command (or has
+    /// ended), with what the container wrote to its stderr pipe while the runtime ran (see
+    /// [`ContainerIo::Fds`]): the caller passes those bytes on before what the pipe holds.
+    /// One runtime process fewer than `create` and [`Container::start`], for a caller that
+    /// needs nothing done between the two.
+    ///
+    /// # Errors
+    /// As [`Self::create`].
+    pub fn run_detached<'r>(
+        &'r self,
+        id: &ContainerId,
+        bundle: &Bundle,
+        io: ContainerIo,
+        signals: Option<&mut SignalForwarder>,
+    ) -> Result<(Container<'r>, Vec<u8>), DriverError> {
+        self.launch(Launch::Run, id, bundle, io, signals)
+    }
+
+    /// The command line of `create` or `run --detach` (stdio aside).
+    fn launch_command(
+        &self,
+        how: Launch,
+        id: &ContainerId,
+        bundle: &Bundle,
+        console_socket: Option<&Path>,
+    ) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.arg("--root")
             .arg(&self.root)
@@ -190,34 +270,59 @@ impl Runtime {
             .arg(bundle.log_file())
             .arg("--log-format")
             .arg("json")
-            .args(&self.global_flags)
-            .arg("create")
-            .arg("--bundle")
+            .args(&self.global_flags);
+        match how {
+            Launch::Create => cmd.arg("create"),
+            Launch::Run => cmd.args(["run", "--detach"]),
+        };
+        cmd.arg("--bundle")
             .arg(bundle.path())
             .arg("--pid-file")
             .arg(bundle.pid_file());
-        let mut error_reader = None;
-        match io {
+        if let Some(socket) = console_socket {
+            cmd.arg("--console-socket").arg(socket);
+        }
+        cmd.arg(id.as_str()).current_dir(bundle.path());
+        clean_environment(&mut cmd);
+        cmd
+    }
+
+    fn launch<'r>(
+        &'r self,
+        how: Launch,
+        id: &ContainerId,
+        bundle: &Bundle,
+        io: ContainerIo,
+        signals: Option<&mut SignalForwarder>,
+    ) -> Result<(Container<'r>, Vec<u8>), DriverError> {
+        let subcommand = how.subcommand();
+        let mut drain = None;
+        let cmd = match io {
             ContainerIo::Fds(stdio) => {
+                let mut cmd = self.launch_command(how, id, bundle, None);
                 cmd.stdin(Stdio::from(stdio.stdin))
                     .stdout(Stdio::from(stdio.stdout))
                     .stderr(Stdio::from(stdio.stderr));
-                error_reader = stdio.error_reader;
+                let keep = match how {
+                    Launch::Create => Keep::Tail,
+                    Launch::Run => Keep::Early,
+                };
+                drain = stdio.error_reader.map(|fd| (fd, keep));
+                cmd
             }
             ContainerIo::ConsoleSocket(socket) => {
-                cmd.arg("--console-socket")
-                    .arg(socket)
-                    .stdin(Stdio::null())
+                let mut cmd = self.launch_command(how, id, bundle, Some(&socket));
+                cmd.stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped());
+                cmd
             }
-        }
-        cmd.arg(id.as_str()).current_dir(bundle.path());
-        tracing::debug!(container_id = %id, bundle = %bundle.path().display(), "runtime create");
+        };
+        tracing::debug!(container_id = %id, bundle = %bundle.path().display(), "runtime {subcommand}");
         let ended = call(
             &self.program,
             cmd,
-            error_reader,
+            drain,
             Limits {
                 signals,
                 timeout: None,
@@ -230,22 +335,41 @@ impl Runtime {
             pid: 0,
             deleted: false,
         };
+        let failed = |container: Container<'r>, error| {
+            let error = container.remove_after(error);
+            reap_failed_init(bundle);
+            error
+        };
         let done = match ended {
-            Err(e) => return Err(container.remove_after(e)),
-            Ok(Err(cut)) => return Err(container.remove_after(self.cut_error("create", cut))),
+            Err(e) => return Err(failed(container, e)),
+            Ok(Err(cut)) => return Err(failed(container, self.cut_error(subcommand, cut))),
             Ok(Ok(done)) => done,
         };
         if !done.status.success() {
             let message = last_log_error(&bundle.log_file())
                 .unwrap_or_else(|| last_line(&String::from_utf8_lossy(&done.stderr), done.status));
-            return Err(container.remove_after(self.error("create", message)));
+            return Err(failed(container, self.error(subcommand, message)));
         }
-        if !done.stderr.is_empty() {
-            tracing::debug!(
-                output = %String::from_utf8_lossy(&done.stderr),
-                "the runtime wrote while creating the container"
-            );
-        }
+        let early = match done.early {
+            Some(early) => {
+                if !early.complete {
+                    tracing::warn!(
+                        "the runtime went on writing to the container's stderr: part of what \
+                         was written there while it ran is lost"
+                    );
+                }
+                early.bytes
+            }
+            None => {
+                if !done.stderr.is_empty() {
+                    tracing::debug!(
+                        output = %String::from_utf8_lossy(&done.stderr),
+                        "the runtime wrote while it created the container"
+                    );
+                }
+                Vec::new()
+            }
+        };
         let pid_file = bundle.pid_file();
         let content = match std::fs::read_to_string(&pid_file) {
             Ok(content) => content,
@@ -266,7 +390,7 @@ impl Runtime {
                 }))
             }
         }
-        Ok(container)
+        Ok((container, early))
     }
 
     /// Runs a subcommand with no stdin, reading its stdout and stderr: `Ok` with its stdout
@@ -326,6 +450,35 @@ impl Runtime {
         )?;
         serde_json::from_slice(&stdout)
             .map_err(|e| self.error("state", format!("unreadable state: {e}")))
+    }
+
+    /// Whether the runtime supports the mount option `option` (such as `tmpcopyup`, which
+    /// runc and crun have and youki 0.7 has not), by the `mountOptions` of `runtime features`
+    /// (the runtime-spec's features document). A runtime without that subcommand (crun 1.8),
+    /// or whose document lists no mount options, is taken to have runc's. The runtime is
+    /// killed after [`CLEANUP_TIMEOUT`].
+    ///
+    /// # Errors
+    /// [`DriverError::Spawn`], [`DriverError::RuntimeTimeout`]; [`DriverError::Runtime`] when
+    /// what it prints is not JSON.
+    pub fn supports_mount_option(&self, option: &str) -> Result<bool, DriverError> {
+        let limits = Limits {
+            signals: None,
+            timeout: Some(CLEANUP_TIMEOUT),
+        };
+        let stdout = match self.run("features", &[], limits) {
+            Ok(stdout) => stdout,
+            Err(DriverError::Runtime { .. }) => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        let features: serde_json::Value = serde_json::from_slice(&stdout)
+            .map_err(|e| self.error("features", format!("unreadable features: {e}")))?;
+        Ok(
+            match features.get("mountOptions").and_then(|o| o.as_array()) {
+                Some(options) => options.iter().any(|o| o.as_str() == Some(option)),
+                None => true,
+            },
+        )
     }
 
     /// `runtime delete --force ID`, killed after `timeout`. A container the runtime does not
@@ -484,17 +637,71 @@ fn last_line(stderr: &str, status: std::process::ExitStatus) -> String {
     format!("...{}", &line[start..])
 }
 
-/// The `msg` of the last `"level":"error"` line of a runtime's JSON log (runc's `--log-format
-/// json`: one object per line with `level`, `msg`, `time`).
+/// The message of the last error line of a runtime's JSON log (`--log-format json`: one object
+/// per line): runc and crun write `{"level":"error","msg":...}`, youki
+/// `{"level":"ERROR","message":...}`. Only the message's first line is kept: youki's goes on
+/// with the chain of causes (`Caused by:`) and, with `RUST_BACKTRACE`, a backtrace.
 pub(crate) fn last_log_error(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     text.lines().rev().find_map(|line| {
         let value: serde_json::Value = serde_json::from_str(line).ok()?;
-        let level = value.get("level")?.as_str()?;
-        matches!(level, "error" | "fatal")
-            .then(|| value.get("msg")?.as_str().map(str::to_owned))
-            .flatten()
+        let level = value.get("level")?.as_str()?.to_ascii_lowercase();
+        if !matches!(level.as_str(), "error" | "fatal") {
+            return None;
+        }
+        let message = value
+            .get("msg")
+            .or_else(|| value.get("message"))?
+            .as_str()?;
+        let first = message.lines().next()?.trim();
+        (!first.is_empty()).then(|| first.to_owned())
     })
+}
+
+/// Why the container's process could not execute the command, when the runtime's JSON log
+/// says so in a form of its own: youki's init logs `{"level":"ERROR","message":"failed to
+/// execvp","err":"ENOENT","filename":"\"/x\"",...}` there (runc and crun write the reason to
+/// the container's stderr instead). Worded as runc words it: `exec /x: no such file or
+/// directory`.
+pub(crate) fn exec_error_in_log(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().rev().find_map(|line| {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        if value.get("message")?.as_str()? != "failed to execvp" {
+            return None;
+        }
+        let errno = value.get("err")?.as_str()?;
+        let filename = value.get("filename")?.as_str()?;
+        // The file name as Rust's Debug shows a CString: in quotes, with escapes.
+        let filename = filename
+            .strip_prefix('"')
+            .and_then(|f| f.strip_suffix('"'))
+            .unwrap_or(filename)
+            .replace("\\\"", "\"")
+            .replace("\\\\", "\\");
+        Some(format!("exec {filename}: {}", errno_text(errno)))
+    })
+}
+
+/// The text of an errno name as Go's runtimes (runc) print it: `ENOENT` is
+/// `no such file or directory`; an unknown name stays as it is.
+fn errno_text(name: &str) -> String {
+    let text = match name {
+        "ENOENT" => "no such file or directory",
+        "ENOEXEC" => "exec format error",
+        "EACCES" => "permission denied",
+        "EPERM" => "operation not permitted",
+        "ENOTDIR" => "not a directory",
+        "EISDIR" => "is a directory",
+        "ELOOP" => "too many levels of symbolic links",
+        "ETXTBSY" => "text file busy",
+        "E2BIG" => "argument list too long",
+        "ENOMEM" => "cannot allocate memory",
+        "ENAMETOOLONG" => "file name too long",
+        "ELIBBAD" => "accessing a corrupted shared library",
+        other => other,
+    };
+    text.to_owned()
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -552,5 +759,152 @@ mod tests {
         .unwrap();
         assert_eq!(last_log_error(&log).as_deref(), Some("last"));
         assert_eq!(last_log_error(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn last_error_of_youkis_log() {
+        // youki: upper-case levels, `message`, extra fields; its last error holds the chain of
+        // causes and, with RUST_BACKTRACE, a backtrace.
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        std::fs::write(
+            &log,
+            concat!(
+                r#"{"timestamp":"2026-12-07T11:15:30.888991Z","level":"ERROR","message":"failed to mount","err":"EINVAL","target":"libcontainer::rootfs"}"#,
+                "\n",
+                r#"{"timestamp":"2026-12-07T11:15:30.889Z","level":"ERROR","message":"error in executing command: failed to create container: mount error\n\nCaused by:\n    EINVAL\n\nStack backtrace:\n   0: <unknown>","target":"youki"}"#,
+                "\n",
+                r#"{"timestamp":"2026-12-07T11:15:30.9Z","level":"WARN","message":"w","target":"youki"}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            last_log_error(&log).as_deref(),
+            Some("error in executing command: failed to create container: mount error")
+        );
+    }
+
+    #[test]
+    fn youkis_exec_failure_is_worded_as_runcs() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        std::fs::write(
+            &log,
+            concat!(
+                r#"{"timestamp":"t","level":"ERROR","message":"failed to execvp","err":"ENOENT","filename":"\"/bad-interpreter\"","args":"[]","target":"libcontainer::workload::default"}"#,
+                "\n",
+                r#"{"timestamp":"t","level":"ERROR","message":"failed to execute payload","err":"Execution(\"error\")","target":"libcontainer::process::init"}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            exec_error_in_log(&log).as_deref(),
+            Some("exec /bad-interpreter: no such file or directory")
+        );
+        std::fs::write(
+            &log,
+            r#"{"timestamp":"t","level":"ERROR","message":"failed to execvp","err":"ENOEXEC","filename":"\"/a \\\"b\"","target":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            exec_error_in_log(&log).as_deref(),
+            Some("exec /a \"b: exec format error")
+        );
+        // runc's and crun's logs hold no such line.
+        std::fs::write(&log, r#"{"level":"error","msg":"x","time":"t"}"#).unwrap();
+        assert_eq!(exec_error_in_log(&log), None);
+    }
+
+    #[test]
+    fn mount_options_from_the_features_document() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let stand_in = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            Runtime::from_parts(path, "/nonexistent")
+        };
+        // runc 1.1 and youki 0.7, in short.
+        let runc = stand_in(
+            "runc",
+            r#"echo '{"ociVersionMin":"1.0.0","mountOptions":["ro","rw","tmpcopyup"]}'"#,
+        );
+        let youki = stand_in("youki", r#"echo '{"mountOptions":["ro","rw","bind"]}'"#);
+        // crun 1.8: no such subcommand.
+        let crun = stand_in("crun", "echo 'unknown command features' >&2; exit 1");
+        let bare = stand_in("bare", r#"echo '{"ociVersionMin":"1.0.0"}'"#);
+        let garbled = stand_in("garbled", "echo 'not json'");
+        assert!(runc.supports_mount_option("tmpcopyup").unwrap());
+        assert!(!youki.supports_mount_option("tmpcopyup").unwrap());
+        assert!(crun.supports_mount_option("tmpcopyup").unwrap());
+        assert!(bare.supports_mount_option("tmpcopyup").unwrap());
+        assert!(garbled
+            .supports_mount_option("tmpcopyup")
+            .unwrap_err()
+            .to_string()
+            .starts_with("garbled features failed: unreadable features"));
+    }
+
+    #[test]
+    fn the_runtime_gets_no_backtrace_variables() {
+        let rt = Runtime::discover("sh", "/bin:/usr/bin", "/run/x").unwrap();
+        let id: ContainerId = "c1".parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = Bundle::create(dir.path(), &id).unwrap();
+        for cmd in [
+            rt.command("delete"),
+            rt.launch_command(Launch::Run, &id, &bundle, None),
+        ] {
+            let removed: Vec<_> = cmd
+                .get_envs()
+                .filter(|(_, value)| value.is_none())
+                .map(|(key, _)| key.to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(removed, ["RUST_BACKTRACE", "RUST_LIB_BACKTRACE"]);
+        }
+    }
+
+    #[test]
+    fn run_detached_and_create_command_lines() {
+        let rt = Runtime::discover("sh", "/bin:/usr/bin", "/r")
+            .unwrap()
+            .runtime_flag("debug");
+        let id: ContainerId = "c1".parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = Bundle::create(dir.path(), &id).unwrap();
+        let b = bundle.path().display().to_string();
+        let args = |cmd: Command| -> Vec<String> {
+            cmd.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let socket = Path::new("/r/c/s.sock");
+        assert_eq!(
+            args(rt.launch_command(Launch::Run, &id, &bundle, Some(socket))),
+            [
+                "--root".to_owned(),
+                "/r".into(),
+                "--log".into(),
+                format!("{b}/runtime.log"),
+                "--log-format".into(),
+                "json".into(),
+                "--debug".into(),
+                "run".into(),
+                "--detach".into(),
+                "--bundle".into(),
+                b.clone(),
+                "--pid-file".into(),
+                format!("{b}/pid"),
+                "--console-socket".into(),
+                "/r/c/s.sock".into(),
+                "c1".into(),
+            ]
+        );
+        let create = args(rt.launch_command(Launch::Create, &id, &bundle, None));
+        assert_eq!(create[7..9], ["create".to_owned(), "--bundle".into()]);
+        assert_eq!(create.last().map(String::as_str), Some("c1"));
     }
 }

@@ -1,32 +1,50 @@
-//! One container's whole life, for a consumer's own binary: create → start → wait → delete.
+//! One container's whole life, for a consumer's own binary: `run --detach` (or create → start)
+//! → wait → delete.
 
 use std::os::fd::BorrowedFd;
 
+use crate::runtime::exec_error_in_log;
 use crate::{
-    Bundle, ContainerId, ContainerIo, ContainerProcess, DriverError, ExitStatus, Runtime,
-    SignalForwarder, SignalPolicy,
+    Bundle, Container, ContainerId, ContainerIo, ContainerProcess, DriverError, ExitStatus,
+    Runtime, SignalForwarder, SignalPolicy,
 };
 
 /// Runs containers to completion with a [`Runtime`].
 ///
-/// Steps of [`Supervisor::run`], and what is undone when one fails:
-/// 1. `runtime create` on the bundle, with the container's stdio as `io` says;
+/// [`Supervisor::run`] starts the container with one runtime process, `runtime run --detach`;
+/// [`Supervisor::run_in_steps`] with two, `create` and `start`, for a caller that has work to
+/// do between them (before the command runs, with the container's process and its terminal
+/// already there). Then, and what is undone when a step fails:
+/// 1. `run --detach` (or `create`, the caller's step, `start`) on the bundle, with the
+///    container's stdio as `io` says; on failure the container is deleted with `--force`;
 /// 2. a pidfd for the container process (see [`ContainerProcess`]);
-/// 3. `runtime start`, unless a stop signal is pending ([`DriverError::Interrupted`]);
-///    on failure the container is deleted with `--force`;
-/// 4. `alongside` runs on a scoped thread with the exit fd (e.g. a stdio relay), while this
-///    thread waits, handling signals as the policy says; if waiting fails the container is
-///    killed so that `alongside` sees it end;
-/// 5. `runtime delete`, whatever happened in 4 (with `--force` if the plain delete fails).
+/// 3. `alongside` runs on a scoped thread with the exit fd and what the container wrote to its
+///    stderr pipe while the runtime ran ([`Started`]; e.g. a stdio relay), while this thread
+///    waits, handling signals as the policy says; if waiting fails the container is killed so
+///    that `alongside` sees it end;
+/// 4. `runtime delete`, whatever happened in 3 (with `--force` if the plain delete fails).
 ///
 /// The calling process must be the container's subreaper ([`crate::set_child_subreaper`], or
 /// [`crate::reexec`] for a process that cannot be), and no other thread may be running when
-/// `run` is called: the runtime is spawned from this thread, and a [`SignalForwarder`] must be
+/// a run starts: the runtime is spawned from this thread, and a [`SignalForwarder`] must be
 /// installed before any thread starts.
 #[derive(Debug, Clone)]
 pub struct Supervisor<'r> {
     runtime: &'r Runtime,
     policy: SignalPolicy,
+}
+
+/// What the closure run beside the wait gets once the container's command is started.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Started<'a> {
+    /// Turns readable once the container's process has exited
+    /// ([`ContainerProcess::exit_fd`]).
+    pub exit_fd: BorrowedFd<'a>,
+    /// What the container wrote to its stderr pipe (the `error_reader` of
+    /// [`crate::CreateStdio`]) while `run --detach` ran, which had to be read then: it comes
+    /// before what the pipe holds now. Empty after `create` and `start`.
+    pub early_stderr: Vec<u8>,
 }
 
 impl<'r> Supervisor<'r> {
@@ -44,11 +62,12 @@ impl<'r> Supervisor<'r> {
         self
     }
 
-    /// Runs container `id` from `bundle` (whose `config.json` is written) to its end and
-    /// returns how it ended, together with what `alongside` returned.
+    /// Runs container `id` from `bundle` (whose `config.json` is written) to its end with
+    /// `runtime run --detach`, and returns how it ended, together with what `alongside`
+    /// returned.
     ///
     /// With `signals`, a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) that arrives while the
-    /// runtime creates, starts or deletes the container ends that call at once
+    /// runtime runs or deletes the container ends that call at once
     /// ([`DriverError::Interrupted`], exit code 128 + the signal); other signals that arrive
     /// before the command runs are delivered to it once it does.
     ///
@@ -61,18 +80,55 @@ impl<'r> Supervisor<'r> {
         bundle: &Bundle,
         io: ContainerIo,
         mut signals: Option<&mut SignalForwarder>,
-        alongside: impl FnOnce(BorrowedFd<'_>) -> T + Send,
+        alongside: impl FnOnce(Started<'_>) -> T + Send,
+    ) -> Result<Finished<T>, DriverError> {
+        let (container, early_stderr) =
+            self.runtime
+                .run_detached(id, bundle, io, signals.as_deref_mut())?;
+        let process = match self.open(&container) {
+            Ok(process) => process,
+            Err(e) => return Err(container.remove_after(e)),
+        };
+        tracing::debug!(container_id = %id, pid = process.pid(), "running");
+        self.supervise(bundle, container, process, signals, |exit_fd| {
+            alongside(Started {
+                exit_fd,
+                early_stderr,
+            })
+        })
+    }
+
+    /// Runs container `id` from `bundle` to its end as [`Self::run`] does, but with `runtime
+    /// create`, then `before_start` (whose result `alongside` gets), then `runtime start`: for
+    /// a caller that has to act before the command runs, such as setting the size of the
+    /// container's terminal, whose master arrives during `create`.
+    ///
+    /// With `signals`, a stop signal that arrives before the command is started ends the run
+    /// before it runs: during `create` or `start` the call is killed, and one that came in
+    /// between is taken before `start` ([`DriverError::Interrupted`], `before the command
+    /// started`).
+    ///
+    /// # Errors
+    /// As [`Self::run`].
+    pub fn run_in_steps<P: Send, T: Send>(
+        &self,
+        id: &ContainerId,
+        bundle: &Bundle,
+        io: ContainerIo,
+        mut signals: Option<&mut SignalForwarder>,
+        before_start: impl FnOnce() -> P,
+        alongside: impl FnOnce(P, Started<'_>) -> T + Send,
     ) -> Result<Finished<T>, DriverError> {
         let container = self
             .runtime
             .create(id, bundle, io, signals.as_deref_mut())?;
-        let process = match ContainerProcess::open(container.pid()) {
+        let process = match self.open(&container) {
             Ok(process) => process,
             Err(e) => return Err(container.remove_after(e)),
         };
         tracing::debug!(container_id = %id, pid = process.pid(), "created");
-        // The created process is still the runtime's init, which catches every signal: a stop
-        // signal that came before the command runs ends the run here.
+        // The created process is still the runtime's init: a stop signal that came before the
+        // command runs ends the run here.
         if let Some(s) = signals.as_deref_mut() {
             match s.take_stop() {
                 Ok(None) => {}
@@ -85,9 +141,46 @@ impl<'r> Supervisor<'r> {
                 Err(e) => return Err(container.remove_after(e)),
             }
         }
+        let prepared = before_start();
         if let Err(e) = container.start(signals.as_deref_mut()) {
             return Err(container.remove_after(e));
         }
+        self.supervise(bundle, container, process, signals, |exit_fd| {
+            alongside(
+                prepared,
+                Started {
+                    exit_fd,
+                    early_stderr: Vec::new(),
+                },
+            )
+        })
+    }
+
+    /// The container's process, told from the runtime's init by the names the runtimes give
+    /// theirs and by the runtime program's file name (a runtime that forks itself as crun does).
+    fn open(&self, container: &Container<'_>) -> Result<ContainerProcess, DriverError> {
+        let process = ContainerProcess::open(container.pid())?;
+        let program = self
+            .runtime
+            .program()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // The kernel keeps 15 bytes of a process name.
+        let mut name = program.into_bytes();
+        name.truncate(15);
+        Ok(process.with_init_name(String::from_utf8_lossy(&name).into_owned()))
+    }
+
+    /// Steps 3 and 4: waits for the started container while `alongside` runs, then deletes it.
+    fn supervise<T: Send>(
+        &self,
+        bundle: &Bundle,
+        container: Container<'_>,
+        process: ContainerProcess,
+        mut signals: Option<&mut SignalForwarder>,
+        alongside: impl FnOnce(BorrowedFd<'_>) -> T + Send,
+    ) -> Result<Finished<T>, DriverError> {
         let (status, result) = std::thread::scope(|scope| {
             let helper = scope.spawn(|| alongside(process.exit_fd()));
             let status = process.wait(signals.as_deref_mut(), &self.policy);
@@ -104,11 +197,16 @@ impl<'r> Supervisor<'r> {
             Ok(status) => status,
             Err(e) => return Err(container.remove_after(e)),
         };
+        let exec_error = match status {
+            ExitStatus::NotExecuted(_) => exec_error_in_log(&bundle.log_file()),
+            _ => None,
+        };
+        let id = container.id().clone();
         let left = match container.delete(signals) {
             Ok(()) => None,
             Err(e @ DriverError::Interrupted { .. }) => {
                 return Err(DriverError::Left {
-                    id: id.clone(),
+                    id,
                     error: Box::new(e),
                     cleanup: None,
                 })
@@ -119,6 +217,7 @@ impl<'r> Supervisor<'r> {
             status,
             alongside: result,
             left,
+            exec_error,
         })
     }
 }
@@ -134,4 +233,8 @@ pub struct Finished<T> {
     /// Why the container could not be deleted after it ended, if it could not: it is left in
     /// the runtime's state for `ocirun gc`.
     pub left: Option<DriverError>,
+    /// Why the command could not be executed ([`ExitStatus::NotExecuted`]), when the runtime
+    /// says so in its log rather than on the container's stderr (youki does), in runc's words:
+    /// `exec /x: no such file or directory`.
+    pub exec_error: Option<String>,
 }

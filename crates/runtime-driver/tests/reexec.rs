@@ -1,7 +1,7 @@
 //! The re-exec helper end to end: this test binary is the program that re-executes itself.
 //! The runtime is a stand-in for runc (a shell script that takes runc's command line and, on
-//! `create`, starts `sh -c 'exit 7'` held until `start`), so the test runs as any user; the
-//! end-to-end suite runs real runc.
+//! `run --detach`, starts `sh -c 'exit 7'`), so the test runs as any user; the end-to-end suite
+//! runs real runtimes.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -12,10 +12,9 @@ const STAND_IN: &str = r#"#!/bin/sh
 while [ "${1#--}" != "$1" ]; do [ "$1" = --root ] && root=$2; shift 2; done
 cmd=$1; shift
 case $cmd in
-create) while [ $# -gt 1 ]; do [ "$1" = --pid-file ] && pid=$2; shift; done
-        mkdir -p "$root" && mkfifo "$root/$1"
-        (read go <"$root/$1"; exec sh -c 'exit 7') & echo $! >"$pid" ;;
-start)  echo go >"$root/$1" ;;
+run)    while [ $# -gt 1 ]; do [ "$1" = --pid-file ] && pid=$2; shift; done
+        mkdir -p "$root" && : >"$root/$1"
+        sh -c 'exit 7' & echo $! >"$pid" ;;
 delete) [ "$1" = --force ] && shift; rm -f "$root/$1" ;;
 esac
 "#;
