@@ -1,14 +1,17 @@
 //! Support for the end-to-end tests of ocirun (the test files are in `tests/tests/`).
 //!
-//! The tests drive the real `ocirun` binary against real runc and real root filesystems. What
-//! they need is found here, and a test that cannot run fails saying why; nothing is skipped:
+//! The tests drive the real `ocirun` binary against a real OCI runtime and real root
+//! filesystems. What they need is found here, and a test that cannot run fails saying why;
+//! nothing is skipped:
 //!
 //! - the binary: `$OCIRUN_BIN`, else `<target dir>/debug/ocirun`;
 //! - the fixtures: `$OCIRUN_TEST_BUSYBOX_ROOTFS` and `$OCIRUN_TEST_DEBIAN_ROOTFS`, else
 //!   `<workspace>/target/fixtures/{busybox,debian}`;
-//! - root, and runc where ocirun looks for it.
+//! - root, and the runtime under test ([`runtime`]: `$OCIRUN_RUNTIME`, which ocirun reads too,
+//!   else runc) where ocirun looks for it. The harness checks and cleans up the runtime's state
+//!   with that runtime, and the tests' stand-in runtimes run it.
 //!
-//! `cargo xtask e2e` builds all of them and sets the variables. Two more variables steer the
+//! `cargo xtask e2e [--runtime NAME|PATH]` builds all of them and sets the variables. Two more variables steer the
 //! cgroup tests (`tests/cgroup.rs`): `OCIRUN_E2E_CGROUP=v1|v2`, the cgroup version the machine
 //! is known to have (`cargo xtask vm` sets it in each guest; else it is read from
 //! /proc/self/mountinfo, see [`cgroup_version`]), and `OCIRUN_E2E_FLIP=1`, which makes one
@@ -117,29 +120,58 @@ pub fn debian_fixture() -> PathBuf {
     fixture("OCIRUN_TEST_DEBIAN_ROOTFS", "debian")
 }
 
-/// runc, found where ocirun finds it (`PATH`, then the sbin directories).
+/// The runtime under test: `$OCIRUN_RUNTIME` (a path, or a name), else `runc`, found where
+/// ocirun finds it (a value with a `/` as it is; a name in `PATH`, then the sbin directories).
+/// ocirun uses it too, through the same variable.
 ///
 /// # Panics
 /// If it cannot be found, saying so.
-pub fn runc() -> PathBuf {
-    let path = std::env::var("PATH").unwrap_or_default();
-    format!("{path}:{RUNTIME_EXTRA_PATH}")
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join("runc"))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+pub fn runtime() -> PathBuf {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let name = std::env::var("OCIRUN_RUNTIME")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "runc".to_owned());
+            let executable = |p: &Path| {
+                p.metadata()
+                    .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
+            };
+            if name.contains('/') {
+                let path = PathBuf::from(&name);
+                assert!(
+                    executable(&path),
+                    "the runtime under test {name} (OCIRUN_RUNTIME) is no executable file"
+                );
+                return path;
+            }
+            let path = std::env::var("PATH").unwrap_or_default();
+            format!("{path}:{RUNTIME_EXTRA_PATH}")
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| Path::new(d).join(&name))
+                .find(|p| executable(p))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "the runtime under test, {name}, is not in PATH or {RUNTIME_EXTRA_PATH}: \
+                         the e2e tests need a real runtime (apt-get install runc, or set \
+                         OCIRUN_RUNTIME)"
+                    )
+                })
         })
-        .unwrap_or_else(|| {
-            panic!(
-                "runc not found in PATH or {RUNTIME_EXTRA_PATH}: the e2e tests need the real \
-                 runc (apt-get install runc)"
-            )
-        })
+        .clone()
 }
 
-/// Checks, once per test binary, that the tests can run here: root, runc, the binary.
+/// The file name of [`runtime`]: what ocirun calls it in its messages (`runc run failed`).
+pub fn runtime_name() -> String {
+    runtime()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Checks, once per test binary, that the tests can run here: root, the runtime, the binary.
 ///
 /// # Panics
 /// With the reason when they cannot.
@@ -155,10 +187,10 @@ pub fn preflight() {
             .expect("no Uid line in /proc/self/status");
         assert_eq!(
             euid, "0",
-            "the e2e tests must run as root: they create real containers with runc \
+            "the e2e tests must run as root: they create real containers \
              (effective uid is {euid}); {HOW_TO_RUN} as root"
         );
-        runc();
+        runtime();
         ocirun_bin();
     });
 }
@@ -548,62 +580,39 @@ impl Drop for Running {
     }
 }
 
-/// The container ids in the runtime state of `runroot` (`runc --root RUNROOT/runtime list
-/// -q`); none, without asking runc, when that directory does not exist (runc would create it)
-/// or is empty.
+/// The container ids in the runtime state of `runroot`: the directories in `RUNROOT/runtime`,
+/// where runc, youki and crun each keep one per container (no runtime is asked: `youki list
+/// -q` prints its table all the same, and runc lists nothing of another runtime's); none when
+/// that directory does not exist.
 ///
 /// # Panics
-/// If runc fails.
+/// If the directory exists but cannot be read.
 pub fn runtime_containers(runroot: &Path) -> Vec<String> {
     let root = runroot.join("runtime");
-    if !has_entries(&root) {
-        return Vec::new();
-    }
-    let out = runc_list(&root).expect("cannot run runc list");
-    assert!(
-        out.status.success(),
-        "runc --root {} list -q failed: {}",
-        root.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
-        .collect()
+    let entries = match std::fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("cannot read {}: {e}", root.display()),
+    };
+    let mut ids: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    ids.sort();
+    ids
 }
 
-/// `runc --root ROOT list -q`: one container id per line on stdout.
-fn runc_list(root: &Path) -> std::io::Result<std::process::Output> {
-    Command::new(runc())
-        .arg("--root")
-        .arg(root)
-        .args(["list", "-q"])
-        .stdin(Stdio::null())
-        .output()
-}
-
-/// Whether the runtime state directory `root` exists and holds anything: runc keeps one
-/// directory per container there, so without entries there is no container to ask runc about.
-fn has_entries(root: &Path) -> bool {
-    std::fs::read_dir(root).is_ok_and(|mut entries| entries.next().is_some())
-}
-
-/// Best effort: `runc delete --force` every container in `runroot`'s runtime state, so that a
-/// failed test does not leave containers running.
+/// Best effort: `RUNTIME delete --force` every container in `runroot`'s runtime state (with
+/// the runtime under test), so that a failed test does not leave containers running.
 pub fn force_delete_containers(runroot: &Path) {
     let root = runroot.join("runtime");
-    if !has_entries(&root) {
-        return;
-    }
-    let Ok(out) = runc_list(&root) else {
-        return;
-    };
-    for id in String::from_utf8_lossy(&out.stdout).lines() {
-        let _ = Command::new(runc())
+    for id in runtime_containers(runroot) {
+        let _ = Command::new(runtime())
             .arg("--root")
             .arg(&root)
-            .args(["delete", "--force", id.trim()])
+            .args(["delete", "--force", &id])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -866,8 +875,7 @@ pub fn send_signal(pid: u32, signal: nix::sys::signal::Signal) {
 
 /// Asserts that a run left nothing behind:
 ///
-/// - no container in the runtime state under `runroot` (`runc --root RUNROOT/runtime list
-///   -q` prints nothing, or that directory does not exist);
+/// - no container in the runtime state under `runroot` ([`runtime_containers`]);
 /// - `RUNROOT/bundles` is empty or absent;
 /// - no mount point appeared in this process's mount namespace since `mounts_before` below any
 ///   of the `owned` directories (the run's scratch directory and rootfs): tests that run at

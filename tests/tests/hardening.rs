@@ -7,22 +7,22 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use ocirun_e2e::{
-    runc, runtime_containers, script, send_signal, slack, status_mask, wait_for_child, Sandbox,
+    runtime, runtime_containers, script, send_signal, slack, status_mask, wait_for_child, Sandbox,
 };
 
-/// A runtime that runs runc, but on the subcommand `phase` (with `--force` too for delete)
-/// writes its pid to `DIR/hung` and sleeps while `DIR/hang` exists.
+/// A runtime that runs the runtime under test, but on the subcommand `phase` (with `--force`
+/// too for delete) writes its pid to `DIR/hung` and sleeps while `DIR/hang` exists.
 fn hanging_runtime(dir: &Path, phase: &str) -> PathBuf {
     std::fs::write(dir.join("hang"), "").unwrap();
     script(
         dir,
-        "hanging-runc",
+        "hanging-runtime",
         &format!(
             "for a in \"$@\"; do\n  if [ \"$a\" = {phase} ] && [ -e {dir}/hang ]; then\n    \
              echo $$ > {dir}/hung.tmp && mv {dir}/hung.tmp {dir}/hung\n    exec sleep 1000\n  \
-             fi\ndone\nexec {runc} \"$@\"\n",
+             fi\ndone\nexec {runtime} \"$@\"\n",
             dir = dir.display(),
-            runc = runc().display()
+            runtime = runtime().display()
         ),
     )
 }
@@ -52,14 +52,22 @@ fn alive(pid: i32) -> bool {
 
 #[test]
 fn sigterm_ends_a_run_whose_runtime_hangs_within_a_second() {
-    for phase in ["create", "start", "delete"] {
+    // A run without a terminal calls run and delete; one with a terminal create, start and
+    // delete.
+    for (phase, flags) in [
+        ("run", &[][..]),
+        ("create", &["-t"][..]),
+        ("start", &["-t"][..]),
+        ("delete", &[][..]),
+    ] {
         let sb = Sandbox::busybox();
         let dir = sb.scratch().join(phase);
         std::fs::create_dir(&dir).unwrap();
         let runtime = hanging_runtime(&dir, phase);
-        let running = sb
-            .run(["--runtime", runtime.to_str().unwrap(), "--", "true"])
-            .spawn();
+        let mut args = vec!["--runtime", runtime.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--", "true"]);
+        let running = sb.run(args).spawn();
         let hung = wait_for_pid_file(&dir.join("hung"));
         let sent = Instant::now();
         send_signal(running.pid(), Signal::SIGTERM);
@@ -76,7 +84,7 @@ fn sigterm_ends_a_run_whose_runtime_hangs_within_a_second() {
             // The container could not be deleted: the run says so and leaves it for gc.
             assert!(
                 out.stderr
-                    .contains("interrupted by SIGTERM during hanging-runc delete")
+                    .contains("interrupted by SIGTERM during hanging-runtime delete")
                     && out.stderr.contains("`ocirun gc` removes it"),
                 "{}",
                 out.stderr
@@ -88,7 +96,7 @@ fn sigterm_ends_a_run_whose_runtime_hangs_within_a_second() {
         } else {
             assert_eq!(
                 out.stderr,
-                format!("ocirun: interrupted by SIGTERM during hanging-runc {phase}\n")
+                format!("ocirun: interrupted by SIGTERM during hanging-runtime {phase}\n")
             );
         }
         sb.assert_nothing_left();
@@ -96,22 +104,22 @@ fn sigterm_ends_a_run_whose_runtime_hangs_within_a_second() {
 }
 
 #[test]
-fn a_runtime_that_floods_stderr_and_fails_in_create_is_reported() {
+fn a_runtime_that_floods_stderr_and_fails_to_start_the_container_is_reported() {
     let sb = Sandbox::busybox();
     let runtime = script(
         sb.scratch(),
-        "flooding-runc",
+        "flooding-runtime",
         &format!(
-            "case \"$*\" in *create*) head -c 3000000 /dev/zero | tr '\\0' x >&2; echo >&2; \
+            "case \" $* \" in *\" run \"*) head -c 3000000 /dev/zero | tr '\\0' x >&2; echo >&2; \
              echo 'the last line' >&2; exit 1;; esac\nexec {} \"$@\"\n",
-            runc().display()
+            runtime().display()
         ),
     );
     let started = Instant::now();
     let out = sb
         .run(["--runtime", runtime.to_str().unwrap(), "--", "true"])
         .run();
-    out.assert_failure(125, "flooding-runc create failed: the last line");
+    out.assert_failure(125, "flooding-runtime run failed: the last line");
     assert!(
         started.elapsed() < slack(Duration::from_secs(10)),
         "took {:?}",
@@ -175,12 +183,12 @@ fn a_failed_delete_keeps_the_record_and_gc_reports_what_it_cannot_remove() {
     std::fs::write(&refuse, "").unwrap();
     let runtime = script(
         sb.scratch(),
-        "refusing-runc",
+        "refusing-runtime",
         &format!(
             "case \"$*\" in *delete*) if [ -e {} ]; then echo 'delete refused' >&2; exit 1; fi;; \
              esac\nexec {} \"$@\"\n",
             refuse.display(),
-            runc().display()
+            runtime().display()
         ),
     );
     let out = sb
@@ -190,7 +198,7 @@ fn a_failed_delete_keeps_the_record_and_gc_reports_what_it_cannot_remove() {
     assert_eq!(out.stdout_text(), "ran\n");
     assert!(
         out.stderr
-            .contains("could not be deleted (refusing-runc delete failed: delete refused)"),
+            .contains("could not be deleted (refusing-runtime delete failed: delete refused)"),
         "{}",
         out.stderr
     );

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use ocirun_e2e::{lighter_in_vm, runc, runtime_containers, send_signal, Sandbox, TreeSnapshot};
+use ocirun_e2e::{lighter_in_vm, runtime, runtime_containers, send_signal, Sandbox, TreeSnapshot};
 
 /// Runs `f`, which must panic with a message containing `part`.
 fn assert_panics_with(part: &str, f: impl FnOnce()) {
@@ -82,7 +82,8 @@ fn a_new_mount_is_caught() {
 #[test]
 fn a_container_left_in_the_runtime_state_is_caught_and_removed_on_drop() {
     let sb = Sandbox::busybox();
-    // A container that ocirun did not make: runc create on ocirun's spec, in the runroot.
+    // A container that ocirun did not make: `create` of the runtime under test on ocirun's
+    // spec, in the runroot (run in the bundle, where the spec's relative sources are).
     let out = sb.ocirun("spec", ["--", "sleep", "60"]).run();
     out.assert_code(0);
     let bundle = sb.scratch().join("bundle");
@@ -92,18 +93,19 @@ fn a_container_left_in_the_runtime_state_is_caught_and_removed_on_drop() {
         std::fs::write(bundle.join(name), "").unwrap();
     }
     let runtime_root = sb.runroot().join("runtime");
-    let status = Command::new(runc())
+    let status = Command::new(runtime())
         .arg("--root")
         .arg(&runtime_root)
         .args(["create", "--bundle"])
         .arg(&bundle)
         .arg("e2e-selftest")
+        .current_dir(&bundle)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .expect("run runc create");
-    assert!(status.success(), "runc create failed");
+        .expect("run the runtime's create");
+    assert!(status.success(), "the runtime's create failed");
     assert_eq!(runtime_containers(sb.runroot()), ["e2e-selftest"]);
     assert!(
         !ocirun_e2e::processes_rooted_at(sb.rootfs()).is_empty(),

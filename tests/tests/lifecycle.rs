@@ -1,4 +1,5 @@
-//! The container's lifecycle as the runtime driver runs it: exactly create, start, delete;
+//! The container's lifecycle as the runtime driver runs it: exactly run and delete (create,
+//! start and delete with a terminal);
 //! signals, the stop timeout and --init; crash safety with `ocirun gc`; concurrent runs on one
 //! rootfs and container names; runtime discovery, flags and errors.
 
@@ -8,20 +9,20 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use ocirun_e2e::{
-    children_named, lighter_in_vm, ocirun_bin, ppid_and_comm, processes_rooted_at, runc, script,
+    children_named, lighter_in_vm, ocirun_bin, ppid_and_comm, processes_rooted_at, runtime, script,
     send_signal, slack, status_mask, wait_for_child, wait_until_caught, Sandbox,
 };
 
-/// A runtime that appends its arguments to `log`, then runs the real runc.
+/// A runtime that appends its arguments to `log`, then runs the runtime under test.
 fn logging_runtime(sb: &Sandbox) -> (PathBuf, PathBuf) {
     let log = sb.scratch().join("runtime.log");
     let wrapper = script(
         sb.scratch(),
-        "logging-runc",
+        "logging-runtime",
         &format!(
             "echo \"$*\" >> {}\nexec {} \"$@\"\n",
             log.display(),
-            runc().display()
+            runtime().display()
         ),
     );
     (wrapper, log)
@@ -29,7 +30,7 @@ fn logging_runtime(sb: &Sandbox) -> (PathBuf, PathBuf) {
 
 /// The runtime subcommands in a [`logging_runtime`] log, in order.
 fn subcommands(log: &Path) -> Vec<String> {
-    const KNOWN: [&str; 6] = ["create", "start", "state", "kill", "delete", "list"];
+    const KNOWN: [&str; 7] = ["create", "start", "run", "state", "kill", "delete", "list"];
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -54,15 +55,33 @@ fn records(runroot: &Path) -> Vec<String> {
 }
 
 #[test]
-fn a_clean_run_calls_exactly_create_start_delete() {
+fn a_clean_run_calls_exactly_run_and_delete() {
     let sb = Sandbox::busybox();
     let (wrapper, log) = logging_runtime(&sb);
     let runtime = wrapper.to_str().unwrap();
     sb.run(["--runtime", runtime, "--", "echo", "hi"])
         .run()
         .assert_success("hi\n");
-    assert_eq!(subcommands(&log), ["create", "start", "delete"]);
+    assert_eq!(subcommands(&log), ["run", "delete"]);
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains(" run --detach "));
     assert!(records(sb.runroot()).is_empty());
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_run_with_a_terminal_calls_create_start_delete() {
+    // The terminal's size is set between create and start.
+    let sb = Sandbox::busybox();
+    let (wrapper, log) = logging_runtime(&sb);
+    let runtime = wrapper.to_str().unwrap();
+    let out = sb
+        .run(["--runtime", runtime, "-t", "--", "echo", "hi"])
+        .run();
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "hi\r\n");
+    assert_eq!(subcommands(&log), ["create", "start", "delete"]);
     sb.assert_nothing_left();
 }
 
@@ -87,7 +106,7 @@ fn runtime_flags_reach_the_runtime_before_the_subcommand() {
         let debug = words.iter().position(|w| *w == "--debug");
         let sub = words
             .iter()
-            .position(|w| ["create", "start", "delete"].contains(w));
+            .position(|w| ["create", "start", "run", "delete"].contains(w));
         assert!(
             matches!((debug, sub), (Some(d), Some(s)) if d < s),
             "--debug before the subcommand in {line:?}"
@@ -111,20 +130,20 @@ fn the_runtime_comes_from_the_flag_then_the_environment() {
         .env("OCIRUN_RUNTIME", &wrapper)
         .run()
         .assert_code(0);
-    assert_eq!(subcommands(&log), ["create", "start", "delete"]);
+    assert_eq!(subcommands(&log), ["run", "delete"]);
     sb.assert_nothing_left();
 }
 
 #[test]
-fn a_runtime_that_fails_at_create_is_reported_in_one_line() {
+fn a_runtime_that_fails_to_start_the_container_is_reported_in_one_line() {
     let sb = Sandbox::busybox();
     let wrapper = script(
         sb.scratch(),
-        "failing-runc",
+        "failing-runtime",
         &format!(
-            "case \"$*\" in *create*) echo 'cannot create: quota of widgets exceeded' >&2; exit 1;; esac\n\
+            "case \" $* \" in *\" run \"*) echo 'cannot run: quota of widgets exceeded' >&2; exit 1;; esac\n\
              exec {} \"$@\"\n",
-            runc().display()
+            runtime().display()
         ),
     );
     let out = sb
@@ -132,7 +151,7 @@ fn a_runtime_that_fails_at_create_is_reported_in_one_line() {
         .run();
     out.assert_failure(
         125,
-        "failing-runc create failed: cannot create: quota of widgets exceeded",
+        "failing-runtime run failed: cannot run: quota of widgets exceeded",
     );
     assert_eq!(out.stderr.lines().count(), 1, "one line: {:?}", out.stderr);
     sb.assert_nothing_left();

@@ -757,6 +757,10 @@ fn spec_shows_the_mounts_and_writes_nothing() {
                 &format!("{}:/data:ro,nodev", text(&h)),
                 "--tmpfs",
                 "/t:size=1m",
+                "--tmpfs",
+                "/etc/x:size=1m",
+                "--tmpfs",
+                "/bin",
                 "--config",
                 &text(&image_config(&sb, &["/vol"])),
                 "--",
@@ -778,17 +782,15 @@ fn spec_shows_the_mounts_and_writes_nothing() {
         &serde_json::json!({"destination": "/data", "type": "bind", "source": text(&h),
             "options": ["rbind", "rprivate", "ro", "nodev"]})
     );
+    // A copy of what the rootfs holds at the destination: only where it holds something.
     assert_eq!(
         find("/t")["options"],
-        serde_json::json!([
-            "size=1m",
-            "rw",
-            "rprivate",
-            "noexec",
-            "nosuid",
-            "nodev",
-            "tmpcopyup"
-        ])
+        serde_json::json!(["size=1m", "rw", "rprivate", "noexec", "nosuid", "nodev"])
+    );
+    assert_eq!(find("/etc/x")["options"], find("/t")["options"]);
+    assert_eq!(
+        find("/bin")["options"],
+        serde_json::json!(["rw", "rprivate", "noexec", "nosuid", "nodev", "tmpcopyup"])
     );
     assert_eq!(
         find("/vol")["source"],

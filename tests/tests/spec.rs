@@ -1,14 +1,14 @@
-//! `ocirun spec`: prints the config.json that `run` would hand the runtime, which runc
+//! `ocirun spec`: prints the config.json that `run` would hand the runtime, which the runtime
 //! accepts as it is, and touches nothing.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use ocirun_e2e::{runc, runtime_containers, Sandbox, TreeSnapshot};
+use ocirun_e2e::{runtime, runtime_containers, slack, Sandbox, TreeSnapshot};
 use serde_json::Value;
 
 #[test]
-fn spec_is_accepted_by_runc_and_writes_nothing() {
+fn spec_is_accepted_by_the_runtime_and_writes_nothing() {
     let sb = Sandbox::busybox();
     let out = sb.ocirun("spec", ["--", "true"]).run();
     out.assert_code(0);
@@ -31,7 +31,7 @@ fn spec_is_accepted_by_runc_and_writes_nothing() {
     assert!(Path::new(root).is_absolute(), "root.path {root:?}");
     assert_eq!(Path::new(root), sb.rootfs());
 
-    // A bundle for runc: the JSON as config.json, plus the files its relative bind mounts name.
+    // A bundle: the JSON as config.json, plus the files its relative bind mounts name.
     let bundle = sb.scratch().join("bundle");
     std::fs::create_dir(&bundle).unwrap();
     std::fs::write(bundle.join("config.json"), &out.stdout).unwrap();
@@ -50,44 +50,60 @@ fn spec_is_accepted_by_runc_and_writes_nothing() {
         std::fs::write(bundle.join(name), format!("# {name} for the test\n")).unwrap();
     }
 
-    let state = sb.scratch().join("runc-state");
+    // The runtime under test creates, starts and deletes a container from it (in the bundle,
+    // where youki looks for relative sources too). This process is no subreaper: the
+    // container's state says when it has stopped. The runtime's output goes to a file, which
+    // the container inherits as its stdio and holds open.
+    let state = sb.scratch().join("runtime-state");
     let id = format!("ocirun-e2e-spec-{}", std::process::id());
-    let run = Command::new(runc())
-        .arg("--root")
-        .arg(&state)
-        .arg("run")
-        .arg("--bundle")
-        .arg(&bundle)
-        .arg(&id)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run runc");
-    let list = Command::new(runc())
-        .arg("--root")
-        .arg(&state)
-        .args(["list", "-q"])
-        .output()
-        .expect("cannot run runc list");
-    if !String::from_utf8_lossy(&list.stdout).trim().is_empty() {
-        let _ = Command::new(runc())
+    let output = sb.scratch().join("runtime-output");
+    let call = |args: &[&str]| {
+        let file = std::fs::File::create(&output).unwrap();
+        let status = Command::new(runtime())
             .arg("--root")
             .arg(&state)
-            .args(["delete", "--force", &id])
-            .status();
+            .args(args)
+            .current_dir(&bundle)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .status()
+            .expect("cannot run the runtime");
+        std::process::Output {
+            status,
+            stdout: std::fs::read(&output).unwrap_or_default(),
+            stderr: Vec::new(),
+        }
+    };
+    let bundle_arg = bundle.to_str().unwrap();
+    let steps = [
+        call(&["create", "--bundle", bundle_arg, &id]),
+        call(&["start", &id]),
+    ];
+    let deadline = std::time::Instant::now() + slack(std::time::Duration::from_secs(10));
+    let mut status = String::new();
+    while std::time::Instant::now() < deadline {
+        let out = call(&["state", &id]);
+        status = serde_json::from_slice::<Value>(&out.stdout)
+            .map(|state| state["status"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        if status == "stopped" || !out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert!(
-        run.status.success(),
-        "runc run of ocirun's spec failed: {}; stdout: {:?}; stderr: {:?}",
-        run.status,
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&list.stdout),
-        "",
-        "runc list after run"
-    );
-    // runc itself created the missing mount targets in the rootfs; that is runc's business.
+    let deleted = call(&["delete", "--force", &id]);
+    for (step, out) in ["create", "start"].iter().zip(&steps) {
+        assert!(
+            out.status.success(),
+            "{step} of ocirun's spec failed: {}; output: {:?}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+        );
+    }
+    assert_eq!(status, "stopped", "the container's `true` ended");
+    assert!(deleted.status.success(), "delete: {deleted:?}");
+    // The runtime itself created the missing mount targets in the rootfs; that is its business.
     assert!(runtime_containers(sb.runroot()).is_empty());
 }
 
@@ -124,16 +140,17 @@ fn spec_fails_like_run() {
     sb.assert_nothing_left();
 }
 
-/// A runtime that copies the bundle's `config.json` on `create` to `copy`, then runs runc.
+/// A runtime that copies the bundle's `config.json` (on `create` or `run`, which name it) to
+/// `copy`, then runs the runtime under test.
 fn copying_runtime(dir: &Path, copy: &Path) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let script = dir.join("copying-runc");
+    let script = dir.join("copying-runtime");
     std::fs::write(
         &script,
         format!(
             "#!/bin/sh\nprev=\nfor a in \"$@\"; do\n  [ \"$prev\" = --bundle ] && cp \"$a/config.json\" '{}'\n  prev=$a\ndone\nexec '{}' \"$@\"\n",
             copy.display(),
-            runc().display()
+            runtime().display()
         ),
     )
     .unwrap();
