@@ -36,9 +36,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::host;
 use crate::packages::{self, Package};
 use crate::rootfs::{self, Fixture};
+use crate::{host, runtimes};
 
 /// What `cargo xtask bench` was asked for.
 #[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args)]
@@ -52,12 +52,14 @@ pub(crate) struct BenchOptions {
     /// Also measure `podman run --rootfs` (Debian's podman, installed if missing).
     #[arg(long)]
     pub(crate) with_podman: bool,
-    /// The OCI runtime to measure: a name in PATH, or a path.
+    /// An OCI runtime to measure: a name in PATH, or a path; repeat it for several.
     ///
-    /// ocirun runs it (OCIRUN_RUNTIME), and it makes the floor rows. Default:
-    /// $OCIRUN_RUNTIME, else runc.
-    #[arg(long, value_name = "NAME|PATH")]
-    pub(crate) runtime: Option<OsString>,
+    /// Each gets latency rows of its own: its `run` (the floor) and ocirun running it
+    /// (OCIRUN_RUNTIME). The first also makes the floors of the other sections. Default:
+    /// $OCIRUN_RUNTIME, else runc. youki, when not installed, is built into
+    /// target/runtimes/.
+    #[arg(long = "runtime", value_name = "NAME|PATH")]
+    pub(crate) runtimes: Vec<OsString>,
 }
 
 /// Sizes and counts of one bench run.
@@ -90,6 +92,62 @@ impl Plan {
             }
         }
     }
+}
+
+/// How long a runtime's foreground `run` of `/bin/true` may take before it counts as hung.
+const RUN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Set when the bench runs in a mount namespace of its own without the cgroup v2 hierarchy
+/// ([`run_without_unified_hierarchy`]).
+const OWN_MOUNTS_VAR: &str = "OCIRUN_BENCH_OWN_MOUNTS";
+
+/// How many variables the `--env-file` of the spec row holds.
+const ENV_FILE_VARIABLES: usize = 100_000;
+
+/// `RUNTIME --root STATE`.
+fn runtime_command(runtime: &Path, state: &Path) -> Command {
+    let mut cmd = Command::new(runtime);
+    cmd.arg("--root").arg(state);
+    cmd
+}
+
+/// Whether the host has cgroup v1 controllers and a cgroup v2 hierarchy with controllers at
+/// `/sys/fs/cgroup/unified` (a "hybrid" layout, which crun 1.8 refuses).
+fn hybrid_cgroups() -> bool {
+    std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+        .is_ok_and(|controllers| !controllers.trim().is_empty())
+}
+
+/// Runs this task again in a mount namespace of its own (private propagation) in which
+/// `/sys/fs/cgroup/unified` is unmounted, and exits with its status: crun then sees cgroup v1
+/// alone. Nothing outside the namespace changes.
+fn run_without_unified_hierarchy() -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    eprintln!(
+        "bench: crun refuses this host's hybrid cgroup layout; running the bench in a mount \
+         namespace of its own without /sys/fs/cgroup/unified"
+    );
+    let status = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("umount -l /sys/fs/cgroup/unified && exec \"$@\"")
+        .arg("sh")
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(OWN_MOUNTS_VAR, "1")
+        .status()
+        .context("cannot run unshare")?;
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+/// The distinct values of `items`, in the order they first came.
+fn dedup(items: &[String]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for item in items {
+        if !seen.contains(item) {
+            seen.push(item.clone());
+        }
+    }
+    seen
 }
 
 /// Median, minimum and maximum of a sample.
@@ -137,11 +195,17 @@ struct Bench {
     runc: PathBuf,
     /// What the rows call the runtime: its file name.
     runtime_name: String,
+    /// The other runtimes of `--runtime`, with their names: latency rows of their own.
+    others: Vec<(PathBuf, String)>,
     rootfs: PathBuf,
+    /// The busybox fixture the rootfs copies come from.
+    fixture: PathBuf,
     work: PathBuf,
     has_tty: bool,
     has_stdio_inherit: bool,
     runc_runs: usize,
+    /// A foreground `run` that hung and was killed: the runtime's name, each time.
+    hangs: Vec<String>,
 }
 
 /// Runs the benchmarks and prints the table.
@@ -161,21 +225,57 @@ pub(crate) fn run(sh: &Shell, options: BenchOptions) -> Result<()> {
         });
     }
     packages::ensure(sh, "bench", &optional)?;
-    let runc = match host::runtime(options.runtime.as_deref())? {
-        Some(runtime) => host::find_runtime(&runtime).with_context(|| {
+    let mut wanted = options.runtimes.clone();
+    if wanted.is_empty() {
+        wanted.extend(host::runtime(None)?);
+    }
+    let mut found = Vec::new();
+    for runtime in wanted {
+        let runtime = runtimes::locate(sh, host::runtime(Some(&runtime))?)?
+            .context("a runtime named on the command line")?;
+        let path = host::find_runtime(&runtime).with_context(|| {
             format!(
                 "the runtime {} is neither an executable file nor a program in PATH or the \
                  sbin directories",
                 runtime.to_string_lossy()
             )
-        })?,
-        None => host::find_admin_tool("runc").context("runc not found: apt-get install runc")?,
+        })?;
+        found.push(path);
+    }
+    if found.is_empty() {
+        found.push(host::find_admin_tool("runc").context("runc not found: apt-get install runc")?);
+    }
+    let mut notes = Vec::new();
+    if found.iter().any(|r| r.file_name() == Some("crun".as_ref())) && hybrid_cgroups() {
+        if std::env::var_os(OWN_MOUNTS_VAR).is_none() {
+            return run_without_unified_hierarchy();
+        }
+        notes.push(
+            "crun 1.8 refuses this host's cgroup layout (v1 controllers, and a cgroup v2 \
+             hierarchy with a controller at /sys/fs/cgroup/unified): the bench ran in a mount \
+             namespace of its own without /sys/fs/cgroup/unified, every runtime alike."
+                .to_owned(),
+        );
+    }
+    let name_of = |p: &Path| {
+        p.file_name().map_or_else(
+            || "runtime".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        )
     };
-    let runtime_name = runc.file_name().map_or_else(
-        || "runtime".to_owned(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let runc = found.remove(0);
+    let runtime_name = name_of(&runc);
+    let others: Vec<(PathBuf, String)> = found
+        .into_iter()
+        .map(|p| {
+            let name = name_of(&p);
+            (p, name)
+        })
+        .collect();
     eprintln!("bench: the runtime is {}", runc.display());
+    for (other, _) in &others {
+        eprintln!("bench: latency also with {}", other.display());
+    }
     let cargo = host::cargo();
     cmd!(sh, "{cargo} build --release -p ocirun")
         .run()
@@ -208,11 +308,14 @@ pub(crate) fn run(sh: &Shell, options: BenchOptions) -> Result<()> {
         ocirun,
         runc,
         runtime_name,
+        others,
         rootfs,
+        fixture,
         work,
         has_tty: help.contains("--tty"),
         has_stdio_inherit: help.contains("--stdio"),
         runc_runs: 0,
+        hangs: Vec::new(),
     };
     let plan = Plan::new(options.quick);
     let mut rows = Vec::new();
@@ -234,8 +337,20 @@ pub(crate) fn run(sh: &Shell, options: BenchOptions) -> Result<()> {
     rows.extend(bench.peak_memory(&plan)?);
     eprintln!("==> scale");
     rows.extend(bench.scale(&plan)?);
+    eprintln!("==> without root");
+    rows.extend(bench.rootless(&plan, &options)?);
+    eprintln!("==> spec with a large --env-file");
+    rows.extend(bench.env_file()?);
 
-    let table = table(&rows, options.quick, started.elapsed());
+    for name in dedup(&bench.hangs) {
+        let times = bench.hangs.iter().filter(|h| **h == name).count();
+        notes.push(format!(
+            "`{name} run` hung {times} times (a container that exits before it waits for it): \
+             killed after {} s and run again.",
+            RUN_LIMIT.as_secs()
+        ));
+    }
+    let table = table(&rows, &notes, options.quick, started.elapsed());
     print!("{table}");
     let json = bench.work.join("results.json");
     std::fs::write(&json, results_json(&rows))
@@ -252,8 +367,13 @@ impl Bench {
     /// `ocirun --runroot RUNROOT run --rootfs ROOTFS EXTRA... -- COMMAND...`, with
     /// `OCIRUN_RUNTIME` naming the bench's runtime.
     fn ocirun_run(&self, extra: &[&str], command: &[&str]) -> Command {
+        self.ocirun_run_with(&self.runc, extra, command)
+    }
+
+    /// [`Self::ocirun_run`] with `runtime`.
+    fn ocirun_run_with(&self, runtime: &Path, extra: &[&str], command: &[&str]) -> Command {
         let mut cmd = Command::new(&self.ocirun);
-        cmd.env(host::RUNTIME_VAR, &self.runc)
+        cmd.env(host::RUNTIME_VAR, runtime)
             .arg("--runroot")
             .arg(self.runroot())
             .arg("run")
@@ -288,26 +408,13 @@ impl Bench {
         // The generated files that the spec's bind mounts name relative to the bundle.
         let config: serde_json::Value =
             serde_json::from_slice(&spec.stdout).context("ocirun spec printed no JSON")?;
-        let mounts = config["mounts"].as_array().cloned().unwrap_or_default();
-        for mount in mounts {
-            let source = mount["source"].as_str().unwrap_or("/");
-            if mount["type"] == "bind" && !source.starts_with('/') {
-                let content = if source == "hosts" {
-                    "127.0.0.1\tlocalhost\n"
-                } else {
-                    ""
-                };
-                std::fs::write(bundle.join(source), content)?;
-            }
-        }
+        write_generated_files(&bundle, &config)?;
         Ok(bundle)
     }
 
     /// `runc --root STATE`: runc under the bench's own state directory.
     fn runc(&self) -> Command {
-        let mut cmd = Command::new(&self.runc);
-        cmd.arg("--root").arg(self.work.join("runc-state"));
-        cmd
+        runtime_command(&self.runc, &self.work.join("runc-state"))
     }
 
     /// A container id that no earlier runc run of this bench used.
@@ -316,13 +423,35 @@ impl Bench {
         format!("bench-{}-{}", std::process::id(), self.runc_runs)
     }
 
-    /// `runc --root STATE run --bundle BUNDLE <fresh id>`: runc in the foreground, which
-    /// copies the container's stdio through pipes of its own.
-    fn runc_run(&mut self, bundle: &Path) -> Command {
-        let id = self.next_id();
-        let mut cmd = self.runc();
-        cmd.arg("run").arg("--bundle").arg(bundle).arg(id);
-        cmd
+    /// The wall time of `RUNTIME --root STATE run --bundle BUNDLE <fresh id>` (in the bundle,
+    /// where youki resolves its relative mount sources): the runtime in the foreground, which
+    /// copies the container's stdio through pipes of its own. A run that hangs (youki 0.7's
+    /// `run` misses the exit of a container that ends before it starts waiting) is killed after
+    /// [`RUN_LIMIT`], its container deleted, and it is run again.
+    fn time_runtime_run(&mut self, runtime: &Path, bundle: &Path) -> Result<f64> {
+        let state = self.work.join("runc-state");
+        for _ in 0..5 {
+            let id = self.next_id();
+            let mut cmd = runtime_command(runtime, &state);
+            cmd.arg("run")
+                .arg("--bundle")
+                .arg(bundle)
+                .arg(&id)
+                .current_dir(bundle);
+            if let Some(ms) = time_limited(cmd, RUN_LIMIT)? {
+                return Ok(ms);
+            }
+            let name = runtime.file_name().unwrap_or_default().to_string_lossy();
+            eprintln!("bench: {name} run hung; killed");
+            self.hangs.push(name.into_owned());
+            let _ = runtime_command(runtime, &state)
+                .args(["delete", "--force", &id])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        bail!("{} run hung five times in a row", runtime.display())
     }
 
     /// `runc run --detach --pid-file F`: runc hands its own stdio straight to the container
@@ -336,7 +465,8 @@ impl Bench {
             .arg(&pid_file)
             .arg("--bundle")
             .arg(bundle)
-            .arg(&id);
+            .arg(&id)
+            .current_dir(bundle);
         (cmd, id, pid_file)
     }
 
@@ -367,7 +497,8 @@ impl Bench {
             .arg(&pid_file)
             .arg("--bundle")
             .arg(bundle)
-            .arg(&id);
+            .arg(&id)
+            .current_dir(bundle);
         let mut start = self.runc();
         start.args(["start", &id]);
         let mut delete = self.runc();
@@ -387,10 +518,21 @@ impl Bench {
         let mut ocirun = Vec::new();
         let mut runc = Vec::new();
         let mut three = Vec::new();
+        let others = self.others.clone();
+        let mut other_samples = vec![(Vec::new(), Vec::new()); others.len()];
         for _ in 0..plan.latency_pairs {
             ocirun.push(time_quiet(self.ocirun_run(&[], &["/bin/true"]))?);
-            runc.push(time_quiet(self.runc_run(&bundle))?);
+            let primary = self.runc.clone();
+            runc.push(self.time_runtime_run(&primary, &bundle)?);
             three.push(self.runc_create_start_delete(&bundle)?);
+            for ((runtime, _), (floor, with)) in others.iter().zip(&mut other_samples) {
+                with.push(time_quiet(self.ocirun_run_with(
+                    runtime,
+                    &[],
+                    &["/bin/true"],
+                ))?);
+                floor.push(self.time_runtime_run(runtime, &bundle)?);
+            }
         }
         let floor = Stats::of(&runc);
         let mut rows = vec![
@@ -401,7 +543,13 @@ impl Bench {
                 &runc,
                 None,
             ),
-            row("latency", "ocirun run", "ms", &ocirun, Some(floor)),
+            row(
+                "latency",
+                &format!("ocirun run with {}", self.runtime_name),
+                "ms",
+                &ocirun,
+                Some(floor),
+            ),
             row(
                 "latency",
                 &format!("{} create, start, delete", self.runtime_name),
@@ -410,6 +558,23 @@ impl Bench {
                 Some(floor),
             ),
         ];
+        for ((_, name), (floor_samples, with)) in others.iter().zip(&other_samples) {
+            let other_floor = Stats::of(floor_samples);
+            rows.push(row(
+                "latency",
+                &format!("{name} run (floor)"),
+                "ms",
+                floor_samples,
+                None,
+            ));
+            rows.push(row(
+                "latency",
+                &format!("ocirun run with {name}"),
+                "ms",
+                with,
+                Some(other_floor),
+            ));
+        }
         if options.with_buildah {
             rows.push(self.buildah_latency(plan, floor)?);
         }
@@ -644,6 +809,264 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// Rootless latency: `ocirun run` as the test user of the e2e suite (`ocirun-e2e`, made
+    /// with useradd and subordinate ranges of its own when missing), against a rootless
+    /// `RUNTIME run` of the same bundle as that user (ocirun's spec as the user prints it, with
+    /// a user namespace mapping 0 to the user and 1.. to its subordinate ids, no cgroup
+    /// resources and no supplementary groups, which a rootless runc cannot set), and with
+    /// `--with-buildah`, a rootless `buildah run`; all on a busybox rootfs whose owners are the
+    /// ones that mapping gives.
+    fn rootless(&mut self, plan: &Plan, options: &BenchOptions) -> Result<Vec<Row>> {
+        let user = ocirun_e2e::test_user();
+        let dir = self.work.join("rootless");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let rootfs = dir.join("rootfs");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&self.fixture)
+            .arg(&rootfs)
+            .status()
+            .context("cannot run cp")?;
+        ensure!(status.success(), "cp -a {} failed", self.fixture.display());
+        walk(&rootfs, &mut |path| ocirun_e2e::user::map_owner(user, path))?;
+        chown_tree(&dir, user.uid, user.gid, &rootfs)?;
+        let as_user = |cmd: &mut Command| {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(user.uid)
+                .gid(user.gid)
+                .env("HOME", &user.home)
+                .env("USER", ocirun_e2e::user::NAME)
+                .env("LOGNAME", ocirun_e2e::user::NAME)
+                .env_remove("XDG_RUNTIME_DIR")
+                .env_remove("XDG_DATA_HOME");
+        };
+
+        // The bundle: ocirun's spec as the user, in a user namespace of the runtime's own.
+        let mut spec = Command::new(&self.ocirun);
+        spec.arg("spec")
+            .arg("--rootfs")
+            .arg(&rootfs)
+            .args(["--", "/bin/true"]);
+        as_user(&mut spec);
+        let spec = spec.output().context("cannot run ocirun spec")?;
+        ensure!(
+            spec.status.success(),
+            "ocirun spec as {} failed: {}",
+            ocirun_e2e::user::NAME,
+            String::from_utf8_lossy(&spec.stderr)
+        );
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&spec.stdout).context("ocirun spec printed no JSON")?;
+        let maps = |id: u32, sub: u32| {
+            serde_json::json!([
+                {"containerID": 0, "hostID": id, "size": 1},
+                {"containerID": 1, "hostID": sub, "size": ocirun_e2e::user::SUBID_COUNT},
+            ])
+        };
+        let linux = &mut config["linux"];
+        linux["namespaces"]
+            .as_array_mut()
+            .context("the spec has no namespaces")?
+            .push(serde_json::json!({"type": "user"}));
+        linux["uidMappings"] = maps(user.uid, user.subuid);
+        linux["gidMappings"] = maps(user.gid, user.subgid);
+        if let Some(linux) = linux.as_object_mut() {
+            linux.remove("resources");
+        }
+        if let Some(process_user) = config["process"]["user"].as_object_mut() {
+            process_user.remove("additionalGids");
+        }
+        let bundle = dir.join("bundle");
+        std::fs::create_dir_all(&bundle)?;
+        std::fs::write(bundle.join("config.json"), serde_json::to_vec(&config)?)?;
+        write_generated_files(&bundle, &config)?;
+        chown_tree(&bundle, user.uid, user.gid, &bundle)?;
+
+        let runroot = dir.join("run");
+        let root = dir.join("lib");
+        let state = dir.join("runtime-state");
+        let mut ocirun = Vec::new();
+        let mut floor = Vec::new();
+        for i in 0..plan.latency_pairs {
+            let mut cmd = Command::new(&self.ocirun);
+            cmd.env(host::RUNTIME_VAR, &self.runc)
+                .arg("--runroot")
+                .arg(&runroot)
+                .arg("--root")
+                .arg(&root)
+                .arg("run")
+                .arg("--rootfs")
+                .arg(&rootfs)
+                .args(["--", "/bin/true"]);
+            as_user(&mut cmd);
+            ocirun.push(time_quiet(cmd)?);
+            let mut cmd = runtime_command(&self.runc, &state);
+            cmd.args(["run", "--bundle"])
+                .arg(&bundle)
+                .arg(format!("bench-rootless-{}-{i}", std::process::id()))
+                .current_dir(&bundle);
+            as_user(&mut cmd);
+            floor.push(
+                time_limited(cmd, RUN_LIMIT)?
+                    .with_context(|| format!("rootless {} run hung", self.runtime_name))?,
+            );
+        }
+        let floor_stats = Stats::of(&floor);
+        let mut rows = vec![
+            row(
+                "rootless",
+                &format!("{} run, rootless (floor)", self.runtime_name),
+                "ms",
+                &floor,
+                None,
+            ),
+            row(
+                "rootless",
+                &format!("ocirun run with {}, rootless", self.runtime_name),
+                "ms",
+                &ocirun,
+                Some(floor_stats),
+            ),
+        ];
+        if options.with_buildah {
+            rows.push(self.rootless_buildah(plan, &rootfs, &as_user, floor_stats)?);
+        }
+        Ok(rows)
+    }
+
+    /// `buildah run` as the user, of a container made `from scratch` with the rootfs copied in.
+    fn rootless_buildah(
+        &self,
+        plan: &Plan,
+        rootfs: &Path,
+        as_user: &dyn Fn(&mut Command),
+        floor: Stats,
+    ) -> Result<Row> {
+        let buildah = |args: &[&str]| {
+            let mut cmd = Command::new("buildah");
+            cmd.args(args).stdin(Stdio::null());
+            as_user(&mut cmd);
+            cmd
+        };
+        let from = buildah(&["from", "scratch"])
+            .output()
+            .context("cannot run buildah from scratch")?;
+        ensure!(
+            from.status.success(),
+            "rootless buildah from scratch failed: {}",
+            String::from_utf8_lossy(&from.stderr)
+        );
+        let container = String::from_utf8_lossy(&from.stdout).trim().to_owned();
+        let source = format!("{}/", rootfs.display());
+        let copy = buildah(&["copy", &container, &source, "/"])
+            .output()
+            .context("cannot run buildah copy")?;
+        ensure!(
+            copy.status.success(),
+            "rootless buildah copy failed: {}",
+            String::from_utf8_lossy(&copy.stderr)
+        );
+        let runtime = self.runc.to_string_lossy().into_owned();
+        let mut samples = Vec::new();
+        for _ in 0..plan.latency_pairs.min(20) {
+            let cmd = buildah(&["run", "--runtime", &runtime, &container, "--", "/bin/true"]);
+            samples.push(time_quiet(cmd)?);
+        }
+        let _ = buildah(&["rm", &container]).output();
+        Ok(row(
+            "rootless",
+            "buildah run, rootless",
+            "ms",
+            &samples,
+            Some(floor),
+        ))
+    }
+
+    /// `ocirun spec --env-file F` of [`ENV_FILE_VARIABLES`] variables (`VAR_N=value N`), its
+    /// output thrown away: the spec's environment is merged in time linear in its size.
+    fn env_file(&self) -> Result<Vec<Row>> {
+        let file = self.work.join("env-file");
+        let mut text = String::with_capacity(ENV_FILE_VARIABLES * 24);
+        for i in 0..ENV_FILE_VARIABLES {
+            let _ = writeln!(text, "VAR_{i}=value {i}");
+        }
+        std::fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))?;
+        let mut samples = Vec::new();
+        for _ in 0..5 {
+            let mut cmd = Command::new(&self.ocirun);
+            cmd.arg("spec")
+                .arg("--rootfs")
+                .arg(&self.rootfs)
+                .arg("--env-file")
+                .arg(&file)
+                .args(["--", "/bin/true"]);
+            samples.push(time_quiet(cmd)?);
+        }
+        Ok(vec![row(
+            "spec",
+            &format!("ocirun spec --env-file, {ENV_FILE_VARIABLES} variables"),
+            "ms",
+            &samples,
+            None,
+        )])
+    }
+}
+
+/// Calls `f` on `path` and, below a directory (not a symlink to one), on every entry.
+fn walk(path: &Path, f: &mut dyn FnMut(&Path)) -> Result<()> {
+    f(path);
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot stat {}", path.display()))?;
+    if meta.is_dir() {
+        for entry in
+            std::fs::read_dir(path).with_context(|| format!("cannot read {}", path.display()))?
+        {
+            walk(&entry?.path(), f)?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives `dir` and everything below it but `except` (and what is below that) to `uid:gid`.
+fn chown_tree(dir: &Path, uid: u32, gid: u32, except: &Path) -> Result<()> {
+    if dir != except {
+        std::os::unix::fs::lchown(dir, Some(uid), Some(gid))
+            .with_context(|| format!("cannot chown {}", dir.display()))?;
+    }
+    if std::fs::symlink_metadata(dir)?.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path != except {
+                chown_tree(&path, uid, gid, except)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the files that a spec's relative bind-mount sources name into `bundle`.
+fn write_generated_files(bundle: &Path, config: &serde_json::Value) -> Result<()> {
+    let mounts = config["mounts"].as_array().cloned().unwrap_or_default();
+    for mount in mounts {
+        let source = mount["source"].as_str().unwrap_or("/");
+        if mount["type"] == "bind" && !source.starts_with('/') {
+            let content = if source == "hosts" {
+                "127.0.0.1\tlocalhost\n"
+            } else {
+                ""
+            };
+            std::fs::write(bundle.join(source), content)?;
+        }
+    }
+    Ok(())
+}
+
 fn row(
     section: &'static str,
     name: &str,
@@ -681,6 +1104,37 @@ fn time_quiet(mut cmd: Command) -> Result<f64> {
     let elapsed = ms(started.elapsed());
     ensure!(status.success(), "{cmd:?} failed: {status}");
     Ok(elapsed)
+}
+
+/// Runs `cmd` with its stdio on /dev/null and returns its wall time in milliseconds, or `None`
+/// when it had to be killed after `limit`; fails if it fails.
+fn time_limited(mut cmd: Command, limit: Duration) -> Result<Option<f64>> {
+    let started = Instant::now();
+    let mut child = quiet(&mut cmd)
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let pid = child.id().to_string();
+    let (done, wait_done) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let timed_out = matches!(
+            wait_done.recv_timeout(limit),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        if timed_out {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+        timed_out
+    });
+    let status = child.wait();
+    let elapsed = ms(started.elapsed());
+    let _ = done.send(());
+    let killed = watchdog.join().unwrap_or(false);
+    let status = status.with_context(|| format!("cannot wait for {cmd:?}"))?;
+    if killed {
+        return Ok(None);
+    }
+    ensure!(status.success(), "{cmd:?} failed: {status}");
+    Ok(Some(elapsed))
 }
 
 /// Runs `cmd` with its stdout piped into `dd of=/dev/null bs=1M`; returns GB/s for `bytes`.
@@ -797,7 +1251,7 @@ fn peak_kib(mut cmd: Command) -> Result<u64> {
     Ok(peak)
 }
 
-fn table(rows: &[Row], quick: bool, took: Duration) -> String {
+fn table(rows: &[Row], notes: &[String], quick: bool, took: Duration) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -820,6 +1274,9 @@ fn table(rows: &[Row], quick: bool, took: Duration) -> String {
         if quick { "Quick" } else { "Full" },
         took.as_secs_f64()
     );
+    for note in notes {
+        let _ = writeln!(out, "\n{note}");
+    }
     out
 }
 
@@ -855,6 +1312,25 @@ mod tests {
     }
 
     #[test]
+    fn a_hung_command_is_killed_and_a_quick_one_timed() {
+        let mut sleep = Command::new("sleep");
+        sleep.arg("30");
+        let started = Instant::now();
+        assert_eq!(
+            time_limited(sleep, Duration::from_millis(200)).unwrap(),
+            None
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let quick = time_limited(Command::new("true"), Duration::from_secs(10)).unwrap();
+        assert!(quick.is_some_and(|ms| ms < 10_000.0));
+        assert!(time_limited(Command::new("false"), Duration::from_secs(10)).is_err());
+        assert_eq!(
+            dedup(&["a".into(), "b".into(), "a".into()]),
+            ["a".to_owned(), "b".to_owned()]
+        );
+    }
+
+    #[test]
     fn stats_of_odd_and_even_samples() {
         assert_eq!(
             Stats::of(&[3.0, 1.0, 2.0]),
@@ -872,8 +1348,14 @@ mod tests {
         let base = Stats::of(&[10.0]);
         let r = row("latency", "x", "ms", &[12.0, 13.0, 11.0], Some(base));
         assert_eq!(r.ratio, Some(1.2));
-        let t = table(std::slice::from_ref(&r), true, Duration::from_secs(5));
+        let t = table(
+            std::slice::from_ref(&r),
+            &["a note".to_owned()],
+            true,
+            Duration::from_secs(5),
+        );
         assert!(t.contains("| latency | x | 12.00 | 11.00 | 13.00 | ms | 1.20 |"));
+        assert!(t.ends_with("Quick run, 5 s.\n\na note\n"));
         assert!(results_json(&[r]).contains("\"ratio\": 1.2000"));
     }
 }

@@ -1,11 +1,13 @@
-//! `cargo xtask e2e`: the end-to-end suite (package `ocirun-e2e`) against real runc.
+//! `cargo xtask e2e`: the end-to-end suite (package `ocirun-e2e`) against a real runtime: runc,
+//! or the one `--runtime` (or `$OCIRUN_RUNTIME`) names.
 //!
 //! Steps, stopping at the first failure (the Debian packages that the build and the tests need
 //! were installed before, [`crate::packages`]):
 //!
-//! 1. check that this process is root, that `runc` is on `PATH`, and that the runtime that
-//!    `--runtime` names exists (the suite is never skipped: without them it fails, saying what
-//!    is missing);
+//! 1. check that this process is root and that the runtime exists: runc on `PATH`, or the
+//!    runtime named, youki being built into `target/runtimes/` when it is named and not
+//!    installed ([`crate::runtimes`]); the suite is never skipped: without them it fails,
+//!    saying what is missing;
 //! 2. build (or find cached) the busybox and Debian fixtures in `target/fixtures/`;
 //! 3. `cargo build -p ocirun`;
 //! 4. `cargo test -p ocirun-e2e -- --test-threads=N ARGS...`, where N is the number of CPUs
@@ -19,9 +21,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::host;
 use crate::rootfs::{self, Fixture};
 use crate::tally::Tally;
+use crate::{host, runtimes};
 
 /// The options of `cargo xtask e2e`.
 #[derive(Debug, Default, Clone, PartialEq, Eq, clap::Args)]
@@ -39,13 +41,23 @@ pub(crate) struct Options {
     pub(crate) test_args: Vec<OsString>,
 }
 
-/// Fails unless the e2e suite can run here: root, runc on `PATH`, and `runtime` (from
-/// [`host::runtime`]) where ocirun will look for it.
+/// Fails unless the e2e suite can run here: root, and `runtime` (from [`host::runtime`])
+/// where ocirun will look for it, or runc on `PATH` when none is named.
 pub(crate) fn preflight(runtime: Option<&OsStr>) -> Result<()> {
     host::require_root(
-        "the e2e suite needs root and real runc: it creates real containers, and it is never \
-         skipped",
+        "the e2e suite needs root and a real runtime: it creates real containers, and it is \
+         never skipped",
     )?;
+    if let Some(runtime) = runtime {
+        if host::find_runtime(runtime).is_none() {
+            bail!(
+                "the runtime {} is neither an executable file nor a program in PATH or the \
+                 sbin directories",
+                runtime.to_string_lossy()
+            );
+        }
+        return Ok(());
+    }
     if host::find_in_path("runc").is_none() {
         if let Some(runc) = host::find_admin_tool("runc") {
             bail!(
@@ -58,15 +70,6 @@ pub(crate) fn preflight(runtime: Option<&OsStr>) -> Result<()> {
             "runc not found in PATH: the e2e suite needs the real runc; install it \
              (apt-get install runc)"
         );
-    }
-    if let Some(runtime) = runtime {
-        if host::find_runtime(runtime).is_none() {
-            bail!(
-                "the runtime {} is neither an executable file nor a program in PATH or the \
-                 sbin directories",
-                runtime.to_string_lossy()
-            );
-        }
     }
     Ok(())
 }
@@ -109,7 +112,7 @@ pub(crate) fn prepare(sh: &Shell, build: Build) -> Result<[(&'static str, PathBu
 /// Runs the suite, passing the options' test arguments (filters, `--nocapture`, ...) to the
 /// test harness.
 pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()> {
-    let runtime = host::runtime(options.runtime.as_deref())?;
+    let runtime = runtimes::locate(sh, host::runtime(options.runtime.as_deref())?)?;
     preflight(runtime.as_deref())?;
     let env = prepare(sh, Build::Debug)?;
     let test_args = &options.test_args;

@@ -5,11 +5,12 @@
 //!
 //! - `rootfs busybox|debian [DIR]`: build a test root filesystem, cached by a marker file
 //!   ([`rootfs`]);
-//! - `e2e [--runtime NAME|PATH] [FILTER...] [-- ARGS...]`: the end-to-end suite against real
-//!   runc, as root ([`e2e`]);
+//! - `e2e [--runtime NAME|PATH] [FILTER...] [-- ARGS...]`: the end-to-end suite against a real
+//!   runtime (runc by default), as root ([`e2e`]);
 //! - `vm [OPTIONS] [-- ARGS...]`: the end-to-end suite inside a QEMU guest, on cgroup v1
 //!   and v2 ([`vm`]);
-//! - `ci`: formatting, clippy, unit and doc tests, then `e2e` and `vm` ([`ci`]);
+//! - `ci`: formatting, clippy, unit and doc tests, then `e2e` and `vm` with runc, youki and
+//!   crun ([`ci`]);
 //! - `demo`: build ocirun and run a command in a Debian rootfs ([`demo`]);
 //! - `bench [--quick] [--with-buildah] [--with-podman] [--runtime NAME|PATH]`: ocirun measured
 //!   against the runtime alone ([`mod@bench`]);
@@ -31,6 +32,7 @@ mod host;
 mod man;
 mod packages;
 mod rootfs;
+mod runtimes;
 mod tally;
 mod vm;
 
@@ -60,9 +62,10 @@ struct Cli {
 /// What `cargo xtask help` prints after the tasks.
 const AFTER_HELP: &str = "\
 demo, e2e, vm, ci and bench first install the Debian packages that the build and the tests need
-when any is missing (libseccomp-dev pkg-config libselinux1-dev libclang-dev runc busybox-static
-debootstrap tini catatonit uidmap): as root with apt-get; as another user they stop and print the
-apt-get command to run as root.
+when any is missing (libseccomp-dev pkg-config libselinux1-dev libclang-dev runc crun
+busybox-static debootstrap tini catatonit uidmap): as root with apt-get; as another user they stop
+and print the apt-get command to run as root. A --runtime youki that is not installed is youki
+0.7.0 built into target/runtimes/ with cargo install (once).
 
 `cargo xtask help TASK` describes a task and its options; xtask/README.md has the details.";
 
@@ -80,10 +83,10 @@ enum Task {
         /// Where to build it (default: target/fixtures/KIND).
         dir: Option<PathBuf>,
     },
-    /// The end-to-end tests against real runc
+    /// The end-to-end tests against a real runtime
     ///
     /// As root: build both fixtures and ocirun, then run `cargo test -p ocirun-e2e` with one
-    /// test thread per CPU. Test filters may follow; other harness options go after `--`.
+    /// test thread per CPU, against runc or the runtime --runtime names. Test filters may follow; other harness options go after `--`.
     /// OCIRUN_E2E_FLIP=1 makes cgroup::cgroup_version_is_the_expected_one fail on purpose, to
     /// check how a failure is reported.
     #[command(verbatim_doc_comment)]
@@ -98,10 +101,12 @@ enum Task {
     /// the tests.
     #[command(verbatim_doc_comment)]
     Vm(vm::Options),
-    /// What CI checks: fmt, clippy, unit and doc tests, e2e, then vm
+    /// What CI checks: fmt, clippy, unit and doc tests, then the e2e suite per runtime
     ///
-    /// cargo fmt --check, clippy -D warnings, unit and doc tests, e2e, then vm --cgroup both,
-    /// stopping at the first failure; ends with `N passed, M failed` over every test run.
+    /// cargo fmt --check, clippy -D warnings, unit and doc tests (stopping at the first
+    /// failure), then the e2e suite with runc (host, vm --cgroup both), with youki (host;
+    /// built into target/runtimes/ when missing) and with crun (vm --cgroup v2); a line
+    /// `N passed, M failed` per suite, and one over every test run.
     #[command(verbatim_doc_comment)]
     Ci,
     /// Build ocirun and run a command in a Debian root filesystem
@@ -113,7 +118,9 @@ enum Task {
     /// ocirun measured side by side with the runtime alone
     ///
     /// As root: ocirun --release against the runtime's own `run` (runc unless --runtime names
-    /// another): latency, throughput, peak memory, scale. A Markdown table on stdout, the raw
+    /// another; repeat --runtime for latency rows of several side by side): latency,
+    /// throughput, peak memory, scale, latency without root (as the e2e suite's test user),
+    /// and `ocirun spec` of a 100 000-variable --env-file. A Markdown table on stdout, the raw
     /// figures in target/bench/results.json.
     #[command(verbatim_doc_comment)]
     Bench(bench::BenchOptions),
@@ -274,8 +281,14 @@ mod tests {
         else {
             panic!("not bench");
         };
-        assert_eq!(options.runtime, Some("crun".into()));
+        assert_eq!(options.runtimes, ["crun"]);
         assert!(options.quick);
+        let Task::Bench(options) =
+            parse(&["bench", "--runtime", "runc", "--runtime=youki"]).unwrap()
+        else {
+            panic!("not bench");
+        };
+        assert_eq!(options.runtimes, ["runc", "youki"]);
         assert!(parse(&["e2e", "--runtime"]).is_err());
     }
 
@@ -290,7 +303,7 @@ mod tests {
                 quick: true,
                 with_buildah: false,
                 with_podman: true,
-                runtime: None,
+                runtimes: Vec::new(),
             })
         );
         assert!(parse(&["ci", "x"]).is_err());

@@ -57,6 +57,10 @@ pub(crate) const PACKAGES: &[Package] = &[
         purpose: "the OCI runtime that ocirun drives by default",
     },
     Package {
+        name: "crun",
+        purpose: "the OCI runtime of the e2e suite's run in the cgroup v2 guest",
+    },
+    Package {
         name: "busybox-static",
         purpose: "the static /bin/busybox of the busybox fixture and the vm guest",
     },

@@ -5,7 +5,8 @@
 //! whatever the host has. Steps, stopping at the first failure (the Debian packages that the
 //! build and the tests need were installed before, [`crate::packages`]):
 //!
-//! 1. check root, runc, the runtime of `--runtime`, and that the workspace and target
+//! 1. check root and the runtime (runc, or the one `--runtime` names; youki is built when
+//!    missing, [`crate::runtimes`]), and that the workspace and target
 //!    directory are visible in the guest ([`guest::check_visible`]); with `--accel kvm`, that
 //!    KVM works ([`qemu::check_kvm`]);
 //! 2. build (or find cached) the fixtures, as `cargo xtask e2e` does, and ocirun's release
@@ -219,7 +220,7 @@ struct GuestResult {
 /// Runs the task; `tally` gets every guest's test counts.
 pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()> {
     let started = std::time::Instant::now();
-    let runtime = host::runtime(options.runtime.as_deref())?;
+    let runtime = crate::runtimes::locate(sh, host::runtime(options.runtime.as_deref())?)?;
     crate::e2e::preflight(runtime.as_deref()).context("cargo xtask vm runs the e2e suite")?;
     guest::check_visible("the workspace", &host::workspace_root())?;
     let target = host::target_dir(sh);
