@@ -139,8 +139,7 @@ thread_local! {
 }
 
 /// `--runtime`, else `$OCIRUN_RUNTIME`, else `runc`, found in `PATH` and the sbin directories,
-/// identified (runc, youki, crun or another, kept in the run state), with ocirun's own state
-/// root and the `--runtime-flag`s.
+/// with ocirun's own state root and the `--runtime-flag`s.
 pub(crate) fn discover_runtime(args: &RunArgs, state: &StateLayout) -> Result<Runtime> {
     let from_env = std::env::var("OCIRUN_RUNTIME")
         .ok()
@@ -152,8 +151,7 @@ pub(crate) fn discover_runtime(args: &RunArgs, state: &StateLayout) -> Result<Ru
         .unwrap_or_else(|| "runc".to_owned());
     let path = std::env::var("PATH").unwrap_or_default();
     let search = format!("{path}:{RUNTIME_EXTRA_PATH}");
-    let mut runtime = Runtime::discover(&name, &search, state.runtime_root())?
-        .identify(Some(&state.runtime_kinds()))?;
+    let mut runtime = Runtime::discover(&name, &search, state.runtime_root())?;
     for flag in &args.lifecycle.runtime_flags {
         runtime = runtime.runtime_flag(flag);
     }

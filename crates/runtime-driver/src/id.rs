@@ -289,11 +289,6 @@ impl StateLayout {
         self.bundles().join(id.as_str())
     }
 
-    /// What ocirun found out about runtime programs ([`crate::Runtime::identify`]).
-    pub fn runtime_kinds(&self) -> PathBuf {
-        self.runroot.join("runtimes")
-    }
-
     /// The short links to bundle directories ([`crate::Bundle::link_from`]), for console
     /// socket paths that must fit `sun_path`.
     pub fn bundle_links(&self) -> PathBuf {

@@ -24,8 +24,7 @@ pub use process::{
 };
 pub use records::{NameLock, RecordGuard, RecordStore, RunRecord};
 pub use runtime::{
-    Container, ContainerIo, CreateStdio, Runtime, RuntimeKind, CLEANUP_TIMEOUT,
-    INTERRUPTED_CLEANUP_TIMEOUT,
+    Container, ContainerIo, CreateStdio, Runtime, CLEANUP_TIMEOUT, INTERRUPTED_CLEANUP_TIMEOUT,
 };
 pub use supervisor::{Finished, Started, Supervisor};
 pub use userns::{parse_subid_ranges, IdMap, UserNamespace};

@@ -21,7 +21,6 @@
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -66,22 +65,6 @@ fn clean_environment(cmd: &mut Command) {
     }
 }
 
-/// Writes a cache file atomically (a temporary name, then rename); failures are only logged.
-fn write_cache(file: &Path, text: &str) {
-    let Some(dir) = file.parent() else { return };
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    let result = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .and_then(|()| std::fs::write(&tmp, text))
-        .and_then(|()| std::fs::rename(&tmp, file));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        tracing::debug!(file = %file.display(), error = %e, "cannot keep the runtime's kind");
-    }
-}
-
 /// After a failed `create` or `run`: a runtime may have written the pid file of an init that
 /// it started and that then failed (youki does), which is now a zombie child of this
 /// subreaper; it is reaped if it is one. Best effort: [`crate::reap_strays`] collects what is
@@ -100,58 +83,12 @@ fn reap_failed_init(bundle: &Bundle) {
     );
 }
 
-/// Which runtime a program is, as the first line of its `--version` says (`runc version
-/// 1.1.5`, `youki version: 0.7.0`, `crun version 1.8.1`): where these differ in a way that
-/// their command line does not hide, the driver acts on it ([`Runtime::identify`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum RuntimeKind {
-    /// runc.
-    Runc,
-    /// youki.
-    Youki,
-    /// crun: `run --detach` gets `--no-subreaper`, without which crun's helper process reaps a
-    /// container that ends before crun exits, and its exit status is lost.
-    Crun,
-    /// Another runtime, or one not identified.
-    #[default]
-    Other,
-}
-
-impl RuntimeKind {
-    /// The kind that a `--version` output names.
-    pub fn from_version(output: &str) -> Self {
-        match output.split_whitespace().next() {
-            Some("runc") => Self::Runc,
-            Some("youki") => Self::Youki,
-            Some("crun") => Self::Crun,
-            _ => Self::Other,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Runc => "runc",
-            Self::Youki => "youki",
-            Self::Crun => "crun",
-            Self::Other => "other",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Self> {
-        [Self::Runc, Self::Youki, Self::Crun, Self::Other]
-            .into_iter()
-            .find(|k| k.name() == name)
-    }
-}
-
 /// The runtime program and its global flags.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     program: PathBuf,
     root: PathBuf,
     global_flags: Vec<OsString>,
-    kind: RuntimeKind,
 }
 
 /// How the container's process gets its stdio from `runtime create` (runc(8), "create":
@@ -214,89 +151,7 @@ impl Runtime {
             program,
             root: root.into(),
             global_flags: Vec::new(),
-            kind: RuntimeKind::Other,
         })
-    }
-
-    /// Finds out which runtime the program is ([`RuntimeKind`]) from its `--version` (killed
-    /// after [`CLEANUP_TIMEOUT`]; a program that fails to say is [`RuntimeKind::Other`]). With
-    /// `cache`, a directory (created, mode 0700, when missing), the answer is kept there for
-    /// the program file, by its path, inode, size and modification time, so that later runs
-    /// only stat it.
-    ///
-    /// # Errors
-    /// [`DriverError::Spawn`] when the program cannot be run at all.
-    pub fn identify(mut self, cache: Option<&Path>) -> Result<Self, DriverError> {
-        let key = std::fs::metadata(&self.program).ok().map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            format!(
-                "{} {} {} {} {}.{}",
-                self.program.display(),
-                m.dev(),
-                m.ino(),
-                m.size(),
-                m.mtime(),
-                m.mtime_nsec()
-            )
-        });
-        let file = cache.zip(key.as_ref()).map(|(dir, key)| {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            key.hash(&mut hasher);
-            dir.join(format!("{:016x}", hasher.finish()))
-        });
-        let cached = file
-            .as_ref()
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .and_then(|text| {
-                let (cached_key, kind) = text.trim_end().rsplit_once('\n')?;
-                (Some(cached_key) == key.as_deref())
-                    .then(|| RuntimeKind::from_name(kind))
-                    .flatten()
-            });
-        self.kind = match cached {
-            Some(kind) => kind,
-            None => {
-                let kind = self.ask_version()?;
-                if let (Some(file), Some(key)) = (&file, &key) {
-                    write_cache(file, &format!("{key}\n{}\n", kind.name()));
-                }
-                kind
-            }
-        };
-        tracing::debug!(program = %self.program.display(), kind = ?self.kind, "runtime");
-        Ok(self)
-    }
-
-    /// `PROGRAM --version`, read.
-    fn ask_version(&self) -> Result<RuntimeKind, DriverError> {
-        let mut cmd = Command::new(&self.program);
-        cmd.arg("--version")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        clean_environment(&mut cmd);
-        let limits = Limits {
-            signals: None,
-            timeout: Some(CLEANUP_TIMEOUT),
-        };
-        Ok(match call(&self.program, cmd, None, limits)? {
-            Ok(done) if done.status.success() => {
-                RuntimeKind::from_version(&String::from_utf8_lossy(&done.stdout))
-            }
-            _ => RuntimeKind::Other,
-        })
-    }
-
-    /// Which runtime this is, as [`Self::identify`] found out ([`RuntimeKind::Other`] before).
-    pub fn kind(&self) -> RuntimeKind {
-        self.kind
-    }
-
-    /// Sets which runtime this is, without asking it.
-    pub fn with_kind(mut self, kind: RuntimeKind) -> Self {
-        self.kind = kind;
-        self
     }
 
     /// A runtime from its parts, as a [`crate::RunRecord`] stores them: no lookup.
@@ -305,7 +160,6 @@ impl Runtime {
             program: program.into(),
             root: root.into(),
             global_flags: Vec::new(),
-            kind: RuntimeKind::Other,
         }
     }
 
@@ -421,9 +275,6 @@ impl Runtime {
             Launch::Create => cmd.arg("create"),
             Launch::Run => cmd.args(["run", "--detach"]),
         };
-        if how == Launch::Run && self.kind == RuntimeKind::Crun {
-            cmd.arg("--no-subreaper");
-        }
         cmd.arg("--bundle")
             .arg(bundle.path())
             .arg("--pid-file")
@@ -995,67 +846,6 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("garbled features failed: unreadable features"));
-    }
-
-    #[test]
-    fn runtimes_are_told_apart_by_their_version_and_crun_runs_without_subreaper() {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            RuntimeKind::from_version("runc version 1.1.5+ds1\ncommit: x\n"),
-            RuntimeKind::Runc
-        );
-        assert_eq!(
-            RuntimeKind::from_version("youki version: 0.7.0\ncommit: 0.7.0\n"),
-            RuntimeKind::Youki
-        );
-        assert_eq!(
-            RuntimeKind::from_version("crun version 1.8.1\ncommit: 1\n"),
-            RuntimeKind::Crun
-        );
-        assert_eq!(RuntimeKind::from_version(""), RuntimeKind::Other);
-
-        let dir = tempfile::tempdir().unwrap();
-        let calls = dir.path().join("calls");
-        let program = dir.path().join("my-crun");
-        std::fs::write(
-            &program,
-            format!(
-                "#!/bin/sh\necho \"$*\" >> {}\necho 'crun version 1.8.1'\n",
-                calls.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let cache = dir.path().join("cache");
-        let rt = Runtime::from_parts(&program, "/r")
-            .identify(Some(&cache))
-            .unwrap();
-        assert_eq!(rt.kind(), RuntimeKind::Crun);
-        // Asked once: the second time the cache answers.
-        let again = Runtime::from_parts(&program, "/r")
-            .identify(Some(&cache))
-            .unwrap();
-        assert_eq!(again.kind(), RuntimeKind::Crun);
-        assert_eq!(std::fs::read_to_string(&calls).unwrap(), "--version\n");
-        let id: ContainerId = "c1".parse().unwrap();
-        let bundle = Bundle::create(dir.path(), &id).unwrap();
-        let args: Vec<_> = rt
-            .launch_command(Launch::Run, &id, &bundle, None)
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(args[6..9], ["run", "--detach", "--no-subreaper"]);
-        let create: Vec<_> = rt
-            .launch_command(Launch::Create, &id, &bundle, None)
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        assert!(!create.contains(&"--no-subreaper".to_owned()));
-        // A program that says nothing is another runtime.
-        let silent = Runtime::from_parts("/bin/false", "/r")
-            .identify(None)
-            .unwrap();
-        assert_eq!(silent.kind(), RuntimeKind::Other);
     }
 
     #[test]
