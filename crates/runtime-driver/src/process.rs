@@ -209,6 +209,51 @@ impl ContainerProcess {
         }
     }
 
+    /// Waits until the process is a child of this one, at most `timeout`: a runtime's `create`
+    /// or `run --detach` may return while a helper process of its own, still exiting, is the
+    /// container process's parent (crun's detached helper is), and the kernel reparents the
+    /// process to this subreaper only when that helper has exited. Until then waitpid(2) fails
+    /// with `ECHILD`, and an exit status collected by then would be lost. Polls the parent's
+    /// pidfd for its exit, not a timer.
+    ///
+    /// # Errors
+    /// [`DriverError::Sys`] with `ECHILD` when the process is gone (reaped by another) or
+    /// still the child of another process after `timeout`.
+    pub fn await_adoption(&self, timeout: Duration) -> Result<(), DriverError> {
+        let me = nix::unistd::getpid();
+        let deadline = Instant::now() + timeout;
+        let lost = || sys(format!("wait for process {} to be our child", self.pid))(Errno::ECHILD);
+        loop {
+            let parent = match parent_of(self.pid) {
+                None => return Err(lost()),
+                Some(parent) if parent == me => return Ok(()),
+                Some(parent) => parent,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(lost());
+            }
+            tracing::debug!(
+                pid = self.pid.as_raw(),
+                parent = parent.as_raw(),
+                "waiting for the runtime's process to exit"
+            );
+            match pidfd_open(parent.as_raw()) {
+                Ok(fd) => {
+                    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                    let wait =
+                        PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
+                    match poll(&mut fds, wait) {
+                        Ok(_) | Err(Errno::EINTR) => {}
+                        Err(e) => return Err(sys("poll")(e)),
+                    }
+                }
+                // Gone meanwhile, or no pidfd_open: look again shortly.
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+
     /// Sends SIGKILL to the process now, ignoring errors (it may be gone already). For error
     /// paths that must make sure the container ends.
     pub fn kill_now(&self) {
@@ -628,6 +673,19 @@ fn wait_for_exec(pid: Pid, init_name: Option<&str>) {
     }
 }
 
+/// The parent of `pid` (field 4 of /proc/PID/stat); `None` when the process is gone.
+fn parent_of(pid: Pid) -> Option<Pid> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+        .map(Pid::from_raw)
+}
+
 /// `/proc/PID/comm` without its newline; `None` when the process is gone (a zombie still has
 /// one).
 fn comm(pid: Pid) -> Option<String> {
@@ -773,6 +831,66 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_process_is_awaited_until_it_is_our_child() {
+        // As crun's detached helper does: the "runtime" (an intermediate sh) stays the
+        // container's parent for a while after it reported the pid, and the container ends
+        // first. Here this process is the parent's parent: no subreaper is needed.
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!(
+            "sh -c 'exit 9' & echo $! > {}; exec sleep 0.3",
+            pid_file.display()
+        );
+        // A subreaper of its own: a thread cannot be one, so the test runs in a child.
+        let status = Command::new("/proc/self/exe")
+            .args(["--exact", "process::tests::adoption_child", "--nocapture"])
+            .env("OCIRUN_ADOPTION_SCRIPT", &script)
+            .env("OCIRUN_ADOPTION_PID_FILE", &pid_file)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+
+    #[test]
+    fn adoption_child() {
+        // Runs only as the child of the test above.
+        let (Some(script), Some(pid_file)) = (
+            std::env::var_os("OCIRUN_ADOPTION_SCRIPT"),
+            std::env::var_os("OCIRUN_ADOPTION_PID_FILE"),
+        ) else {
+            return;
+        };
+        set_child_subreaper().unwrap();
+        // The intermediate runs in a grandchild so that its child is not ours until it exits.
+        let mut outer = Command::new("sh")
+            .arg("-c")
+            .arg("sh -c \"$0\" &")
+            .arg(&script)
+            .spawn()
+            .unwrap();
+        outer.wait().unwrap();
+        let pid_file = std::path::PathBuf::from(pid_file);
+        let pid = loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
+                break pid;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let process = ContainerProcess::open(pid).unwrap();
+        assert_ne!(parent_of(Pid::from_raw(pid)), Some(nix::unistd::getpid()));
+        process.await_adoption(Duration::from_secs(10)).unwrap();
+        assert_eq!(parent_of(Pid::from_raw(pid)), Some(nix::unistd::getpid()));
+        assert_eq!(
+            process.wait(None, &SignalPolicy::default()).unwrap(),
+            ExitStatus::Exited(9)
+        );
+        reap_strays();
     }
 
     #[test]

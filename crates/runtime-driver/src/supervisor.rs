@@ -2,6 +2,7 @@
 //! → wait → delete.
 
 use std::os::fd::BorrowedFd;
+use std::time::Duration;
 
 use crate::runtime::exec_error_in_log;
 use crate::{
@@ -33,6 +34,10 @@ pub struct Supervisor<'r> {
     runtime: &'r Runtime,
     policy: SignalPolicy,
 }
+
+/// How long a runtime's own process may stay the container process's parent after `create` or
+/// `run --detach` returned (see [`ContainerProcess::await_adoption`]).
+const ADOPTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the closure run beside the wait gets once the container's command is started.
 #[derive(Debug)]
@@ -157,9 +162,11 @@ impl<'r> Supervisor<'r> {
     }
 
     /// The container's process, told from the runtime's init by the names the runtimes give
-    /// theirs and by the runtime program's file name (a runtime that forks itself as crun does).
+    /// theirs and by the runtime program's file name (a runtime that forks itself as crun does),
+    /// once it is a child of this process ([`ContainerProcess::await_adoption`]).
     fn open(&self, container: &Container<'_>) -> Result<ContainerProcess, DriverError> {
         let process = ContainerProcess::open(container.pid())?;
+        process.await_adoption(ADOPTION_TIMEOUT)?;
         let program = self
             .runtime
             .program()
