@@ -180,6 +180,41 @@ pub enum SpecError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A flag value with a small grammar (`--umask`, `--oom-score-adj`, `--annotation`) that
+    /// does not parse.
+    #[error("invalid {flag} {value:?}: {reason}")]
+    InvalidValue {
+        /// The flag, e.g. `--umask`.
+        flag: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--sysctl` value that is malformed or names a key outside the container's namespaces.
+    #[error("invalid --sysctl {value:?}: {reason}")]
+    InvalidSysctl {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--sysctl` of a namespace that the run shares with the host (or does not create):
+    /// the runtime would change the host's kernel, or refuse.
+    #[error(
+        "invalid --sysctl {sysctl:?}: it needs the container's own {namespace} namespace, and \
+         the run has {flag} {mode}"
+    )]
+    SysctlNamespace {
+        /// The `--sysctl` value.
+        sysctl: String,
+        /// `ipc` or `network`.
+        namespace: &'static str,
+        /// The flag that decides that namespace (`--ipc`, `--network`).
+        flag: &'static str,
+        /// Its value (`host`).
+        mode: String,
+    },
     /// The spec could not be serialized (a bug in ocirun if it ever happens).
     #[error("cannot serialize the spec")]
     Serialize(#[source] serde_json::Error),

@@ -18,8 +18,10 @@ mod resources;
 mod rlimit;
 mod seccomp;
 mod security;
+mod sysctl;
 mod units;
 mod user;
+mod values;
 
 pub use oci_spec;
 
@@ -29,10 +31,10 @@ pub use env::{parse_env_file, DEFAULT_PATH, PROXY_VARIABLES};
 pub use error::SpecError;
 pub use generate::{
     merge_mounts, sort_mounts, ConsoleSize, HostFacts, RunOptions, SpecGenerator, DEFAULT_SHM_SIZE,
-    INIT_PATH, MASKED_PATHS, OCI_VERSION, READONLY_PATHS,
+    INIT_PATH, MASKED_PATHS, OCI_VERSION, READONLY_PATHS, READ_ONLY_TMPFS,
 };
 #[cfg(feature = "host")]
-pub use host::{find_init, INIT_CANDIDATES};
+pub use host::{find_init, host_devices, INIT_CANDIDATES};
 pub use image::ImageConfig;
 pub use json::to_json;
 #[cfg(feature = "libseccomp")]
@@ -44,8 +46,10 @@ pub use seccomp::{NativeArch, SeccompProfile, SyscallChecker, DEFAULT_PROFILE_JS
 pub use security::{
     LabelOpt, LabelOptions, SeccompOpt, SeccompPolicy, SecurityOpt, SecurityOptions,
 };
+pub use sysctl::{Sysctl, SysctlNamespace};
 pub use units::{CpuList, Cpus, Size};
 pub use user::{ResolvedUser, UserDb, MAX_ID};
+pub use values::{Annotation, OomScoreAdj, Umask};
 
 #[cfg(test)]
 mod tests;

@@ -342,6 +342,45 @@ fn mounts_init_and_console() {
 }
 
 #[test]
+fn privileged_read_only_and_process_settings() {
+    let image = ImageConfig::from_json(br#"{"Env":["FROM_IMAGE=1","DROPPED=x"]}"#).unwrap();
+    let mut o = options(&["sh"]);
+    o.privileged = true;
+    o.read_only = true;
+    o.env_host = true;
+    o.unset_env = vec!["DROPPED".into()];
+    o.env = vec!["CI_*".into()];
+    o.ulimit_host = true;
+    o.ulimits = vec!["NOFILE=512:1024".parse().unwrap()];
+    o.network = "none".parse().unwrap();
+    o.sysctls = vec![
+        "net.ipv4.ip_forward=1".parse().unwrap(),
+        "kernel.shmmax=68719476736".parse().unwrap(),
+    ];
+    o.umask = Some("0077".parse().unwrap());
+    o.oom_score_adj = Some("100".parse().unwrap());
+    o.annotations = vec!["org.example.k=v".parse().unwrap()];
+    o.devices = vec![Device {
+        request: "/dev/null".parse().unwrap(),
+        host: HostDevice {
+            kind: DeviceKind::Char,
+            major: 1,
+            minor: 3,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        },
+    }];
+    let mut host = host();
+    host.env.push(("CI_JOB".into(), "7".into()));
+    host.soft_limits = BTreeMap::from([(RlimitKind::Nofile, 1024), (RlimitKind::Core, 0)]);
+    check(
+        "privileged_read_only_and_process_settings",
+        &generate(&o, &image, &host),
+    );
+}
+
+#[test]
 fn a_mount_on_the_init_path_is_refused() {
     let mut o = options(&["true"]);
     o.init = Some("/usr/bin/catatonit".into());
@@ -377,6 +416,7 @@ fn every_golden_file_has_a_test() {
             "mounts_init_and_console.json",
             "network_none_and_host_namespaces.json",
             "non_root_user.json",
+            "privileged_read_only_and_process_settings.json",
             "resources_and_devices.json",
             "seccomp_default_on_arm64.json",
             "seccomp_profile_from_file.json",
