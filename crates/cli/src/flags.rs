@@ -34,18 +34,88 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run a command in a root filesystem and exit with its status.
+    #[command(args_override_self = true)]
     Run(RunArgs),
     /// Print the config.json that `run` would hand the runtime; writes nothing.
+    #[command(args_override_self = true)]
     Spec(RunArgs),
     /// Remove what runs whose ocirun process died left behind: containers, bundles, records,
     /// mount targets.
     Gc,
+    /// Manage the named volumes under ROOT/volumes: ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Print a shell completion script for ocirun, e.g. `source <(ocirun completion bash)`.
     Completion {
         /// The shell: bash, zsh or fish.
         #[arg(value_enum, value_name = "SHELL")]
         shell: CompletionShell,
     },
+}
+
+/// `ocirun volume SUBCOMMAND`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum VolumeCommand {
+    /// List the named volumes.
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Show the named volumes as JSON (or through a --format template).
+    Inspect(VolumeInspectArgs),
+    /// Remove named volumes; one that a live run uses is refused.
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove every named volume that no live run uses.
+    Prune(VolumePruneArgs),
+}
+
+/// `ocirun volume ls`.
+#[derive(Debug, Args)]
+pub(crate) struct VolumeLsArgs {
+    /// `json`, `table`, or a template of {{.Name}}, {{.Driver}}, {{.Mountpoint}},
+    /// {{.CreatedAt}}, {{.Scope}} (default: a table).
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) format: Option<String>,
+
+    /// Print the volume names only.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+/// `ocirun volume inspect`.
+#[derive(Debug, Args)]
+pub(crate) struct VolumeInspectArgs {
+    /// `json` (the default), or a template of {{.Name}}, {{.Driver}}, {{.Mountpoint}},
+    /// {{.CreatedAt}}, {{.Scope}}.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub(crate) format: Option<String>,
+
+    /// Inspect every volume.
+    #[arg(short, long)]
+    pub(crate) all: bool,
+
+    /// The volumes.
+    #[arg(value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+}
+
+/// `ocirun volume rm`.
+#[derive(Debug, Args)]
+pub(crate) struct VolumeRmArgs {
+    /// Remove every volume (those in use are refused).
+    #[arg(short, long)]
+    pub(crate) all: bool,
+
+    /// The volumes.
+    #[arg(value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+}
+
+/// `ocirun volume prune`.
+#[derive(Debug, Args)]
+pub(crate) struct VolumePruneArgs {
+    /// Accepted for podman's command lines: ocirun never asks for a confirmation.
+    #[arg(short, long)]
+    pub(crate) force: bool,
 }
 
 /// The shells `ocirun completion` writes scripts for.
@@ -72,12 +142,47 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
-    /// Set an environment variable (KEY=VALUE; a bare KEY copies ocirun's own value).
+    /// Set an environment variable (KEY=VALUE; a bare KEY copies ocirun's own value; a bare
+    /// PREFIX* copies every variable of ocirun's whose name starts with PREFIX).
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub(crate) env: Vec<String>,
 
+    /// Copy ocirun's whole environment into the container's (over the image's Env).
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        default_value_t = false,
+        value_name = "BOOL"
+    )]
+    pub(crate) env_host: bool,
+
+    /// Leave a variable out of the default environment (the default PATH, the image's Env,
+    /// TERM). Repeatable.
+    #[arg(long = "unsetenv", value_name = "NAME")]
+    pub(crate) unsetenv: Vec<String>,
+
+    /// Leave out the whole default environment (the default PATH, the image's Env, TERM).
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        default_value_t = false,
+        value_name = "BOOL"
+    )]
+    pub(crate) unsetenv_all: bool,
+
     /// Working directory inside the container; created if missing.
-    #[arg(short, long = "workingdir", value_name = "DIR")]
+    #[arg(
+        short,
+        long = "workingdir",
+        visible_alias = "workdir",
+        value_name = "DIR"
+    )]
     pub(crate) workingdir: Option<String>,
 
     /// User to run as: name, uid, name:group, uid:gid, uid:group or name:gid.
@@ -156,6 +261,32 @@ pub(crate) struct LifecycleArgs {
     /// A name for the container; two runs cannot use one name at the same time.
     #[arg(long, value_name = "NAME")]
     pub(crate) name: Option<String>,
+
+    /// Seconds the command may run; then it gets the image's StopSignal (default SIGTERM),
+    /// and SIGKILL --stop-timeout seconds later (0: no limit).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub(crate) timeout: u64,
+
+    /// Write the container's process id (on the host) to FILE once the command runs; removed
+    /// when the run ends.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pidfile: Option<PathBuf>,
+
+    /// Write the container id to FILE, which must not exist; removed when the run ends.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cidfile: Option<PathBuf>,
+
+    /// Accepted for podman's command lines: every run is removed when it ends.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        default_value_t = false,
+        value_name = "BOOL"
+    )]
+    pub(crate) rm: bool,
 }
 
 /// How the container's stdio is connected (see the `stdio` module).
@@ -171,6 +302,7 @@ pub(crate) struct StdioArgs {
     #[arg(
         short = 't',
         long = "tty",
+        visible_alias = "terminal",
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "true",
@@ -221,7 +353,7 @@ pub(crate) struct SpecFlags {
     pub(crate) cap_drop: Vec<String>,
 
     /// A resource limit: name=soft[:hard], e.g. nofile=1024:2048, core=0:-1 (-1 or unlimited
-    /// for no limit). Repeatable.
+    /// for no limit), or host (ocirun's own limits). Repeatable.
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
     pub(crate) ulimit: Vec<String>,
 
@@ -303,6 +435,61 @@ pub(crate) struct SpecFlags {
     /// The size of /dev/shm, e.g. 64m (default 64m).
     #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
     pub(crate) shm_size: Option<String>,
+
+    /// Mount the rootfs read-only.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        default_value_t = false,
+        value_name = "BOOL"
+    )]
+    pub(crate) read_only: bool,
+
+    /// With --read-only: a read-write tmpfs on /tmp, /var/tmp and /run (false: /dev and
+    /// /dev/shm are read-only too).
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        default_value_t = true,
+        value_name = "BOOL"
+    )]
+    pub(crate) read_only_tmpfs: bool,
+
+    /// Every capability of ocirun's bounding set, no seccomp, no masked or read-only paths,
+    /// the host's devices.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        default_value_t = false,
+        value_name = "BOOL"
+    )]
+    pub(crate) privileged: bool,
+
+    /// A namespaced kernel parameter: KEY=VALUE (kernel.shm*, kernel.msg*, kernel.sem,
+    /// fs.mqueue.*, net.*). Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) sysctl: Vec<String>,
+
+    /// The umask of the command, e.g. 0077 (default 0022).
+    #[arg(long, value_name = "UMASK")]
+    pub(crate) umask: Option<String>,
+
+    /// The OOM score adjustment of the command, -1000 to 1000.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) oom_score_adj: Option<String>,
+
+    /// An annotation of the container: KEY=VALUE. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) annotation: Vec<String>,
 }
 
 /// Where ocirun keeps persistent state when `--root` is not given.
@@ -312,7 +499,8 @@ pub(crate) const DEFAULT_ROOT: &str = "/var/lib/ocirun";
 #[derive(Debug, Args)]
 pub(crate) struct StorageArgs {
     /// Directory for ocirun's persistent state: container directories (image-volume and
-    /// secrets copies) under DIR/containers.
+    /// secrets copies) under DIR/containers, named volumes under DIR/volumes, cache mounts
+    /// under DIR/cache.
     #[arg(long, global = true, default_value = DEFAULT_ROOT, value_name = "DIR")]
     pub(crate) root: PathBuf,
 }
@@ -320,14 +508,17 @@ pub(crate) struct StorageArgs {
 /// The mount flags of `run` and `spec`.
 #[derive(Debug, Default, Args)]
 pub(crate) struct MountFlags {
-    /// Bind-mount a host path: SRC:DST[:OPTS] (SRC absolute or relative to the current
-    /// directory; OPTS: ro, rw, z, Z, U, O, [r]shared, [r]slave, [r]private, [r]unbindable,
-    /// nosuid, suid, nodev, dev, noexec, exec, bind, rbind; `\:` is a colon). Repeatable.
+    /// Bind-mount a host path or a named volume: SRC:DST[:OPTS] (SRC absolute, relative
+    /// starting with `.`, or a volume NAME; OPTS: ro, rw, z, Z, U, O, [r]shared, [r]slave,
+    /// [r]private, [r]unbindable, nosuid, suid, nodev, dev, noexec, exec, bind, rbind, and
+    /// for a volume copy, nocopy, nocreate; `\:` is a colon). Repeatable.
     #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:OPTS]")]
     pub(crate) volume: Vec<String>,
 
-    /// Add a mount: type=bind,source=SRC,destination=DST[,ro][,bind-propagation=P]... or
-    /// type=tmpfs,destination=DST[,tmpfs-size=SIZE][,tmpfs-mode=MODE]... Repeatable.
+    /// Add a mount: type=bind,source=SRC,destination=DST[,ro][,bind-propagation=P]...,
+    /// type=tmpfs,destination=DST[,tmpfs-size=SIZE][,tmpfs-mode=MODE]...,
+    /// type=volume,source=NAME,destination=DST[,ro]..., type=cache,target=DST[,id=ID]
+    /// [,sharing=shared|locked|private]... or type=secret,id=ID[,target=PATH]... Repeatable.
     #[arg(long = "mount", value_name = "type=TYPE,...")]
     pub(crate) mount: Vec<String>,
 
@@ -341,8 +532,9 @@ pub(crate) struct MountFlags {
     #[arg(long = "mounts-file", value_name = "FILE")]
     pub(crate) mounts_file: Option<PathBuf>,
 
-    /// Add a line to the container's /etc/hosts: NAME[;NAME...]:IP. Repeatable.
-    #[arg(long = "add-host", value_name = "NAME:IP")]
+    /// Add a line to the container's /etc/hosts: NAME[;NAME...]:IP. Repeatable, or
+    /// comma-separated.
+    #[arg(long = "add-host", value_name = "NAME:IP", value_delimiter = ',')]
     pub(crate) add_host: Vec<String>,
 
     /// Keep the rootfs's own /etc/hosts instead of generating one.
@@ -350,15 +542,28 @@ pub(crate) struct MountFlags {
     pub(crate) no_hosts: bool,
 
     /// A nameserver for the container's /etc/resolv.conf (replaces the host's), or `none`
-    /// to keep the rootfs's own file. Repeatable.
-    #[arg(long = "dns", value_name = "IP")]
+    /// to keep the rootfs's own file. Repeatable, or comma-separated.
+    #[arg(long = "dns", value_name = "IP", value_delimiter = ',')]
     pub(crate) dns: Vec<String>,
 
-    /// A search domain for /etc/resolv.conf (replaces the host's; `.` for none). Repeatable.
-    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    /// A search domain for /etc/resolv.conf (replaces the host's; `.` for none).
+    /// Repeatable, or comma-separated.
+    #[arg(long = "dns-search", value_name = "DOMAIN", value_delimiter = ',')]
     pub(crate) dns_search: Vec<String>,
 
-    /// An option for /etc/resolv.conf, e.g. ndots:2 (replaces the host's). Repeatable.
-    #[arg(long = "dns-option", visible_alias = "dns-opt", value_name = "OPTION")]
+    /// An option for /etc/resolv.conf, e.g. ndots:2 (replaces the host's). Repeatable, or
+    /// comma-separated.
+    #[arg(
+        long = "dns-option",
+        visible_alias = "dns-opt",
+        value_name = "OPTION",
+        value_delimiter = ','
+    )]
     pub(crate) dns_option: Vec<String>,
+
+    /// A secret for the command: id=ID[,src=FILE|env=VAR][,type=file|env][,target=PATH]
+    /// [,mode=OCTAL][,uid=UID][,gid=GID]; its bytes are mounted read-only at
+    /// /run/secrets/ID (or target) and never written to the rootfs. Repeatable.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE,...")]
+    pub(crate) secret: Vec<String>,
 }

@@ -11,6 +11,7 @@ mod mount_flags;
 mod run;
 mod spec_flags;
 mod stdio;
+mod volume;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         flags::Command::Run(args) => run::run(&cli, args),
         flags::Command::Spec(args) => run::spec(&cli, args).map(|()| 0),
         flags::Command::Gc => run::gc(&cli),
+        flags::Command::Volume(command) => volume::run(&cli, command),
         flags::Command::Completion { shell } => {
             completion(*shell);
             Ok(0)
@@ -68,11 +70,16 @@ fn completion(shell: flags::CompletionShell) {
     );
 }
 
+/// ocirun's own diagnostics on stderr, at `level`; in colour only when stderr is a terminal
+/// and `NO_COLOR` is unset or empty (no-color.org).
 fn init_logging(level: &str) {
+    use std::io::IsTerminal;
     let level = level.parse().unwrap_or(tracing::Level::WARN);
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_target(false)
         .init();
 }

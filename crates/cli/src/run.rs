@@ -13,10 +13,12 @@
 //! `ocirun spec` is steps 1 and 2: what it prints is what `run` hands the runtime.
 
 use anyhow::{Context, Result};
-use ocirun_mounts::{prepare, CommandError, HostNetworkFiles, ResolvedMounts, Rootfs};
+use ocirun_mounts::{
+    prepare, CacheHold, CommandError, HostNetworkFiles, MountsError, ResolvedMounts, Rootfs,
+};
 use ocirun_runtime_driver::{
-    reap_strays, set_child_subreaper, Bundle, ContainerId, ContainerName, DriverError, ExitStatus,
-    RunRecord, SignalForwarder, StateLayout, Supervisor, CLEANUP_TIMEOUT,
+    parse_signal, reap_strays, set_child_subreaper, Bundle, ContainerId, ContainerName,
+    DriverError, ExitStatus, RunRecord, SignalForwarder, StateLayout, Supervisor, CLEANUP_TIMEOUT,
 };
 use ocirun_spec_gen::oci_spec::runtime::Spec;
 use ocirun_spec_gen::{
@@ -35,6 +37,10 @@ struct Planned {
     name: Option<ContainerName>,
     spec: Spec,
     mounts: ResolvedMounts,
+    /// The locks of the cache mounts, held until the run ends.
+    caches: Vec<CacheHold>,
+    /// The signal `--timeout` sends first: the image's `StopSignal`, else SIGTERM.
+    timeout_signal: i32,
 }
 
 /// The state directories of `--runroot` and `--root`.
@@ -43,10 +49,12 @@ fn state_layout(cli: &Cli) -> StateLayout {
 }
 
 /// Steps 1 and 2 of the data flow, shared by `run` and `spec`: read the inputs, resolve the
-/// mounts, generate the spec, and check that the command can be run.
-fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
+/// mounts, generate the spec, and check that the command can be run. With `claim` (`run`),
+/// the cache mounts' locks are taken, asking `claim` whether to give up while one waits.
+fn plan(cli: &Cli, args: &RunArgs, claim: Option<&mut dyn FnMut() -> bool>) -> Result<Planned> {
     let command = drop_leading_separator(&args.command);
     let name = lifecycle::container_name(&args.lifecycle)?;
+    lifecycle::check_id_files(&args.lifecycle)?;
     let rootfs = Rootfs::open(&args.rootfs)?;
     let image = match &args.config {
         Some(path) => {
@@ -62,8 +70,16 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
     let host = HostFacts::gather();
     let container_id = ContainerId::random()?;
 
+    let timeout_signal = match &image.stop_signal {
+        Some(name) => parse_signal(name)
+            .with_context(|| format!("image configuration: StopSignal {name:?}"))?,
+        None => libc_sigterm(),
+    };
     let mut options = RunOptions::new(command);
     options.env.clone_from(&args.env);
+    options.env_host = args.env_host;
+    options.unset_env.clone_from(&args.unsetenv);
+    options.unset_env_all = args.unsetenv_all;
     options.working_dir.clone_from(&args.workingdir);
     options.user.clone_from(&args.user);
     options.hostname.clone_from(&args.hostname);
@@ -81,14 +97,19 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
         .host(&host)
         .syscall_checker(&LibSeccomp);
     let user = generator.user()?;
-    let mounts = crate::mount_flags::plan(
+    let mut mount_plan = crate::mount_flags::plan(
         &state_layout(cli),
         &args.mount_flags,
         &image,
         name.as_ref(),
         &container_id,
-    )?
-    .resolve((user.uid, user.gid))?;
+        &options,
+    )?;
+    let caches = match claim {
+        Some(cancelled) => mount_plan.claim_caches(cancelled)?,
+        None => Vec::new(),
+    };
+    let mounts = mount_plan.resolve((user.uid, user.gid))?;
     let mut generator = generator.clone().mounts(&mounts.mounts);
     if let Some(propagation) = mounts.rootfs_propagation {
         generator = generator.rootfs_propagation(propagation);
@@ -113,13 +134,20 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
         name,
         spec,
         mounts,
+        caches,
+        timeout_signal,
     })
+}
+
+/// SIGTERM's number.
+fn libc_sigterm() -> i32 {
+    nix::sys::signal::Signal::SIGTERM as i32
 }
 
 /// `ocirun spec`: prints the config.json that `run` would use. Reads the rootfs, writes
 /// nothing.
 pub(crate) fn spec(cli: &Cli, args: &RunArgs) -> Result<()> {
-    let planned = plan(cli, args)?;
+    let planned = plan(cli, args, None)?;
     print!("{}", to_json(&planned.spec)?);
     Ok(())
 }
@@ -151,15 +179,45 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         return Ok(code);
     }
 
+    // A stop signal while a cache lock is waited for ends the run.
+    let mut stop_while_waiting = None;
+    let planned = {
+        let mut cancelled = || match signals.take_stop() {
+            Ok(Some(signal)) => {
+                stop_while_waiting = Some(signal);
+                true
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        plan(cli, args, Some(&mut cancelled))
+    };
     let Planned {
         rootfs,
         container_id,
         name,
         spec,
         mounts,
-    } = plan(cli, args)?;
+        caches: _caches,
+        timeout_signal,
+    } = match planned {
+        Ok(planned) => planned,
+        Err(e) => {
+            let waited = e
+                .chain()
+                .any(|c| matches!(c.downcast_ref(), Some(MountsError::Cancelled(_))));
+            return match (waited, stop_while_waiting) {
+                (true, Some(signal)) => {
+                    tracing::debug!(?signal, "stop signal while waiting for a cache");
+                    Ok(128 + signal as i32)
+                }
+                _ => Err(e),
+            };
+        }
+    };
     let _name = lifecycle::claim_name(name.as_ref(), &state)?;
-    let runtime = lifecycle::discover_runtime(args, &state)?;
+    let runtime = lifecycle::discover_runtime(cli, args, &state)?;
+    let _cidfile = lifecycle::write_cidfile(&args.lifecycle, &container_id)?;
     if let Some(code) = stopped(&mut signals)? {
         return Ok(code);
     }
@@ -186,7 +244,11 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     }
 
     let (io, stdio) = stdio::setup(args, &bundle, resize)?;
-    let supervisor = Supervisor::new(&runtime).policy(lifecycle::signal_policy(&args.lifecycle));
+    let mut supervisor =
+        Supervisor::new(&runtime).policy(lifecycle::signal_policy(&args.lifecycle, timeout_signal));
+    if let Some(path) = lifecycle::pidfile(&args.lifecycle)? {
+        supervisor = supervisor.pid_file(path);
+    }
     let finished = supervisor.run(&container_id, &bundle, io, Some(&mut signals), |exit| {
         stdio.relay(exit)
     });

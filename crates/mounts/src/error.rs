@@ -75,6 +75,12 @@ pub enum MountsError {
     /// directories) but none was given.
     #[error("{0} needs a container directory, and the mount plan has none")]
     NoContainerDir(&'static str),
+    /// A named volume with `nocreate` that does not exist.
+    #[error("no volume with name {0:?} found (nocreate)")]
+    NoSuchVolume(String),
+    /// A wait (for a cache lock) was given up because the caller asked to.
+    #[error("interrupted while {0}")]
+    Cancelled(String),
     /// Relabelling a volume for SELinux (`z`, `Z`) failed or was refused.
     #[error("relabel {path:?} for SELinux: {reason}")]
     Relabel {
@@ -109,6 +115,14 @@ pub enum MountSpecError {
     /// A `--tmpfs` value.
     #[error("invalid --tmpfs {spec:?}: {reason}")]
     Tmpfs {
+        /// The value as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--secret` value.
+    #[error("invalid --secret {spec:?}: {reason}")]
+    Secret {
         /// The value as given.
         spec: String,
         /// What is wrong with it.

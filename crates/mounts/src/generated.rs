@@ -94,18 +94,25 @@ pub struct GeneratedOptions {
     pub dns: DnsOptions,
     /// `/run/.containerenv`, when set.
     pub container_env: Option<ContainerEnv>,
+    /// No generated `/etc/hostname` (a joined UTS namespace, whose name ocirun cannot know):
+    /// the rootfs's own file stays.
+    pub no_hostname: bool,
+    /// `--read-only`: the generated files are mounted read-only too (`ro,nosuid,noexec,
+    /// nodev`), as podman mounts them.
+    pub read_only: bool,
 }
 
 impl GeneratedOptions {
     /// The generated files in effect: all of [`GENERATED_FILES`] but `/etc/hosts` with
-    /// `--no-hosts`, `/etc/resolv.conf` with `--dns none`, and `/run/.containerenv` without
-    /// a [`ContainerEnv`].
+    /// `--no-hosts`, `/etc/hostname` with `no_hostname`, `/etc/resolv.conf` with `--dns
+    /// none`, and `/run/.containerenv` without a [`ContainerEnv`].
     pub(crate) fn files(&self) -> Vec<GeneratedFile> {
         GENERATED_FILES
             .iter()
             .copied()
             .filter(|f| match f.bundle_name {
                 "hosts" => !self.no_hosts,
+                "hostname" => !self.no_hostname,
                 "resolv.conf" => !self.dns.none,
                 "containerenv" => self.container_env.is_some(),
                 _ => true,
@@ -114,9 +121,14 @@ impl GeneratedOptions {
     }
 }
 
-/// The bind mounts of the generated files in effect (`rbind`, `rprivate`, read-write), with
-/// sources relative to the bundle directory.
+/// The bind mounts of the generated files in effect (`rbind`, `rprivate`, read-write; with
+/// `read_only`, `ro,nosuid,noexec,nodev`), with sources relative to the bundle directory.
 pub(crate) fn generated_mounts(options: &GeneratedOptions) -> Vec<Mount> {
+    let flags: &[&str] = if options.read_only {
+        &["rbind", "rprivate", "ro", "nosuid", "noexec", "nodev"]
+    } else {
+        &["rbind", "rprivate", "rw"]
+    };
     options
         .files()
         .iter()
@@ -125,11 +137,7 @@ pub(crate) fn generated_mounts(options: &GeneratedOptions) -> Vec<Mount> {
                 .destination(f.destination)
                 .typ("bind")
                 .source(f.bundle_name)
-                .options(vec![
-                    "rbind".to_owned(),
-                    "rprivate".to_owned(),
-                    "rw".to_owned(),
-                ])
+                .options(flags.iter().map(|o| (*o).to_owned()).collect::<Vec<_>>())
                 .build()
                 .unwrap_or_else(|e| panic!("generated mount {} is malformed: {e}", f.destination))
         })
@@ -150,12 +158,16 @@ pub struct HostNetworkFiles {
     pub resolv_conf: String,
     /// The text of systemd-resolved's `/run/systemd/resolve/resolv.conf`, when it exists.
     pub resolved_upstream: Option<String>,
+    /// The host's hostname: `/etc/hostname` holds it when the container has the host's UTS
+    /// namespace (the spec sets no hostname).
+    pub hostname: String,
 }
 
 impl HostNetworkFiles {
     /// Reads the host's `/etc/hosts`, `/etc/resolv.conf` and systemd-resolved's
-    /// `/run/systemd/resolve/resolv.conf`; a missing
-    /// file reads as empty (`None` for the last).
+    /// `/run/systemd/resolve/resolv.conf` (a missing file reads as empty, `None` for the
+    /// last), and the host's hostname (`/proc/sys/kernel/hostname`, empty when it cannot be
+    /// read).
     ///
     /// # Errors
     /// [`MountsError::Host`] when a file exists but cannot be read.
@@ -173,6 +185,9 @@ impl HostNetworkFiles {
             hosts: read("/etc/hosts")?.unwrap_or_default(),
             resolv_conf: read("/etc/resolv.conf")?.unwrap_or_default(),
             resolved_upstream: read(RESOLVED_UPSTREAM)?,
+            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim_end().to_owned())
+                .unwrap_or_default(),
         })
     }
 }
@@ -230,6 +245,7 @@ mod tests {
             hosts: String::new(),
             resolv_conf: "nameserver 1.1.1.1\n".into(),
             resolved_upstream: None,
+            hostname: "host".into(),
         };
         let options = GeneratedOptions {
             container_env: Some(ContainerEnv::new("n1", "abc", false)),
@@ -263,6 +279,25 @@ mod tests {
         let dsts: Vec<&str> = options.files().iter().map(|f| f.destination).collect();
         assert_eq!(dsts, ["/etc/hostname"]);
         assert_eq!(generated_mounts(&options).len(), 1);
+    }
+
+    #[test]
+    fn read_only_runs_get_read_only_files_and_a_joined_uts_no_hostname() {
+        let options = GeneratedOptions {
+            read_only: true,
+            no_hostname: true,
+            ..GeneratedOptions::default()
+        };
+        let m = generated_mounts(&options);
+        let dsts: Vec<_> = m
+            .iter()
+            .map(|m| m.destination().display().to_string())
+            .collect();
+        assert_eq!(dsts, ["/etc/hosts", "/etc/resolv.conf"]);
+        assert_eq!(
+            m[0].options().as_ref().unwrap(),
+            &["rbind", "rprivate", "ro", "nosuid", "noexec", "nodev"]
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ mod network;
 mod plan;
 mod prepare;
 mod rootfs;
+mod run_secret;
 mod secrets;
+mod store;
 #[cfg(test)]
 mod test_spec;
 mod tmpfs;
@@ -29,10 +31,15 @@ pub use network::{DnsOptions, HostEntry};
 pub use plan::{image_volume_path, MountPlan, ResolvedMounts};
 pub use prepare::{prepare, Prepared};
 pub use rootfs::{Rootfs, UserFiles, DEFAULT_PATH};
+pub use run_secret::{
+    compose_secrets, read_secret_file, SecretBytes, SecretFlag, SecretMount, SecretSource,
+    MAX_SECRET_SIZE, SECRETS_DIR,
+};
 pub use secrets::{load_secrets, SecretSpec, DEFAULT_MOUNTS_FILES};
+pub use store::{CacheHold, VolumeInfo, VolumeRemoveError, VolumeStore};
 pub use tmpfs::TmpfsSpec;
 pub use user_mount::{
-    check_unique_destinations, BindOptions, MountOrigin, Overlay, Propagation, Relabel,
-    TmpfsOptions, UserMount, UserMountKind,
+    check_unique_destinations, BindOptions, CacheMount, CacheSharing, MountOrigin, Overlay,
+    Propagation, Relabel, TmpfsOptions, UserMount, UserMountKind, VolumeMount,
 };
 pub use volume::{VolumeOption, VolumeSpec};

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxNamespaceType, Mount, MountBuilder, Spec};
 
 use crate::generated::generated_mounts;
+use crate::store::claim_cache;
 use crate::user_mount::clean_destination;
 use crate::{
-    check_unique_destinations, ContainerDir, GeneratedOptions, MountSpecError, MountsError,
-    Overlay, Propagation, SecretSpec, UserMount, UserMountKind,
+    check_unique_destinations, CacheHold, ContainerDir, GeneratedOptions, MountSpecError,
+    MountsError, Overlay, Propagation, SecretSpec, UserMount, UserMountKind,
 };
 
 /// Everything a run mounts besides the spec's default mounts, in order of precedence: the
@@ -27,6 +28,10 @@ pub struct MountPlan {
     pub generated: GeneratedOptions,
     /// The container's directory: needed for image volumes, secrets and throw-away overlays.
     pub container_dir: Option<ContainerDir>,
+    /// The user mounts (by index) that are `sharing=private` caches found in use by another
+    /// run ([`MountPlan::claim_caches`]): each gets a throw-away directory in the container
+    /// directory for this run.
+    pub throw_away_caches: Vec<usize>,
 }
 
 /// A [`MountPlan`] resolved into the OCI mounts a spec needs ([`MountPlan::resolve`]).
@@ -48,6 +53,9 @@ pub struct ResolvedMounts {
     pub(crate) image_volumes: Vec<(PathBuf, PathBuf)>,
     /// The secrets that won their destination, with their copy's path.
     pub(crate) secrets: Vec<(SecretSpec, PathBuf)>,
+    /// The user mounts (by index) that are `--secret`s, with their file's path relative to
+    /// the bundle.
+    pub(crate) run_secrets: Vec<(usize, PathBuf)>,
 }
 
 /// Checks and cleans a key of the image configuration's `Volumes` (an absolute path).
@@ -60,6 +68,9 @@ pub fn image_volume_path(raw: &str) -> Result<PathBuf, MountSpecError> {
         reason,
     })
 }
+
+/// The directory of the bundle that holds the files of the `--secret`s: `secrets/N`.
+pub(crate) const RUN_SECRETS_DIR: &str = "secrets";
 
 fn bind(source: PathBuf, destination: &Path) -> Mount {
     MountBuilder::default()
@@ -93,6 +104,35 @@ impl MountPlan {
             .ok_or(MountsError::NoContainerDir(what))
     }
 
+    /// Takes the locks the cache mounts need (see [`CacheSharing`]): a `locked` cache waits
+    /// while another run uses it, asking `cancelled` between tries; a `private` one that is in
+    /// use gets a throw-away directory for this run ([`MountPlan::throw_away_caches`]). Call
+    /// it after [`UserMount::set_dir`] and before [`MountPlan::resolve`]; keep what it returns
+    /// until the run ends.
+    ///
+    /// # Errors
+    /// [`MountsError::Cancelled`] when `cancelled` said so; [`MountsError::Host`] for a lock
+    /// file.
+    pub fn claim_caches(
+        &mut self,
+        cancelled: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<CacheHold>, MountsError> {
+        let mut holds = Vec::new();
+        for (i, m) in self.user_mounts.iter().enumerate() {
+            if let UserMountKind::Cache(cache) = &m.kind {
+                match claim_cache(&cache.dir, cache.sharing, cancelled)? {
+                    Some(hold) => holds.push(hold),
+                    None => {
+                        tracing::debug!(cache = %cache.dir.display(), "private cache in use: a throw-away one");
+                        self.throw_away_caches.push(i);
+                        holds.push(CacheHold::none());
+                    }
+                }
+            }
+        }
+        Ok(holds)
+    }
+
     /// Whether the user mount at `index` is an overlay with throw-away directories.
     pub(crate) fn throw_away_overlay(&self, index: usize) -> bool {
         matches!(
@@ -115,13 +155,20 @@ impl MountPlan {
         let taken = |mounts: &[Mount], destination: &Path| {
             mounts.iter().any(|m| m.destination() == destination)
         };
+        let mut run_secrets = Vec::new();
         for (i, m) in self.user_mounts.iter().enumerate() {
-            let overlay_dir = if self.throw_away_overlay(i) {
+            let aux = if self.throw_away_overlay(i) {
                 Some(self.dir("an overlay volume (O)")?.overlay_dir(i))
+            } else if self.throw_away_caches.contains(&i) {
+                Some(self.dir("a private cache in use")?.cache_dir(i))
+            } else if matches!(m.kind, UserMountKind::Secret(_)) {
+                let file = PathBuf::from(RUN_SECRETS_DIR).join(run_secrets.len().to_string());
+                run_secrets.push((i, file.clone()));
+                Some(file)
             } else {
                 None
             };
-            mounts.push(m.to_oci(owner, overlay_dir.as_deref()));
+            mounts.push(m.to_oci(owner, aux.as_deref()));
         }
         let mut image_volumes = Vec::new();
         for volume in &self.image_volumes {
@@ -150,7 +197,8 @@ impl MountPlan {
             .iter()
             .filter_map(|m| match &m.kind {
                 UserMountKind::Bind(b) => Some(b.propagation),
-                UserMountKind::Tmpfs(_) => None,
+                UserMountKind::Volume(v) => Some(v.bind.propagation),
+                _ => None,
             })
             .collect();
         let rootfs_propagation = if propagations
@@ -172,6 +220,7 @@ impl MountPlan {
             rootfs_propagation,
             image_volumes,
             secrets,
+            run_secrets,
         })
     }
 }
@@ -225,6 +274,7 @@ mod tests {
             ],
             generated: GeneratedOptions::default(),
             container_dir: Some(ContainerDir::persistent("/var/lib/ocirun/containers/n1")),
+            throw_away_caches: Vec::new(),
         };
         let resolved = plan.resolve((0, 0)).unwrap();
         assert_eq!(

@@ -1,15 +1,21 @@
 //! The mount list of a run and the filesystem work it needs before the runtime is called.
 //!
 //! Steps of [`prepare`], each undone by dropping (or [`Prepared::cleanup`]) what it returns:
-//! 1. write the generated files into the bundle directory (removed with the bundle);
-//! 2. when image volumes, secrets or throw-away overlays won their destinations: create the
-//!    container's directory (an ephemeral one is locked, and removed at the end), copy each
-//!    image volume out of the rootfs on first use, copy each secret afresh, create the empty
-//!    overlay `upper` and `work` directories;
-//! 3. `U`: chown each such bind source to the run's uid:gid; `z`/`Z`: relabel it for SELinux;
-//! 4. create the working directory inside the rootfs if missing (kept: the command may have
+//! 1. write the generated files and the `--secret` files (each with its mode and owner) into
+//!    the bundle directory (removed with the bundle);
+//! 2. when image volumes, secrets, throw-away overlays or throw-away caches won their
+//!    destinations: create the container's directory (an ephemeral one is locked, and removed
+//!    at the end), copy each image volume out of the rootfs on first use, copy each secret
+//!    afresh, create the empty overlay `upper` and `work` directories and the throw-away
+//!    cache directories;
+//! 3. open each named volume (created and filled from the rootfs on first use; the run holds
+//!    it until the end, so that it is not removed meanwhile) and create each cache directory
+//!    that does not exist yet;
+//! 4. `U`: chown each bind source and volume to the run's uid:gid; `z`/`Z`: relabel it for
+//!    SELinux;
+//! 5. create the working directory inside the rootfs if missing (kept: the command may have
 //!    written into it, so it is part of the run's result);
-//! 5. create each missing mount target inside the rootfs (an empty file for a file bind, a
+//! 6. create each missing mount target inside the rootfs (an empty file for a file bind, a
 //!    directory otherwise), with its missing parents; these are removed after the run when
 //!    they are still empty.
 
@@ -23,6 +29,7 @@ use crate::generated::{write_generated_files, HostNetworkFiles};
 use crate::label::{chown_tree, relabel};
 use crate::ledger::{LedgerHold, TargetLedger};
 use crate::plan::has_network_namespace;
+use crate::store::{ensure_cache_dir, open_volume, NewVolume, VolumeHold};
 use crate::{MountsError, ResolvedMounts, Rootfs, UserMountKind};
 
 /// What [`prepare`] created. Dropping it removes the mount targets that are still empty,
@@ -37,6 +44,7 @@ pub struct Prepared<'r> {
     working_dir_created: Vec<PathBuf>,
     ledger: Option<LedgerHold>,
     container_dir: Option<ContainerDirGuard>,
+    volumes: Vec<VolumeHold>,
 }
 
 impl Prepared<'_> {
@@ -68,6 +76,7 @@ impl Prepared<'_> {
             }
         }
         drop(self.container_dir.take());
+        self.volumes.clear();
     }
 }
 
@@ -107,8 +116,14 @@ pub fn prepare<'r>(
         working_dir_created: Vec::new(),
         ledger: None,
         container_dir: None,
+        volumes: Vec::new(),
     };
-    let hostname = spec.hostname().clone().unwrap_or_default();
+    // No hostname in the spec: the host's UTS namespace, whose name is the host's (a joined
+    // one generates no /etc/hostname).
+    let hostname = spec
+        .hostname()
+        .clone()
+        .unwrap_or_else(|| host.hostname.clone());
     write_generated_files(
         bundle_dir,
         host,
@@ -116,6 +131,7 @@ pub fn prepare<'r>(
         &plan.generated,
         has_network_namespace(spec),
     )?;
+    write_run_secrets(bundle_dir, plan, &mounts.run_secrets)?;
 
     let owner = spec
         .process()
@@ -128,7 +144,8 @@ pub fn prepare<'r>(
     let overlays: Vec<usize> = (0..plan.user_mounts.len())
         .filter(|i| plan.throw_away_overlay(*i))
         .collect();
-    if !(volumes.is_empty() && secrets.is_empty() && overlays.is_empty()) {
+    let caches = &plan.throw_away_caches;
+    if !(volumes.is_empty() && secrets.is_empty() && overlays.is_empty() && caches.is_empty()) {
         let guard = prepared
             .container_dir
             .insert(plan.dir("a volume copy")?.open()?);
@@ -174,15 +191,40 @@ pub fn prepare<'r>(
                 })?;
             }
         }
+        for &index in caches {
+            let UserMountKind::Cache(cache) = &plan.user_mounts[index].kind else {
+                continue;
+            };
+            let path = dir.cache_dir(index);
+            ensure_cache_dir(&path, (cache.uid, cache.gid), cache.mode)?;
+        }
     }
-    for m in &plan.user_mounts {
-        if let UserMountKind::Bind(bind) = &m.kind {
-            if bind.chown {
-                chown_tree(&bind.source, owner.0, owner.1)?;
+    for (i, m) in plan.user_mounts.iter().enumerate() {
+        let bind = match &m.kind {
+            UserMountKind::Bind(bind) => bind,
+            UserMountKind::Volume(volume) => {
+                let new = NewVolume {
+                    rootfs,
+                    destination: &m.destination,
+                    copy: volume.copy,
+                    owner,
+                };
+                prepared
+                    .volumes
+                    .push(open_volume(&volume.dir, &volume.name, volume.create, new)?);
+                &volume.bind
             }
-            if let Some(how) = bind.relabel {
-                relabel(&bind.source, mount_label.as_deref(), how)?;
+            UserMountKind::Cache(cache) if !caches.contains(&i) => {
+                ensure_cache_dir(&cache.dir, (cache.uid, cache.gid), cache.mode)?;
+                continue;
             }
+            _ => continue,
+        };
+        if bind.chown {
+            chown_tree(&bind.source, owner.0, owner.1)?;
+        }
+        if let Some(how) = bind.relabel {
+            relabel(&bind.source, mount_label.as_deref(), how)?;
         }
     }
 
@@ -261,6 +303,57 @@ pub fn prepare<'r>(
     }
     drop(mutex);
     Ok(prepared)
+}
+
+/// Writes the bytes of each `--secret` mount (`files`: the user mount's index and its file
+/// relative to the bundle) into the bundle, with its mode and owner.
+fn write_run_secrets(
+    bundle_dir: &Path,
+    plan: &crate::MountPlan,
+    files: &[(usize, PathBuf)],
+) -> Result<(), MountsError> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if files.is_empty() {
+        return Ok(());
+    }
+    let dir = bundle_dir.join(crate::plan::RUN_SECRETS_DIR);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|source| MountsError::Host {
+            action: "create directory",
+            path: dir.clone(),
+            source,
+        })?;
+    for (index, file) in files {
+        let UserMountKind::Secret(secret) = &plan.user_mounts[*index].kind else {
+            continue;
+        };
+        let path = bundle_dir.join(file);
+        let fail = |action: &'static str| {
+            let path = path.clone();
+            move |source| MountsError::Host {
+                action,
+                path,
+                source,
+            }
+        };
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(fail("create"))?;
+        out.write_all(secret.bytes.as_bytes())
+            .map_err(fail("write"))?;
+        std::os::unix::fs::fchown(&out, secret.uid, secret.gid).map_err(fail("chown"))?;
+        out.set_permissions(std::fs::Permissions::from_mode(
+            secret.mode.unwrap_or(0o400),
+        ))
+        .map_err(fail("chmod"))?;
+    }
+    Ok(())
 }
 
 /// The `mode=` of a tmpfs mount, if any.

@@ -14,12 +14,17 @@ mod supervisor;
 
 pub use bundle::Bundle;
 pub use error::DriverError;
-pub use id::{ContainerId, ContainerName, StateLayout, MAX_ID_LEN, MAX_NAME_LEN};
+pub use id::{
+    CacheId, ContainerId, ContainerName, StateLayout, VolumeName, MAX_CACHE_ID_LEN, MAX_ID_LEN,
+    MAX_NAME_LEN, MAX_VOLUME_NAME_LEN,
+};
 pub use process::{
-    reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder, SignalPolicy,
+    parse_signal, reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder,
+    SignalPolicy,
 };
 pub use records::{NameLock, RecordGuard, RecordStore, RunRecord};
 pub use runtime::{
-    Container, ContainerIo, CreateStdio, Runtime, CLEANUP_TIMEOUT, INTERRUPTED_CLEANUP_TIMEOUT,
+    Container, ContainerIo, CreateStdio, LogSink, Runtime, CLEANUP_TIMEOUT,
+    INTERRUPTED_CLEANUP_TIMEOUT,
 };
 pub use supervisor::{Finished, Supervisor};
