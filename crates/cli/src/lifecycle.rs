@@ -11,7 +11,7 @@ use ocirun_runtime_driver::{
 };
 use ocirun_spec_gen::find_init;
 
-use crate::flags::{Cli, LifecycleArgs, RunArgs};
+use crate::flags::{LifecycleArgs, RunArgs};
 
 /// Where runtimes are looked for besides `PATH`: runc lives in /usr/sbin on Debian, which a
 /// non-login root shell's `PATH` may lack.
@@ -30,18 +30,23 @@ pub(crate) struct Collected {
 /// a hung runtime must not hold up the run.
 const SWEEP_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Deletes what runs whose ocirun died left: their containers (with the runtime they used,
-/// killed after `timeout`), bundles and records, then the mount targets and the ephemeral
-/// container directories no live run needs. A record whose clean-up fails is kept and marked,
-/// and the mount targets are then left too (they may belong to its container); with
-/// `skip_failed`, records marked so are left alone (the start-up sweep).
-pub(crate) fn collect_garbage(
+/// Deletes what runs whose ocirun died left in the runtime's state: their containers (with
+/// the runtime they used, killed after `timeout`), bundles and records. A record whose clean-up
+/// fails is kept and marked; with `skip_failed`, records marked so are left alone (the
+/// start-up sweep). Without root this runs outside the user namespace: the user owns the
+/// namespaces those containers run in, and may signal every process in them.
+pub(crate) fn collect_records(
     state: &StateLayout,
     timeout: Duration,
     skip_failed: bool,
 ) -> Result<Collected> {
     let mut done = Collected::default();
     let records = state.records();
+    let temporaries = records.sweep_temporaries();
+    if temporaries > 0 {
+        done.removed
+            .push(format!("removed {temporaries} temporary files"));
+    }
     for record in records.stale()? {
         if skip_failed && record.cleanup_failed.is_some() {
             done.failed.push(format!(
@@ -66,6 +71,14 @@ pub(crate) fn collect_garbage(
             }
         }
     }
+    Ok(done)
+}
+
+/// Removes what dead runs left in the rootfs and the state directories: the mount targets no
+/// live run needs (not when a container could not be deleted by [`collect_records`]: they
+/// may be its) and the ephemeral container directories whose run is gone. Without root this
+/// runs inside the user namespace, where the files have the owners they were made with.
+pub(crate) fn collect_files(state: &StateLayout, done: &mut Collected) -> Result<()> {
     if done.failed.is_empty() {
         let targets = TargetLedger::new(state.targets()).sweep()?;
         if targets > 0 {
@@ -81,24 +94,48 @@ pub(crate) fn collect_garbage(
         done.removed
             .push(format!("removed {dirs} container directories"));
     }
-    Ok(done)
+    Ok(())
 }
 
-/// The sweep at the start of every run: like `ocirun gc`, but it gives a runtime
-/// [`SWEEP_TIMEOUT`], leaves records whose clean-up failed before, and a failure is only
-/// logged. (`ocirun gc` gives a runtime `CLEANUP_TIMEOUT`.)
-pub(crate) fn sweep(state: &StateLayout) {
-    match collect_garbage(state, SWEEP_TIMEOUT, true) {
+fn log_sweep(result: Result<Collected>) -> Collected {
+    match result {
         Ok(done) => {
-            for line in done.removed {
+            for line in done.removed.iter().chain(&done.failed) {
                 tracing::info!("gc: {line}");
             }
-            for line in done.failed {
-                tracing::info!("gc: {line}");
-            }
+            done
         }
-        Err(e) => tracing::warn!(error = %format!("{e:#}"), "cleaning up after dead runs failed"),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cleaning up after dead runs failed");
+            Collected::default()
+        }
     }
+}
+
+/// The first half of the sweep at the start of every run ([`collect_records`]): like
+/// `ocirun gc`, but it gives a runtime [`SWEEP_TIMEOUT`], leaves records whose clean-up failed
+/// before, and a failure is only logged.
+pub(crate) fn sweep_records(state: &StateLayout) {
+    let done = log_sweep(collect_records(state, SWEEP_TIMEOUT, true));
+    SWEPT_FAILED.with(|failed| failed.set(!done.failed.is_empty()));
+}
+
+/// The second half of the sweep ([`collect_files`]).
+pub(crate) fn sweep_files(state: &StateLayout) {
+    let mut done = Collected::default();
+    if SWEPT_FAILED.with(std::cell::Cell::get) {
+        done.failed.push(String::new());
+    }
+    let result = collect_files(state, &mut done).map(|()| {
+        done.failed.retain(|l| !l.is_empty());
+        done
+    });
+    log_sweep(result);
+}
+
+thread_local! {
+    /// Whether the first half of this process's sweep left a container.
+    static SWEPT_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Whether a `--runtime-flag` turns on the runtime's debug log: `debug` (`--debug`,
@@ -114,7 +151,7 @@ fn is_debug_flag(flag: &str) -> bool {
 /// with ocirun's own state root and the `--runtime-flag`s. With `--log-level debug` (or
 /// `trace`) the runtime gets `--debug` too; with its debug log on, every line it logs is shown
 /// on ocirun's stderr, as `runc SUBCOMMAND: LINE`.
-pub(crate) fn discover_runtime(cli: &Cli, args: &RunArgs, state: &StateLayout) -> Result<Runtime> {
+pub(crate) fn discover_runtime(args: &RunArgs, state: &StateLayout) -> Result<Runtime> {
     let from_env = std::env::var("OCIRUN_RUNTIME")
         .ok()
         .filter(|v| !v.is_empty());
@@ -127,7 +164,8 @@ pub(crate) fn discover_runtime(cli: &Cli, args: &RunArgs, state: &StateLayout) -
     let search = format!("{path}:{RUNTIME_EXTRA_PATH}");
     let mut runtime = Runtime::discover(&name, &search, state.runtime_root())?;
     let mut flags = args.lifecycle.runtime_flags.clone();
-    let debug_level = matches!(cli.log_level.as_str(), "debug" | "trace");
+    let debug_level = tracing::level_filters::LevelFilter::current()
+        >= tracing::level_filters::LevelFilter::DEBUG;
     if debug_level && !flags.iter().any(|f| is_debug_flag(f)) {
         flags.push("debug".to_owned());
     }

@@ -20,8 +20,9 @@ use ocirun_spec_gen::{ImageConfig, NamespaceMode, NetworkMode, RunOptions};
 use crate::flags::MountFlags;
 
 /// Builds the run's [`MountPlan`] from the flags, the image's `Volumes`, the mounts files,
-/// the container's name and id, and the `options` of the spec (namespaces, `--read-only`).
-/// Reads the host (sources, mounts files, secrets) but writes nothing.
+/// the container's name and id (`rootless`: ocirun runs without root, for
+/// `/run/.containerenv`), and the `options` of the spec (namespaces, `--read-only`). Reads the
+/// host (sources, mounts files, secrets) but writes nothing.
 ///
 /// # Errors
 /// A message naming the bad value (exit 125).
@@ -31,6 +32,7 @@ pub(crate) fn plan(
     image: &ImageConfig,
     name: Option<&ContainerName>,
     container_id: &ContainerId,
+    rootless: bool,
     options: &RunOptions,
 ) -> Result<MountPlan> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
@@ -101,7 +103,6 @@ pub(crate) fn plan(
     }
     dns.check()?;
     generated.dns = dns;
-    let rootless = !nix::unistd::geteuid().is_root();
     generated.container_env = Some(ContainerEnv::new(
         name.map(ContainerName::as_str).unwrap_or_default(),
         container_id.as_str(),
@@ -208,7 +209,7 @@ mod tests {
         };
         let image = ImageConfig::from_json(br#"{"Volumes":{"/var/lib/data":{}}}"#).unwrap();
         let name: ContainerName = "n1".parse().unwrap();
-        let plan = plan(&state(), &flags, &image, Some(&name), &id(), &opts());
+        let plan = plan(&state(), &flags, &image, Some(&name), &id(), false, &opts());
         // /dev/null is not a regular file.
         assert_eq!(
             plan.unwrap_err().to_string(),
@@ -218,7 +219,8 @@ mod tests {
             mounts_file: None,
             ..flags
         };
-        let plan = super::plan(&state(), &flags, &image, Some(&name), &id(), &opts()).unwrap();
+        let plan =
+            super::plan(&state(), &flags, &image, Some(&name), &id(), false, &opts()).unwrap();
         assert_eq!(plan.user_mounts.len(), 2);
         assert_eq!(plan.image_volumes, [PathBuf::from("/var/lib/data")]);
         assert_eq!(plan.generated.add_hosts[0].to_string(), "db:2001:db8::1");
@@ -248,7 +250,7 @@ mod tests {
             find("/run/.containerenv").source().as_deref(),
             Some(Path::new("containerenv"))
         );
-        let unnamed = super::plan(&state(), &flags, &image, None, &id(), &opts()).unwrap();
+        let unnamed = super::plan(&state(), &flags, &image, None, &id(), false, &opts()).unwrap();
         assert_eq!(
             unnamed.container_dir.as_ref().unwrap().path(),
             Path::new("/var/lib/ocirun/containers/abc")
@@ -264,20 +266,20 @@ mod tests {
         };
         let mut options = opts();
         options.network = "none".parse().unwrap();
-        let err = plan(&state(), &flags, &image, None, &id(), &options).unwrap_err();
+        let err = plan(&state(), &flags, &image, None, &id(), false, &options).unwrap_err();
         assert_eq!(
             err.to_string(),
             "conflicting options: dns and the network mode: none (--dns-search \"example.com\")"
         );
         options.network = "ns:/run/netns/n".parse().unwrap();
-        let err = plan(&state(), &flags, &image, None, &id(), &options).unwrap_err();
+        let err = plan(&state(), &flags, &image, None, &id(), false, &options).unwrap_err();
         assert_eq!(
             err.to_string(),
             "conflicting options: dns and the network mode: ns:/run/netns/n (--dns-search \
              \"example.com\")"
         );
         options.network = NetworkMode::Host;
-        assert!(plan(&state(), &flags, &image, None, &id(), &options).is_ok());
+        assert!(plan(&state(), &flags, &image, None, &id(), false, &options).is_ok());
     }
 
     #[test]
@@ -288,7 +290,7 @@ mod tests {
             mount: vec!["type=cache,target=/c".into()],
             ..MountFlags::default()
         };
-        let plan = plan(&state(), &flags, &image, None, &id(), &opts()).unwrap();
+        let plan = plan(&state(), &flags, &image, None, &id(), false, &opts()).unwrap();
         let sources: Vec<String> = plan
             .resolve((0, 0))
             .unwrap()
@@ -310,7 +312,7 @@ mod tests {
     fn bad_values_are_named() {
         let image = ImageConfig::default();
         let err = |flags: MountFlags| {
-            plan(&state(), &flags, &image, None, &id(), &opts())
+            plan(&state(), &flags, &image, None, &id(), false, &opts())
                 .and_then(|p| Ok(p.resolve((0, 0))?))
                 .unwrap_err()
                 .to_string()

@@ -132,6 +132,19 @@ impl SpecFlags {
             .iter()
             .map(|a| a.parse::<Annotation>())
             .collect::<Result<_, _>>()?;
+        if let Some(mode) = &self.userns {
+            options.userns = mode.parse()?;
+        }
+        options.uid_maps = self
+            .uidmap
+            .iter()
+            .map(|m| m.parse())
+            .collect::<Result<_, _>>()?;
+        options.gid_maps = self
+            .gidmap
+            .iter()
+            .map(|m| m.parse())
+            .collect::<Result<_, _>>()?;
         Ok(())
     }
 }

@@ -3,9 +3,10 @@
 
 use anyhow::{bail, Result};
 use ocirun_mounts::{VolumeInfo, VolumeRemoveError, VolumeStore};
-use ocirun_runtime_driver::{StateLayout, VolumeName};
+use ocirun_runtime_driver::VolumeName;
 
-use crate::flags::{Cli, VolumeCommand};
+use crate::flags::VolumeCommand;
+use crate::rootless::Invocation;
 
 /// `ocirun volume rm`'s exit code when a volume did not exist (podman's).
 const EXIT_NO_SUCH_VOLUME: i32 = 1;
@@ -158,9 +159,11 @@ fn name(raw: &str) -> Result<VolumeName> {
     Ok(raw.parse::<VolumeName>()?)
 }
 
-/// Runs `ocirun volume SUBCOMMAND`; returns the exit code.
-pub(crate) fn run(cli: &Cli, command: &VolumeCommand) -> Result<i32> {
-    let store = VolumeStore::new(StateLayout::new(&cli.runroot, &cli.storage.root).volumes());
+/// Runs `ocirun volume SUBCOMMAND`; returns the exit code. Without root, in the user namespace
+/// ocirun runs containers in, whose ids own the volumes' files.
+pub(crate) fn run(mut ctx: Invocation, command: &VolumeCommand) -> Result<i32> {
+    ctx.enter_user_namespace()?;
+    let store = VolumeStore::new(ctx.state.volumes());
     match command {
         VolumeCommand::Ls(args) => {
             let format = match &args.format {

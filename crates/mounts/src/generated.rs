@@ -24,7 +24,7 @@ pub(crate) struct GeneratedFile {
 }
 
 /// The generated files, in the order they are written.
-pub(crate) const GENERATED_FILES: [GeneratedFile; 4] = [
+pub(crate) const GENERATED_FILES: [GeneratedFile; 6] = [
     GeneratedFile {
         bundle_name: "hosts",
         destination: "/etc/hosts",
@@ -40,6 +40,14 @@ pub(crate) const GENERATED_FILES: [GeneratedFile; 4] = [
     GeneratedFile {
         bundle_name: "containerenv",
         destination: "/run/.containerenv",
+    },
+    GeneratedFile {
+        bundle_name: "passwd",
+        destination: "/etc/passwd",
+    },
+    GeneratedFile {
+        bundle_name: "group",
+        destination: "/etc/group",
     },
 ];
 
@@ -100,12 +108,18 @@ pub struct GeneratedOptions {
     /// `--read-only`: the generated files are mounted read-only too (`ro,nosuid,noexec,
     /// nodev`), as podman mounts them.
     pub read_only: bool,
+    /// An `/etc/passwd` for the container (the rootfs's with an entry added: podman's
+    /// `--userns keep-id` adds the user's), when set.
+    pub passwd: Option<String>,
+    /// An `/etc/group` for the container, likewise.
+    pub group: Option<String>,
 }
 
 impl GeneratedOptions {
     /// The generated files in effect: all of [`GENERATED_FILES`] but `/etc/hosts` with
     /// `--no-hosts`, `/etc/hostname` with `no_hostname`, `/etc/resolv.conf` with `--dns
-    /// none`, and `/run/.containerenv` without a [`ContainerEnv`].
+    /// none`, `/run/.containerenv` without a [`ContainerEnv`], and `/etc/passwd` and
+    /// `/etc/group` when not set.
     pub(crate) fn files(&self) -> Vec<GeneratedFile> {
         GENERATED_FILES
             .iter()
@@ -115,6 +129,8 @@ impl GeneratedOptions {
                 "hostname" => !self.no_hostname,
                 "resolv.conf" => !self.dns.none,
                 "containerenv" => self.container_env.is_some(),
+                "passwd" => self.passwd.is_some(),
+                "group" => self.group.is_some(),
                 _ => true,
             })
             .collect()
@@ -217,6 +233,8 @@ pub(crate) fn write_generated_files(
                 netns,
                 &options.dns,
             ),
+            "passwd" => options.passwd.clone().unwrap_or_default(),
+            "group" => options.group.clone().unwrap_or_default(),
             _ => options
                 .container_env
                 .as_ref()

@@ -11,12 +11,13 @@ mod records;
 pub mod reexec;
 mod runtime;
 mod supervisor;
+mod userns;
 
 pub use bundle::Bundle;
 pub use error::DriverError;
 pub use id::{
-    CacheId, ContainerId, ContainerName, StateLayout, VolumeName, MAX_CACHE_ID_LEN, MAX_ID_LEN,
-    MAX_NAME_LEN, MAX_VOLUME_NAME_LEN,
+    CacheId, ContainerId, ContainerName, StateLayout, UserDirs, VolumeName, MAX_CACHE_ID_LEN,
+    MAX_ID_LEN, MAX_NAME_LEN, MAX_VOLUME_NAME_LEN, ROOT_ROOT, ROOT_RUNROOT,
 };
 pub use process::{
     parse_signal, reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder,
@@ -28,3 +29,4 @@ pub use runtime::{
     INTERRUPTED_CLEANUP_TIMEOUT,
 };
 pub use supervisor::{Finished, Supervisor};
+pub use userns::{parse_subid_ranges, IdMap, UserNamespace};

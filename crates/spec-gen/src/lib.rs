@@ -21,6 +21,7 @@ mod security;
 mod sysctl;
 mod units;
 mod user;
+mod userns;
 mod values;
 
 pub use oci_spec;
@@ -30,8 +31,8 @@ pub use device::{Device, DeviceKind, DeviceRequest, HostDevice};
 pub use env::{parse_env_file, DEFAULT_PATH, PROXY_VARIABLES};
 pub use error::SpecError;
 pub use generate::{
-    merge_mounts, sort_mounts, ConsoleSize, HostFacts, RunOptions, SpecGenerator, DEFAULT_SHM_SIZE,
-    INIT_PATH, MASKED_PATHS, OCI_VERSION, READONLY_PATHS, READ_ONLY_TMPFS,
+    merge_mounts, sort_mounts, ConsoleSize, DelegatedCgroup, HostFacts, RunOptions, SpecGenerator,
+    DEFAULT_SHM_SIZE, INIT_PATH, MASKED_PATHS, OCI_VERSION, READONLY_PATHS, READ_ONLY_TMPFS,
 };
 #[cfg(feature = "host")]
 pub use host::{find_init, host_devices, INIT_CANDIDATES};
@@ -49,6 +50,7 @@ pub use security::{
 pub use sysctl::{Sysctl, SysctlNamespace};
 pub use units::{CpuList, Cpus, Size};
 pub use user::{ResolvedUser, UserDb, MAX_ID};
+pub use userns::{IdMapping, OwnUserNamespace, UserNsMode};
 pub use values::{Annotation, OomScoreAdj, Umask};
 
 #[cfg(test)]
