@@ -114,17 +114,25 @@ fn a_file_source_binds_one_file() {
 }
 
 #[test]
-fn a_relative_source_is_taken_from_the_callers_directory() {
+fn a_relative_source_starts_with_a_dot_and_is_taken_from_the_callers_directory() {
     let sb = Sandbox::busybox();
-    host_dir(&sb, "rel");
+    let rel = host_dir(&sb, "rel");
     sb.run(["-v", "./rel:/data", "--", "cat", "/data/existing"])
         .current_dir(sb.scratch())
         .run()
         .assert_success("hi\n");
-    sb.run(["-v", "rel:/data", "--", "cat", "/data/existing"])
-        .current_dir(sb.scratch())
+    sb.run(["-v", "../rel:/data", "--", "cat", "/data/existing"])
+        .current_dir(&rel)
         .run()
         .assert_success("hi\n");
+    // Without the dot it is podman's named volume "rel", empty when it is new.
+    sb.run(["-v", "rel:/data", "--", "ls", "-A", "/data"])
+        .current_dir(sb.scratch())
+        .run()
+        .assert_success("");
+    sb.global(["volume", "rm", "rel"])
+        .run()
+        .assert_success("rel\n");
     sb.assert_nothing_left();
 }
 
@@ -236,7 +244,15 @@ fn mount_flag_binds_and_tmpfs() {
         .run()
         .assert_failure(
             125,
-            r#"invalid --mount "type=volume,dst=/m": unsupported type "volume" (use bind or tmpfs)"#,
+            "invalid --mount \"type=volume,dst=/m\": a volume mount needs a source, the volume's \
+             name (anonymous volumes are not supported)",
+        );
+    sb.run(["--mount", "type=image,src=fedora,dst=/m", "--", "true"])
+        .run()
+        .assert_failure(
+            125,
+            "invalid --mount \"type=image,src=fedora,dst=/m\": unsupported type \"image\" (use \
+             bind, tmpfs, volume, cache or secret)",
         );
     sb.assert_nothing_left();
 }

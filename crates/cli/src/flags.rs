@@ -278,7 +278,12 @@ pub(crate) struct LifecycleArgs {
 
     /// Seconds the command may run; then it gets the image's StopSignal (default SIGTERM),
     /// and SIGKILL --stop-timeout seconds later (0: no limit).
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     pub(crate) timeout: u64,
 
     /// Write the container's process id (on the host) to FILE once the command runs; removed

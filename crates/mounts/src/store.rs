@@ -120,13 +120,12 @@ pub(crate) fn open_volume(
     create: bool,
     new: NewVolume<'_>,
 ) -> Result<VolumeHold, MountsError> {
-    let parent = dir.parent().unwrap_or(Path::new("/"));
-    create_dir_0700(parent)?;
     loop {
         if !dir.exists() {
             if !create {
                 return Err(MountsError::NoSuchVolume(name.to_owned()));
             }
+            create_dir_0700(dir.parent().unwrap_or(Path::new("/")))?;
             create_volume(dir, name, new)?;
         }
         let lock_path = dir.join("lock");

@@ -623,6 +623,13 @@ impl<'a> SpecGenerator<'a> {
             env = Env::default();
         }
         for key in &options.unset_env {
+            if key.is_empty() || key.contains(['=', '\0']) {
+                return Err(SpecError::InvalidValue {
+                    flag: "--unsetenv",
+                    value: key.clone(),
+                    reason: "not a variable name (empty, or holds '=' or a NUL byte)".to_owned(),
+                });
+            }
             env.remove(key);
         }
         if options.env_host {

@@ -220,6 +220,15 @@ fn the_environment_is_merged_in_podmans_order() {
             "HOME=/root",
         ]
     );
+    let mut bad = RunOptions::new(vec!["true".into()]);
+    bad.unset_env = vec!["A=1".into()];
+    assert_eq!(
+        SpecGenerator::new("/rootfs", "id", &bad)
+            .generate()
+            .unwrap_err()
+            .to_string(),
+        "invalid --unsetenv \"A=1\": not a variable name (empty, or holds '=' or a NUL byte)"
+    );
     // --unsetenv-all: nothing but what the flags set, HOSTNAME and HOME.
     let mut o = RunOptions::new(vec!["true".into()]);
     o.unset_env_all = true;
