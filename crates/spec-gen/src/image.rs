@@ -12,7 +12,9 @@ use crate::SpecError;
 /// The execution parameters of an OCI image (image-spec `config` object).
 ///
 /// Field names follow the image-spec (`Env`, `User`, `WorkingDir`, ...). Unknown members are
-/// ignored, as the image-spec asks of consumers.
+/// ignored, as the image-spec asks of consumers. A `null` member, and an empty string where a
+/// string is expected (`"User": ""`, `"WorkingDir": ""`, `"Hostname": ""`, `"StopSignal": ""`,
+/// as Docker writes a config whose fields were never set), is "not set".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
@@ -21,10 +23,10 @@ pub struct ImageConfig {
     #[serde(default, deserialize_with = "null_as_default")]
     pub env: Vec<String>,
     /// The user to run as when `--user` is not given, in any form `--user` accepts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub user: Option<String>,
     /// The working directory when `--workingdir` is not given; absolute.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub working_dir: Option<String>,
     /// The image's entrypoint (used only with `--use-entrypoint`).
     #[serde(default, deserialize_with = "null_as_default")]
@@ -39,10 +41,10 @@ pub struct ImageConfig {
     #[serde(default, deserialize_with = "null_as_default")]
     pub labels: BTreeMap<String, String>,
     /// The signal that stops the container, e.g. `SIGTERM`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub stop_signal: Option<String>,
     /// The hostname when `--hostname` is not given (a Docker extension of the format).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub hostname: Option<String>,
 }
 
@@ -83,6 +85,14 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+/// A string member that is `null` or empty is not set.
+fn empty_as_none<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<String>::deserialize(deserializer)?.filter(|s| !s.is_empty()))
+}
+
 fn volume_keys<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -119,6 +129,24 @@ mod tests {
         assert_eq!(
             ImageConfig::from_json(br#"{"architecture":"amd64"}"#).unwrap(),
             ImageConfig::default()
+        );
+    }
+
+    #[test]
+    fn a_docker_config_with_unset_fields_sets_nothing() {
+        // The Config of `docker inspect` for an image built FROM scratch with no settings.
+        let doc = br#"{"Hostname":"","Domainname":"","User":"","AttachStdin":false,
+            "AttachStdout":false,"AttachStderr":false,"Tty":false,"OpenStdin":false,
+            "StdinOnce":false,"Env":null,"Cmd":null,"Image":"","Volumes":null,
+            "WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":null,
+            "StopSignal":"","ExposedPorts":null}"#;
+        assert_eq!(ImageConfig::from_json(doc).unwrap(), ImageConfig::default());
+        let wrapped = br#"{"architecture":"amd64","os":"linux","config":{"User":"",
+            "WorkingDir":"","Hostname":"","StopSignal":"","Env":["PATH=/bin"]}}"#;
+        let c = ImageConfig::from_json(wrapped).unwrap();
+        assert_eq!(
+            (c.user, c.working_dir, c.hostname, c.stop_signal, c.env),
+            (None, None, None, None, vec!["PATH=/bin".to_owned()])
         );
     }
 
