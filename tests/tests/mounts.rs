@@ -296,6 +296,41 @@ fn tmpfs_size_exec_and_noexec() {
 }
 
 #[test]
+fn a_tmpfs_mount_is_exec_unless_noexec_is_given() {
+    let sb = Sandbox::busybox();
+    let script = "printf '#!/bin/sh\\necho ran\\n' > /t/b && chmod +x /t/b && /t/b";
+    sb.run(["--mount", "type=tmpfs,dst=/t", "--", "sh", "-c", script])
+        .run()
+        .assert_success("ran\n");
+    sb.run([
+        "--mount",
+        "type=tmpfs,dst=/t,noexec",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .run()
+    .assert_failure(126, "Permission denied");
+    let spec = sb
+        .ocirun("spec", ["--mount", "type=tmpfs,dst=/t", "--", "true"])
+        .run();
+    spec.assert_code(0);
+    let spec: serde_json::Value = serde_json::from_slice(&spec.stdout).unwrap();
+    let t = spec["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/t")
+        .unwrap();
+    assert_eq!(
+        t["options"],
+        serde_json::json!(["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"])
+    );
+    sb.assert_nothing_left();
+}
+
+#[test]
 fn shm_size_sets_the_dev_shm_tmpfs() {
     let sb = Sandbox::busybox();
     let out = sb

@@ -25,7 +25,9 @@ use crate::{ImageConfig, ResolvedUser, SpecError, UserDb};
 pub const OCI_VERSION: &str = "1.0.2";
 
 /// Paths the runtime masks (bind-mounts /dev/null or an empty read-only tmpfs over), as
-/// runtime-spec `linux.maskedPaths` (docs/ocirun-run.md "Linux").
+/// runtime-spec `linux.maskedPaths` (docs/ocirun-run.md "Linux"). Followed in the spec by
+/// [`thermal_throttle_path`] of each of [`HostFacts::thermal_throttle_cpus`], as containers/common
+/// expands `/sys/devices/system/cpu/cpu*/thermal_throttle` on the host.
 pub const MASKED_PATHS: [&str; 12] = [
     "/proc/acpi",
     "/proc/kcore",
@@ -50,6 +52,12 @@ pub const READONLY_PATHS: [&str; 6] = [
     "/proc/sys",
     "/proc/sysrq-trigger",
 ];
+
+/// The masked sysfs directory of CPU `cpu`'s thermal throttle counters:
+/// `/sys/devices/system/cpu/cpuN/thermal_throttle`.
+pub fn thermal_throttle_path(cpu: u32) -> String {
+    format!("/sys/devices/system/cpu/cpu{cpu}/thermal_throttle")
+}
 
 /// The ceiling of the default `RLIMIT_NOFILE` and `RLIMIT_NPROC`: 1048576 (the kernel's
 /// default `fs.nr_open`), lowered to ocirun's own hard limit so that setting it always succeeds.
@@ -216,12 +224,16 @@ pub struct HostFacts {
     pub swap_limit: bool,
     /// The host's hostname (gethostname(2)): `HOSTNAME` with `--uts host`.
     pub hostname: String,
+    /// The host's CPUs that have a `/sys/devices/system/cpu/cpuN/thermal_throttle` directory,
+    /// in ascending order: each is masked ([`thermal_throttle_path`]).
+    pub thermal_throttle_cpus: Vec<u32>,
 }
 
 impl Default for HostFacts {
     /// No environment, unlimited hard limits without `CAP_SYS_RESOURCE`, a bounding set of
     /// every capability the caps crate knows, the architecture this crate was compiled for, an unknown kernel,
-    /// neither SELinux nor AppArmor, swap limits available, no hostname.
+    /// neither SELinux nor AppArmor, swap limits available, no hostname, no CPU with thermal
+    /// throttle counters.
     fn default() -> Self {
         Self {
             env: Vec::new(),
@@ -236,6 +248,7 @@ impl Default for HostFacts {
             apparmor_enabled: false,
             swap_limit: true,
             hostname: String::new(),
+            thermal_throttle_cpus: Vec::new(),
         }
     }
 }
@@ -553,10 +566,16 @@ impl<'a> SpecGenerator<'a> {
         }
 
         let security = &options.security;
+        let thermal: Vec<String> = host
+            .thermal_throttle_cpus
+            .iter()
+            .map(|cpu| thermal_throttle_path(*cpu))
+            .collect();
         let masked: Vec<String> = MASKED_PATHS
             .iter()
-            .filter(|p| security.keeps_masked(p))
             .map(|p| (*p).to_owned())
+            .chain(thermal)
+            .filter(|p| security.keeps_masked(p))
             .chain(security.mask.iter().cloned())
             .fold(Vec::new(), |mut acc, p| {
                 if !acc.contains(&p) {

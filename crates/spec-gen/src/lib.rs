@@ -28,8 +28,8 @@ pub use device::{Device, DeviceKind, DeviceRequest, HostDevice};
 pub use env::{parse_env_file, DEFAULT_PATH, PROXY_VARIABLES};
 pub use error::SpecError;
 pub use generate::{
-    merge_mounts, sort_mounts, ConsoleSize, HostFacts, RunOptions, SpecGenerator, DEFAULT_SHM_SIZE,
-    INIT_PATH, MASKED_PATHS, OCI_VERSION, READONLY_PATHS,
+    merge_mounts, sort_mounts, thermal_throttle_path, ConsoleSize, HostFacts, RunOptions,
+    SpecGenerator, DEFAULT_SHM_SIZE, INIT_PATH, MASKED_PATHS, OCI_VERSION, READONLY_PATHS,
 };
 #[cfg(feature = "host")]
 pub use host::{find_init, INIT_CANDIDATES};
