@@ -951,3 +951,68 @@ fn a_passwd_symlinked_to_a_missing_shadow_never_reads_the_hosts() {
         .assert_failure(125, r#"unknown user "root""#);
     sb.assert_nothing_left();
 }
+
+/// The names and owners of the entries in `dir` with their contents: what a run must not
+/// change in a host directory.
+fn listing(dir: &Path) -> Vec<(String, String)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            let content = if meta.is_file() {
+                std::fs::read_to_string(e.path()).unwrap()
+            } else {
+                format!("{:?}", meta.file_type())
+            };
+            (e.file_name().into_string().unwrap(), content)
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// Makes something at the path it is given.
+type MakeAt<'a> = &'a dyn Fn(&Path);
+
+#[test]
+fn a_rootfs_whose_runtime_directories_are_not_directories_is_refused() {
+    let sb = Sandbox::busybox();
+    let host = host_dir(&sb, "host-dir");
+    let before = listing(&host);
+    let r = sb.rootfs().to_path_buf();
+    for dir in ["dev", "proc", "sys", "run"] {
+        let path = r.join(dir);
+        let existed = path.is_dir();
+        let cases: [(&str, MakeAt<'_>); 4] = [
+            ("a symlink", &|p| symlink(&host, p).unwrap()),
+            ("a symlink", &|p| symlink("../../..", p).unwrap()),
+            ("a regular file", &|p| std::fs::write(p, "").unwrap()),
+            ("a FIFO", &|p| {
+                nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap()
+            }),
+        ];
+        for (kind, make) in cases {
+            if path.is_dir() {
+                std::fs::remove_dir(&path).unwrap();
+            }
+            make(&path);
+            for sub in ["run", "spec"] {
+                let out = sb.ocirun(sub, ["--", "true"]).run();
+                out.assert_code(125);
+                assert_eq!(
+                    out.stderr,
+                    format!("ocirun: rootfs {r:?}: /{dir} is {kind}, not a directory\n"),
+                    "{sub}"
+                );
+            }
+            std::fs::remove_file(&path).unwrap();
+        }
+        if existed {
+            std::fs::create_dir(&path).unwrap();
+            std::fs::set_permissions(&path, PermissionsExt::from_mode(0o755)).unwrap();
+        }
+    }
+    assert_eq!(listing(&host), before, "the host directory is unchanged");
+    sb.assert_nothing_left();
+}

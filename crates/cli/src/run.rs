@@ -12,8 +12,10 @@
 //!
 //! `ocirun spec` is steps 1 and 2: what it prints is what `run` hands the runtime.
 
-use anyhow::{Context, Result};
-use ocirun_mounts::{prepare, CommandError, HostNetworkFiles, ResolvedMounts, Rootfs};
+use anyhow::{bail, Context, Result};
+use ocirun_mounts::{
+    prepare, read_input_file, CommandError, HostNetworkFiles, ResolvedMounts, Rootfs, Unreadable,
+};
 use ocirun_runtime_driver::{
     reap_strays, set_child_subreaper, Bundle, ContainerId, ContainerName, DriverError, ExitStatus,
     RunRecord, SignalForwarder, StateLayout, Supervisor,
@@ -50,15 +52,13 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
     let rootfs = Rootfs::open(&args.rootfs)?;
     let image = match &args.config {
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read image configuration {path:?}"))?;
+            let bytes = read_input_file(path).with_context(|| format!("--config {path:?}"))?;
             ImageConfig::from_json(&bytes)
                 .with_context(|| format!("image configuration {path:?}"))?
         }
         None => ImageConfig::default(),
     };
-    let files = rootfs.user_files()?;
-    let users = UserDb::parse(&files.passwd, &files.group);
+    let (users, cover) = user_db(&rootfs)?;
     let host = HostFacts::gather();
     let container_id = ContainerId::random()?;
 
@@ -81,14 +81,18 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
         .host(&host)
         .syscall_checker(&LibSeccomp);
     let user = generator.user()?;
-    let mounts = crate::mount_flags::plan(
+    let mut mount_plan = crate::mount_flags::plan(
         &state_layout(cli),
         &args.mount_flags,
         &image,
         name.as_ref(),
         &container_id,
-    )?
-    .resolve((user.uid, user.gid))?;
+    )?;
+    (
+        mount_plan.generated.cover_passwd,
+        mount_plan.generated.cover_group,
+    ) = cover;
+    let mounts = mount_plan.resolve((user.uid, user.gid))?;
     let mut generator = generator.clone().mounts(&mounts.mounts);
     if let Some(propagation) = mounts.rootfs_propagation {
         generator = generator.rootfs_propagation(propagation);
@@ -114,6 +118,59 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
         spec,
         mounts,
     })
+}
+
+/// The rootfs's user database. A file that exists but cannot be read is warned about and
+/// left out: a numeric `--user` (root by default) still runs, a name in that file fails. The
+/// runtime reads the files too: one it would hang on or read without end is covered with an
+/// empty file (`cover`: passwd, group); a directory, which it cannot read, is refused.
+fn user_db(rootfs: &Rootfs) -> Result<(UserDb, (bool, bool))> {
+    let files = rootfs.user_files();
+    let mut users = UserDb::parse(&files.passwd, &files.group);
+    let mut cover = (false, false);
+    for (file, unreadable, effect, covered) in [
+        (
+            "/etc/passwd",
+            &files.passwd_unreadable,
+            "a numeric user gets gid 0 (or the given gid), no other supplementary group and \
+             HOME=/",
+            &mut cover.0,
+        ),
+        (
+            "/etc/group",
+            &files.group_unreadable,
+            "no supplementary group beyond the user's gid",
+            &mut cover.1,
+        ),
+    ] {
+        let Some(unreadable) = unreadable else {
+            continue;
+        };
+        let reason = unreadable.reason();
+        if *unreadable == Unreadable::Directory {
+            bail!(
+                "rootfs {:?}: {file} is a directory, which the runtime cannot read to set up \
+                 the user",
+                rootfs.path()
+            );
+        }
+        *covered = matches!(unreadable, Unreadable::NeedsCover(_));
+        let hidden = if *covered {
+            "; the container sees it empty"
+        } else {
+            ""
+        };
+        tracing::warn!(
+            "cannot read {file} of rootfs {:?}: {reason}: {effect}{hidden}",
+            rootfs.path()
+        );
+        users = if file == "/etc/passwd" {
+            users.passwd_unreadable(reason)
+        } else {
+            users.group_unreadable(reason)
+        };
+    }
+    Ok((users, cover))
 }
 
 /// `ocirun spec`: prints the config.json that `run` would use. Reads the rootfs, writes

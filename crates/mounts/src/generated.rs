@@ -1,5 +1,6 @@
 //! The files ocirun generates for each run: `/etc/hosts`, `/etc/hostname`,
-//! `/etc/resolv.conf` and `/run/.containerenv`.
+//! `/etc/resolv.conf` and `/run/.containerenv`; and an empty `/etc/passwd` or `/etc/group`
+//! over a rootfs's own that the runtime cannot read.
 //!
 //! They live in the bundle directory, are bind-mounted read-write into the container, and are
 //! thrown away with the bundle (docs/ocirun-run.md "Mounts"). Their mounts use sources relative
@@ -24,7 +25,7 @@ pub(crate) struct GeneratedFile {
 }
 
 /// The generated files, in the order they are written.
-pub(crate) const GENERATED_FILES: [GeneratedFile; 4] = [
+pub(crate) const GENERATED_FILES: [GeneratedFile; 6] = [
     GeneratedFile {
         bundle_name: "hosts",
         destination: "/etc/hosts",
@@ -40,6 +41,14 @@ pub(crate) const GENERATED_FILES: [GeneratedFile; 4] = [
     GeneratedFile {
         bundle_name: "containerenv",
         destination: "/run/.containerenv",
+    },
+    GeneratedFile {
+        bundle_name: "passwd",
+        destination: "/etc/passwd",
+    },
+    GeneratedFile {
+        bundle_name: "group",
+        destination: "/etc/group",
     },
 ];
 
@@ -94,12 +103,18 @@ pub struct GeneratedOptions {
     pub dns: DnsOptions,
     /// `/run/.containerenv`, when set.
     pub container_env: Option<ContainerEnv>,
+    /// An empty `/etc/passwd` over the rootfs's own, which exists but the runtime cannot read
+    /// ([`Unreadable::NeedsCover`](crate::Unreadable::NeedsCover)): runc reads it to set up
+    /// the user, and would wait for a FIFO or read a device without end.
+    pub cover_passwd: bool,
+    /// An empty `/etc/group` over the rootfs's own (as [`Self::cover_passwd`]).
+    pub cover_group: bool,
 }
 
 impl GeneratedOptions {
     /// The generated files in effect: all of [`GENERATED_FILES`] but `/etc/hosts` with
-    /// `--no-hosts`, `/etc/resolv.conf` with `--dns none`, and `/run/.containerenv` without
-    /// a [`ContainerEnv`].
+    /// `--no-hosts`, `/etc/resolv.conf` with `--dns none`, `/run/.containerenv` without
+    /// a [`ContainerEnv`], and `/etc/passwd` and `/etc/group` unless they are to be covered.
     pub(crate) fn files(&self) -> Vec<GeneratedFile> {
         GENERATED_FILES
             .iter()
@@ -108,6 +123,8 @@ impl GeneratedOptions {
                 "hosts" => !self.no_hosts,
                 "resolv.conf" => !self.dns.none,
                 "containerenv" => self.container_env.is_some(),
+                "passwd" => self.cover_passwd,
+                "group" => self.cover_group,
                 _ => true,
             })
             .collect()
@@ -160,14 +177,22 @@ impl HostNetworkFiles {
     /// # Errors
     /// [`MountsError::Host`] when a file exists but cannot be read.
     pub fn read() -> Result<Self, MountsError> {
-        let read = |path: &str| match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(MountsError::Host {
+        let read = |path: &str| {
+            let fail = |source| MountsError::Host {
                 action: "read",
                 path: path.into(),
                 source,
-            }),
+            };
+            match crate::read_input_file(path) {
+                Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
+                    fail(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "not UTF-8 text",
+                    ))
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(fail(source)),
+            }
         };
         Ok(Self {
             hosts: read("/etc/hosts")?.unwrap_or_default(),
@@ -202,6 +227,7 @@ pub(crate) fn write_generated_files(
                 netns,
                 &options.dns,
             ),
+            "passwd" | "group" => String::new(),
             _ => options
                 .container_env
                 .as_ref()
@@ -263,6 +289,37 @@ mod tests {
         let dsts: Vec<&str> = options.files().iter().map(|f| f.destination).collect();
         assert_eq!(dsts, ["/etc/hostname"]);
         assert_eq!(generated_mounts(&options).len(), 1);
+    }
+
+    #[test]
+    fn unreadable_user_files_are_covered_with_empty_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = GeneratedOptions {
+            cover_passwd: true,
+            cover_group: true,
+            ..GeneratedOptions::default()
+        };
+        let dsts: Vec<&str> = options.files().iter().map(|f| f.destination).collect();
+        assert_eq!(
+            dsts,
+            [
+                "/etc/hosts",
+                "/etc/hostname",
+                "/etc/resolv.conf",
+                "/etc/passwd",
+                "/etc/group"
+            ]
+        );
+        write_generated_files(
+            dir.path(),
+            &HostNetworkFiles::default(),
+            "h",
+            &options,
+            false,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(dir.path().join("passwd")).unwrap(), b"");
+        assert_eq!(std::fs::read(dir.path().join("group")).unwrap(), b"");
     }
 
     #[test]
