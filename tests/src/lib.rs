@@ -1124,6 +1124,19 @@ fn new_tempdir() -> TempDir {
         .expect("cannot create a temporary directory")
 }
 
+/// Writes the shell script `dir/name` (`#!/bin/sh` and `body`), executable, and returns its
+/// path: a stand-in runtime or command for a test.
+///
+/// # Panics
+/// If it cannot be written.
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
 /// Whether the tests run inside `cargo xtask vm`'s guest, which sets `OCIRUN_E2E_VM=1`.
 ///
 /// The guest's CPU is emulated (TCG): starting a process there costs 10 to 50 times what it

@@ -2,24 +2,15 @@
 //! signals, the stop timeout and --init; crash safety with `ocirun gc`; concurrent runs on one
 //! rootfs and container names; runtime discovery, flags and errors.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use ocirun_e2e::{
-    children_named, lighter_in_vm, ocirun_bin, ppid_and_comm, processes_rooted_at, runc,
+    children_named, lighter_in_vm, ocirun_bin, ppid_and_comm, processes_rooted_at, runc, script,
     send_signal, slack, status_mask, wait_for_child, wait_until_caught, Sandbox,
 };
-
-/// Writes an executable shell script `name` in `dir` and returns its path.
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
 
 /// A runtime that appends its arguments to `log`, then runs the real runc.
 fn logging_runtime(sb: &Sandbox) -> (PathBuf, PathBuf) {
@@ -283,6 +274,21 @@ fn init_forwards_sigterm_and_ends_at_once() {
         "took {:?}",
         sent.elapsed()
     );
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn under_init_the_command_has_the_signal_mask_it_has_without() {
+    let sb = Sandbox::busybox();
+    let script = "grep SigBlk /proc/self/status; trap 'echo caught TSTP' TSTP; kill -TSTP $$; \
+                  echo after";
+    for init in [&["--init"][..], &[]] {
+        let mut args = init.to_vec();
+        args.extend(["--", "sh", "-c", script]);
+        sb.run(&args)
+            .run()
+            .assert_success("SigBlk:\t0000000000000000\ncaught TSTP\nafter\n");
+    }
     sb.assert_nothing_left();
 }
 

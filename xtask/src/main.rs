@@ -61,7 +61,7 @@ struct Cli {
 const AFTER_HELP: &str = "\
 demo, e2e, vm, ci and bench first install the Debian packages that the build and the tests need
 when any is missing (libseccomp-dev pkg-config libselinux1-dev libclang-dev runc busybox-static
-debootstrap catatonit uidmap): as root with apt-get; as another user they stop and print the
+debootstrap tini catatonit uidmap): as root with apt-get; as another user they stop and print the
 apt-get command to run as root.
 
 `cargo xtask help TASK` describes a task and its options; xtask/README.md has the details.";

@@ -65,8 +65,12 @@ pub(crate) const PACKAGES: &[Package] = &[
         purpose: "builds the Debian fixture",
     },
     Package {
+        name: "tini",
+        purpose: "tini-static, the init of `ocirun run --init`",
+    },
+    Package {
         name: "catatonit",
-        purpose: "the init of `ocirun run --init`",
+        purpose: "the other init `ocirun run --init` can use",
     },
     Package {
         name: "uidmap",
@@ -262,6 +266,7 @@ mod tests {
             "runc",
             "busybox-static",
             "debootstrap",
+            "tini",
             "catatonit",
             "uidmap",
         ] {

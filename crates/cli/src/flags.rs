@@ -143,13 +143,13 @@ pub(crate) struct LifecycleArgs {
     )]
     pub(crate) sig_proxy: bool,
 
-    /// Run the command under a minimal init (catatonit or tini) as PID 1, which forwards
+    /// Run the command under a minimal init (tini or catatonit) as PID 1, which forwards
     /// signals and reaps zombies.
     #[arg(long)]
     pub(crate) init: bool,
 
-    /// The init binary for --init (default: the first of /usr/libexec/podman/catatonit,
-    /// /usr/bin/catatonit, /usr/bin/tini-static that exists).
+    /// The init binary for --init (default: the first of /usr/bin/tini-static,
+    /// /usr/libexec/podman/catatonit, /usr/bin/catatonit that exists).
     #[arg(long, value_name = "PATH")]
     pub(crate) init_path: Option<PathBuf>,
 

@@ -15,35 +15,83 @@ use crate::flags::{LifecycleArgs, RunArgs};
 /// non-login root shell's `PATH` may lack.
 const RUNTIME_EXTRA_PATH: &str = "/usr/local/sbin:/usr/sbin:/sbin";
 
-/// Deletes what runs whose ocirun died left: their containers (with the runtime they used),
-/// bundles and records, then the mount targets no live run needs. Returns a line per thing
-/// removed, for `ocirun gc` to print.
-pub(crate) fn collect_garbage(state: &StateLayout) -> Result<Vec<String>> {
-    let mut done = Vec::new();
+/// What a clean-up of dead runs did.
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    /// A line per thing removed.
+    pub(crate) removed: Vec<String>,
+    /// A line per thing that could not be removed, with why.
+    pub(crate) failed: Vec<String>,
+}
+
+/// How long the start-up sweep of a run gives the runtime to delete one dead run's container:
+/// a hung runtime must not hold up the run.
+const SWEEP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Deletes what runs whose ocirun died left: their containers (with the runtime they used,
+/// killed after `timeout`), bundles and records, then the mount targets and the ephemeral
+/// container directories no live run needs. A record whose clean-up fails is kept and marked,
+/// and the mount targets are then left too (they may belong to its container); with
+/// `skip_failed`, records marked so are left alone (the start-up sweep).
+pub(crate) fn collect_garbage(
+    state: &StateLayout,
+    timeout: Duration,
+    skip_failed: bool,
+) -> Result<Collected> {
+    let mut done = Collected::default();
     let records = state.records();
     for record in records.stale()? {
-        record
-            .clean_up()
-            .with_context(|| format!("cannot clean up container {}", record.container_id))?;
-        records.remove(&record.container_id)?;
-        done.push(format!("removed container {}", record.container_id));
+        if skip_failed && record.cleanup_failed.is_some() {
+            done.failed.push(format!(
+                "left container {}: an earlier clean-up failed",
+                record.container_id
+            ));
+            continue;
+        }
+        match record.clean_up(timeout) {
+            Ok(()) => {
+                records.remove(&record.container_id)?;
+                done.removed
+                    .push(format!("removed container {}", record.container_id));
+            }
+            Err(e) => {
+                let reason = crate::run::describe(&e.into());
+                records.mark_cleanup_failed(&record, &reason)?;
+                done.failed.push(format!(
+                    "cannot remove container {}: {reason}",
+                    record.container_id
+                ));
+            }
+        }
     }
-    let targets = TargetLedger::new(state.targets()).sweep()?;
-    if targets > 0 {
-        done.push(format!("removed {targets} mount targets"));
+    if done.failed.is_empty() {
+        let targets = TargetLedger::new(state.targets()).sweep()?;
+        if targets > 0 {
+            done.removed
+                .push(format!("removed {targets} mount targets"));
+        }
+    } else {
+        done.failed
+            .push("left the mount targets: a container that may use them is left".to_owned());
     }
     let dirs = ContainerStore::new(state.containers()).sweep()?;
     if dirs > 0 {
-        done.push(format!("removed {dirs} container directories"));
+        done.removed
+            .push(format!("removed {dirs} container directories"));
     }
     Ok(done)
 }
 
-/// The sweep at the start of every run: like `ocirun gc`, but a failure is only a warning.
+/// The sweep at the start of every run: like `ocirun gc`, but it gives a runtime
+/// [`SWEEP_TIMEOUT`], leaves records whose clean-up failed before, and a failure is only
+/// logged. (`ocirun gc` gives a runtime `CLEANUP_TIMEOUT`.)
 pub(crate) fn sweep(state: &StateLayout) {
-    match collect_garbage(state) {
+    match collect_garbage(state, SWEEP_TIMEOUT, true) {
         Ok(done) => {
-            for line in done {
+            for line in done.removed {
+                tracing::info!("gc: {line}");
+            }
+            for line in done.failed {
                 tracing::info!("gc: {line}");
             }
         }
@@ -92,15 +140,6 @@ pub(crate) fn claim_name(
     Ok(name.map(|n| state.records().claim_name(n)).transpose()?)
 }
 
-/// The signals that end a run when they arrive before the container exists.
-pub(crate) fn is_terminating(signal: nix::sys::signal::Signal) -> bool {
-    use nix::sys::signal::Signal;
-    matches!(
-        signal,
-        Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP | Signal::SIGQUIT
-    )
-}
-
 /// The init binary for `--init`, if given: `--init-path`, else the first known one on the
 /// host.
 pub(crate) fn init_binary(args: &LifecycleArgs) -> Result<Option<PathBuf>> {
@@ -111,7 +150,7 @@ pub(crate) fn init_binary(args: &LifecycleArgs) -> Result<Option<PathBuf>> {
         Some(path) if path.is_file() => path.clone(),
         Some(path) => bail!("--init-path {path:?}: no such file"),
         None => find_init().map(Path::to_path_buf).context(
-            "--init: no init binary found (install catatonit or tini, or give --init-path)",
+            "--init: no init binary found (install tini or catatonit, or give --init-path)",
         )?,
     };
     // The spec's bind mount needs an absolute source (relative ones are the bundle's).

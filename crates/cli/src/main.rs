@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         flags::Command::Run(args) => run::run(&cli, args),
         flags::Command::Spec(args) => run::spec(&cli, args).map(|()| 0),
-        flags::Command::Gc => run::gc(&cli).map(|()| 0),
+        flags::Command::Gc => run::gc(&cli),
         flags::Command::Completion { shell } => {
             completion(*shell);
             Ok(0)

@@ -18,7 +18,7 @@ use ocirun_mounts::{
 };
 use ocirun_runtime_driver::{
     reap_strays, set_child_subreaper, Bundle, ContainerId, ContainerName, DriverError, ExitStatus,
-    RunRecord, SignalForwarder, StateLayout, Supervisor,
+    RunRecord, SignalForwarder, StateLayout, Supervisor, CLEANUP_TIMEOUT,
 };
 use ocirun_spec_gen::oci_spec::runtime::Spec;
 use ocirun_spec_gen::{
@@ -184,7 +184,11 @@ pub(crate) fn spec(cli: &Cli, args: &RunArgs) -> Result<()> {
 /// `ocirun run`: runs the command and returns the exit code to leave with.
 ///
 /// Every step registers its undo (guards dropped in reverse order): the name lock, the bundle,
-/// the run record, the mount targets; the supervisor deletes the container on every path.
+/// the run record, the mount targets; the supervisor deletes the container on every path. A
+/// stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) is looked for between the steps and ends the
+/// run with 128 + the signal; while the runtime runs, the driver kills it at once. When the
+/// container cannot be deleted, the record, the bundle and the mount targets are kept for
+/// `ocirun gc`.
 pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     // Process-wide settings first, before any thread exists: the container's init is
     // reparented to us, and forwarded signals reach the signalfd.
@@ -194,6 +198,15 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     let resize = stdio::block_resize_signal(args)?;
     let state = state_layout(cli);
     lifecycle::sweep(&state);
+    let stopped = |signals: &mut SignalForwarder| -> Result<Option<i32>> {
+        Ok(signals.take_stop()?.map(|signal| {
+            tracing::debug!(?signal, "stop signal before the container was created");
+            128 + signal as i32
+        }))
+    };
+    if let Some(code) = stopped(&mut signals)? {
+        return Ok(code);
+    }
 
     let Planned {
         rootfs,
@@ -204,6 +217,9 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
     } = plan(cli, args)?;
     let _name = lifecycle::claim_name(name.as_ref(), &state)?;
     let runtime = lifecycle::discover_runtime(args, &state)?;
+    if let Some(code) = stopped(&mut signals)? {
+        return Ok(code);
+    }
 
     let _span = tracing::info_span!("container", id = %container_id).entered();
     // The record comes first: whatever this process is killed after, gc finds it.
@@ -222,40 +238,76 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         Some(&ledger),
     )?;
     bundle.write_config(to_json(&spec)?.as_bytes())?;
-
-    // A terminating signal that came before there is a container to pass it to ends the run.
-    if let Some(signal) = signals.take_pending()? {
-        if lifecycle::is_terminating(signal) {
-            tracing::debug!(?signal, "signal before the container was created");
-            return Ok(128 + signal as i32);
-        }
+    if let Some(code) = stopped(&mut signals)? {
+        return Ok(code);
     }
 
     let (io, stdio) = stdio::setup(args, &bundle, resize)?;
     let supervisor = Supervisor::new(&runtime).policy(lifecycle::signal_policy(&args.lifecycle));
-    let (status, relayed) =
-        supervisor.run(&container_id, &bundle, io, Some(&mut signals), |exit| {
-            stdio.relay(exit)
-        })?;
-    if let Err(e) = relayed {
+    let finished = supervisor.run(&container_id, &bundle, io, Some(&mut signals), |exit| {
+        stdio.relay(exit)
+    });
+    reap_strays();
+    let finished = match finished {
+        Ok(finished) => finished,
+        Err(e @ DriverError::Left { .. }) => {
+            // The container is still in the runtime's state: what it uses stays for gc.
+            keep_for_gc(prepared, bundle, record);
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Err(e) = finished.alongside {
         tracing::error!(error = %format!("{e:#}"), "stdio relay failed");
     }
-    reap_strays();
-    if let ExitStatus::Signaled(signal) = status {
+    if let ExitStatus::Signaled(signal) = finished.status {
         tracing::debug!("container exited on {}", signal_name(signal));
+    }
+    if let Some(left) = finished.left {
+        eprintln!(
+            "ocirun: container {container_id} could not be deleted ({}): `ocirun gc` removes it",
+            describe(&left.into())
+        );
+        keep_for_gc(prepared, bundle, record);
+        return Ok(finished.status.code());
     }
     drop(prepared);
     bundle.remove()?;
     drop(record);
-    Ok(status.code())
+    Ok(finished.status.code())
 }
 
-/// `ocirun gc`: removes what runs whose ocirun died left behind, saying what it removed.
-pub(crate) fn gc(cli: &Cli) -> Result<()> {
-    for line in lifecycle::collect_garbage(&state_layout(cli))? {
+/// Leaves what a container that is still in the runtime's state uses (its mount targets and
+/// container directory, its bundle, its run record) for `ocirun gc`, which deletes the
+/// container first and then removes them.
+fn keep_for_gc(
+    prepared: ocirun_mounts::Prepared<'_>,
+    bundle: Bundle,
+    record: ocirun_runtime_driver::RecordGuard,
+) {
+    // The locks that the targets and an ephemeral container directory hold go with this
+    // process: gc takes over once the record's container is deleted.
+    std::mem::forget(prepared);
+    bundle.keep();
+    record.keep();
+}
+
+/// `ocirun gc`: removes what runs whose ocirun died left behind, saying what it removed on
+/// stdout and what it could not remove on stderr; the exit code is 125 when something could
+/// not be removed.
+pub(crate) fn gc(cli: &Cli) -> Result<i32> {
+    let done = lifecycle::collect_garbage(&state_layout(cli), CLEANUP_TIMEOUT, false)?;
+    for line in &done.removed {
         println!("{line}");
     }
-    Ok(())
+    for line in &done.failed {
+        eprintln!("ocirun: gc: {line}");
+    }
+    Ok(if done.failed.is_empty() {
+        0
+    } else {
+        i32::from(EXIT_OCIRUN_FAILED)
+    })
 }
 
 /// One `--` right before the command is dropped; later ones belong to the command. clap already drops a `--` that ends the flags; this handles

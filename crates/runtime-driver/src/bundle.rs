@@ -87,6 +87,12 @@ impl Bundle {
         std::fs::rename(&tmp, &path).map_err(fail)
     }
 
+    /// Leaves the bundle directory in place (for the clean-up of a container that could not
+    /// be deleted: `ocirun gc` removes it with the container).
+    pub fn keep(mut self) {
+        self.removed = true;
+    }
+
     /// Removes the bundle directory now, reporting failure (drop does the same, silently).
     ///
     /// # Errors

@@ -48,12 +48,37 @@ pub enum DriverError {
         /// What it holds.
         content: String,
     },
-    /// A terminating signal arrived before the container's command started; the container
-    /// was deleted without starting it.
-    #[error("interrupted by {} before the command started", signal_name(*signal))]
+    /// A stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) ended the run while there was no
+    /// running container to pass it to: before the command started, or while the runtime
+    /// created, started or deleted the container (that call was killed).
+    #[error("interrupted by {} {during}", signal_name(*signal))]
     Interrupted {
         /// The signal number.
         signal: i32,
+        /// When: `before the command started`, `during runc create`, ...
+        during: String,
+    },
+    /// A runtime call did not end within its time and was killed.
+    #[error("{runtime} {subcommand} did not end within {} s: killed", timeout.as_secs_f64())]
+    RuntimeTimeout {
+        /// The runtime's file name.
+        runtime: String,
+        /// The subcommand.
+        subcommand: &'static str,
+        /// How long it was given.
+        timeout: std::time::Duration,
+    },
+    /// After `error` ended the run, the container could not be deleted (`cleanup` says why):
+    /// it is left in the runtime's state, and its run record with it, for `ocirun gc`. The
+    /// exit code is `error`'s.
+    #[error("{}", left_message(id, error, cleanup.as_deref()))]
+    Left {
+        /// The container.
+        id: crate::ContainerId,
+        /// What ended the run.
+        error: Box<DriverError>,
+        /// Why the container could not be deleted, when that was another error.
+        cleanup: Option<Box<DriverError>>,
     },
     /// Another live run holds the container name (`--name`).
     #[error("container name {name:?} is in use by the ocirun process {pid}")]
@@ -95,6 +120,15 @@ pub enum DriverError {
         /// The status, as nix shows it.
         status: String,
     },
+    /// An I/O operation of the supervisor failed.
+    #[error("{call}")]
+    Io {
+        /// What was done, e.g. `dup(stdio)`.
+        call: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A system call of the supervisor failed.
     #[error("{call}")]
     Sys {
@@ -125,10 +159,20 @@ impl DriverError {
                 message,
                 ..
             } => classify_exec_failure(message).unwrap_or(125),
-            Self::Interrupted { signal } => 128 + signal,
+            Self::Interrupted { signal, .. } => 128 + signal,
+            Self::Left { error, .. } => error.exit_code(),
             _ => 125,
         }
     }
+}
+
+fn left_message(
+    id: &crate::ContainerId,
+    error: &DriverError,
+    cleanup: Option<&DriverError>,
+) -> String {
+    let why = cleanup.map(|c| format!(" ({c})")).unwrap_or_default();
+    format!("{error}; container {id} is left in the runtime's state{why}: `ocirun gc` removes it")
 }
 
 /// `SIGINT` for 2, or `signal N` for a number nix does not name.
@@ -182,7 +226,10 @@ mod tests {
         );
         assert_eq!(runtime("delete", not_found).exit_code(), 125);
         assert_eq!(DriverError::RuntimeNotFound("x".into()).exit_code(), 125);
-        let interrupted = DriverError::Interrupted { signal: 2 };
+        let interrupted = DriverError::Interrupted {
+            signal: 2,
+            during: "before the command started".into(),
+        };
         assert_eq!(interrupted.exit_code(), 130);
         assert_eq!(
             interrupted.to_string(),

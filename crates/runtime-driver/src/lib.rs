@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 mod bundle;
+mod call;
 mod error;
 mod id;
 mod process;
@@ -18,5 +19,7 @@ pub use process::{
     reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder, SignalPolicy,
 };
 pub use records::{NameLock, RecordGuard, RecordStore, RunRecord};
-pub use runtime::{Container, ContainerIo, CreateStdio, Runtime};
-pub use supervisor::Supervisor;
+pub use runtime::{
+    Container, ContainerIo, CreateStdio, Runtime, CLEANUP_TIMEOUT, INTERRUPTED_CLEANUP_TIMEOUT,
+};
+pub use supervisor::{Finished, Supervisor};

@@ -8,18 +8,21 @@
 //!   readable, one `waitpid` collects the status. On a kernel without pidfd_open the process is
 //!   waited for through SIGCHLD on the same signalfd and a `waitpid(WNOHANG)` per SIGCHLD, and
 //!   an eventfd stands in for the pidfd in [`ContainerProcess::exit_fd`].
-//! - Signals ([`SignalPolicy`], docs/ocirun-run.md "Signals"): SIGINT, SIGTERM, SIGHUP,
-//!   SIGQUIT, SIGUSR1 and SIGUSR2 received by the supervisor are sent to the container process. The
+//! - Signals ([`SignalPolicy`], docs/ocirun-run.md "Signals"): every signal the supervisor
+//!   receives through its [`SignalForwarder`] is sent to the container process. The
 //!   container's init is PID 1 of its namespace, and the kernel drops a signal that PID 1 has no
-//!   handler for; so a terminating signal (INT, TERM, HUP, QUIT) that init does not catch (its
-//!   `SigCgt` in /proc/PID/status) becomes SIGKILL, and the run ends as if killed by the original
-//!   signal. SIGINT and SIGQUIT, the signals of a terminal's keys, go to init's whole process
-//!   group when init leads one (runc makes the container's init a session and group leader):
-//!   as on a terminal, Ctrl-C reaches the command that `sh -c 'sleep 30; echo late'` waits
-//!   for, not only the shell. After a forwarded INT or TERM, a container still running when the stop timeout
-//!   passes gets SIGKILL (podman's `--stop-timeout`). Without proxying (`--sig-proxy=false`) no
-//!   signal reaches the container, but a terminating one still ends the run: the container is
-//!   killed, so that the supervisor never exits with the container still running.
+//!   handler for; so a stop signal (INT, TERM, HUP, QUIT) that init does not catch (its
+//!   `SigCgt` in /proc/PID/status) becomes SIGKILL, and the run ends as if killed by the
+//!   original signal, while another signal that init does not catch yet is held until it does
+//!   (at most 1 s: the command may still be setting up its traps), and one that came before
+//!   the command ran is delivered once it runs. SIGINT and SIGQUIT, the signals of a
+//!   terminal's keys, go to init's whole process group when init leads one (runc makes the
+//!   container's init a session and group leader): as on a terminal, Ctrl-C reaches the
+//!   command that `sh -c 'sleep 30; echo late'` waits for, not only the shell. After a
+//!   forwarded INT or TERM, a container still running when the stop timeout passes gets
+//!   SIGKILL (podman's `--stop-timeout`). Without proxying (`--sig-proxy=false`) no signal
+//!   reaches the container, but a stop signal still ends the run: the container is killed, so
+//!   that the supervisor never exits with the container still running.
 //! - A container whose init exits while still the runtime's init (`runc:[2:INIT]`, before it
 //!   executed the command: execve failed, e.g. `exec format error` or a missing script
 //!   interpreter) ends as [`ExitStatus::NotExecuted`], exit code 126 (docs/ocirun-run.md, "Exit
@@ -216,8 +219,25 @@ impl ContainerProcess {
             let before_exec = self.exited_before_exec(true);
             return self.collect(self.blocking_waitpid()?, killed_for, before_exec);
         }
+        // Signals that came before the command ran, and those that its init does not catch
+        // yet: each is sent once it does, or when its time to wait is up.
+        let mut held: Vec<(i32, Instant)> = Vec::new();
+        if let Some(s) = signals.as_deref_mut() {
+            let deferred = std::mem::take(&mut s.deferred);
+            let outcome = s.forward(self.pid, policy, deferred)?;
+            killed_for = outcome.killed_for;
+            held = outcome.held;
+            if outcome.stop_requested && killed_for.is_none() {
+                kill_at = Some(deadline_after(policy.stop_timeout));
+            }
+        }
         loop {
-            let timeout = match kill_at {
+            let mut wake = kill_at;
+            if !held.is_empty() {
+                let soon = Instant::now() + HELD_POLL;
+                wake = Some(wake.map_or(soon, |w| w.min(soon)));
+            }
+            let timeout = match wake {
                 None => PollTimeout::NONE,
                 Some(at) => {
                     let left = at.saturating_duration_since(Instant::now()).as_millis();
@@ -249,14 +269,25 @@ impl ContainerProcess {
                 self.kill_now();
                 kill_at = None;
             }
+            held.retain(|&(signal, until)| {
+                if catches_raw(self.pid, signal) || Instant::now() >= until {
+                    send(self.pid, signal);
+                    false
+                } else {
+                    true
+                }
+            });
             if signal_ready {
                 if let Some(s) = signals.as_deref_mut() {
-                    let outcome = s.handle_pending(self.pid, policy)?;
+                    let received = s.read_all()?;
+                    let child_exited = received.contains(&libc::SIGCHLD);
+                    let outcome = s.forward(self.pid, policy, received)?;
                     killed_for = outcome.killed_for.or(killed_for);
+                    held.extend(outcome.held);
                     if outcome.stop_requested && kill_at.is_none() && killed_for.is_none() {
-                        kill_at = Some(Instant::now() + policy.stop_timeout);
+                        kill_at = Some(deadline_after(policy.stop_timeout));
                     }
-                    if pidfd.is_none() && outcome.child_exited {
+                    if pidfd.is_none() && child_exited {
                         let before_exec = self.exited_before_exec(false);
                         if let Some(status) = self.try_waitpid()? {
                             return self.collect(status, killed_for, before_exec);
@@ -325,116 +356,230 @@ impl ContainerProcess {
     }
 }
 
-/// What one batch of pending signals did.
+/// How long a forwarded signal that the container's init does not catch yet is held for it
+/// (the kernel drops a signal that PID 1 has no handler for, so a signal that arrives while the
+/// command is still setting up its traps would otherwise be lost): 1 s.
+const HOLD: Duration = Duration::from_secs(1);
+
+/// How often held signals are looked at.
+const HELD_POLL: Duration = Duration::from_millis(5);
+
+/// `now + after`, or far in the future when that does not fit in an `Instant`.
+fn deadline_after(after: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// What forwarding one batch of signals did.
 #[derive(Debug, Default)]
-struct Handled {
+struct Forwarded {
     /// A terminating signal that was turned into SIGKILL (the run then reports this signal).
     killed_for: Option<i32>,
     /// A SIGINT or SIGTERM was forwarded: the stop timeout starts.
     stop_requested: bool,
-    /// A SIGCHLD arrived.
-    child_exited: bool,
+    /// Signals to send once the container's init catches them, or at the given time.
+    held: Vec<(i32, Instant)>,
 }
 
-/// Receives the forwarded signals (and SIGCHLD) through a signalfd instead of handlers.
+/// Receives the signals a supervisor handles through a signalfd instead of handlers: every
+/// signal whose default action ends a process and that can be blocked (so that no signal can
+/// end the supervisor while its container runs), and SIGCHLD.
+///
+/// - The stop signals ([`Self::STOP_SIGNALS`]: SIGINT, SIGTERM, SIGHUP, SIGQUIT) end a run that
+///   has no running container yet, and are forwarded to a running one under the PID-1 rule
+///   (see the module documentation).
+/// - The others (SIGUSR1, SIGUSR2, SIGALRM, SIGABRT, SIGSTKFLT, SIGXCPU, SIGXFSZ, SIGVTALRM,
+///   SIGPROF, SIGIO, SIGPWR and the real-time signals) are forwarded; one that arrives before the
+///   command runs is kept and delivered once it does. SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV
+///   and SIGSYS, which report faults of the supervisor itself, keep their default action;
+///   SIGPIPE is ignored (Rust's runtime sets that).
 ///
 /// [`SignalForwarder::install`] blocks these signals in the calling thread: call it before
 /// starting any other thread, so that every thread inherits the mask and the signals reach the
 /// signalfd. Dropping it restores the previous mask. Child processes spawned with
-/// `std::process::Command` inherit the mask (Rust keeps it across exec): [`crate::Runtime::create`]
-/// clears it for the runtime, so that the container's processes can receive these signals.
+/// `std::process::Command` inherit the mask (Rust keeps it across exec): the runtime calls clear
+/// it for the runtime, so that the container's processes can receive these signals.
 #[derive(Debug)]
 pub struct SignalForwarder {
     fd: SignalFd,
     old_mask: SigSet,
+    /// Forwarded signals received before the container's command ran.
+    pub(crate) deferred: Vec<i32>,
 }
 
 impl SignalForwarder {
-    /// The signals that are forwarded (podman's `--sig-proxy` set).
-    pub const SIGNALS: [Signal; 6] = [
+    /// The signals a user sends to stop a run.
+    pub const STOP_SIGNALS: [Signal; 4] = [
         Signal::SIGINT,
         Signal::SIGTERM,
         Signal::SIGHUP,
         Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
     ];
 
-    /// Blocks [`Self::SIGNALS`] and SIGCHLD in the calling thread and opens a signalfd for them.
+    /// The named signals forwarded besides the stop signals.
+    pub const OTHER_SIGNALS: [Signal; 11] = [
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGALRM,
+        Signal::SIGABRT,
+        Signal::SIGSTKFLT,
+        Signal::SIGXCPU,
+        Signal::SIGXFSZ,
+        Signal::SIGVTALRM,
+        Signal::SIGPROF,
+        Signal::SIGIO,
+        Signal::SIGPWR,
+    ];
+
+    /// The set this forwarder blocks and reads: the stop signals, the other forwarded ones,
+    /// the real-time signals (`SIGRTMIN` to `SIGRTMAX`) and SIGCHLD.
+    #[allow(unsafe_code)]
+    fn set() -> SigSet {
+        let mut set = SigSet::empty();
+        for s in Self::STOP_SIGNALS.iter().chain(&Self::OTHER_SIGNALS) {
+            set.add(*s);
+        }
+        set.add(Signal::SIGCHLD);
+        let mut raw: libc::sigset_t = *set.as_ref();
+        for signo in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+            // SAFETY: sigaddset writes into the sigset_t we own; the number is a valid signal.
+            unsafe { libc::sigaddset(&mut raw, signo) };
+        }
+        // SAFETY: `raw` was initialized by nix's SigSet and only extended by sigaddset.
+        unsafe { SigSet::from_sigset_t_unchecked(raw) }
+    }
+
+    /// Blocks the forwarded signals and SIGCHLD in the calling thread and opens a signalfd for
+    /// them.
     ///
     /// # Errors
     /// [`DriverError::Sys`] if the mask cannot be changed or signalfd fails.
     pub fn install() -> Result<Self, DriverError> {
-        let mut set = SigSet::empty();
-        for s in Self::SIGNALS {
-            set.add(s);
-        }
-        set.add(Signal::SIGCHLD);
+        let set = Self::set();
         let mut old_mask = SigSet::empty();
         nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old_mask))
             .map_err(sys("pthread_sigmask"))?;
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(sys("signalfd"))?;
-        Ok(Self { fd, old_mask })
+        Ok(Self {
+            fd,
+            old_mask,
+            deferred: Vec::new(),
+        })
     }
 
-    /// The first pending forwarded signal, if any, without acting on it (SIGCHLD is skipped).
-    /// For callers that need to notice a signal before the container exists.
+    /// The signalfd, readable while a signal is pending.
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Every pending signal number, in the order received.
+    pub(crate) fn read_all(&mut self) -> Result<Vec<i32>, DriverError> {
+        let mut out = Vec::new();
+        while let Some(info) = self.fd.read_signal().map_err(sys("read(signalfd)"))? {
+            out.push(info.ssi_signo as i32);
+        }
+        Ok(out)
+    }
+
+    /// The first stop signal pending, if any, for a caller that has no running container to
+    /// pass it to (the run ends then). The other pending signals are kept and delivered once
+    /// the container's command runs ([`crate::ContainerProcess::wait`]); SIGCHLD is dropped.
     ///
     /// # Errors
     /// [`DriverError::Sys`] if the signalfd cannot be read.
-    pub fn take_pending(&mut self) -> Result<Option<Signal>, DriverError> {
-        while let Some(info) = self.fd.read_signal().map_err(sys("read(signalfd)"))? {
-            match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGCHLD) | Err(_) => continue,
-                Ok(signal) => return Ok(Some(signal)),
-            }
+    pub fn take_stop(&mut self) -> Result<Option<Signal>, DriverError> {
+        let mut stop = None;
+        for signo in self.read_all()? {
+            self.keep(signo, &mut stop);
         }
-        Ok(None)
+        Ok(stop)
     }
 
-    /// Handles every pending signal for the container process `pid` as `policy` says.
-    fn handle_pending(&mut self, pid: Pid, policy: &SignalPolicy) -> Result<Handled, DriverError> {
-        let mut handled = Handled::default();
-        while let Some(info) = self.fd.read_signal().map_err(sys("read(signalfd)"))? {
-            let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+    /// Sorts one received signal: a stop signal into `stop` (the first one counts), another
+    /// forwarded one into the deferred list.
+    pub(crate) fn keep(&mut self, signo: i32, stop: &mut Option<Signal>) {
+        match Signal::try_from(signo) {
+            Ok(Signal::SIGCHLD) => {}
+            Ok(signal) if is_terminating(signal) => {
+                stop.get_or_insert(signal);
+            }
+            _ => self.deferred.push(signo),
+        }
+    }
+
+    /// Forwards `received` to the container process `pid` as `policy` says.
+    fn forward(
+        &mut self,
+        pid: Pid,
+        policy: &SignalPolicy,
+        received: Vec<i32>,
+    ) -> Result<Forwarded, DriverError> {
+        let mut done = Forwarded::default();
+        for signo in received {
+            if signo == libc::SIGCHLD {
                 continue;
-            };
-            if signal == Signal::SIGCHLD {
-                handled.child_exited = true;
+            }
+            let stop = Signal::try_from(signo).ok().filter(|s| is_terminating(*s));
+            if !policy.proxy {
+                // Nothing reaches the container, but a stop signal still ends the run.
+                if let Some(signal) = stop {
+                    tracing::debug!(pid = pid.as_raw(), ?signal, "no proxy: SIGKILL");
+                    done.killed_for = Some(signal as i32);
+                    send(pid, libc::SIGKILL);
+                }
                 continue;
             }
-            let terminating = is_terminating(signal);
-            if policy.proxy {
-                wait_for_exec(pid);
-            }
-            let sent = match (policy.proxy, terminating) {
-                (true, true) if !catches(pid, signal) => Some(Signal::SIGKILL),
-                (true, _) => Some(signal),
-                (false, true) => Some(Signal::SIGKILL),
-                (false, false) => None,
-            };
-            if sent == Some(Signal::SIGKILL) {
-                handled.killed_for = Some(signal as i32);
-            } else if matches!(sent, Some(Signal::SIGINT | Signal::SIGTERM)) {
-                handled.stop_requested = true;
-            }
-            tracing::debug!(pid = pid.as_raw(), ?signal, ?sent, "signal received");
-            if let Some(sent) = sent {
-                let keyboard = matches!(sent, Signal::SIGINT | Signal::SIGQUIT);
-                let target = if keyboard && leads_own_group(pid) {
-                    Pid::from_raw(-pid.as_raw())
-                } else {
-                    pid
-                };
-                match kill(target, sent) {
-                    Ok(()) | Err(Errno::ESRCH) => {}
-                    Err(e) => return Err(sys(format!("kill({pid}, {sent})"))(e)),
+            wait_for_exec(pid);
+            match stop {
+                Some(signal) if !catches_raw(pid, signo) => {
+                    tracing::debug!(pid = pid.as_raw(), ?signal, "not caught by init: SIGKILL");
+                    done.killed_for = Some(signo);
+                    send(pid, libc::SIGKILL);
+                }
+                Some(signal) => {
+                    tracing::debug!(pid = pid.as_raw(), ?signal, "forwarded");
+                    if matches!(signal, Signal::SIGINT | Signal::SIGTERM) {
+                        done.stop_requested = true;
+                    }
+                    // The signals of a terminal's keys reach init's whole process group, as
+                    // Ctrl-C reaches the foreground job.
+                    let keyboard = matches!(signal, Signal::SIGINT | Signal::SIGQUIT);
+                    if keyboard && leads_own_group(pid) {
+                        send(Pid::from_raw(-pid.as_raw()), signo);
+                    } else {
+                        send(pid, signo);
+                    }
+                }
+                None if catches_raw(pid, signo) || !is_namespace_init(pid) => {
+                    tracing::debug!(pid = pid.as_raw(), signo, "forwarded");
+                    send(pid, signo);
+                }
+                None => {
+                    tracing::debug!(pid = pid.as_raw(), signo, "held until init catches it");
+                    done.held.push((signo, Instant::now() + HOLD));
                 }
             }
         }
-        Ok(handled)
+        Ok(done)
     }
+}
+
+/// Sends signal number `signo` to `pid` (a negative pid: its process group); a process that is
+/// gone is no error.
+fn send(pid: Pid, signo: i32) {
+    // nix's Signal cannot name the real-time signals: the number goes to kill(2) as it is.
+    match Errno::result(unsafe_kill(pid.as_raw(), signo)) {
+        Ok(_) | Err(Errno::ESRCH) => {}
+        Err(e) => tracing::warn!(pid = pid.as_raw(), signo, error = %e, "cannot send the signal"),
+    }
+}
+
+#[allow(unsafe_code)]
+fn unsafe_kill(pid: i32, signo: i32) -> i32 {
+    // SAFETY: kill(2) takes two integers and shares no memory.
+    unsafe { libc::kill(pid, signo) }
 }
 
 impl Drop for SignalForwarder {
@@ -446,10 +591,7 @@ impl Drop for SignalForwarder {
 
 /// The signals whose default action ends a process and that a user sends to stop a run.
 pub(crate) fn is_terminating(signal: Signal) -> bool {
-    matches!(
-        signal,
-        Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP | Signal::SIGQUIT
-    )
+    SignalForwarder::STOP_SIGNALS.contains(&signal)
 }
 
 /// Waits, at most 2 s, until `pid` is no longer the runtime's init (runc names it
@@ -476,10 +618,22 @@ fn leads_own_group(pid: Pid) -> bool {
     nix::unistd::getpgid(Some(pid)) == Ok(pid)
 }
 
-/// Whether `pid` has a handler for `signal`: bit `signal - 1` of the `SigCgt` mask in
-/// /proc/PID/status (proc(5)). A process that cannot be read counts as catching it, so that the
-/// signal is forwarded as it is.
-fn catches(pid: Pid, signal: Signal) -> bool {
+/// Whether `pid` is PID 1 of its own pid namespace (the last `NSpid` of /proc/PID/status):
+/// the kernel then drops the signals it has no handler for.
+fn is_namespace_init(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|ids| ids.split_whitespace().last())
+            == Some("1")
+    })
+}
+
+/// Whether `pid` has a handler for signal number `signo`: bit `signo - 1` of the `SigCgt` mask
+/// in /proc/PID/status (proc(5)). A process that cannot be read counts as catching it, so that
+/// the signal is forwarded as it is.
+fn catches_raw(pid: Pid, signo: i32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return true;
     };
@@ -487,11 +641,11 @@ fn catches(pid: Pid, signal: Signal) -> bool {
         .lines()
         .find_map(|l| l.strip_prefix("SigCgt:"))
         .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .is_none_or(|mask| mask & (1 << (signal as i32 - 1)) != 0)
+        .is_none_or(|mask| mask & (1 << (signo - 1)) != 0)
 }
 
 #[allow(unsafe_code)]
-fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+pub(crate) fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is shared.
     let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if ret < 0 {
@@ -604,13 +758,13 @@ mod tests {
         let pid = Pid::from_raw(child.id() as i32);
         // Wait until the trap is installed.
         for _ in 0..200 {
-            if catches(pid, Signal::SIGTERM) {
+            if catches_raw(pid, libc::SIGTERM) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(catches(pid, Signal::SIGTERM));
-        assert!(!catches(pid, Signal::SIGUSR2));
+        assert!(catches_raw(pid, libc::SIGTERM));
+        assert!(!catches_raw(pid, libc::SIGUSR2));
         kill(pid, Signal::SIGKILL).unwrap();
         let process = ContainerProcess::open(pid.as_raw()).unwrap();
         assert_eq!(

@@ -47,6 +47,10 @@ pub struct RunRecord {
     pub runtime_flags: Vec<String>,
     /// The rootfs of the run, for cleaning up what was created in it.
     pub rootfs: Option<PathBuf>,
+    /// Why the last attempt to clean the run up failed, if one did: the start-up sweep of a
+    /// run leaves such a record to `ocirun gc`, so that a hung runtime never holds up a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup_failed: Option<String>,
 }
 
 impl RunRecord {
@@ -75,27 +79,30 @@ impl RunRecord {
                 .map(|f| f.to_string_lossy().into_owned())
                 .collect(),
             rootfs: rootfs.map(Path::to_path_buf),
+            cleanup_failed: None,
         })
     }
 
-    /// Whether the supervisor that wrote the record still runs.
+    /// Whether the supervisor that wrote the record still runs: a process with its pid and
+    /// start time exists and is not a zombie (a supervisor killed but not yet reaped is dead).
     pub fn supervisor_alive(&self) -> bool {
-        start_time(self.supervisor_pid) == Some(self.supervisor_start_time)
+        live_start_time(self.supervisor_pid) == Some(self.supervisor_start_time)
     }
 
     /// Deletes the record's container (`delete --force` with the recorded runtime, root and
-    /// flags) and removes its bundle directory. The record file itself is removed by
-    /// [`RecordStore::remove`].
+    /// flags; the runtime is killed after `timeout`) and removes its bundle directory. The
+    /// record file itself is removed by [`RecordStore::remove`].
     ///
     /// # Errors
-    /// [`DriverError::Runtime`] if the runtime cannot delete the container;
-    /// [`DriverError::Bundle`] if the bundle cannot be removed.
-    pub fn clean_up(&self) -> Result<(), DriverError> {
+    /// [`DriverError::Runtime`] if the runtime cannot delete the container,
+    /// [`DriverError::RuntimeTimeout`] if it takes too long; [`DriverError::Bundle`] if the
+    /// bundle cannot be removed.
+    pub fn clean_up(&self, timeout: std::time::Duration) -> Result<(), DriverError> {
         let mut runtime = Runtime::from_parts(&self.runtime, &self.runtime_root);
         for flag in &self.runtime_flags {
             runtime = runtime.global_flag(flag);
         }
-        runtime.force_delete(&self.container_id)?;
+        runtime.force_delete(&self.container_id, timeout)?;
         match std::fs::remove_dir_all(&self.bundle) {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(DriverError::Bundle {
                 action: "remove bundle directory",
@@ -120,6 +127,13 @@ pub struct RecordGuard {
     path: PathBuf,
 }
 
+impl RecordGuard {
+    /// Leaves the record in place: its run left something that `ocirun gc` must clean up.
+    pub fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for RecordGuard {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_file(&self.path) {
@@ -130,10 +144,32 @@ impl Drop for RecordGuard {
     }
 }
 
-/// The exclusive claim on a container name, held for the life of a run.
+/// The exclusive claim on a container name, held for the life of a run. Dropping it removes
+/// the lock file, so that names used once do not pile up.
 #[derive(Debug)]
 pub struct NameLock {
-    _lock: Flock<File>,
+    path: PathBuf,
+    lock: Option<Flock<File>>,
+}
+
+impl Drop for NameLock {
+    fn drop(&mut self) {
+        // Unlinked while still locked: a run that opened the old file before the unlink finds
+        // it unlinked after locking it, and opens the path again.
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!(lock = %self.path.display(), error = %e, "cannot remove name lock");
+        }
+        drop(self.lock.take());
+    }
+}
+
+/// Whether `file` is still the file at `path` (not unlinked or replaced since it was opened).
+fn still_linked(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 impl RecordStore {
@@ -211,6 +247,18 @@ impl RecordStore {
         Ok(stale)
     }
 
+    /// Writes `reason` into `record`'s file as [`RunRecord::cleanup_failed`], so that the
+    /// start-up sweep of later runs leaves it to `ocirun gc`.
+    ///
+    /// # Errors
+    /// [`DriverError::Bundle`] naming the file.
+    pub fn mark_cleanup_failed(&self, record: &RunRecord, reason: &str) -> Result<(), DriverError> {
+        let mut failed = record.clone();
+        failed.cleanup_failed = Some(reason.to_owned());
+        self.write(&failed)?.keep();
+        Ok(())
+    }
+
     /// Removes the record of `container_id`; a missing one is not an error.
     ///
     /// # Errors
@@ -236,30 +284,39 @@ impl RecordStore {
         let dir = self.dir.join("names");
         self.ensure_dir(&dir)?;
         let path = dir.join(format!("{name}.lock"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| self.io_error("open", &path, e))?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(mut lock) => {
-                let pid = std::process::id().to_string();
-                lock.set_len(0)
-                    .and_then(|()| lock.rewind())
-                    .and_then(|()| lock.write_all(pid.as_bytes()))
-                    .map_err(|e| self.io_error("write", &path, e))?;
-                Ok(NameLock { _lock: lock })
-            }
-            Err((mut file, _)) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                Err(DriverError::NameInUse {
-                    name: name.to_string(),
-                    pid: holder.trim().to_owned(),
-                })
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| self.io_error("open", &path, e))?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(mut lock) => {
+                    if !still_linked(&path, &lock) {
+                        // The run that had the name ended and removed this file meanwhile.
+                        continue;
+                    }
+                    let pid = std::process::id().to_string();
+                    lock.set_len(0)
+                        .and_then(|()| lock.rewind())
+                        .and_then(|()| lock.write_all(pid.as_bytes()))
+                        .map_err(|e| self.io_error("write", &path, e))?;
+                    return Ok(NameLock {
+                        path,
+                        lock: Some(lock),
+                    });
+                }
+                Err((mut file, _)) => {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    return Err(DriverError::NameInUse {
+                        name: name.to_string(),
+                        pid: holder.trim().to_owned(),
+                    });
+                }
             }
         }
     }
@@ -267,10 +324,31 @@ impl RecordStore {
 
 /// Field 22 (starttime) of /proc/PID/stat; `None` when there is no such process.
 fn start_time(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.nth(19)?.parse().ok()
+}
+
+/// [`start_time`] of a process that is not a zombie (field 3, the state, is not `Z` or `X`).
+fn live_start_time(pid: i32) -> Option<u64> {
+    let mut fields = stat_fields(pid)?;
+    let state = fields.next()?;
+    if matches!(state.as_str(), "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// The fields of /proc/PID/stat after the command name (the state first).
+fn stat_fields(pid: i32) -> Option<std::vec::IntoIter<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     let after_comm = &stat[stat.rfind(')')? + 1..];
-    after_comm.split_whitespace().nth(19)?.parse().ok()
+    Some(
+        after_comm
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+            .into_iter(),
+    )
 }
 
 #[cfg(test)]
@@ -324,7 +402,13 @@ mod tests {
             )
         );
         drop(first);
-        let _again = store.claim_name(&n1).unwrap();
+        let again = store.claim_name(&n1).unwrap();
+        drop(again);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("names"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "no lock file is left: {left:?}");
     }
 
     #[test]

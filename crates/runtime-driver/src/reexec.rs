@@ -75,9 +75,9 @@ fn run_job(job: &Job) -> Result<i32, DriverError> {
     }
     let bundle = Bundle::existing(&job.bundle);
     let dup = |fd: std::os::fd::BorrowedFd<'_>| {
-        fd.try_clone_to_owned().map_err(|e| DriverError::Sys {
-            call: "dup".into(),
-            source: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
+        fd.try_clone_to_owned().map_err(|source| DriverError::Io {
+            call: "dup(stdio)".into(),
+            source,
         })
     };
     let io = ContainerIo::Fds(CreateStdio {
@@ -90,7 +90,7 @@ fn run_job(job: &Job) -> Result<i32, DriverError> {
         proxy: job.sig_proxy,
         stop_timeout: Duration::from_secs(job.stop_timeout_secs),
     };
-    let (status, ()) = Supervisor::new(&runtime).policy(policy).run(
+    let finished = Supervisor::new(&runtime).policy(policy).run(
         &job.container_id,
         &bundle,
         io,
@@ -98,7 +98,10 @@ fn run_job(job: &Job) -> Result<i32, DriverError> {
         |_| (),
     )?;
     crate::reap_strays();
-    Ok(status.code())
+    if let Some(left) = finished.left {
+        eprintln!("supervisor: {left}");
+    }
+    Ok(finished.status.code())
 }
 
 /// Supervises `job` in a child process (this program re-executed; see the module docs) and
@@ -106,8 +109,8 @@ fn run_job(job: &Job) -> Result<i32, DriverError> {
 /// failed. The calling process needs no subreaper bit and keeps its signal dispositions.
 ///
 /// # Errors
-/// [`DriverError::Spawn`] if the child cannot be started; [`DriverError::Sys`] if it was
-/// killed by a signal itself.
+/// [`DriverError::Spawn`] if the child cannot be started. A child killed by a signal itself
+/// gives 128 + that signal, as a shell reports it.
 pub fn supervise_in_child(job: &Job) -> Result<i32, DriverError> {
     let json = serde_json::to_string(job).map_err(|e| DriverError::Spawn {
         program: PathBuf::from("/proc/self/exe"),
@@ -120,8 +123,9 @@ pub fn supervise_in_child(job: &Job) -> Result<i32, DriverError> {
             program: PathBuf::from("/proc/self/exe"),
             source,
         })?;
-    status.code().ok_or_else(|| DriverError::Sys {
-        call: format!("supervisor child {status}"),
-        source: nix::Error::EINTR,
-    })
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(125))
 }

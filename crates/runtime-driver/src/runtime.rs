@@ -6,18 +6,35 @@
 //!    `--force` all the same);
 //! 2. read the pid; `start ID`: on failure, `delete --force ID`;
 //! 3. wait for the pid (see [`crate::ContainerProcess`]);
-//! 4. `delete ID`; dropping a [`Container`] that was not deleted runs `delete --force ID`.
+//! 4. `delete ID`; [`Container::remove`] (and, as a last resort, dropping a [`Container`] that
+//!    was not deleted) runs `delete --force ID`.
 //!
 //! Every subcommand gets the global flags `--root <state dir>` (ocirun's own, so that its
 //! containers never mix with other tools') and `--log <bundle>/runtime.log --log-format json`
 //! for create, whose last error line becomes the message the user sees.
+//!
+//! No call can hang the caller (see the `call` module): each runs in a process group of its
+//! own while its output is read as it comes; `create`, `start` and `delete` given a
+//! [`SignalForwarder`] end at once on a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT), the
+//! runtime's processes killed; `delete --force`, `state` and `kill` are killed when their time
+//! is up ([`CLEANUP_TIMEOUT`], or what the caller gives).
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::{Bundle, ContainerId, DriverError};
+use crate::call::{call, Cut, Finished, Limits};
+use crate::{Bundle, ContainerId, DriverError, SignalForwarder};
+
+/// How long `delete --force`, `state` and `kill` may take before the runtime is killed: 10 s.
+pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the clean-up after a stop signal may take (the `delete --force` of a container
+/// that was being created or started): 1 s, so that the run ends within about a second of the
+/// signal; a container left then is for `ocirun gc`.
+pub const INTERRUPTED_CLEANUP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The runtime program and its global flags.
 #[derive(Debug, Clone)]
@@ -151,15 +168,20 @@ impl Runtime {
     /// `io` says, and returns the container, whose pid the runtime wrote to
     /// [`Bundle::pid_file`]. The runtime runs in the bundle directory (so relative paths in the
     /// spec's mounts and a relative `--console-socket` resolve there) with an empty signal mask.
+    /// With `signals`, a stop signal ends the call at once (the runtime's processes are
+    /// killed, what it created is deleted); other signals are kept there for the container.
     ///
     /// # Errors
     /// [`DriverError::Spawn`], [`DriverError::Runtime`] with the runtime's own message,
-    /// [`DriverError::Bundle`] / [`DriverError::BadPidFile`] for the pid file.
+    /// [`DriverError::Bundle`] / [`DriverError::BadPidFile`] for the pid file,
+    /// [`DriverError::Interrupted`]; [`DriverError::Left`] when, after one of these, what the
+    /// runtime created could not be deleted.
     pub fn create<'r>(
         &'r self,
         id: &ContainerId,
         bundle: &Bundle,
         io: ContainerIo,
+        signals: Option<&mut SignalForwarder>,
     ) -> Result<Container<'r>, DriverError> {
         let mut cmd = Command::new(&self.program);
         cmd.arg("--root")
@@ -187,106 +209,142 @@ impl Runtime {
                     .arg(socket)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
-                    .stderr(Stdio::null());
+                    .stderr(Stdio::piped());
             }
         }
         cmd.arg(id.as_str()).current_dir(bundle.path());
-        clear_signal_mask(&mut cmd);
         tracing::debug!(container_id = %id, bundle = %bundle.path().display(), "runtime create");
-        let status = cmd.status().map_err(|source| DriverError::Spawn {
-            program: self.program.clone(),
-            source,
-        })?;
-        // From here on the runtime may hold state for `id`: the guard deletes it on any error.
+        let ended = call(
+            &self.program,
+            cmd,
+            error_reader,
+            Limits {
+                signals,
+                timeout: None,
+            },
+        );
+        // From here on the runtime may hold state for `id`: every error path deletes it.
         let mut container = Container {
             runtime: self,
             id: id.clone(),
             pid: 0,
             deleted: false,
         };
-        if !status.success() {
-            let written = error_reader.map(read_available).unwrap_or_default();
+        let done = match ended {
+            Err(e) => return Err(container.remove_after(e)),
+            Ok(Err(cut)) => return Err(container.remove_after(self.cut_error("create", cut))),
+            Ok(Ok(done)) => done,
+        };
+        if !done.status.success() {
             let message = last_log_error(&bundle.log_file())
-                .unwrap_or_else(|| last_line(&String::from_utf8_lossy(&written), status));
-            return Err(self.error("create", message));
+                .unwrap_or_else(|| last_line(&String::from_utf8_lossy(&done.stderr), done.status));
+            return Err(container.remove_after(self.error("create", message)));
+        }
+        if !done.stderr.is_empty() {
+            tracing::debug!(
+                output = %String::from_utf8_lossy(&done.stderr),
+                "the runtime wrote while creating the container"
+            );
         }
         let pid_file = bundle.pid_file();
-        let content = std::fs::read_to_string(&pid_file).map_err(|source| DriverError::Bundle {
-            action: "read pid file",
-            path: pid_file.clone(),
-            source,
-        })?;
-        container.pid = content
-            .trim()
-            .parse()
-            .ok()
-            .filter(|pid: &i32| *pid > 0)
-            .ok_or(DriverError::BadPidFile {
-                path: pid_file,
-                content,
-            })?;
+        let content = match std::fs::read_to_string(&pid_file) {
+            Ok(content) => content,
+            Err(source) => {
+                return Err(container.remove_after(DriverError::Bundle {
+                    action: "read pid file",
+                    path: pid_file,
+                    source,
+                }))
+            }
+        };
+        match content.trim().parse().ok().filter(|pid: &i32| *pid > 0) {
+            Some(pid) => container.pid = pid,
+            None => {
+                return Err(container.remove_after(DriverError::BadPidFile {
+                    path: pid_file,
+                    content,
+                }))
+            }
+        }
         Ok(container)
     }
 
-    /// Runs a subcommand with no stdin or stdout, capturing stderr for the error message.
-    fn run(&self, subcommand: &'static str, args: &[&str]) -> Result<(), DriverError> {
-        let output = self
-            .command(subcommand)
-            .args(args)
+    /// Runs a subcommand with no stdin, reading its stdout and stderr: `Ok` with its stdout
+    /// when it succeeds, the runtime's last stderr line in the error otherwise.
+    fn run(
+        &self,
+        subcommand: &'static str,
+        args: &[&str],
+        limits: Limits<'_>,
+    ) -> Result<Vec<u8>, DriverError> {
+        let mut cmd = self.command(subcommand);
+        cmd.args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|source| DriverError::Spawn {
-                program: self.program.clone(),
-                source,
-            })?;
-        if output.status.success() {
-            return Ok(());
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let done: Finished = match call(&self.program, cmd, None, limits)? {
+            Ok(done) => done,
+            Err(cut) => return Err(self.cut_error(subcommand, cut)),
+        };
+        if done.status.success() {
+            return Ok(done.stdout);
         }
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(self.error(subcommand, last_line(&stderr, output.status)))
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        Err(self.error(subcommand, last_line(&stderr, done.status)))
+    }
+
+    /// The error of a call that was cut short.
+    fn cut_error(&self, subcommand: &'static str, cut: Cut) -> DriverError {
+        match cut {
+            Cut::Interrupted(signal) => DriverError::Interrupted {
+                signal: signal as i32,
+                during: format!("during {} {subcommand}", self.name()),
+            },
+            Cut::TimedOut(timeout) => DriverError::RuntimeTimeout {
+                runtime: self.name(),
+                subcommand,
+                timeout,
+            },
+        }
     }
 
     /// `runtime state ID`: the container's state as the runtime reports it (runtime-spec
     /// "State": `status` is creating, created, running or stopped). Not used to wait: the
-    /// supervisor waits on a pidfd.
+    /// supervisor waits on a pidfd. The runtime is killed after [`CLEANUP_TIMEOUT`].
     ///
     /// # Errors
     /// [`DriverError::Runtime`] with the runtime's message (e.g. the container does not exist),
-    /// or when its output is not a state object.
+    /// or when its output is not a state object; [`DriverError::RuntimeTimeout`].
     pub fn state(&self, id: &ContainerId) -> Result<oci_spec::runtime::State, DriverError> {
-        let output = self
-            .command("state")
-            .arg(id.as_str())
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|source| DriverError::Spawn {
-                program: self.program.clone(),
-                source,
-            })?;
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            return Err(self.error("state", last_line(&stderr, output.status)));
-        }
-        serde_json::from_slice(&output.stdout)
+        let stdout = self.run(
+            "state",
+            &[id.as_str()],
+            Limits {
+                signals: None,
+                timeout: Some(CLEANUP_TIMEOUT),
+            },
+        )?;
+        serde_json::from_slice(&stdout)
             .map_err(|e| self.error("state", format!("unreadable state: {e}")))
     }
 
-    /// `runtime delete --force ID` for a container this process did not create (a record left
-    /// by a run whose supervisor died). A container the runtime does not know is not an error.
+    /// `runtime delete --force ID`, killed after `timeout`. A container the runtime does not
+    /// know is not an error.
     ///
     /// # Errors
-    /// [`DriverError::Runtime`] with the runtime's message.
-    pub fn force_delete(&self, id: &ContainerId) -> Result<(), DriverError> {
-        match self.run("delete", &["--force", id.as_str()]) {
+    /// [`DriverError::Runtime`] with the runtime's message; [`DriverError::RuntimeTimeout`].
+    pub fn force_delete(&self, id: &ContainerId, timeout: Duration) -> Result<(), DriverError> {
+        let limits = Limits {
+            signals: None,
+            timeout: Some(timeout),
+        };
+        match self.run("delete", &["--force", id.as_str()], limits) {
             Err(DriverError::Runtime { message, .. })
                 if message.contains("does not exist") || message.contains("not found") =>
             {
                 Ok(())
             }
-            other => other,
+            other => other.map(drop),
         }
     }
 
@@ -299,8 +357,10 @@ impl Runtime {
     }
 }
 
-/// A container that the runtime has created. Dropping it without [`Container::delete`] runs
-/// `runtime delete --force`, so no error path leaves it in the runtime's state.
+/// A container that the runtime has created. [`Container::delete`] or [`Container::remove`]
+/// end it; dropping it without them runs `runtime delete --force` (with
+/// [`CLEANUP_TIMEOUT`]), so no error path leaves it in the runtime's state unless the runtime
+/// fails to delete it.
 #[derive(Debug)]
 #[must_use = "dropping a container deletes it"]
 pub struct Container<'r> {
@@ -321,68 +381,107 @@ impl Container<'_> {
         self.pid
     }
 
-    /// `runtime start`: the container process runs the command.
+    /// `runtime start`: the container process runs the command. With `signals`, a stop
+    /// signal ends the call at once (the runtime is killed; the container is then for
+    /// [`Self::remove_after`]).
     ///
     /// # Errors
-    /// [`DriverError::Runtime`] with the runtime's message.
-    pub fn start(&self) -> Result<(), DriverError> {
-        self.runtime.run("start", &[self.id.as_str()])
+    /// [`DriverError::Runtime`] with the runtime's message; [`DriverError::Interrupted`].
+    pub fn start(&self, signals: Option<&mut SignalForwarder>) -> Result<(), DriverError> {
+        let limits = Limits {
+            signals,
+            timeout: None,
+        };
+        self.runtime
+            .run("start", &[self.id.as_str()], limits)
+            .map(drop)
     }
 
-    /// `runtime kill ID SIGNAL`, `signal` being a name or number as runc takes it (`KILL`, `9`).
+    /// `runtime kill ID SIGNAL`, `signal` being a name or number as runc takes it (`KILL`, `9`),
+    /// killed after [`CLEANUP_TIMEOUT`].
     ///
     /// # Errors
-    /// [`DriverError::Runtime`] with the runtime's message.
+    /// [`DriverError::Runtime`] with the runtime's message; [`DriverError::RuntimeTimeout`].
     pub fn kill(&self, signal: &str) -> Result<(), DriverError> {
-        self.runtime.run("kill", &[self.id.as_str(), signal])
+        let limits = Limits {
+            signals: None,
+            timeout: Some(CLEANUP_TIMEOUT),
+        };
+        self.runtime
+            .run("kill", &[self.id.as_str(), signal], limits)
+            .map(drop)
     }
 
     /// `runtime delete ID` (after the container stopped); if that fails, `delete --force`.
+    /// With `signals`, a stop signal ends the call at once: the container stays in the
+    /// runtime's state.
     ///
     /// # Errors
-    /// [`DriverError::Runtime`] when even the forced delete fails.
-    pub fn delete(mut self) -> Result<(), DriverError> {
+    /// [`DriverError::Runtime`] when even the forced delete fails;
+    /// [`DriverError::Interrupted`]; [`DriverError::RuntimeTimeout`].
+    pub fn delete(mut self, signals: Option<&mut SignalForwarder>) -> Result<(), DriverError> {
         self.deleted = true;
-        self.runtime
-            .run("delete", &[self.id.as_str()])
-            .or_else(|_| self.runtime.run("delete", &["--force", self.id.as_str()]))
+        let limits = Limits {
+            signals,
+            timeout: Some(CLEANUP_TIMEOUT),
+        };
+        match self.runtime.run("delete", &[self.id.as_str()], limits) {
+            Ok(_) => Ok(()),
+            Err(e @ (DriverError::Interrupted { .. } | DriverError::RuntimeTimeout { .. })) => {
+                Err(e)
+            }
+            Err(_) => self.runtime.force_delete(&self.id, CLEANUP_TIMEOUT),
+        }
+    }
+
+    /// `runtime delete --force ID` after `error` ended the run: returns `error`, or
+    /// [`DriverError::Left`] with it when the container could not be deleted. After a stop
+    /// signal the delete may take [`INTERRUPTED_CLEANUP_TIMEOUT`], else [`CLEANUP_TIMEOUT`].
+    pub fn remove_after(mut self, error: DriverError) -> DriverError {
+        self.deleted = true;
+        let timeout = if matches!(error, DriverError::Interrupted { .. }) {
+            INTERRUPTED_CLEANUP_TIMEOUT
+        } else {
+            CLEANUP_TIMEOUT
+        };
+        match self.runtime.force_delete(&self.id, timeout) {
+            Ok(()) => error,
+            Err(cleanup) => DriverError::Left {
+                id: self.id.clone(),
+                error: Box::new(error),
+                cleanup: Some(Box::new(cleanup)),
+            },
+        }
     }
 }
 
 impl Drop for Container<'_> {
     fn drop(&mut self) {
         if !self.deleted {
-            if let Err(e) = self.runtime.run("delete", &["--force", self.id.as_str()]) {
+            if let Err(e) = self.runtime.force_delete(&self.id, CLEANUP_TIMEOUT) {
                 tracing::warn!(container_id = %self.id, error = %e, "cannot delete container");
             }
         }
     }
 }
 
-/// What a non-blocking pipe reader holds now (at most 64 KiB), without waiting for more.
-fn read_available(fd: OwnedFd) -> Vec<u8> {
-    use std::io::Read;
-    let mut file = std::fs::File::from(fd);
-    let mut buf = vec![0; 65536];
-    let mut len = 0;
-    while len < buf.len() {
-        match file.read(&mut buf[len..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => len += n,
-        }
-    }
-    buf.truncate(len);
-    buf
-}
+/// The longest message taken from a runtime's stderr, in bytes: the end of a longer line.
+const MESSAGE_MAX: usize = 2048;
 
-/// The last non-empty line of a runtime's stderr, or its exit status when it printed nothing.
+/// The last non-empty line of a runtime's stderr (its last [`MESSAGE_MAX`] bytes), or its exit
+/// status when it printed nothing.
 fn last_line(stderr: &str, status: std::process::ExitStatus) -> String {
-    stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| l.trim().to_owned())
-        .unwrap_or_else(|| format!("exited with {status}"))
+    let Some(line) = stderr.lines().rev().map(str::trim).find(|l| !l.is_empty()) else {
+        return format!("exited with {status}");
+    };
+    if line.len() <= MESSAGE_MAX {
+        return line.to_owned();
+    }
+    let mut start = line.len() - MESSAGE_MAX;
+    while !line.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("...{}", &line[start..])
 }
 
 /// The `msg` of the last `"level":"error"` line of a runtime's JSON log (runc's `--log-format
@@ -396,28 +495,6 @@ pub(crate) fn last_log_error(path: &Path) -> Option<String> {
             .then(|| value.get("msg")?.as_str().map(str::to_owned))
             .flatten()
     })
-}
-
-/// Gives the spawned runtime an empty signal mask. `std::process::Command` passes the parent's
-/// mask on (Rust 1.66, rust-lang/rust#101077), the supervisor blocks the signals it reads from
-/// signalfds, and `runc init` hands the mask to the container's process: without this, a
-/// container would never see the SIGUSR1 forwarded to it, nor the SIGWINCH of its terminal.
-#[allow(unsafe_code)]
-fn clear_signal_mask(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: sigprocmask(2) is one, on a mask built on the stack;
-    // nothing is allocated and no lock is taken.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::signal::sigprocmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&nix::sys::signal::SigSet::empty()),
-                None,
-            )
-            .map_err(std::io::Error::from)
-        });
-    }
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -134,7 +134,7 @@ pub struct RunOptions {
     pub devices: Vec<Device>,
     /// `--shm-size`: the size of the `/dev/shm` tmpfs (default [`DEFAULT_SHM_SIZE`]).
     pub shm_size: Option<Size>,
-    /// `--init`: the host path of a minimal init (catatonit or tini, statically linked) that
+    /// `--init`: the host path of a minimal init (tini or catatonit, statically linked) that
     /// runs as the container's PID 1, forwards signals to the command and reaps zombies
     /// (podman's `--init`). It is bind-mounted read-only at [`INIT_PATH`] and `process.args`
     /// becomes `[INIT_PATH, "--", args...]`, the command line catatonit and tini take.

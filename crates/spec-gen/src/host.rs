@@ -16,13 +16,15 @@ use nix::sys::resource::{getrlimit, Resource};
 use crate::seccomp::parse_kernel_release;
 use crate::{DeviceKind, HostDevice, HostFacts, RlimitKind};
 
-/// Host paths searched for an init binary for `--init`, in order: podman's catatonit, Debian's
-/// catatonit, Debian's tini-static. The binary must be statically linked: it runs inside any
-/// rootfs.
+/// Host paths searched for an init binary for `--init`, in order: Debian's tini-static, podman's
+/// catatonit, Debian's catatonit. The binary must be statically linked: it runs inside any
+/// rootfs. tini comes first because it starts the command with the signal mask it had itself
+/// (empty); catatonit up to 0.1.7 (Debian bookworm's) leaves SIGTSTP, SIGTTIN and SIGTTOU
+/// blocked in the command, so that the command's traps for them never fire.
 pub const INIT_CANDIDATES: [&str; 3] = [
+    "/usr/bin/tini-static",
     "/usr/libexec/podman/catatonit",
     "/usr/bin/catatonit",
-    "/usr/bin/tini-static",
 ];
 
 /// The first of [`INIT_CANDIDATES`] that is a file on this host.
