@@ -1016,3 +1016,41 @@ fn a_rootfs_whose_runtime_directories_are_not_directories_is_refused() {
     assert_eq!(listing(&host), before, "the host directory is unchanged");
     sb.assert_nothing_left();
 }
+
+#[test]
+fn the_ledger_keeps_no_file_once_the_runs_end() {
+    let sb = Sandbox::busybox();
+    let mut copies = Vec::new();
+    for i in 0..20 {
+        let copy = sb.scratch().join(format!("rootfs-{i}"));
+        ocirun_e2e::copy_tree(&ocirun_e2e::busybox_fixture(), &copy);
+        copies.push(copy);
+    }
+    for copy in &copies {
+        ocirun_e2e::Ocirun::new([
+            "--runroot".as_ref(),
+            sb.runroot().as_os_str(),
+            "--root".as_ref(),
+            sb.root().as_os_str(),
+            "run".as_ref(),
+            "--rootfs".as_ref(),
+            copy.as_os_str(),
+            "--".as_ref(),
+            "true".as_ref(),
+        ])
+        .run()
+        .assert_success("");
+    }
+    for copy in &copies {
+        std::fs::remove_dir_all(copy).unwrap();
+    }
+    let gc = sb.gc();
+    assert!(gc.status.success(), "{gc:?}");
+    let targets = sb.runroot().join("targets");
+    let left: Vec<_> = std::fs::read_dir(&targets)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", targets.display());
+    sb.assert_nothing_left();
+}

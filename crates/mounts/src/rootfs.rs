@@ -488,20 +488,34 @@ impl Rootfs {
         }
     }
 
-    /// Removes `path` inside the rootfs if it is an empty directory or an empty regular file;
-    /// anything else (including a path that is gone) is left alone. Returns whether it removed.
-    pub(crate) fn remove_if_empty(&self, path: &Path) -> bool {
-        match self.kind(path) {
-            Ok(Some(Kind::Directory)) => self.root.remove_dir(path).is_ok(),
-            Ok(Some(Kind::Regular { .. })) => {
-                let empty = self
-                    .root
-                    .resolve_nofollow(path)
-                    .ok()
-                    .and_then(|h| fstat(h.as_fd()).ok())
-                    .is_some_and(|st| st.st_size == 0);
-                empty && self.root.remove_file(path).is_ok()
-            }
+    /// The device and inode numbers of `path` inside the rootfs (a final symlink not
+    /// followed); `None` when it cannot be resolved.
+    pub(crate) fn identity(&self, path: &Path) -> Option<(u64, u64)> {
+        let handle = self.root.resolve_nofollow(path).ok()?;
+        let st = fstat(handle.as_fd()).ok()?;
+        #[allow(clippy::useless_conversion)]
+        Some((u64::from(st.st_dev), u64::from(st.st_ino)))
+    }
+
+    /// Removes `path` inside the rootfs if it is an empty directory or an empty regular file
+    /// (a final symlink not followed) and, with `made`, still the inode of those device and
+    /// inode numbers; anything else (including a path that is gone) is left alone. Returns
+    /// whether it removed.
+    pub(crate) fn remove_if_empty(&self, path: &Path, made: Option<(u64, u64)>) -> bool {
+        let Ok(handle) = self.root.resolve_nofollow(path) else {
+            return false;
+        };
+        let Ok(st) = fstat(handle.as_fd()) else {
+            return false;
+        };
+        #[allow(clippy::useless_conversion)]
+        let identity = (u64::from(st.st_dev), u64::from(st.st_ino));
+        if made.is_some_and(|made| made != identity) {
+            return false;
+        }
+        match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFDIR => self.root.remove_dir(path).is_ok(),
+            SFlag::S_IFREG => st.st_size == 0 && self.root.remove_file(path).is_ok(),
             _ => false,
         }
     }
