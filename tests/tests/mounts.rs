@@ -1054,3 +1054,52 @@ fn the_ledger_keeps_no_file_once_the_runs_end() {
     assert!(left.is_empty(), "left in {}: {left:?}", targets.display());
     sb.assert_nothing_left();
 }
+
+/// Every entry below `dir` with its kind and content: what a run must not change.
+fn checksums(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let what = if meta.is_dir() {
+                stack.push(path.clone());
+                "dir".to_owned()
+            } else if meta.is_file() {
+                format!("file {:?}", std::fs::read(&path).unwrap())
+            } else {
+                format!("{:?}", meta.file_type())
+            };
+            out.push((path.strip_prefix(dir).unwrap().to_path_buf(), what));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_users_directory_gets_no_mount_target_of_ocirun_s() {
+    let sb = Sandbox::busybox_with(|r| symlink("/etc", r.join("data")).unwrap());
+    let src = host_dir(&sb, "src");
+    std::fs::create_dir(src.join("sub")).unwrap();
+    let before = checksums(&src);
+    let config = image_config(&sb, &["/etc/cache", "/run/cache", "/srv/cache"]);
+    for dst in ["/etc", "/run", "/data"] {
+        let out = sb
+            .run([
+                "--config",
+                &text(&config),
+                "-v",
+                &format!("{}:{dst}", text(&src)),
+                "--",
+                "sh",
+                "-c",
+                &format!("ls -a {dst}; ls -d /srv/cache"),
+            ])
+            .run();
+        out.assert_success(".\n..\nexisting\nsub\n/srv/cache\n");
+        assert_eq!(checksums(&src), before, "-v SRC:{dst} changed SRC");
+    }
+    sb.assert_nothing_left();
+}

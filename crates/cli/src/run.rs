@@ -92,7 +92,7 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
         mount_plan.generated.cover_passwd,
         mount_plan.generated.cover_group,
     ) = cover;
-    let mounts = mount_plan.resolve((user.uid, user.gid))?;
+    let mounts = mount_plan.resolve_in(&rootfs, (user.uid, user.gid))?;
     let mut generator = generator.clone().mounts(&mounts.mounts);
     if let Some(propagation) = mounts.rootfs_propagation {
         generator = generator.rootfs_propagation(propagation);
