@@ -38,6 +38,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod pty;
+pub mod user;
+
+pub use user::{test_user, TestUser};
 
 /// How long one ocirun invocation may take on the host before the test kills it and fails: a
 /// hang must fail the suite, not block CI. The limit that applies is [`slack`]`(TIMEOUT)`.
@@ -263,6 +266,7 @@ pub struct Ocirun {
     timeout: Duration,
     runroot: Option<PathBuf>,
     cwd: Option<PathBuf>,
+    user: Option<(u32, u32, PathBuf)>,
 }
 
 impl Ocirun {
@@ -279,6 +283,28 @@ impl Ocirun {
             timeout: slack(TIMEOUT),
             runroot: None,
             cwd: None,
+            user: None,
+        }
+    }
+
+    /// Runs ocirun as `user` (its uid and gid, no supplementary groups, its `HOME`, `USER` and
+    /// `LOGNAME`, no `XDG_RUNTIME_DIR` or `XDG_DATA_HOME`), as a login of that user would.
+    pub fn as_user(mut self, user: &TestUser) -> Self {
+        self.user = Some((user.uid, user.gid, user.home.clone()));
+        self
+    }
+
+    /// Sets up `cmd` for [`Self::as_user`].
+    fn apply_user(&self, cmd: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        if let Some((uid, gid, home)) = &self.user {
+            // std drops the supplementary groups when it sets the uid of a root process.
+            cmd.uid(*uid).gid(*gid);
+            cmd.env("HOME", home)
+                .env("USER", user::NAME)
+                .env("LOGNAME", user::NAME)
+                .env_remove("XDG_RUNTIME_DIR")
+                .env_remove("XDG_DATA_HOME");
         }
     }
 
@@ -339,6 +365,7 @@ impl Ocirun {
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
         }
+        self.apply_user(&mut cmd);
         for (key, value) in &self.env {
             match value {
                 Some(v) => cmd.env(key, v),
@@ -359,6 +386,7 @@ impl Ocirun {
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
         }
+        self.apply_user(&mut cmd);
         cmd.args(&self.args)
             .stdin(match self.stdin {
                 Input::Null => Stdio::null(),
@@ -902,6 +930,7 @@ pub struct Sandbox {
     runroot: PathBuf,
     tree_before: Option<TreeSnapshot>,
     mounts_before: MountSnapshot,
+    user: Option<&'static TestUser>,
 }
 
 impl Sandbox {
@@ -929,6 +958,44 @@ impl Sandbox {
         Self::with(dir, rootfs, tree_before)
     }
 
+    /// A private copy of the busybox fixture for runs as the test user ([`test_user`]): its
+    /// owners are the ones the user's namespace sees as the fixture's (0 becomes the user, N
+    /// the user's subordinate id N), the sandbox directory is the user's, and
+    /// [`Sandbox::ocirun`] and [`Sandbox::gc`] run ocirun as the user.
+    ///
+    /// # Panics
+    /// As [`Sandbox::busybox`], or when the test user cannot be made.
+    pub fn busybox_as_user() -> Self {
+        Self::busybox_as_user_with(|_| {})
+    }
+
+    /// [`Sandbox::busybox_as_user`] with `prepare` called on the copy before the snapshot (the
+    /// owners it gives are mapped too).
+    ///
+    /// # Panics
+    /// As [`Sandbox::busybox_as_user`], or when `prepare` panics.
+    pub fn busybox_as_user_with(prepare: impl FnOnce(&Path)) -> Self {
+        preflight();
+        let user = test_user();
+        let fixture = busybox_fixture();
+        let dir = new_tempdir();
+        let rootfs = dir.path().join("rootfs");
+        copy_tree(&fixture, &rootfs);
+        prepare(&rootfs);
+        walk(&rootfs, &mut |p| user::map_owner(user, p));
+        std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid))
+            .expect("chown the sandbox to the test user");
+        let tree_before = Some(TreeSnapshot::take(&rootfs));
+        let mut sb = Self::with(dir, rootfs, tree_before);
+        sb.user = Some(user);
+        sb
+    }
+
+    /// The test user the runs are made as, if any.
+    pub fn user(&self) -> Option<&'static TestUser> {
+        self.user
+    }
+
     /// The shared Debian fixture (not copied, so its tree is not checked afterwards; the
     /// tests using it must not write to it).
     ///
@@ -948,6 +1015,7 @@ impl Sandbox {
             runroot,
             tree_before,
             mounts_before: MountSnapshot::take(),
+            user: None,
         }
     }
 
@@ -993,7 +1061,11 @@ impl Sandbox {
             self.rootfs.clone().into(),
         ];
         all.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
-        Ocirun::new(all).cleanup_runroot(&self.runroot)
+        let ocirun = Ocirun::new(all).cleanup_runroot(&self.runroot);
+        match self.user {
+            Some(user) => ocirun.as_user(user),
+            None => ocirun,
+        }
     }
 
     /// Runs `ocirun --runroot RUNROOT --root ROOT gc` to its end and returns what it printed.
@@ -1002,8 +1074,13 @@ impl Sandbox {
     /// If it cannot be run.
     pub fn gc(&self) -> std::process::Output {
         preflight();
-        Command::new(ocirun_bin())
-            .arg("--runroot")
+        let mut ocirun = Ocirun::new(Vec::<OsString>::new());
+        if let Some(user) = self.user {
+            ocirun = ocirun.as_user(user);
+        }
+        let mut cmd = Command::new(ocirun_bin());
+        ocirun.apply_user(&mut cmd);
+        cmd.arg("--runroot")
             .arg(&self.runroot)
             .arg("--root")
             .arg(self.root())
@@ -1115,6 +1192,17 @@ pub fn copy_tree(src: &Path, dst: &Path) {
     std::fs::File::open(dst)
         .and_then(|f| f.set_times(times))
         .unwrap_or_else(|e| fail("set times", e));
+}
+
+/// Calls `f` on `path` and, below a directory (not a symlink to one), on every entry.
+fn walk(path: &Path, f: &mut dyn FnMut(&Path)) {
+    f(path);
+    let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    if is_dir {
+        for entry in std::fs::read_dir(path).expect("readdir") {
+            walk(&entry.expect("readdir").path(), f);
+        }
+    }
 }
 
 fn new_tempdir() -> TempDir {

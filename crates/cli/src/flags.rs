@@ -20,9 +20,10 @@ pub(crate) struct Cli {
     pub(crate) log_level: String,
 
     /// Directory for ocirun's run state: bundles under DIR/bundles, the runtime's state under
-    /// DIR/runtime.
-    #[arg(long, global = true, default_value = "/run/ocirun", value_name = "DIR")]
-    pub(crate) runroot: PathBuf,
+    /// DIR/runtime (default: /run/ocirun as root; $XDG_RUNTIME_DIR/ocirun, else
+    /// /tmp/ocirun-UID, for another user).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) runroot: Option<PathBuf>,
 
     #[command(flatten)]
     pub(crate) storage: StorageArgs,
@@ -40,12 +41,25 @@ pub(crate) enum Command {
     /// Remove what runs whose ocirun process died left behind: containers, bundles, records,
     /// mount targets.
     Gc,
+    /// Run a command of the host in the user namespace ocirun runs containers in without root
+    /// (0 is the user, 1.. its subordinate ids), to unpack or edit a root filesystem with its
+    /// real owners: `ocirun unshare -- tar -xpf rootfs.tar -C DIR` (podman's and buildah's
+    /// unshare).
+    Unshare(UnshareArgs),
     /// Print a shell completion script for ocirun, e.g. `source <(ocirun completion bash)`.
     Completion {
         /// The shell: bash, zsh or fish.
         #[arg(value_enum, value_name = "SHELL")]
         shell: CompletionShell,
     },
+}
+
+/// `ocirun unshare [--] COMMAND [ARG...]`.
+#[derive(Debug, Args)]
+pub(crate) struct UnshareArgs {
+    /// The command and its arguments (default: $SHELL, else /bin/sh).
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
 }
 
 /// The shells `ocirun completion` writes scripts for.
@@ -303,18 +317,32 @@ pub(crate) struct SpecFlags {
     /// The size of /dev/shm, e.g. 64m (default 64m).
     #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
     pub(crate) shm_size: Option<String>,
-}
 
-/// Where ocirun keeps persistent state when `--root` is not given.
-pub(crate) const DEFAULT_ROOT: &str = "/var/lib/ocirun";
+    /// The user namespace: host (none: root only), keep-id[:uid=U,gid=G] (the user's own ids
+    /// inside) or nomap (the user's own ids unmapped); without root, the default is the user
+    /// namespace ocirun runs in (0 is the user, 1.. its subordinate ids).
+    #[arg(long, value_name = "MODE")]
+    pub(crate) userns: Option<String>,
+
+    /// A uid mapping of the container's own user namespace, CONTAINER:HOST:SIZE (without root,
+    /// HOST is an id of ocirun's user namespace: 0 the user, 1.. its subordinate ids).
+    /// Repeatable.
+    #[arg(long, value_name = "CONTAINER:HOST:SIZE")]
+    pub(crate) uidmap: Vec<String>,
+
+    /// A gid mapping, as --uidmap (the uid mappings when not given). Repeatable.
+    #[arg(long, value_name = "CONTAINER:HOST:SIZE")]
+    pub(crate) gidmap: Vec<String>,
+}
 
 /// The global flag for ocirun's persistent state (podman's `--root`).
 #[derive(Debug, Args)]
 pub(crate) struct StorageArgs {
     /// Directory for ocirun's persistent state: container directories (image-volume and
-    /// secrets copies) under DIR/containers.
-    #[arg(long, global = true, default_value = DEFAULT_ROOT, value_name = "DIR")]
-    pub(crate) root: PathBuf,
+    /// secrets copies) under DIR/containers (default: /var/lib/ocirun as root;
+    /// $XDG_DATA_HOME/ocirun, else ~/.local/share/ocirun, for another user).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
 }
 
 /// The mount flags of `run` and `spec`.

@@ -28,12 +28,12 @@ pub(crate) struct Collected {
 /// a hung runtime must not hold up the run.
 const SWEEP_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Deletes what runs whose ocirun died left: their containers (with the runtime they used,
-/// killed after `timeout`), bundles and records, then the mount targets and the ephemeral
-/// container directories no live run needs. A record whose clean-up fails is kept and marked,
-/// and the mount targets are then left too (they may belong to its container); with
-/// `skip_failed`, records marked so are left alone (the start-up sweep).
-pub(crate) fn collect_garbage(
+/// Deletes what runs whose ocirun died left in the runtime's state: their containers (with
+/// the runtime they used, killed after `timeout`), bundles and records. A record whose clean-up
+/// fails is kept and marked; with `skip_failed`, records marked so are left alone (the
+/// start-up sweep). Without root this runs outside the user namespace: the user owns the
+/// namespaces those containers run in, and may signal every process in them.
+pub(crate) fn collect_records(
     state: &StateLayout,
     timeout: Duration,
     skip_failed: bool,
@@ -64,6 +64,14 @@ pub(crate) fn collect_garbage(
             }
         }
     }
+    Ok(done)
+}
+
+/// Removes what dead runs left in the rootfs and the state directories: the mount targets no
+/// live run needs (not when a container could not be deleted by [`collect_records`]: they
+/// may be its) and the ephemeral container directories whose run is gone. Without root this
+/// runs inside the user namespace, where the files have the owners they were made with.
+pub(crate) fn collect_files(state: &StateLayout, done: &mut Collected) -> Result<()> {
     if done.failed.is_empty() {
         let targets = TargetLedger::new(state.targets()).sweep()?;
         if targets > 0 {
@@ -79,24 +87,48 @@ pub(crate) fn collect_garbage(
         done.removed
             .push(format!("removed {dirs} container directories"));
     }
-    Ok(done)
+    Ok(())
 }
 
-/// The sweep at the start of every run: like `ocirun gc`, but it gives a runtime
-/// [`SWEEP_TIMEOUT`], leaves records whose clean-up failed before, and a failure is only
-/// logged. (`ocirun gc` gives a runtime `CLEANUP_TIMEOUT`.)
-pub(crate) fn sweep(state: &StateLayout) {
-    match collect_garbage(state, SWEEP_TIMEOUT, true) {
+fn log_sweep(result: Result<Collected>) -> Collected {
+    match result {
         Ok(done) => {
-            for line in done.removed {
+            for line in done.removed.iter().chain(&done.failed) {
                 tracing::info!("gc: {line}");
             }
-            for line in done.failed {
-                tracing::info!("gc: {line}");
-            }
+            done
         }
-        Err(e) => tracing::warn!(error = %format!("{e:#}"), "cleaning up after dead runs failed"),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cleaning up after dead runs failed");
+            Collected::default()
+        }
     }
+}
+
+/// The first half of the sweep at the start of every run ([`collect_records`]): like
+/// `ocirun gc`, but it gives a runtime [`SWEEP_TIMEOUT`], leaves records whose clean-up failed
+/// before, and a failure is only logged.
+pub(crate) fn sweep_records(state: &StateLayout) {
+    let done = log_sweep(collect_records(state, SWEEP_TIMEOUT, true));
+    SWEPT_FAILED.with(|failed| failed.set(!done.failed.is_empty()));
+}
+
+/// The second half of the sweep ([`collect_files`]).
+pub(crate) fn sweep_files(state: &StateLayout) {
+    let mut done = Collected::default();
+    if SWEPT_FAILED.with(std::cell::Cell::get) {
+        done.failed.push(String::new());
+    }
+    let result = collect_files(state, &mut done).map(|()| {
+        done.failed.retain(|l| !l.is_empty());
+        done
+    });
+    log_sweep(result);
+}
+
+thread_local! {
+    /// Whether the first half of this process's sweep left a container.
+    static SWEPT_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// `--runtime`, else `$OCIRUN_RUNTIME`, else `runc`, found in `PATH` and the sbin directories,

@@ -8,6 +8,7 @@
 mod flags;
 mod lifecycle;
 mod mount_flags;
+mod rootless;
 mod run;
 mod spec_flags;
 mod stdio;
@@ -33,10 +34,12 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cli.log_level);
+    let context = || rootless::Invocation::new(&cli);
     let result = match &cli.command {
-        flags::Command::Run(args) => run::run(&cli, args),
-        flags::Command::Spec(args) => run::spec(&cli, args).map(|()| 0),
-        flags::Command::Gc => run::gc(&cli),
+        flags::Command::Run(args) => context().and_then(|ctx| run::run(ctx, args)),
+        flags::Command::Spec(args) => context().and_then(|ctx| run::spec(ctx, args).map(|()| 0)),
+        flags::Command::Gc => context().and_then(run::gc),
+        flags::Command::Unshare(args) => context().and_then(|ctx| run::unshare(ctx, args)),
         flags::Command::Completion { shell } => {
             completion(*shell);
             Ok(0)

@@ -17,7 +17,8 @@ use ocirun_spec_gen::ImageConfig;
 use crate::flags::MountFlags;
 
 /// Builds the run's [`MountPlan`] from the flags, the image's `Volumes`, the mounts files,
-/// the container's name and id. Reads the host (sources, mounts files) but writes nothing.
+/// the container's name and id (`rootless`: ocirun runs without root, for
+/// `/run/.containerenv`). Reads the host (sources, mounts files) but writes nothing.
 ///
 /// # Errors
 /// A message naming the bad value (exit 125).
@@ -27,6 +28,7 @@ pub(crate) fn plan(
     image: &ImageConfig,
     name: Option<&ContainerName>,
     container_id: &ContainerId,
+    rootless: bool,
 ) -> Result<MountPlan> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let mut user_mounts: Vec<UserMount> = Vec::new();
@@ -85,7 +87,6 @@ pub(crate) fn plan(
     }
     dns.check()?;
     generated.dns = dns;
-    let rootless = !nix::unistd::geteuid().is_root();
     generated.container_env = Some(ContainerEnv::new(
         name.map(ContainerName::as_str).unwrap_or_default(),
         container_id.as_str(),
@@ -124,7 +125,7 @@ mod tests {
         };
         let image = ImageConfig::from_json(br#"{"Volumes":{"/var/lib/data":{}}}"#).unwrap();
         let name: ContainerName = "n1".parse().unwrap();
-        let plan = plan(&state(), &flags, &image, Some(&name), &id());
+        let plan = plan(&state(), &flags, &image, Some(&name), &id(), false);
         // /dev/null is not a regular file.
         assert_eq!(
             crate::run::describe(&plan.unwrap_err()),
@@ -134,7 +135,7 @@ mod tests {
             mounts_file: None,
             ..flags
         };
-        let plan = super::plan(&state(), &flags, &image, Some(&name), &id()).unwrap();
+        let plan = super::plan(&state(), &flags, &image, Some(&name), &id(), false).unwrap();
         assert_eq!(plan.user_mounts.len(), 2);
         assert_eq!(plan.image_volumes, [PathBuf::from("/var/lib/data")]);
         assert_eq!(plan.generated.add_hosts[0].to_string(), "db:2001:db8::1");
@@ -164,7 +165,7 @@ mod tests {
             find("/run/.containerenv").source().as_deref(),
             Some(Path::new("containerenv"))
         );
-        let unnamed = super::plan(&state(), &flags, &image, None, &id()).unwrap();
+        let unnamed = super::plan(&state(), &flags, &image, None, &id(), false).unwrap();
         assert_eq!(
             unnamed.container_dir.as_ref().unwrap().path(),
             Path::new("/var/lib/ocirun/containers/abc")
@@ -175,7 +176,7 @@ mod tests {
     fn bad_values_are_named() {
         let image = ImageConfig::default();
         let err = |flags: MountFlags| {
-            plan(&state(), &flags, &image, None, &id())
+            plan(&state(), &flags, &image, None, &id(), false)
                 .and_then(|p| Ok(p.resolve((0, 0))?))
                 .unwrap_err()
                 .to_string()

@@ -15,18 +15,20 @@
 use anyhow::{bail, Context, Result};
 use ocirun_mounts::{
     prepare, read_input_file, CommandError, HostNetworkFiles, ResolvedMounts, Rootfs, Unreadable,
+    UserFiles,
 };
 use ocirun_runtime_driver::{
     reap_strays, set_child_subreaper, Bundle, ContainerId, ContainerName, DriverError, ExitStatus,
-    RunRecord, SignalForwarder, StateLayout, Supervisor, CLEANUP_TIMEOUT,
+    RunRecord, SignalForwarder, Supervisor, CLEANUP_TIMEOUT,
 };
 use ocirun_spec_gen::oci_spec::runtime::Spec;
 use ocirun_spec_gen::{
-    to_json, HostFacts, ImageConfig, LibSeccomp, RunOptions, SpecGenerator, UserDb,
+    to_json, HostFacts, ImageConfig, LibSeccomp, RunOptions, SpecGenerator, UserDb, UserNsMode,
 };
 
-use crate::flags::{Cli, RunArgs};
+use crate::flags::{RunArgs, UnshareArgs};
 use crate::lifecycle;
+use crate::rootless::Invocation;
 use crate::stdio;
 use crate::EXIT_OCIRUN_FAILED;
 
@@ -39,14 +41,9 @@ struct Planned {
     mounts: ResolvedMounts,
 }
 
-/// The state directories of `--runroot` and `--root`.
-fn state_layout(cli: &Cli) -> StateLayout {
-    StateLayout::new(&cli.runroot, &cli.storage.root)
-}
-
 /// Steps 1 and 2 of the data flow, shared by `run` and `spec`: read the inputs, resolve the
 /// mounts, generate the spec, and check that the command can be run.
-fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
+fn plan(ctx: &Invocation, args: &RunArgs) -> Result<Planned> {
     let command = drop_leading_separator(&args.command);
     let name = lifecycle::container_name(&args.lifecycle)?;
     let rootfs = Rootfs::open(&args.rootfs)?;
@@ -58,8 +55,15 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
         }
         None => ImageConfig::default(),
     };
-    let (users, cover) = user_db(&rootfs)?;
-    let host = HostFacts::gather();
+    let (mut files, cover) = user_files(&rootfs)?;
+    let mut users = user_db(&files);
+    let mut host = HostFacts::gather();
+    if let Some(own) = ctx.own_namespace() {
+        host.user_namespace = Some(own);
+        // Root of the user namespace, but a hard rlimit can only be raised with
+        // CAP_SYS_RESOURCE of the host's.
+        host.cap_sys_resource = false;
+    }
     let container_id = ContainerId::random()?;
 
     let mut options = RunOptions::new(command);
@@ -74,6 +78,39 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
     }
     options.init = lifecycle::init_binary(&args.lifecycle)?;
     args.spec_flags.apply(&mut options)?;
+    // `--userns keep-id`: the user's entries, when the rootfs has none (podman's), in an
+    // /etc/passwd and /etc/group of the run's own.
+    let mut keep_id_files = None;
+    if let (UserNsMode::KeepId { uid, gid }, Some(own)) = (options.userns, &host.user_namespace) {
+        let (uid, gid) = (uid.unwrap_or(own.host_uid), gid.unwrap_or(own.host_gid));
+        let name = &own.user_name;
+        if !users.has_uid(uid) || !users.has_gid(gid) {
+            if !users.has_uid(uid) {
+                files.passwd = format!(
+                    "{}{}{name}:*:{uid}:{gid}::/:/bin/sh\n",
+                    files.passwd,
+                    if files.passwd.is_empty() || files.passwd.ends_with('\n') {
+                        ""
+                    } else {
+                        "\n"
+                    }
+                );
+            }
+            if !users.has_gid(gid) {
+                files.group = format!(
+                    "{}{}{name}:x:{gid}:{name}\n",
+                    files.group,
+                    if files.group.is_empty() || files.group.ends_with('\n') {
+                        ""
+                    } else {
+                        "\n"
+                    }
+                );
+            }
+            users = user_db(&files);
+            keep_id_files = Some((files.passwd.clone(), files.group.clone()));
+        }
+    }
 
     let generator = SpecGenerator::new(rootfs.path(), container_id.as_str(), &options)
         .image(&image)
@@ -82,16 +119,24 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
         .syscall_checker(&LibSeccomp);
     let user = generator.user()?;
     let mut mount_plan = crate::mount_flags::plan(
-        &state_layout(cli),
+        &ctx.state,
         &args.mount_flags,
         &image,
         name.as_ref(),
         &container_id,
+        ctx.is_rootless(),
     )?;
-    (
-        mount_plan.generated.cover_passwd,
-        mount_plan.generated.cover_group,
-    ) = cover;
+    // An empty file over one the runtime cannot read; `--userns keep-id`'s own files.
+    if cover.0 {
+        mount_plan.generated.passwd = Some(String::new());
+    }
+    if cover.1 {
+        mount_plan.generated.group = Some(String::new());
+    }
+    if let Some((passwd, group)) = keep_id_files {
+        mount_plan.generated.passwd = Some(passwd);
+        mount_plan.generated.group = Some(group);
+    }
     let mounts = mount_plan.resolve_in(&rootfs, (user.uid, user.gid))?;
     let mut generator = generator.clone().mounts(&mounts.mounts);
     if let Some(propagation) = mounts.rootfs_propagation {
@@ -120,13 +165,13 @@ fn plan(cli: &Cli, args: &RunArgs) -> Result<Planned> {
     })
 }
 
-/// The rootfs's user database. A file that exists but cannot be read is warned about and
-/// left out: a numeric `--user` (root by default) still runs, a name in that file fails. The
-/// runtime reads the files too: one it would hang on or read without end is covered with an
-/// empty file (`cover`: passwd, group); a directory, which it cannot read, is refused.
-fn user_db(rootfs: &Rootfs) -> Result<(UserDb, (bool, bool))> {
+/// The rootfs's user database files. A file that exists but cannot be read is warned about
+/// and left out: a numeric `--user` (root by default) still runs, a name in that file fails
+/// ([`user_db`]). The runtime reads the files too: one it would hang on or read without end is
+/// to be covered with an empty file (the flags returned: passwd, group); a directory, which it
+/// cannot read, is refused.
+fn user_files(rootfs: &Rootfs) -> Result<(UserFiles, (bool, bool))> {
     let files = rootfs.user_files();
-    let mut users = UserDb::parse(&files.passwd, &files.group);
     let mut cover = (false, false);
     for (file, unreadable, effect, covered) in [
         (
@@ -146,7 +191,6 @@ fn user_db(rootfs: &Rootfs) -> Result<(UserDb, (bool, bool))> {
         let Some(unreadable) = unreadable else {
             continue;
         };
-        let reason = unreadable.reason();
         if *unreadable == Unreadable::Directory {
             bail!(
                 "rootfs {:?}: {file} is a directory, which the runtime cannot read to set up \
@@ -161,22 +205,33 @@ fn user_db(rootfs: &Rootfs) -> Result<(UserDb, (bool, bool))> {
             ""
         };
         tracing::warn!(
-            "cannot read {file} of rootfs {:?}: {reason}: {effect}{hidden}",
-            rootfs.path()
+            "cannot read {file} of rootfs {:?}: {}: {effect}{hidden}",
+            rootfs.path(),
+            unreadable.reason()
         );
-        users = if file == "/etc/passwd" {
-            users.passwd_unreadable(reason)
-        } else {
-            users.group_unreadable(reason)
-        };
     }
-    Ok((users, cover))
+    Ok((files, cover))
+}
+
+/// The user database of `files`, in which the names of a file that could not be read fail
+/// naming it.
+fn user_db(files: &UserFiles) -> UserDb {
+    let mut users = UserDb::parse(&files.passwd, &files.group);
+    if let Some(unreadable) = &files.passwd_unreadable {
+        users = users.passwd_unreadable(unreadable.reason());
+    }
+    if let Some(unreadable) = &files.group_unreadable {
+        users = users.group_unreadable(unreadable.reason());
+    }
+    users
 }
 
 /// `ocirun spec`: prints the config.json that `run` would use. Reads the rootfs, writes
 /// nothing.
-pub(crate) fn spec(cli: &Cli, args: &RunArgs) -> Result<()> {
-    let planned = plan(cli, args)?;
+pub(crate) fn spec(mut ctx: Invocation, args: &RunArgs) -> Result<()> {
+    // Without root the rootfs is read as `run` reads it: from the user namespace.
+    ctx.enter_user_namespace()?;
+    let planned = plan(&ctx, args)?;
     print!("{}", to_json(&planned.spec)?);
     Ok(())
 }
@@ -189,15 +244,19 @@ pub(crate) fn spec(cli: &Cli, args: &RunArgs) -> Result<()> {
 /// run with 128 + the signal; while the runtime runs, the driver kills it at once. When the
 /// container cannot be deleted, the record, the bundle and the mount targets are kept for
 /// `ocirun gc`.
-pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
+pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
     // Process-wide settings first, before any thread exists: the container's init is
     // reparented to us, and forwarded signals reach the signalfd.
     set_child_subreaper()?;
     let mut signals = SignalForwarder::install()?;
     // SIGWINCH for the terminal relay: blocked while this is the only thread (`-t` only).
     let resize = stdio::block_resize_signal(args)?;
-    let state = state_layout(cli);
-    lifecycle::sweep(&state);
+    // Runs whose ocirun died: their containers are deleted from outside the user namespace
+    // (the user owns the namespaces they run in), their files from inside.
+    lifecycle::sweep_records(&ctx.state);
+    ctx.enter_user_namespace()?;
+    lifecycle::sweep_files(&ctx.state);
+    let state = ctx.state.clone();
     let stopped = |signals: &mut SignalForwarder| -> Result<Option<i32>> {
         Ok(signals.take_stop()?.map(|signal| {
             tracing::debug!(?signal, "stop signal before the container was created");
@@ -214,7 +273,7 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         name,
         spec,
         mounts,
-    } = plan(cli, args)?;
+    } = plan(&ctx, args)?;
     let _name = lifecycle::claim_name(name.as_ref(), &state)?;
     let runtime = lifecycle::discover_runtime(args, &state)?;
     if let Some(code) = stopped(&mut signals)? {
@@ -295,8 +354,10 @@ fn keep_for_gc(
 /// `ocirun gc`: removes what runs whose ocirun died left behind, saying what it removed on
 /// stdout and what it could not remove on stderr; the exit code is 125 when something could
 /// not be removed.
-pub(crate) fn gc(cli: &Cli) -> Result<i32> {
-    let done = lifecycle::collect_garbage(&state_layout(cli), CLEANUP_TIMEOUT, false)?;
+pub(crate) fn gc(mut ctx: Invocation) -> Result<i32> {
+    let mut done = lifecycle::collect_records(&ctx.state, CLEANUP_TIMEOUT, false)?;
+    ctx.enter_user_namespace()?;
+    lifecycle::collect_files(&ctx.state, &mut done)?;
     for line in &done.removed {
         println!("{line}");
     }
@@ -307,6 +368,37 @@ pub(crate) fn gc(cli: &Cli) -> Result<i32> {
         0
     } else {
         i32::from(EXIT_OCIRUN_FAILED)
+    })
+}
+
+/// `ocirun unshare`: runs `args.command` (default `$SHELL`, else `/bin/sh`) in the user
+/// namespace ocirun runs containers in without root, in place of this process (its exit code
+/// is the command's; 127 when it cannot be found, 126 when it cannot be run).
+///
+/// # Errors
+/// As root (there is no user namespace to join: podman refuses the same), or when the
+/// namespace cannot be joined.
+pub(crate) fn unshare(mut ctx: Invocation, args: &UnshareArgs) -> Result<i32> {
+    use std::os::unix::process::CommandExt;
+    if !ctx.is_rootless() {
+        anyhow::bail!(
+            "ocirun unshare runs a command in the user namespace of a user other than root; \
+             as root there is none to join"
+        );
+    }
+    ctx.enter_user_namespace()?;
+    let mut command = drop_leading_separator(&args.command);
+    if command.is_empty() {
+        command.push(std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".to_owned()));
+    }
+    let err = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .exec();
+    eprintln!("ocirun: cannot run {:?}: {err}", command[0]);
+    Ok(if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
     })
 }
 

@@ -105,6 +105,19 @@ impl SpecFlags {
             })
             .collect::<Result<_>>()?;
         options.shm_size = optional("--shm-size", self.shm_size.as_ref())?;
+        if let Some(mode) = &self.userns {
+            options.userns = mode.parse()?;
+        }
+        options.uid_maps = self
+            .uidmap
+            .iter()
+            .map(|m| m.parse())
+            .collect::<Result<_, _>>()?;
+        options.gid_maps = self
+            .gidmap
+            .iter()
+            .map(|m| m.parse())
+            .collect::<Result<_, _>>()?;
         Ok(())
     }
 }

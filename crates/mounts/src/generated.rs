@@ -103,18 +103,17 @@ pub struct GeneratedOptions {
     pub dns: DnsOptions,
     /// `/run/.containerenv`, when set.
     pub container_env: Option<ContainerEnv>,
-    /// An empty `/etc/passwd` over the rootfs's own, which exists but the runtime cannot read
-    /// ([`Unreadable::NeedsCover`](crate::Unreadable::NeedsCover)): runc reads it to set up
-    /// the user, and would wait for a FIFO or read a device without end.
-    pub cover_passwd: bool,
-    /// An empty `/etc/group` over the rootfs's own (as [`Self::cover_passwd`]).
-    pub cover_group: bool,
+    /// An `/etc/passwd` for the container (the rootfs's with an entry added: podman's
+    /// `--userns keep-id` adds the user's), when set.
+    pub passwd: Option<String>,
+    /// An `/etc/group` for the container, likewise.
+    pub group: Option<String>,
 }
 
 impl GeneratedOptions {
     /// The generated files in effect: all of [`GENERATED_FILES`] but `/etc/hosts` with
-    /// `--no-hosts`, `/etc/resolv.conf` with `--dns none`, `/run/.containerenv` without
-    /// a [`ContainerEnv`], and `/etc/passwd` and `/etc/group` unless they are to be covered.
+    /// `--no-hosts`, `/etc/resolv.conf` with `--dns none`, `/run/.containerenv` without a
+    /// [`ContainerEnv`], and `/etc/passwd` and `/etc/group` when not set.
     pub(crate) fn files(&self) -> Vec<GeneratedFile> {
         GENERATED_FILES
             .iter()
@@ -123,8 +122,8 @@ impl GeneratedOptions {
                 "hosts" => !self.no_hosts,
                 "resolv.conf" => !self.dns.none,
                 "containerenv" => self.container_env.is_some(),
-                "passwd" => self.cover_passwd,
-                "group" => self.cover_group,
+                "passwd" => self.passwd.is_some(),
+                "group" => self.group.is_some(),
                 _ => true,
             })
             .collect()
@@ -227,7 +226,8 @@ pub(crate) fn write_generated_files(
                 netns,
                 &options.dns,
             ),
-            "passwd" | "group" => String::new(),
+            "passwd" => options.passwd.clone().unwrap_or_default(),
+            "group" => options.group.clone().unwrap_or_default(),
             _ => options
                 .container_env
                 .as_ref()
@@ -295,8 +295,8 @@ mod tests {
     fn unreadable_user_files_are_covered_with_empty_ones() {
         let dir = tempfile::tempdir().unwrap();
         let options = GeneratedOptions {
-            cover_passwd: true,
-            cover_group: true,
+            passwd: Some(String::new()),
+            group: Some(String::new()),
             ..GeneratedOptions::default()
         };
         let dsts: Vec<&str> = options.files().iter().map(|f| f.destination).collect();

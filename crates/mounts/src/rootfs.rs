@@ -49,8 +49,8 @@ pub enum Unreadable {
     Directory,
     /// Not a regular file of at most 16 MiB (a FIFO, a device, a socket, a larger file): the
     /// runtime would wait for a FIFO or read without end, so an empty file must be
-    /// bind-mounted over it (`GeneratedOptions::cover_passwd`,
-    /// [`GeneratedOptions::cover_group`](crate::GeneratedOptions::cover_group)).
+    /// bind-mounted over it ([`GeneratedOptions::passwd`](crate::GeneratedOptions::passwd),
+    /// [`GeneratedOptions::group`](crate::GeneratedOptions::group)).
     NeedsCover(String),
 }
 

@@ -129,6 +129,22 @@ pub enum DriverError {
         #[source]
         source: std::io::Error,
     },
+    /// A default state directory cannot be used.
+    #[error("state directory {path:?}: {reason}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Joining a user namespace failed (see [`crate::UserNamespace::enter`]).
+    #[error("cannot join a user namespace: {step}: {reason}")]
+    UserNamespace {
+        /// The step, e.g. `newuidmap` or `setns(CLONE_NEWUSER)`.
+        step: String,
+        /// What went wrong, in the words of the tool or the kernel.
+        reason: String,
+    },
     /// A system call of the supervisor failed.
     #[error("{call}")]
     Sys {

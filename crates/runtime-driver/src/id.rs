@@ -158,7 +158,109 @@ pub struct StateLayout {
     root: PathBuf,
 }
 
+/// What the default state directories of a user other than root are made from (read by the
+/// caller from its environment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserDirs {
+    /// `$XDG_RUNTIME_DIR`.
+    pub runtime_dir: Option<PathBuf>,
+    /// `$XDG_DATA_HOME`.
+    pub data_home: Option<PathBuf>,
+    /// `$HOME`, else the home directory of the user's passwd entry.
+    pub home: Option<PathBuf>,
+}
+
+impl UserDirs {
+    /// The directories from these values (an empty one counts as unset).
+    pub fn new(
+        runtime_dir: Option<PathBuf>,
+        data_home: Option<PathBuf>,
+        home: Option<PathBuf>,
+    ) -> Self {
+        let set = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+        Self {
+            runtime_dir: set(runtime_dir),
+            data_home: set(data_home),
+            home: set(home),
+        }
+    }
+}
+
+/// The run-state root of root, `/run/ocirun`.
+pub const ROOT_RUNROOT: &str = "/run/ocirun";
+
+/// The persistent-state root of root, `/var/lib/ocirun` (podman's `--root` is
+/// `/var/lib/containers/storage`).
+pub const ROOT_ROOT: &str = "/var/lib/ocirun";
+
 impl StateLayout {
+    /// The default run-state root of the user `uid` (podman's rule for its run directory):
+    /// `/run/ocirun` for root; otherwise `$XDG_RUNTIME_DIR/ocirun` when `$XDG_RUNTIME_DIR` is a
+    /// directory the user owns, else `/tmp/ocirun-UID`, made with mode 0700 when missing.
+    ///
+    /// # Errors
+    /// [`DriverError::StateDir`] when `/tmp/ocirun-UID` exists and is not a directory of the
+    /// user's with mode 0700 (someone else could read or replace the user's state), or cannot
+    /// be made.
+    pub fn default_runroot(uid: u32, dirs: &UserDirs) -> Result<PathBuf, DriverError> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        if uid == 0 {
+            return Ok(PathBuf::from(ROOT_RUNROOT));
+        }
+        if let Some(dir) = &dirs.runtime_dir {
+            if std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.uid() == uid) {
+                return Ok(dir.join("ocirun"));
+            }
+        }
+        let dir = PathBuf::from(format!("/tmp/ocirun-{uid}"));
+        let bad = |reason: String| DriverError::StateDir {
+            path: dir.clone(),
+            reason,
+        };
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(bad(format!("cannot create it: {e}"))),
+        }
+        let meta = std::fs::symlink_metadata(&dir).map_err(|e| bad(e.to_string()))?;
+        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+            return Err(bad(format!(
+                "it must be a directory of uid {uid} with mode 0700 (it is {}, uid {}, mode \
+                 {:o}): remove it, or give --runroot",
+                if meta.is_dir() {
+                    "a directory"
+                } else {
+                    "not a directory"
+                },
+                meta.uid(),
+                meta.mode() & 0o7777
+            )));
+        }
+        Ok(dir)
+    }
+
+    /// The default persistent-state root of the user `uid`: `/var/lib/ocirun` for root;
+    /// otherwise `$XDG_DATA_HOME/ocirun`, else `$HOME/.local/share/ocirun`.
+    ///
+    /// # Errors
+    /// [`DriverError::StateDir`] when neither `$XDG_DATA_HOME` nor a home directory is known.
+    pub fn default_root(uid: u32, dirs: &UserDirs) -> Result<PathBuf, DriverError> {
+        if uid == 0 {
+            return Ok(PathBuf::from(ROOT_ROOT));
+        }
+        match (&dirs.data_home, &dirs.home) {
+            (Some(data), _) => Ok(data.join("ocirun")),
+            (None, Some(home)) => Ok(home.join(".local/share/ocirun")),
+            (None, None) => Err(DriverError::StateDir {
+                path: PathBuf::from("~/.local/share/ocirun"),
+                reason: "neither XDG_DATA_HOME nor a home directory is known: set one, or \
+                         give --root"
+                    .to_owned(),
+            }),
+        }
+    }
+
     /// The layout under `runroot` and `root`.
     pub fn new(runroot: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Self {
         Self {
@@ -275,6 +377,48 @@ mod tests {
             );
         }
         assert!("n".repeat(201).parse::<ContainerName>().is_err());
+    }
+
+    #[test]
+    fn default_roots_follow_podmans_rules() {
+        let none = UserDirs::default();
+        assert_eq!(
+            StateLayout::default_runroot(0, &none).unwrap(),
+            Path::new("/run/ocirun")
+        );
+        assert_eq!(
+            StateLayout::default_root(0, &none).unwrap(),
+            Path::new("/var/lib/ocirun")
+        );
+        let me = nix::unistd::Uid::effective().as_raw();
+        let runtime = tempfile::tempdir().unwrap();
+        let dirs = UserDirs::new(
+            Some(runtime.path().to_path_buf()),
+            Some(PathBuf::from("/data")),
+            Some(PathBuf::from("/home/u")),
+        );
+        if me != 0 {
+            assert_eq!(
+                StateLayout::default_runroot(me, &dirs).unwrap(),
+                runtime.path().join("ocirun")
+            );
+        }
+        assert_eq!(
+            StateLayout::default_root(1000, &dirs).unwrap(),
+            Path::new("/data/ocirun")
+        );
+        let home_only = UserDirs::new(None, Some(PathBuf::new()), Some(PathBuf::from("/home/u")));
+        assert_eq!(
+            StateLayout::default_root(1000, &home_only).unwrap(),
+            Path::new("/home/u/.local/share/ocirun")
+        );
+        assert_eq!(
+            StateLayout::default_root(1000, &none)
+                .unwrap_err()
+                .to_string(),
+            "state directory \"~/.local/share/ocirun\": neither XDG_DATA_HOME nor a home \
+             directory is known: set one, or give --root"
+        );
     }
 
     #[test]

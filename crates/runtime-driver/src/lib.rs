@@ -11,10 +11,14 @@ mod records;
 pub mod reexec;
 mod runtime;
 mod supervisor;
+mod userns;
 
 pub use bundle::Bundle;
 pub use error::DriverError;
-pub use id::{ContainerId, ContainerName, StateLayout, MAX_ID_LEN, MAX_NAME_LEN};
+pub use id::{
+    ContainerId, ContainerName, StateLayout, UserDirs, MAX_ID_LEN, MAX_NAME_LEN, ROOT_ROOT,
+    ROOT_RUNROOT,
+};
 pub use process::{
     reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder, SignalPolicy,
 };
@@ -23,3 +27,4 @@ pub use runtime::{
     Container, ContainerIo, CreateStdio, Runtime, CLEANUP_TIMEOUT, INTERRUPTED_CLEANUP_TIMEOUT,
 };
 pub use supervisor::{Finished, Supervisor};
+pub use userns::{parse_subid_ranges, IdMap, UserNamespace};

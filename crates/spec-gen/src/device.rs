@@ -147,6 +147,24 @@ pub struct Device {
 
 impl Device {
     /// The runtime-spec `linux.devices` entry and the `linux.resources.devices` allow rule.
+    /// The bind mount of the host's node that stands in for it in a user namespace, which
+    /// cannot make device nodes (podman's rootless `--device`): read-only unless the access
+    /// has `w`.
+    pub(crate) fn to_bind_mount(&self) -> Result<oci_spec::runtime::Mount, SpecError> {
+        let rw = if self.request.access.contains('w') {
+            "rw"
+        } else {
+            "ro"
+        };
+        oci_spec::runtime::MountBuilder::default()
+            .destination(self.request.container_path.clone())
+            .typ("bind")
+            .source(self.request.host_path.clone())
+            .options(["bind", "nosuid", "noexec", rw].map(String::from).to_vec())
+            .build()
+            .map_err(crate::generate::internal)
+    }
+
     pub(crate) fn to_spec(&self) -> Result<(LinuxDevice, LinuxDeviceCgroup), SpecError> {
         let typ = match self.host.kind {
             DeviceKind::Char => LinuxDeviceType::C,

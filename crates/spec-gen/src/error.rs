@@ -49,6 +49,42 @@ pub enum SpecError {
     /// `--init` together with a mount on the init's own path, [`INIT_PATH`](crate::INIT_PATH).
     #[error("--init needs {path}, where a mount of {0:?} is asked for", path = crate::INIT_PATH)]
     InitPathTaken(String),
+    /// A `--userns` value that is none of podman's forms, or that this run cannot have.
+    #[error("invalid --userns {value:?}: {reason}")]
+    InvalidUserNs {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--uidmap`/`--gidmap` value that is malformed, overlaps another, or maps ids the run
+    /// does not have.
+    #[error("invalid id mapping {value:?}: {reason}")]
+    InvalidIdMapping {
+        /// The value as given (with its flag once the maps are checked together).
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The process's uid or a gid is not mapped in the user namespace it runs in.
+    #[error("invalid user {user:?}: {kind} {id} is not mapped in the container's user namespace")]
+    UnmappedId {
+        /// The `--user` value, or the resolved `UID:GID`.
+        user: String,
+        /// `uid` or `gid`.
+        kind: &'static str,
+        /// The id.
+        id: u32,
+    },
+    /// A cgroup resource flag that this run cannot have: without root, only in a cgroup
+    /// delegated to the user.
+    #[error("{flag} cannot be used here: {reason}")]
+    ResourceNeedsCgroup {
+        /// The flag.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The image configuration JSON could not be parsed.
     #[error("invalid image configuration")]
     InvalidImageConfig(#[source] serde_json::Error),

@@ -19,6 +19,7 @@ use crate::rlimit::{show, RlimitKind, Ulimit, RLIM_INFINITY};
 use crate::seccomp::{NativeArch, ResolveContext, SeccompProfile, SyscallChecker};
 use crate::security::{SeccompPolicy, SecurityOptions};
 use crate::units::Size;
+use crate::userns::{container_maps, is_mapped, IdMapping, OwnUserNamespace, UserNsMode};
 use crate::{ImageConfig, ResolvedUser, SpecError, UserDb};
 
 /// The `ociVersion` written into every spec: the runtime-spec release that runc 1.1 implements.
@@ -143,6 +144,12 @@ pub struct RunOptions {
     /// `process.consoleSize`): the caller's own terminal size, so that the command sees it
     /// from its first instruction on.
     pub console_size: Option<ConsoleSize>,
+    /// `--userns`.
+    pub userns: UserNsMode,
+    /// `--uidmap`, in order: a user namespace of the container's own with these uid maps.
+    pub uid_maps: Vec<IdMapping>,
+    /// `--gidmap`, in order (the uid maps when empty, and the other way round).
+    pub gid_maps: Vec<IdMapping>,
 }
 
 /// A terminal's size in character cells (runtime-spec `process.consoleSize`; the `ws_row` and
@@ -183,6 +190,9 @@ impl RunOptions {
             shm_size: None,
             init: None,
             console_size: None,
+            userns: UserNsMode::Default,
+            uid_maps: Vec::new(),
+            gid_maps: Vec::new(),
         }
     }
 }
@@ -227,6 +237,38 @@ pub struct HostFacts {
     /// The host's CPUs that have a `/sys/devices/system/cpu/cpuN/thermal_throttle` directory,
     /// in ascending order: each is masked ([`thermal_throttle_path`]).
     pub thermal_throttle_cpus: Vec<u32>,
+    /// The user namespace ocirun runs in without root (`None` for root, which runs in the
+    /// host's): the container shares it unless it gets one of its own, resource limits need a
+    /// [`Self::delegated_cgroup`], devices are bind-mounted (a user namespace cannot make device
+    /// nodes), `/sys` is the host's, bound read-only, while the network namespace is the
+    /// host's (a sysfs cannot be mounted for a network namespace the user namespace does not
+    /// own), and no `--ulimit` may exceed ocirun's own hard limits.
+    pub user_namespace: Option<OwnUserNamespace>,
+    /// A cgroup v2 subtree that the user owns (delegated to it, as systemd's `Delegate=yes`
+    /// does), in which a container's cgroup may be made without root.
+    pub delegated_cgroup: Option<DelegatedCgroup>,
+    /// Whether the host's cgroup hierarchy is the unified one (cgroup v2).
+    pub cgroup_v2: bool,
+}
+
+/// A cgroup v2 subtree that a user other than root may make the container's cgroup in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DelegatedCgroup {
+    /// Its path in the cgroup hierarchy, e.g. `/user.slice/user-1000.slice/user@1000.service`.
+    pub path: String,
+    /// The controllers enabled for its children (its `cgroup.subtree_control`).
+    pub controllers: Vec<String>,
+}
+
+impl DelegatedCgroup {
+    /// The subtree at `path` whose children get `controllers`.
+    pub fn new(path: impl Into<String>, controllers: Vec<String>) -> Self {
+        Self {
+            path: path.into(),
+            controllers,
+        }
+    }
 }
 
 impl Default for HostFacts {
@@ -249,6 +291,9 @@ impl Default for HostFacts {
             swap_limit: true,
             hostname: String::new(),
             thermal_throttle_cpus: Vec::new(),
+            user_namespace: None,
+            delegated_cgroup: None,
+            cgroup_v2: false,
         }
     }
 }
@@ -405,7 +450,25 @@ impl<'a> SpecGenerator<'a> {
         let default_users = UserDb::default();
         let users = self.users.unwrap_or(&default_users);
         let image_user = self.image.and_then(|i| i.user.as_deref());
-        let mut user = users.resolve(options.user.as_deref().or(image_user))?;
+        // `--userns keep-id`: the user's own ids (or the given ones) unless --user says.
+        let keep_id = match (
+            options.userns,
+            &self.host.and_then(|h| h.user_namespace.as_ref()),
+        ) {
+            (UserNsMode::KeepId { uid, gid }, Some(own)) => Some(format!(
+                "{}:{}",
+                uid.unwrap_or(own.host_uid),
+                gid.unwrap_or(own.host_gid)
+            )),
+            _ => None,
+        };
+        let mut user = users.resolve(
+            options
+                .user
+                .as_deref()
+                .or(keep_id.as_deref())
+                .or(image_user),
+        )?;
         for group in &options.group_add {
             user.additional_gids.push(users.group_id(group)?);
         }
@@ -445,6 +508,45 @@ impl<'a> SpecGenerator<'a> {
         }
 
         let user = self.user()?;
+        let maps = container_maps(options.userns, &options.uid_maps, &options.gid_maps, host)?;
+        let own = host.user_namespace.as_ref();
+        let uid_mapped = |id| {
+            is_mapped(
+                id,
+                maps.as_ref().map(|m| m.0.as_slice()),
+                own.map(OwnUserNamespace::uids),
+            )
+        };
+        let gid_mapped = |id| {
+            is_mapped(
+                id,
+                maps.as_ref().map(|m| m.1.as_slice()),
+                own.map(OwnUserNamespace::gids),
+            )
+        };
+        let user_value = || {
+            options
+                .user
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", user.uid, user.gid))
+        };
+        if !uid_mapped(user.uid) {
+            return Err(SpecError::UnmappedId {
+                user: user_value(),
+                kind: "uid",
+                id: user.uid,
+            });
+        }
+        if let Some(gid) = std::iter::once(user.gid)
+            .chain(user.additional_gids.iter().copied())
+            .find(|gid| !gid_mapped(*gid))
+        {
+            return Err(SpecError::UnmappedId {
+                user: user_value(),
+                kind: "gid",
+                id: gid,
+            });
+        }
 
         let cwd = options
             .working_dir
@@ -543,13 +645,21 @@ impl<'a> SpecGenerator<'a> {
         process.set_no_new_privileges(options.security.no_new_privileges.then_some(true));
 
         let cgroup = options.resources.build(self.container_id, host)?;
+        // Without root no device node can be made: the host's node is bind-mounted instead
+        // (podman's way), and there is no device cgroup to allow it in.
+        let device_binds = own.is_some();
         let mut device_rules = vec![LinuxDeviceCgroupBuilder::default()
             .allow(false)
             .access("rwm")
             .build()
             .map_err(internal)?];
         let mut device_nodes = Vec::new();
+        let mut device_mounts = Vec::new();
         for device in &options.devices {
+            if device_binds {
+                device_mounts.push(device.to_bind_mount()?);
+                continue;
+            }
             let (node, rule) = device.to_spec()?;
             device_nodes.push(node);
             device_rules.push(rule);
@@ -590,7 +700,7 @@ impl<'a> SpecGenerator<'a> {
             .collect();
 
         let mut linux = LinuxBuilder::default()
-            .namespaces(self.namespaces()?)
+            .namespaces(self.namespaces(maps.is_some())?)
             .masked_paths(masked)
             .readonly_paths(readonly)
             .resources(resources.build().map_err(internal)?);
@@ -602,6 +712,11 @@ impl<'a> SpecGenerator<'a> {
         }
         if let Some(propagation) = self.rootfs_propagation {
             linux = linux.rootfs_propagation(propagation);
+        }
+        if let Some((uids, gids)) = &maps {
+            linux = linux
+                .uid_mappings(uids.iter().map(|m| m.to_oci()).collect::<Vec<_>>())
+                .gid_mappings(gids.iter().map(|m| m.to_oci()).collect::<Vec<_>>());
         }
         if let Some((_, mount_label)) = labels {
             linux = linux.mount_label(mount_label);
@@ -646,6 +761,24 @@ impl<'a> SpecGenerator<'a> {
                 }
             }
         }
+        if own.is_some() || maps.is_some() {
+            userns_mounts(&mut mounts, options)?;
+        }
+        if !gid_mapped(5) {
+            // devpts refuses a gid the namespace does not map (tty, 5, in the defaults).
+            for mount in &mut mounts {
+                if mount.destination() == Path::new("/dev/pts") {
+                    let kept: Vec<String> = mount
+                        .options()
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|o| o != "gid=5")
+                        .collect();
+                    mount.set_options(Some(kept));
+                }
+            }
+        }
         let init = match &options.init {
             Some(binary) => {
                 if let Some(taken) = self
@@ -672,7 +805,7 @@ impl<'a> SpecGenerator<'a> {
             }
             None => Vec::new(),
         };
-        let mounts = merge_mounts([init, self.mounts.to_vec(), mounts]);
+        let mounts = merge_mounts([init, self.mounts.to_vec(), device_mounts, mounts]);
 
         let mut spec = SpecBuilder::default()
             .version(OCI_VERSION)
@@ -740,7 +873,7 @@ impl<'a> SpecGenerator<'a> {
     }
 
     /// runtime-spec `linux.namespaces`, in the order runc's `runc spec` writes them.
-    fn namespaces(&self) -> Result<Vec<LinuxNamespace>, SpecError> {
+    fn namespaces(&self, user: bool) -> Result<Vec<LinuxNamespace>, SpecError> {
         let o = self.options;
         let network = match &o.network {
             NetworkMode::Host => NamespaceMode::Host,
@@ -764,6 +897,14 @@ impl<'a> SpecGenerator<'a> {
                 NamespaceMode::Path(path) => builder.path(path.clone()),
             };
             namespaces.push(ns.build().map_err(internal)?);
+        }
+        if user {
+            namespaces.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::User)
+                    .build()
+                    .map_err(internal)?,
+            );
         }
         Ok(namespaces)
     }
@@ -948,6 +1089,52 @@ pub(crate) fn default_mounts(shm_size: Size) -> Vec<Mount> {
             &["nosuid", "noexec", "nodev", "relatime", "ro"],
         ),
     ]
+}
+
+/// The default mounts a container in a user namespace gets instead of those it could not
+/// mount (podman's rules): the host's `/sys`, bound read-only, and no cgroup mount (the bind
+/// holds the host's) unless the container has a network namespace of its own (a sysfs belongs
+/// to the network namespace, which the user namespace must own); the host's `/dev/mqueue` with
+/// `--ipc host`, the host's `/proc` with `--pid host`.
+fn userns_mounts(mounts: &mut Vec<Mount>, options: &RunOptions) -> Result<(), SpecError> {
+    let bind = |dst: &str, opts: &[&str]| {
+        MountBuilder::default()
+            .destination(dst)
+            .typ("bind")
+            .source(dst)
+            .options(opts.iter().map(|o| (*o).to_owned()).collect::<Vec<_>>())
+            .build()
+            .map_err(internal)
+    };
+    if options.network != NetworkMode::None {
+        mounts.retain(|m| m.destination() != Path::new("/sys/fs/cgroup"));
+        replace(
+            mounts,
+            bind("/sys", &["rbind", "nosuid", "noexec", "nodev", "ro"])?,
+        );
+    }
+    if options.ipc == NamespaceMode::Host {
+        replace(
+            mounts,
+            bind("/dev/mqueue", &["rbind", "nosuid", "noexec", "nodev"])?,
+        );
+    }
+    if options.pid == NamespaceMode::Host {
+        replace(
+            mounts,
+            bind("/proc", &["rbind", "nosuid", "noexec", "nodev"])?,
+        );
+    }
+    Ok(())
+}
+
+/// Replaces the mount on `mount`'s destination.
+fn replace(mounts: &mut [Mount], mount: Mount) {
+    for m in mounts.iter_mut() {
+        if m.destination() == mount.destination() {
+            *m = mount.clone();
+        }
+    }
 }
 
 /// Merges layers of mounts, given in order of precedence: for one destination the mount of the

@@ -81,6 +81,8 @@ impl HostFacts {
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             thermal_throttle_cpus: thermal_throttle_cpus(Path::new(CPU_SYSFS)),
+            cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            delegated_cgroup: delegated_cgroup(),
             ..defaults
         }
     }
@@ -141,6 +143,32 @@ impl HostDevice {
             gid: meta.gid(),
         })
     }
+}
+
+/// The cgroup v2 subtree delegated to this process's user: the parent of the process's own
+/// cgroup (from /proc/self/cgroup), when it is not the root, is owned by the effective uid,
+/// and this process may create cgroups in it; the controllers are those its
+/// `cgroup.subtree_control` enables for its children.
+fn delegated_cgroup() -> Option<crate::DelegatedCgroup> {
+    use nix::unistd::{access, AccessFlags};
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let parent = Path::new(path).parent()?;
+    if parent == Path::new("/") {
+        return None;
+    }
+    let dir = Path::new("/sys/fs/cgroup").join(parent.strip_prefix("/").ok()?);
+    let meta = std::fs::metadata(&dir).ok()?;
+    let writable = access(&dir, AccessFlags::W_OK).is_ok()
+        && access(&dir.join("cgroup.procs"), AccessFlags::W_OK).is_ok();
+    if meta.uid() != nix::unistd::geteuid().as_raw() || !writable {
+        return None;
+    }
+    let controllers = std::fs::read_to_string(dir.join("cgroup.subtree_control")).ok()?;
+    Some(crate::DelegatedCgroup::new(
+        parent.display().to_string(),
+        controllers.split_whitespace().map(str::to_owned).collect(),
+    ))
 }
 
 /// Whether SELinux is enabled: selinuxfs is mounted on `/sys/fs/selinux`.

@@ -20,6 +20,7 @@ mod seccomp;
 mod security;
 mod units;
 mod user;
+mod userns;
 
 pub use oci_spec;
 
@@ -28,8 +29,9 @@ pub use device::{Device, DeviceKind, DeviceRequest, HostDevice};
 pub use env::{parse_env_file, DEFAULT_PATH, PROXY_VARIABLES};
 pub use error::SpecError;
 pub use generate::{
-    merge_mounts, sort_mounts, thermal_throttle_path, ConsoleSize, HostFacts, RunOptions,
-    SpecGenerator, DEFAULT_SHM_SIZE, INIT_PATH, MASKED_PATHS, OCI_VERSION, READONLY_PATHS,
+    merge_mounts, sort_mounts, thermal_throttle_path, ConsoleSize, DelegatedCgroup, HostFacts,
+    RunOptions, SpecGenerator, DEFAULT_SHM_SIZE, INIT_PATH, MASKED_PATHS, OCI_VERSION,
+    READONLY_PATHS,
 };
 #[cfg(feature = "host")]
 pub use host::{find_init, INIT_CANDIDATES};
@@ -46,6 +48,7 @@ pub use security::{
 };
 pub use units::{CpuList, Cpus, Size};
 pub use user::{ResolvedUser, UserDb, MAX_ID};
+pub use userns::{IdMapping, OwnUserNamespace, UserNsMode};
 
 #[cfg(test)]
 mod tests;

@@ -132,12 +132,86 @@ impl Resources {
         if let Some(memory) = &mut memory {
             self.swap(memory, host)?;
         }
+        let delegated = self.check_delegation(host)?;
+        let cgroups_path = match (self.cgroups_path(container_id)?, delegated) {
+            (Some(path), _) => Some(path),
+            (None, Some(parent)) => {
+                Some(format!("{}/{container_id}", parent.trim_end_matches('/')))
+            }
+            (None, None) => None,
+        };
         Ok(CgroupConfig {
             memory,
             cpu: self.cpu()?,
             pids: self.pids()?,
-            cgroups_path: self.cgroups_path(container_id)?,
+            cgroups_path,
         })
+    }
+
+    /// The flags that are set, with the cgroup controller each needs.
+    fn set_flags(&self) -> Vec<(&'static str, &'static str)> {
+        [
+            ("--memory", "memory", self.memory.is_some()),
+            (
+                "--memory-reservation",
+                "memory",
+                self.memory_reservation.is_some(),
+            ),
+            ("--memory-swap", "memory", self.memory_swap.is_some()),
+            ("--cpus", "cpu", self.cpus.is_some()),
+            ("--cpu-period", "cpu", self.cpu_period.is_some()),
+            ("--cpu-quota", "cpu", self.cpu_quota.is_some()),
+            ("--cpu-shares", "cpu", self.cpu_shares.is_some()),
+            ("--cpuset-cpus", "cpuset", self.cpuset_cpus.is_some()),
+            ("--cpuset-mems", "cpuset", self.cpuset_mems.is_some()),
+            ("--pids-limit", "pids", self.pids_limit.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, _, set)| *set)
+        .map(|(flag, controller, _)| (flag, controller))
+        .collect()
+    }
+
+    /// Without root (ocirun in a user namespace of its own), a limit needs a cgroup the user
+    /// owns: `--cgroup-parent`, or the delegated subtree, whose path is returned when a limit
+    /// is set (the container's cgroup is made in it).
+    fn check_delegation<'h>(&self, host: &'h HostFacts) -> Result<Option<&'h str>, SpecError> {
+        let flags = self.set_flags();
+        if host.user_namespace.is_none() || flags.is_empty() || self.cgroup_parent.is_some() {
+            return Ok(None);
+        }
+        let (flag, controller) = flags[0];
+        let refuse = |reason: String| Err(SpecError::ResourceNeedsCgroup { flag, reason });
+        if !host.cgroup_v2 {
+            return refuse(
+                "ocirun runs without root, and cgroup v1 delegates no cgroup to a user: run as \
+                 root, or on cgroup v2 with a cgroup subtree delegated to the user"
+                    .to_owned(),
+            );
+        }
+        let Some(delegated) = &host.delegated_cgroup else {
+            return refuse(
+                "ocirun runs without root, and no cgroup subtree is delegated to the user (the \
+                 parent of ocirun's own cgroup is not the user's, with controllers enabled in \
+                 its cgroup.subtree_control, as systemd's Delegate=yes makes it)"
+                    .to_owned(),
+            );
+        };
+        if let Some((flag, controller)) = flags
+            .iter()
+            .find(|(_, c)| !delegated.controllers.iter().any(|d| d == c))
+        {
+            return Err(SpecError::ResourceNeedsCgroup {
+                flag,
+                reason: format!(
+                    "the cgroup subtree delegated to the user ({}) does not enable the \
+                     {controller} controller",
+                    delegated.path
+                ),
+            });
+        }
+        let _ = controller;
+        Ok(Some(&delegated.path))
     }
 
     fn memory(&self) -> Result<Option<LinuxMemory>, SpecError> {

@@ -124,6 +124,16 @@ impl UserDb {
         self
     }
 
+    /// Whether the passwd database has an entry with the uid `uid`.
+    pub fn has_uid(&self, uid: u32) -> bool {
+        self.passwd.iter().any(|e| e.uid == uid)
+    }
+
+    /// Whether the group database has an entry with the gid `gid`.
+    pub fn has_gid(&self, gid: u32) -> bool {
+        self.group.iter().any(|e| e.gid == gid)
+    }
+
     /// Resolves a `--user` value (`None`: root).
     ///
     /// A name is looked up in passwd; a numeric uid is used as it is, with its passwd entry when

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 use ocirun_spec_gen::oci_spec::runtime::{Mount, MountBuilder};
 use ocirun_spec_gen::{
-    to_json, ConsoleSize, Device, DeviceKind, HostDevice, HostFacts, ImageConfig, NativeArch,
-    RlimitKind, RunOptions, SecurityOptions, SpecGenerator, SyscallChecker, UserDb,
+    to_json, ConsoleSize, DelegatedCgroup, Device, DeviceKind, HostDevice, HostFacts, IdMapping,
+    ImageConfig, NativeArch, OwnUserNamespace, RlimitKind, RunOptions, SecurityOptions,
+    SpecGenerator, SyscallChecker, UserDb,
 };
 
 const ROOTFS: &str = "/var/lib/ocirun/rootfs";
@@ -362,6 +363,140 @@ fn a_mount_on_the_init_path_is_refused() {
     );
 }
 
+/// A host where ocirun runs without root, in a user namespace of its own: 0 the user (1001), 1..
+/// its subordinate ids.
+fn rootless_host() -> HostFacts {
+    let mut host = host();
+    let map = |s: &str| s.parse::<IdMapping>().unwrap();
+    host.user_namespace = Some(OwnUserNamespace::new(
+        vec![map("0:1001:1"), map("1:100000:65536")],
+        vec![map("0:1001:1"), map("1:100000:65536")],
+        1001,
+        1001,
+        "rl",
+    ));
+    host
+}
+
+/// Without root and with the host's network, IPC and PID namespaces: /sys is the host's,
+/// bound read-only, with no cgroup mount; /dev/mqueue and /proc are the host's; a device is
+/// bind-mounted.
+#[test]
+fn rootless_with_host_namespaces() {
+    let mut o = options(&["sh"]);
+    o.ipc = "host".parse().unwrap();
+    o.pid = "host".parse().unwrap();
+    o.devices = vec![Device {
+        request: "/dev/fuse:/dev/fuse:rw".parse().unwrap(),
+        host: HostDevice {
+            kind: DeviceKind::Char,
+            major: 10,
+            minor: 229,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        },
+    }];
+    check(
+        "rootless_with_host_namespaces",
+        &generate(&o, &ImageConfig::default(), &rootless_host()),
+    );
+}
+
+/// Without root, `--userns keep-id` and a network namespace of the container's own: a nested
+/// user namespace with podman's keep-id maps, the process as the user's own ids, sysfs.
+#[test]
+fn rootless_keep_id() {
+    let mut o = options(&["id"]);
+    o.userns = "keep-id".parse().unwrap();
+    o.network = "none".parse().unwrap();
+    check(
+        "rootless_keep_id",
+        &generate(&o, &ImageConfig::default(), &rootless_host()),
+    );
+}
+
+/// As root, `--uidmap` and `--gidmap`: a user namespace of host ids.
+#[test]
+fn uidmap_as_root() {
+    let mut o = options(&["id"]);
+    o.uid_maps = vec!["0:100000:65536".parse().unwrap()];
+    o.gid_maps = vec!["0:200000:65536".parse().unwrap()];
+    check(
+        "uidmap_as_root",
+        &generate(&o, &ImageConfig::default(), &host()),
+    );
+}
+
+#[test]
+fn rootless_limits_need_a_delegated_cgroup() {
+    let mut o = options(&["true"]);
+    o.resources.memory = Some("64m".parse().unwrap());
+    let users = UserDb::parse(PASSWD, GROUP);
+    let generate = |host: &HostFacts| {
+        SpecGenerator::new(ROOTFS, ID, &o)
+            .users(&users)
+            .host(host)
+            .syscall_checker(&AllSyscalls)
+            .generate()
+    };
+    let mut host = rootless_host();
+    assert_eq!(
+        generate(&host).unwrap_err().to_string(),
+        "--memory cannot be used here: ocirun runs without root, and cgroup v1 delegates no \
+         cgroup to a user: run as root, or on cgroup v2 with a cgroup subtree delegated to the \
+         user"
+    );
+    host.cgroup_v2 = true;
+    assert!(generate(&host)
+        .unwrap_err()
+        .to_string()
+        .contains("no cgroup subtree is delegated to the user"));
+    host.delegated_cgroup = Some(DelegatedCgroup::new(
+        "/user.slice/u",
+        vec!["pids".to_owned()],
+    ));
+    assert_eq!(
+        generate(&host).unwrap_err().to_string(),
+        "--memory cannot be used here: the cgroup subtree delegated to the user (/user.slice/u) \
+         does not enable the memory controller"
+    );
+    host.delegated_cgroup = Some(DelegatedCgroup::new(
+        "/user.slice/u",
+        vec!["memory".to_owned(), "pids".to_owned()],
+    ));
+    let spec = generate(&host).unwrap();
+    let linux = spec.linux().as_ref().unwrap();
+    assert_eq!(
+        linux.cgroups_path().as_deref(),
+        Some(std::path::Path::new(&format!("/user.slice/u/{ID}")))
+    );
+    assert_eq!(
+        linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .memory()
+            .unwrap()
+            .limit(),
+        Some(67_108_864)
+    );
+}
+
+#[test]
+fn an_unmapped_user_is_refused() {
+    let mut o = options(&["true"]);
+    o.user = Some("70000".into());
+    let err = SpecGenerator::new(ROOTFS, ID, &o)
+        .host(&rootless_host())
+        .generate()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"invalid user "70000": uid 70000 is not mapped in the container's user namespace"#
+    );
+}
+
 #[test]
 fn every_golden_file_has_a_test() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
@@ -379,10 +514,13 @@ fn every_golden_file_has_a_test() {
             "network_none_and_host_namespaces.json",
             "non_root_user.json",
             "resources_and_devices.json",
+            "rootless_keep_id.json",
+            "rootless_with_host_namespaces.json",
             "seccomp_default_on_arm64.json",
             "seccomp_profile_from_file.json",
             "seccomp_unconfined_and_security_opts.json",
             "selinux_labels.json",
+            "uidmap_as_root.json",
             "ulimits.json",
         ]
     );

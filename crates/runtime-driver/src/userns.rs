@@ -1,0 +1,287 @@
+//! A user namespace for a user other than root: the ids it maps, and entering it as
+//! `podman unshare` and `buildah unshare` do.
+//!
+//! The mapping ([`UserNamespace::for_user`]): id 0 of the namespace is the user's own uid (and
+//! gid), ids 1 to N are the user's first range of subordinate ids in `/etc/subuid` (and
+//! `/etc/subgid`), podman's default rootless mapping. A user without a range gets a single-id
+//! mapping (0 to the user), with a warning that names the file, as podman does.
+//!
+//! Entering it ([`UserNamespace::enter`]), from a process with one thread:
+//! 1. a child is forked; it calls unshare(2) with `CLONE_NEWUSER`, says so on a pipe and waits
+//!    for the parent to close another;
+//! 2. the parent writes the child's maps: with more than the user's own id, through the setuid
+//!    helpers `newgidmap PID 0 GID 1 1 SUBGID N` and `newuidmap PID 0 UID 1 1 SUBUID N` (shadow's
+//!    uidmap package; they check the ranges against /etc/subuid and /etc/subgid), else itself,
+//!    `deny` to `/proc/PID/setgroups` first (the kernel's rule for an unprivileged gid map);
+//! 3. the parent opens `/proc/PID/ns/user`, lets the child exit, reaps it, and joins the
+//!    namespace with setns(2): its uid and gid are 0 there, with every capability over what the
+//!    namespace owns. The namespace lives as long as the process (and what it starts) is in it;
+//! 4. the parent unshares its mount namespace, so that it has one the user namespace owns (the
+//!    host's mounts, as slaves: nothing mounted in it reaches the host), as podman and buildah
+//!    do: the runtime needs it for a nested user namespace.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::sched::CloneFlags;
+use nix::unistd::{ForkResult, Pid};
+
+use crate::DriverError;
+
+/// One line of a user namespace's uid or gid map (user_namespaces(7), runtime-spec
+/// `linux.uidMappings`): ids `container .. container+size` inside are `host .. host+size`
+/// outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdMap {
+    /// The first id inside the namespace.
+    pub container: u32,
+    /// The first id outside (in the parent namespace).
+    pub host: u32,
+    /// How many ids.
+    pub size: u32,
+}
+
+/// The uid and gid maps of a user namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserNamespace {
+    /// The uid map, in order.
+    pub uid_map: Vec<IdMap>,
+    /// The gid map, in order.
+    pub gid_map: Vec<IdMap>,
+}
+
+/// The ranges `(first id, count)` that an `/etc/subuid` or `/etc/subgid` text gives the user
+/// `name` (or its numeric id `id`), in the file's order: lines `NAME:FIRST:COUNT` or
+/// `ID:FIRST:COUNT`; comments, malformed lines and empty ranges are skipped.
+pub fn parse_subid_ranges(text: &str, name: &str, id: u32) -> Vec<(u32, u32)> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|line| {
+            let mut f = line.trim().split(':');
+            let (owner, first, count) = (f.next()?, f.next()?, f.next()?);
+            if f.next().is_some() || (owner != name && owner != id.to_string()) {
+                return None;
+            }
+            let (first, count): (u32, u32) = (first.parse().ok()?, count.parse().ok()?);
+            (count > 0 && first.checked_add(count - 1).is_some()).then_some((first, count))
+        })
+        .collect()
+}
+
+impl UserNamespace {
+    /// The namespace of the user `name` (`uid`, `gid`): 0 to the user's ids, then 1.. to the
+    /// first range of `subuid` and `subgid` (the texts of `/etc/subuid` and `/etc/subgid`).
+    /// Returns a warning when the user has no range in a file: the map is then the single id.
+    pub fn for_user(
+        name: &str,
+        uid: u32,
+        gid: u32,
+        subuid: &str,
+        subgid: &str,
+    ) -> (Self, Option<String>) {
+        let mut warning = None;
+        let mut map = |id: u32, text: &str, file: &str| {
+            let mut map = vec![IdMap {
+                container: 0,
+                host: id,
+                size: 1,
+            }];
+            match parse_subid_ranges(text, name, id).first() {
+                Some(&(first, count)) => map.push(IdMap {
+                    container: 1,
+                    host: first,
+                    size: count,
+                }),
+                None => {
+                    warning.get_or_insert_with(|| {
+                        format!(
+                            "no range of subordinate ids for user {name:?} in {file}: the \
+                             container gets a single id (0, the user's own); add a line \
+                             `{name}:100000:65536` to /etc/subuid and /etc/subgid for more"
+                        )
+                    });
+                }
+            }
+            map
+        };
+        let uid_map = map(uid, subuid, "/etc/subuid");
+        let gid_map = map(gid, subgid, "/etc/subgid");
+        (Self { uid_map, gid_map }, warning)
+    }
+
+    /// How many ids the uid map holds.
+    pub fn uids(&self) -> u64 {
+        self.uid_map.iter().map(|m| u64::from(m.size)).sum()
+    }
+
+    /// How many ids the gid map holds.
+    pub fn gids(&self) -> u64 {
+        self.gid_map.iter().map(|m| u64::from(m.size)).sum()
+    }
+
+    /// Joins a new user namespace with these maps, as the module documentation says. The
+    /// calling process must have one thread, and must not be root (root needs no helper).
+    ///
+    /// # Errors
+    /// [`DriverError::UserNamespace`] naming the step that failed: more than one thread, the
+    /// fork, unshare(2) in the child (user namespaces disabled), a missing or failing
+    /// `newuidmap`/`newgidmap` (with its message), writing a map, setns(2).
+    pub fn enter(&self) -> Result<(), DriverError> {
+        let fail = |step: &str, reason: String| DriverError::UserNamespace {
+            step: step.to_owned(),
+            reason,
+        };
+        let threads = std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count());
+        if threads != 1 {
+            return Err(fail(
+                "join a user namespace",
+                format!("the process has {threads} threads: it must have one"),
+            ));
+        }
+        let (ready_r, ready_w) = pipe().map_err(|e| fail("pipe", e.to_string()))?;
+        let (go_r, go_w) = pipe().map_err(|e| fail("pipe", e.to_string()))?;
+        let child =
+            fork_unsharing(&ready_w, &go_r, &go_w).map_err(|e| fail("fork", e.to_string()))?;
+        // The child's ends: closed here, so that a child that dies shows as EOF.
+        drop((ready_w, go_r));
+        let result = (|| {
+            let mut ready = std::fs::File::from(ready_r);
+            let mut byte = [0u8; 1];
+            match ready.read(&mut byte) {
+                Ok(1) if byte[0] == b'1' => {}
+                _ => {
+                    return Err(fail(
+                        "unshare(CLONE_NEWUSER)",
+                        "the kernel refused a new user namespace (are unprivileged user \
+                         namespaces disabled?)"
+                            .to_owned(),
+                    ))
+                }
+            }
+            self.write_maps(child)?;
+            let ns = std::fs::File::open(format!("/proc/{child}/ns/user"))
+                .map_err(|e| fail("open /proc/PID/ns/user", e.to_string()))?;
+            Ok(OwnedFd::from(ns))
+        })();
+        // The child exits once the pipe it waits on is closed.
+        drop(go_w);
+        let _ = nix::sys::wait::waitpid(child, None);
+        let ns = result?;
+        nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| fail("setns(CLONE_NEWUSER)", e.to_string()))?;
+        // A mount namespace of the user namespace's own: the runtime joins "the host's" mount
+        // namespace to open the sources of bind mounts, which it may only do in one that its
+        // user namespace owns.
+        nix::sched::unshare(CloneFlags::CLONE_NEWNS)
+            .map_err(|e| fail("unshare(CLONE_NEWNS)", e.to_string()))?;
+        Ok(())
+    }
+
+    /// Writes the maps of the namespace of `pid`.
+    fn write_maps(&self, pid: Pid) -> Result<(), DriverError> {
+        let single = |map: &[IdMap]| map.len() == 1 && map[0].size == 1;
+        if single(&self.uid_map) && single(&self.gid_map) {
+            let write = |file: &str, text: String| {
+                std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(|e| {
+                    DriverError::UserNamespace {
+                        step: format!("write /proc/PID/{file}"),
+                        reason: e.to_string(),
+                    }
+                })
+            };
+            write("setgroups", "deny".to_owned())?;
+            write("gid_map", line(&self.gid_map))?;
+            return write("uid_map", line(&self.uid_map));
+        }
+        helper("newgidmap", pid, &self.gid_map)?;
+        helper("newuidmap", pid, &self.uid_map)
+    }
+}
+
+fn pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+}
+
+/// Forks the child of step 1, which unshares its user namespace, writes `1` (or `0` when
+/// unshare(2) failed) to `ready`, and waits until `go` is closed by the parent.
+#[allow(unsafe_code)]
+fn fork_unsharing(ready: &OwnedFd, go_r: &OwnedFd, go_w: &OwnedFd) -> nix::Result<Pid> {
+    use std::os::fd::AsRawFd;
+    let (ready, go_r, go_w) = (ready.as_raw_fd(), go_r.as_raw_fd(), go_w.as_raw_fd());
+    // SAFETY: the caller checked that this process has one thread, so nothing can hold a lock
+    // in the child; the child calls only async-signal-safe functions (close, unshare, write,
+    // read, _exit) on plain integers and a stack buffer, and never returns.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Parent { child } => Ok(child),
+        // SAFETY: as above: only async-signal-safe calls on integers and a stack buffer.
+        ForkResult::Child => unsafe {
+            libc::close(go_w);
+            let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
+            let byte: [u8; 1] = if ok { *b"1" } else { *b"0" };
+            libc::write(ready, byte.as_ptr().cast(), 1);
+            let mut buf = [0u8; 1];
+            libc::read(go_r, buf.as_mut_ptr().cast(), 1);
+            libc::_exit(0)
+        },
+    }
+}
+
+/// `C H S` lines of a map, as /proc/PID/uid_map takes them.
+fn line(map: &[IdMap]) -> String {
+    map.iter()
+        .map(|m| format!("{} {} {}\n", m.container, m.host, m.size))
+        .collect()
+}
+
+/// Where newuidmap and newgidmap are looked for besides `PATH`.
+const HELPER_DIRS: [&str; 2] = ["/usr/bin", "/bin"];
+
+/// Runs `newuidmap` or `newgidmap` for `pid` with `map`.
+fn helper(name: &str, pid: Pid, map: &[IdMap]) -> Result<(), DriverError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let program = std::env::split_paths(&path)
+        .chain(HELPER_DIRS.iter().map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| DriverError::UserNamespace {
+            step: name.to_owned(),
+            reason: format!(
+                "{name} not found: install the uidmap package (it maps subordinate ids)"
+            ),
+        })?;
+    let mut cmd = Command::new(&program);
+    cmd.arg(pid.as_raw().to_string());
+    for m in map {
+        cmd.args([m.container, m.host, m.size].map(|n| n.to_string()));
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| DriverError::UserNamespace {
+            step: program_name(&program),
+            reason: e.to_string(),
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(DriverError::UserNamespace {
+        step: program_name(&program),
+        reason: stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map_or_else(
+                || format!("exited with {}", out.status),
+                |l| l.trim().to_owned(),
+            ),
+    })
+}
+
+fn program_name(path: &Path) -> String {
+    path.display().to_string()
+}
