@@ -11,6 +11,8 @@ mod label;
 mod ledger;
 mod mount_flag;
 mod network;
+#[cfg(test)]
+mod parser_props;
 mod plan;
 mod prepare;
 mod rootfs;

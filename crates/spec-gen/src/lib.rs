@@ -14,6 +14,8 @@ mod json;
 #[cfg(feature = "libseccomp")]
 mod libseccomp;
 mod namespaces;
+#[cfg(test)]
+mod parser_props;
 mod resources;
 mod rlimit;
 mod seccomp;
