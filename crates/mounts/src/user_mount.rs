@@ -446,7 +446,23 @@ pub(crate) fn check_tmpfs_option(opt: &str) -> Result<(), String> {
     let ok = match key {
         "size" | "nr_blocks" | "nr_inodes" => {
             let number = value.trim_end_matches(|c: char| "kKmMgGtTpPeE%".contains(c));
-            digits(number) && value.len() - number.len() <= 1
+            let shift = match &value[number.len()..] {
+                "" | "%" => 0,
+                "k" | "K" => 10,
+                "m" | "M" => 20,
+                "g" | "G" => 30,
+                "t" | "T" => 40,
+                "p" | "P" => 50,
+                "e" | "E" => 60,
+                _ => return Err(format!("invalid value in option {opt:?}")),
+            };
+            // The kernel's own parser (memparse) takes 64 bits.
+            digits(number)
+                && number
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|n| n.checked_mul(1 << shift))
+                    .is_some()
         }
         "mode" => {
             !value.is_empty()
@@ -615,6 +631,15 @@ mod tests {
             check_tmpfs_option("size=1x").unwrap_err(),
             r#"invalid value in option "size=1x""#
         );
+        assert_eq!(
+            check_tmpfs_option("size=99999999999999999999").unwrap_err(),
+            r#"invalid value in option "size=99999999999999999999""#
+        );
+        assert_eq!(
+            check_tmpfs_option("nr_inodes=16e").unwrap_err(),
+            r#"invalid value in option "nr_inodes=16e""#
+        );
+        assert_eq!(check_tmpfs_option("nr_inodes=15e"), Ok(()));
         assert_eq!(
             check_tmpfs_option("mode=999").unwrap_err(),
             r#"invalid value in option "mode=999""#

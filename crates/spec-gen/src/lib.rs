@@ -48,7 +48,7 @@ pub use seccomp::{NativeArch, SeccompProfile, SyscallChecker, DEFAULT_PROFILE_JS
 pub use security::{
     LabelOpt, LabelOptions, SeccompOpt, SeccompPolicy, SecurityOpt, SecurityOptions,
 };
-pub use units::{CpuList, Cpus, Size};
+pub use units::{CpuList, Cpus, Size, MAX_CPU};
 pub use user::{ResolvedUser, UserDb, MAX_ID};
 pub use userns::{IdMapping, OwnUserNamespace, UserNsMode};
 

@@ -168,6 +168,9 @@ impl UserDb {
                     gid: 0,
                     home: "/".to_owned(),
                 })),
+            Err(_) if user_part.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(SpecError::InvalidUser(spec.to_owned(), ID_RANGE))
+            }
             Err(_) => {
                 if let Some(reason) = &self.passwd_error {
                     return Err(SpecError::UserDbUnreadable {
@@ -229,9 +232,11 @@ impl UserDb {
     /// [`SpecError::UnknownGroup`] for a name that the database lacks (or an empty one);
     /// [`SpecError::InvalidGroup`] for a gid above [`MAX_ID`].
     pub fn group_id(&self, group: &str) -> Result<u32, SpecError> {
+        let digits = !group.is_empty() && group.bytes().all(|b| b.is_ascii_digit());
         match group.parse::<u32>() {
             Ok(gid) if gid > MAX_ID => Err(SpecError::InvalidGroup(group.to_owned(), ID_RANGE)),
             Ok(gid) => Ok(gid),
+            Err(_) if digits => Err(SpecError::InvalidGroup(group.to_owned(), ID_RANGE)),
             Err(_) => match &self.group_error {
                 Some(reason) if !group.is_empty() => Err(SpecError::UserDbUnreadable {
                     what: "group",
@@ -380,6 +385,14 @@ mod tests {
         assert_eq!(
             db().group_id("4294967295").unwrap_err().to_string(),
             r#"invalid group "4294967295": uids and gids must be in range 0-2147483647"#
+        );
+        assert_eq!(
+            err(db().resolve(Some("99999999999999999999"))),
+            r#"invalid user "99999999999999999999": uids and gids must be in range 0-2147483647"#
+        );
+        assert_eq!(
+            db().group_id("4294967296").unwrap_err().to_string(),
+            r#"invalid group "4294967296": uids and gids must be in range 0-2147483647"#
         );
         let top = db().resolve(Some("2147483647:2147483647")).unwrap();
         assert_eq!((top.uid, top.gid), (2_147_483_647, 2_147_483_647));
