@@ -40,6 +40,11 @@ pub(crate) fn collect_records(
 ) -> Result<Collected> {
     let mut done = Collected::default();
     let records = state.records();
+    let temporaries = records.sweep_temporaries();
+    if temporaries > 0 {
+        done.removed
+            .push(format!("removed {temporaries} temporary files"));
+    }
     for record in records.stale()? {
         if skip_failed && record.cleanup_failed.is_some() {
             done.failed.push(format!(

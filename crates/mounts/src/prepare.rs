@@ -137,31 +137,19 @@ pub fn prepare<'r>(
             if !path.exists() {
                 // First use: copy beside it, then rename, so that a failed copy is never
                 // taken for a finished one.
-                let tmp = tmp_sibling(path);
-                remove_if_present(&tmp)?;
                 create_parent(path)?;
-                copy_image_volume(rootfs, volume, &tmp)?;
-                std::fs::rename(&tmp, path).map_err(|source| MountsError::Host {
-                    action: "rename",
-                    path: tmp.clone(),
-                    source,
-                })?;
+                copy_then_rename(path, |tmp| copy_image_volume(rootfs, volume, tmp))?;
             }
         }
         for (secret, path) in secrets {
-            let tmp = tmp_sibling(path);
-            remove_if_present(&tmp)?;
             create_parent(path)?;
-            copy_host_tree(&secret.source, &tmp).map_err(|source| MountsError::CopySecret {
-                source_path: secret.source.clone(),
-                destination: secret.destination.clone(),
-                source,
-            })?;
-            remove_if_present(path)?;
-            std::fs::rename(&tmp, path).map_err(|source| MountsError::Host {
-                action: "rename",
-                path: tmp.clone(),
-                source,
+            copy_then_rename(path, |tmp| {
+                copy_host_tree(&secret.source, tmp).map_err(|source| MountsError::CopySecret {
+                    source_path: secret.source.clone(),
+                    destination: secret.destination.clone(),
+                    source,
+                })?;
+                remove_if_present(path)
             })?;
         }
         for index in overlays {
@@ -274,6 +262,28 @@ fn tmpfs_mode(mount: &Mount) -> Option<u32> {
         .iter()
         .find_map(|o| o.strip_prefix("mode="))
         .and_then(|m| u32::from_str_radix(m, 8).ok())
+}
+
+/// Makes `path` with `copy` (into a temporary sibling, renamed over `path` once complete), so
+/// that a copy that fails half-way (a full disk, an entry that cannot be read) is never taken
+/// for a finished one and leaves nothing: the partial copy is removed at once.
+fn copy_then_rename(
+    path: &Path,
+    copy: impl FnOnce(&Path) -> Result<(), MountsError>,
+) -> Result<(), MountsError> {
+    let tmp = tmp_sibling(path);
+    remove_if_present(&tmp)?;
+    if let Err(e) = copy(&tmp) {
+        if let Err(left) = remove_if_present(&tmp) {
+            tracing::warn!(error = %left, "cannot remove a partial copy");
+        }
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).map_err(|source| MountsError::Host {
+        action: "rename",
+        path: tmp.clone(),
+        source,
+    })
 }
 
 /// `DIR/.NAME.tmp` for `DIR/NAME`.
@@ -483,6 +493,29 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(left, ["n1"]);
+    }
+
+    #[test]
+    fn a_copy_that_fails_half_way_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("volume");
+        let err = copy_then_rename(&path, |tmp| {
+            std::fs::create_dir(tmp).unwrap();
+            std::fs::write(tmp.join("half"), "x").unwrap();
+            Err(MountsError::NoContainerDir("a test"))
+        })
+        .unwrap_err();
+        assert!(matches!(err, MountsError::NoContainerDir(_)));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        copy_then_rename(&path, |tmp| {
+            std::fs::create_dir(tmp).map_err(|source| MountsError::Host {
+                action: "create",
+                path: tmp.to_path_buf(),
+                source,
+            })
+        })
+        .unwrap();
+        assert!(path.is_dir());
     }
 
     #[test]

@@ -202,12 +202,20 @@ impl RecordStore {
     pub fn write(&self, record: &RunRecord) -> Result<RecordGuard, DriverError> {
         self.ensure_dir(&self.dir)?;
         let path = self.dir.join(format!("{}.json", record.container_id));
-        let tmp = self.dir.join(format!(".{}.json.tmp", record.container_id));
+        // The writer's pid in the name: gc removes the temporary file of a writer that died.
+        let tmp = self.dir.join(format!(
+            ".{}.json.{}.tmp",
+            record.container_id,
+            std::process::id()
+        ));
         let json = serde_json::to_vec_pretty(record)
             .map_err(|e| self.io_error("serialize record", &path, std::io::Error::other(e)))?;
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| self.io_error("write record", &path, e))?;
+        let written = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            // A full disk, say: no partial file stays.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(self.io_error("write record", &path, e));
+        }
         Ok(RecordGuard { path })
     }
 
@@ -257,6 +265,31 @@ impl RecordStore {
         failed.cleanup_failed = Some(reason.to_owned());
         self.write(&failed)?.keep();
         Ok(())
+    }
+
+    /// Removes the temporary files of record writers that died (`.ID.json.PID.tmp` whose
+    /// process is gone). Returns how many it removed.
+    pub fn sweep_temporaries(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_suffix(".tmp")
+                .and_then(|n| n.rsplit_once(".json."))
+                .and_then(|(_, pid)| pid.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists()
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Removes the record of `container_id`; a missing one is not an error.
@@ -409,6 +442,30 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert!(left.is_empty(), "no lock file is left: {left:?}");
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RecordStore::new(dir.path());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        for name in [
+            format!(".a.json.{dead}.tmp"),
+            format!(".b.json.{me}.tmp"),
+            "c.json".to_owned(),
+        ] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        assert_eq!(store.sweep_temporaries(), 1);
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [format!(".b.json.{me}.tmp"), "c.json".to_owned()]);
     }
 
     #[test]
