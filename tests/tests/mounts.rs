@@ -312,6 +312,41 @@ fn tmpfs_size_exec_and_noexec() {
 }
 
 #[test]
+fn a_tmpfs_mount_is_exec_unless_noexec_is_given() {
+    let sb = Sandbox::busybox();
+    let script = "printf '#!/bin/sh\\necho ran\\n' > /t/b && chmod +x /t/b && /t/b";
+    sb.run(["--mount", "type=tmpfs,dst=/t", "--", "sh", "-c", script])
+        .run()
+        .assert_success("ran\n");
+    sb.run([
+        "--mount",
+        "type=tmpfs,dst=/t,noexec",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .run()
+    .assert_failure(126, "Permission denied");
+    let spec = sb
+        .ocirun("spec", ["--mount", "type=tmpfs,dst=/t", "--", "true"])
+        .run();
+    spec.assert_code(0);
+    let spec: serde_json::Value = serde_json::from_slice(&spec.stdout).unwrap();
+    let t = spec["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/t")
+        .unwrap();
+    assert_eq!(
+        t["options"],
+        serde_json::json!(["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"])
+    );
+    sb.assert_nothing_left();
+}
+
+#[test]
 fn shm_size_sets_the_dev_shm_tmpfs() {
     let sb = Sandbox::busybox();
     let out = sb
@@ -930,5 +965,157 @@ fn a_passwd_symlinked_to_a_missing_shadow_never_reads_the_hosts() {
     sb.run(["--user", "root", "--", "true"])
         .run()
         .assert_failure(125, r#"unknown user "root""#);
+    sb.assert_nothing_left();
+}
+
+/// The names and owners of the entries in `dir` with their contents: what a run must not
+/// change in a host directory.
+fn listing(dir: &Path) -> Vec<(String, String)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            let content = if meta.is_file() {
+                std::fs::read_to_string(e.path()).unwrap()
+            } else {
+                format!("{:?}", meta.file_type())
+            };
+            (e.file_name().into_string().unwrap(), content)
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// Makes something at the path it is given.
+type MakeAt<'a> = &'a dyn Fn(&Path);
+
+#[test]
+fn a_rootfs_whose_runtime_directories_are_not_directories_is_refused() {
+    let sb = Sandbox::busybox();
+    let host = host_dir(&sb, "host-dir");
+    let before = listing(&host);
+    let r = sb.rootfs().to_path_buf();
+    for dir in ["dev", "proc", "sys", "run"] {
+        let path = r.join(dir);
+        let existed = path.is_dir();
+        let cases: [(&str, MakeAt<'_>); 4] = [
+            ("a symlink", &|p| symlink(&host, p).unwrap()),
+            ("a symlink", &|p| symlink("../../..", p).unwrap()),
+            ("a regular file", &|p| std::fs::write(p, "").unwrap()),
+            ("a FIFO", &|p| {
+                nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap()
+            }),
+        ];
+        for (kind, make) in cases {
+            if path.is_dir() {
+                std::fs::remove_dir(&path).unwrap();
+            }
+            make(&path);
+            for sub in ["run", "spec"] {
+                let out = sb.ocirun(sub, ["--", "true"]).run();
+                out.assert_code(125);
+                assert_eq!(
+                    out.stderr,
+                    format!("ocirun: rootfs {r:?}: /{dir} is {kind}, not a directory\n"),
+                    "{sub}"
+                );
+            }
+            std::fs::remove_file(&path).unwrap();
+        }
+        if existed {
+            std::fs::create_dir(&path).unwrap();
+            std::fs::set_permissions(&path, PermissionsExt::from_mode(0o755)).unwrap();
+        }
+    }
+    assert_eq!(listing(&host), before, "the host directory is unchanged");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn the_ledger_keeps_no_file_once_the_runs_end() {
+    let sb = Sandbox::busybox();
+    let mut copies = Vec::new();
+    for i in 0..20 {
+        let copy = sb.scratch().join(format!("rootfs-{i}"));
+        ocirun_e2e::copy_tree(&ocirun_e2e::busybox_fixture(), &copy);
+        copies.push(copy);
+    }
+    for copy in &copies {
+        ocirun_e2e::Ocirun::new([
+            "--runroot".as_ref(),
+            sb.runroot().as_os_str(),
+            "--root".as_ref(),
+            sb.root().as_os_str(),
+            "run".as_ref(),
+            "--rootfs".as_ref(),
+            copy.as_os_str(),
+            "--".as_ref(),
+            "true".as_ref(),
+        ])
+        .run()
+        .assert_success("");
+    }
+    for copy in &copies {
+        std::fs::remove_dir_all(copy).unwrap();
+    }
+    let gc = sb.gc();
+    assert!(gc.status.success(), "{gc:?}");
+    let targets = sb.runroot().join("targets");
+    let left: Vec<_> = std::fs::read_dir(&targets)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", targets.display());
+    sb.assert_nothing_left();
+}
+
+/// Every entry below `dir` with its kind and content: what a run must not change.
+fn checksums(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let what = if meta.is_dir() {
+                stack.push(path.clone());
+                "dir".to_owned()
+            } else if meta.is_file() {
+                format!("file {:?}", std::fs::read(&path).unwrap())
+            } else {
+                format!("{:?}", meta.file_type())
+            };
+            out.push((path.strip_prefix(dir).unwrap().to_path_buf(), what));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_users_directory_gets_no_mount_target_of_ocirun_s() {
+    let sb = Sandbox::busybox_with(|r| symlink("/etc", r.join("data")).unwrap());
+    let src = host_dir(&sb, "src");
+    std::fs::create_dir(src.join("sub")).unwrap();
+    let before = checksums(&src);
+    let config = image_config(&sb, &["/etc/cache", "/run/cache", "/srv/cache"]);
+    for dst in ["/etc", "/run", "/data"] {
+        let out = sb
+            .run([
+                "--config",
+                &text(&config),
+                "-v",
+                &format!("{}:{dst}", text(&src)),
+                "--",
+                "sh",
+                "-c",
+                &format!("ls -a {dst}; ls -d /srv/cache"),
+            ])
+            .run();
+        out.assert_success(".\n..\nexisting\nsub\n/srv/cache\n");
+        assert_eq!(checksums(&src), before, "-v SRC:{dst} changed SRC");
+    }
     sb.assert_nothing_left();
 }

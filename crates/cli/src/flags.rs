@@ -247,8 +247,13 @@ pub(crate) struct LifecycleArgs {
     pub(crate) runtime_flags: Vec<String>,
 
     /// Seconds a container may keep running after a forwarded SIGINT or SIGTERM before it is
-    /// killed with SIGKILL.
-    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    /// killed with SIGKILL (0 to 4294967295).
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(..=u64::from(u32::MAX))
+    )]
     pub(crate) stop_timeout: u64,
 
     /// Forward the signals ocirun receives to the container.
@@ -402,15 +407,28 @@ pub(crate) struct SpecFlags {
     pub(crate) cgroupns: Option<String>,
 
     /// The CFS period in microseconds (1000 to 1000000).
-    #[arg(long, value_name = "MICROSECONDS")]
+    #[arg(
+        long,
+        value_name = "MICROSECONDS",
+        value_parser = clap::value_parser!(u64).range(1000..=1_000_000)
+    )]
     pub(crate) cpu_period: Option<u64>,
 
     /// The CFS quota in microseconds per period (at least 1000; -1 for none).
-    #[arg(long, value_name = "MICROSECONDS", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "MICROSECONDS",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(-1..)
+    )]
     pub(crate) cpu_quota: Option<i64>,
 
     /// The relative CPU weight (2 to 262144; the kernel's default is 1024).
-    #[arg(long, value_name = "SHARES")]
+    #[arg(
+        long,
+        value_name = "SHARES",
+        value_parser = clap::value_parser!(u64).range(2..=262_144)
+    )]
     pub(crate) cpu_shares: Option<u64>,
 
     /// How many CPUs the container may use, e.g. 1.5 (a CFS quota per 100 ms period).
@@ -438,8 +456,14 @@ pub(crate) struct SpecFlags {
     #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
     pub(crate) memory_swap: Option<String>,
 
-    /// The most processes the container may have (-1 or 0 for no limit).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    /// The most processes the container may have (up to 4194304, the kernel's most; -1 or 0
+    /// for no limit).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(-1..=4_194_304)
+    )]
     pub(crate) pids_limit: Option<i64>,
 
     /// The cgroup under which the container's cgroup is made (as PARENT/CONTAINER_ID).

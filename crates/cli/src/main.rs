@@ -5,6 +5,8 @@
 //! exit codes (podman's convention: 125 ocirun failed, 126 command not executable, 127 command
 //! not found, else the command's own status or 128 + its signal).
 
+#[cfg(test)]
+mod flag_props;
 mod flags;
 mod lifecycle;
 mod mount_flags;

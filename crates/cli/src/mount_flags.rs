@@ -70,7 +70,7 @@ pub(crate) fn plan(
     };
     plan.secrets = match &flags.mounts_file {
         Some(file) => {
-            if !file.is_file() {
+            if !file.exists() {
                 bail!("--mounts-file {file:?}: no such file");
             }
             load_secrets(std::slice::from_ref(file))?
@@ -212,8 +212,8 @@ mod tests {
         let plan = plan(&state(), &flags, &image, Some(&name), &id(), false, &opts());
         // /dev/null is not a regular file.
         assert_eq!(
-            plan.unwrap_err().to_string(),
-            r#"--mounts-file "/dev/null": no such file"#
+            crate::run::describe(&plan.unwrap_err()),
+            r#"read mounts file "/dev/null": not a regular file (a character device)"#
         );
         let flags = MountFlags {
             mounts_file: None,

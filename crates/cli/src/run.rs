@@ -12,9 +12,10 @@
 //!
 //! `ocirun spec` is steps 1 and 2: what it prints is what `run` hands the runtime.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use ocirun_mounts::{
-    prepare, CacheHold, CommandError, HostNetworkFiles, MountsError, ResolvedMounts, Rootfs,
+    prepare, read_input_file, CacheHold, CommandError, HostNetworkFiles, MountsError,
+    ResolvedMounts, Rootfs, Unreadable, UserFiles,
 };
 use ocirun_runtime_driver::{
     parse_signal, reap_strays, set_child_subreaper, Bundle, ContainerId, ContainerName,
@@ -58,15 +59,14 @@ fn plan(
     let rootfs = Rootfs::open(&args.rootfs)?;
     let image = match &args.config {
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read image configuration {path:?}"))?;
+            let bytes = read_input_file(path).with_context(|| format!("--config {path:?}"))?;
             ImageConfig::from_json(&bytes)
                 .with_context(|| format!("image configuration {path:?}"))?
         }
         None => ImageConfig::default(),
     };
-    let mut files = rootfs.user_files()?;
-    let mut users = UserDb::parse(&files.passwd, &files.group);
+    let (mut files, cover) = user_files(&rootfs)?;
+    let mut users = user_db(&files);
     let mut host = HostFacts::gather();
     if let Some(own) = ctx.own_namespace() {
         host.user_namespace = Some(own);
@@ -125,7 +125,7 @@ fn plan(
                     }
                 );
             }
-            users = UserDb::parse(&files.passwd, &files.group);
+            users = user_db(&files);
             keep_id_files = Some((files.passwd.clone(), files.group.clone()));
         }
     }
@@ -145,6 +145,13 @@ fn plan(
         ctx.is_rootless(),
         &options,
     )?;
+    // An empty file over one the runtime cannot read; `--userns keep-id`'s own files.
+    if cover.0 {
+        mount_plan.generated.passwd = Some(String::new());
+    }
+    if cover.1 {
+        mount_plan.generated.group = Some(String::new());
+    }
     if let Some((passwd, group)) = keep_id_files {
         mount_plan.generated.passwd = Some(passwd);
         mount_plan.generated.group = Some(group);
@@ -153,7 +160,7 @@ fn plan(
         Some(cancelled) => mount_plan.claim_caches(cancelled)?,
         None => Vec::new(),
     };
-    let mounts = mount_plan.resolve((user.uid, user.gid))?;
+    let mounts = mount_plan.resolve_in(&rootfs, (user.uid, user.gid))?;
     let mut generator = generator.clone().mounts(&mounts.mounts);
     if let Some(propagation) = mounts.rootfs_propagation {
         generator = generator.rootfs_propagation(propagation);
@@ -186,6 +193,67 @@ fn plan(
 /// SIGTERM's number.
 fn libc_sigterm() -> i32 {
     nix::sys::signal::Signal::SIGTERM as i32
+}
+
+/// The rootfs's user database files. A file that exists but cannot be read is warned about
+/// and left out: a numeric `--user` (root by default) still runs, a name in that file fails
+/// ([`user_db`]). The runtime reads the files too: one it would hang on or read without end is
+/// to be covered with an empty file (the flags returned: passwd, group); a directory, which it
+/// cannot read, is refused.
+fn user_files(rootfs: &Rootfs) -> Result<(UserFiles, (bool, bool))> {
+    let files = rootfs.user_files();
+    let mut cover = (false, false);
+    for (file, unreadable, effect, covered) in [
+        (
+            "/etc/passwd",
+            &files.passwd_unreadable,
+            "a numeric user gets gid 0 (or the given gid), no other supplementary group and \
+             HOME=/",
+            &mut cover.0,
+        ),
+        (
+            "/etc/group",
+            &files.group_unreadable,
+            "no supplementary group beyond the user's gid",
+            &mut cover.1,
+        ),
+    ] {
+        let Some(unreadable) = unreadable else {
+            continue;
+        };
+        if *unreadable == Unreadable::Directory {
+            bail!(
+                "rootfs {:?}: {file} is a directory, which the runtime cannot read to set up \
+                 the user",
+                rootfs.path()
+            );
+        }
+        *covered = matches!(unreadable, Unreadable::NeedsCover(_));
+        let hidden = if *covered {
+            "; the container sees it empty"
+        } else {
+            ""
+        };
+        tracing::warn!(
+            "cannot read {file} of rootfs {:?}: {}: {effect}{hidden}",
+            rootfs.path(),
+            unreadable.reason()
+        );
+    }
+    Ok((files, cover))
+}
+
+/// The user database of `files`, in which the names of a file that could not be read fail
+/// naming it.
+fn user_db(files: &UserFiles) -> UserDb {
+    let mut users = UserDb::parse(&files.passwd, &files.group);
+    if let Some(unreadable) = &files.passwd_unreadable {
+        users = users.passwd_unreadable(unreadable.reason());
+    }
+    if let Some(unreadable) = &files.group_unreadable {
+        users = users.group_unreadable(unreadable.reason());
+    }
+    users
 }
 
 /// `ocirun spec`: prints the config.json that `run` would use. Reads the rootfs, writes

@@ -9,6 +9,7 @@
 use std::str::FromStr;
 
 use anyhow::{anyhow, Context, Result};
+use ocirun_mounts::read_input_file;
 use ocirun_spec_gen::{
     host_devices, parse_env_file, Annotation, CapabilityName, Device, DeviceRequest, HostDevice,
     MemorySwap, NamespaceMode, NetworkMode, OomScoreAdj, RunOptions, SecurityOpt, SpecError,
@@ -40,8 +41,9 @@ impl SpecFlags {
     pub(crate) fn apply(&self, options: &mut RunOptions) -> Result<()> {
         options.use_entrypoint = self.use_entrypoint;
         for path in &self.env_file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --env-file {path:?}"))?;
+            let bytes = read_input_file(path).with_context(|| format!("--env-file {path:?}"))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| anyhow!("--env-file {path:?}: not UTF-8 text"))?;
             options
                 .env_file
                 .extend(parse_env_file(&path.display().to_string(), &text)?);
@@ -66,7 +68,7 @@ impl SpecFlags {
             .collect::<Result<_, _>>()?;
         for raw in &self.security_opt {
             let opt: SecurityOpt = raw.parse()?;
-            options.security.apply(opt, |path| std::fs::read(path))?;
+            options.security.apply(opt, |path| read_input_file(path))?;
         }
         if let Some(network) = optional::<NetworkMode>("--network", self.network.as_ref())? {
             options.network = network;

@@ -11,7 +11,8 @@
 //! directory descriptors of the new tree, so nothing can redirect it either.
 //!
 //! Secrets come from the host paths the administrator listed: they are copied with symlinks
-//! followed (a symlink loop is skipped), modes and owners kept.
+//! followed (a symlink loop is skipped), modes and owners kept; each file must be a regular
+//! file of at most 16 MiB, read without blocking ([`read_input_file`](crate::read_input_file)).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr};
@@ -19,7 +20,7 @@ use std::fs::File;
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::dir::Dir;
@@ -429,8 +430,10 @@ fn copy_xattrs(src: &XattrTarget<'_>, dst: &XattrTarget<'_>) -> Result<(), Errno
 }
 
 /// Copies the host path `src` (file or directory, symlinks followed) to `dest`, which must
-/// not exist, keeping modes and owners. Entries that are neither files nor directories, and
-/// symlinks that lead back into a directory being copied, are skipped with a warning.
+/// not exist, keeping modes and owners. Entries below `src` that are neither regular files nor
+/// directories, and symlinks that lead back into a directory being copied, are skipped with a
+/// warning, never opened. `src` itself, and every file copied, must be a regular file of at
+/// most 16 MiB ([`read_input_file`](crate::read_input_file)): anything else is an error.
 pub(crate) fn copy_host_tree(src: &Path, dest: &Path) -> io::Result<()> {
     let mut ancestors = HashSet::new();
     copy_host_entry(src, dest, &mut ancestors)
@@ -463,7 +466,14 @@ fn copy_host_entry(src: &Path, dest: &Path, ancestors: &mut HashSet<(u64, u64)>)
         }
         ancestors.remove(&key);
     } else {
-        std::fs::copy(src, dest)?;
+        // A regular file of at most 16 MiB, never opened for reading otherwise.
+        let bytes = crate::read_input_file(src)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dest)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))?;
     }
     let made = std::fs::symlink_metadata(dest)?;
     if (made.uid(), made.gid()) != (meta.uid(), meta.gid()) {
@@ -633,5 +643,37 @@ mod tests {
         assert_eq!(desc(&dest.join("linked")), format!("dir 750 {me}"));
         assert_eq!(desc(&dest.join("linked/inner")), format!("file:I 644 {me}"));
         assert!(!dest.join("loop").exists());
+    }
+
+    #[test]
+    fn host_copy_leaves_out_special_entries_and_refuses_special_or_huge_files() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("key"), "K").unwrap();
+        nix::unistd::mkfifo(&src.path().join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        symlink("/dev/zero", src.path().join("zero")).unwrap();
+        let dest = out.path().join("copy");
+        let started = std::time::Instant::now();
+        copy_host_tree(src.path(), &dest).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&dest)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["key"]);
+
+        let err = copy_host_tree(&src.path().join("fifo"), &out.path().join("f")).unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file (a FIFO)");
+        assert!(!out.path().join("f").exists());
+        let err = copy_host_tree(Path::new("/dev/zero"), &out.path().join("z")).unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file (a character device)");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+        std::fs::File::create(src.path().join("big"))
+            .unwrap()
+            .set_len(crate::MAX_INPUT_BYTES + 1)
+            .unwrap();
+        let err = copy_host_tree(src.path(), &out.path().join("again")).unwrap_err();
+        assert_eq!(err.to_string(), "larger than 16 MiB");
     }
 }

@@ -1,5 +1,6 @@
 //! The files ocirun generates for each run: `/etc/hosts`, `/etc/hostname`,
-//! `/etc/resolv.conf` and `/run/.containerenv`.
+//! `/etc/resolv.conf` and `/run/.containerenv`; and an empty `/etc/passwd` or `/etc/group`
+//! over a rootfs's own that the runtime cannot read.
 //!
 //! They live in the bundle directory, are bind-mounted read-write into the container, and are
 //! thrown away with the bundle (docs/ocirun-run.md "Mounts"). Their mounts use sources relative
@@ -188,14 +189,22 @@ impl HostNetworkFiles {
     /// # Errors
     /// [`MountsError::Host`] when a file exists but cannot be read.
     pub fn read() -> Result<Self, MountsError> {
-        let read = |path: &str| match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(MountsError::Host {
+        let read = |path: &str| {
+            let fail = |source| MountsError::Host {
                 action: "read",
                 path: path.into(),
                 source,
-            }),
+            };
+            match crate::read_input_file(path) {
+                Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
+                    fail(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "not UTF-8 text",
+                    ))
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(fail(source)),
+            }
         };
         Ok(Self {
             hosts: read("/etc/hosts")?.unwrap_or_default(),
@@ -316,6 +325,37 @@ mod tests {
             m[0].options().as_ref().unwrap(),
             &["rbind", "rprivate", "ro", "nosuid", "noexec", "nodev"]
         );
+    }
+
+    #[test]
+    fn unreadable_user_files_are_covered_with_empty_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = GeneratedOptions {
+            passwd: Some(String::new()),
+            group: Some(String::new()),
+            ..GeneratedOptions::default()
+        };
+        let dsts: Vec<&str> = options.files().iter().map(|f| f.destination).collect();
+        assert_eq!(
+            dsts,
+            [
+                "/etc/hosts",
+                "/etc/hostname",
+                "/etc/resolv.conf",
+                "/etc/passwd",
+                "/etc/group"
+            ]
+        );
+        write_generated_files(
+            dir.path(),
+            &HostNetworkFiles::default(),
+            "h",
+            &options,
+            false,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(dir.path().join("passwd")).unwrap(), b"");
+        assert_eq!(std::fs::read(dir.path().join("group")).unwrap(), b"");
     }
 
     #[test]

@@ -6,10 +6,13 @@ mod container_dir;
 mod copy;
 mod error;
 mod generated;
+mod input;
 mod label;
 mod ledger;
 mod mount_flag;
 mod network;
+#[cfg(test)]
+mod parser_props;
 mod plan;
 mod prepare;
 mod rootfs;
@@ -25,12 +28,13 @@ mod volume;
 pub use container_dir::{ContainerDir, ContainerStore};
 pub use error::{CommandError, MountSpecError, MountsError};
 pub use generated::{ContainerEnv, GeneratedOptions, HostNetworkFiles};
+pub use input::{read_input_file, MAX_INPUT_BYTES};
 pub use ledger::TargetLedger;
 pub use mount_flag::{MountField, MountFlag, MountType};
 pub use network::{DnsOptions, HostEntry};
 pub use plan::{image_volume_path, MountPlan, ResolvedMounts};
 pub use prepare::{prepare, Prepared};
-pub use rootfs::{Rootfs, UserFiles, DEFAULT_PATH};
+pub use rootfs::{Rootfs, Unreadable, UserFiles, DEFAULT_PATH};
 pub use run_secret::{
     compose_secrets, read_secret_file, SecretBytes, SecretFlag, SecretMount, SecretSource,
     MAX_SECRET_SIZE, SECRETS_DIR,

@@ -29,7 +29,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::user_mount::{clean_destination, parse_bool, tmpfs_options_with_defaults};
+use crate::user_mount::{clean_destination, parse_bool, tmpfs_options_with_defaults, TmpfsFlag};
 use crate::{
     BindOptions, CacheMount, CacheSharing, MountOrigin, MountSpecError, Propagation, Relabel,
     SecretBytes, SecretMount, TmpfsOptions, UserMount, UserMountKind, VolumeMount,
@@ -566,7 +566,7 @@ impl MountFlag {
                     }
                 }
                 UserMountKind::Tmpfs(TmpfsOptions {
-                    options: tmpfs_options_with_defaults(&given),
+                    options: tmpfs_options_with_defaults(&given, TmpfsFlag::Mount),
                     chown,
                 })
             }
@@ -673,6 +673,26 @@ mod tests {
         assert!(b.read_only && b.chown && b.recursive);
         assert_eq!(b.propagation, Propagation::RSlave);
         assert_eq!(b.relabel, Some(Relabel::Private));
+    }
+
+    #[test]
+    fn a_tmpfs_mount_gets_no_noexec_default() {
+        let m: MountFlag = "type=tmpfs,dst=/t".parse().unwrap();
+        let UserMountKind::Tmpfs(t) = m.to_user_mount("x").kind else {
+            panic!("tmpfs")
+        };
+        assert_eq!(
+            t.options,
+            ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]
+        );
+        let m: MountFlag = "type=tmpfs,dst=/t,noexec".parse().unwrap();
+        let UserMountKind::Tmpfs(t) = m.to_user_mount("x").kind else {
+            panic!("tmpfs")
+        };
+        assert_eq!(
+            t.options,
+            ["noexec", "rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::store::claim_cache;
 use crate::user_mount::clean_destination;
 use crate::{
     check_unique_destinations, CacheHold, ContainerDir, GeneratedOptions, MountSpecError,
-    MountsError, Overlay, Propagation, SecretSpec, UserMount, UserMountKind,
+    MountsError, Overlay, Propagation, Rootfs, SecretSpec, UserMount, UserMountKind,
 };
 
 /// Everything a run mounts besides the spec's default mounts, in order of precedence: the
@@ -71,6 +71,23 @@ pub fn image_volume_path(raw: &str) -> Result<PathBuf, MountSpecError> {
 
 /// The directory of the bundle that holds the files of the `--secret`s: `secrets/N`.
 pub(crate) const RUN_SECRETS_DIR: &str = "secrets";
+
+/// Whether `destination`, resolved in `rootfs` one component at a time, reaches one of the
+/// resolved directories `dirs` (or lies below one) at any step.
+fn under_any(rootfs: &Rootfs, destination: &Path, dirs: &[PathBuf]) -> bool {
+    let mut prefix = PathBuf::from("/");
+    for component in destination.components() {
+        if let std::path::Component::Normal(name) = component {
+            prefix.push(name);
+            match rootfs.path_for_create(&prefix) {
+                Ok(resolved) if dirs.iter().any(|d| resolved.starts_with(d)) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+    false
+}
 
 fn bind(source: PathBuf, destination: &Path) -> Mount {
     MountBuilder::default()
@@ -143,13 +160,67 @@ impl MountPlan {
 
     /// Resolves the plan (kept in the result) into OCI mounts: for one destination the first of the user's
     /// mounts, the image volumes, the secrets and the generated files wins. `owner` is the
-    /// run's `(uid, gid)`, which a `U` tmpfs is given. Pure: no file is read or written.
+    /// run's `(uid, gid)`, which a `U` tmpfs is given. Pure: no file is read or written; a run
+    /// resolves with [`Self::resolve_in`], which also knows the rootfs.
     ///
     /// # Errors
     /// [`MountSpecError::DuplicateDestination`] for two user mounts on one destination;
     /// [`MountsError::NoContainerDir`] when image volumes, secrets or throw-away overlays
     /// come without a container directory.
     pub fn resolve(self, owner: (u32, u32)) -> Result<ResolvedMounts, MountsError> {
+        self.resolve_with(owner, |_| false)
+    }
+
+    /// [`Self::resolve`] for a run on `rootfs`, where the user's bind mounts win over
+    /// ocirun's own mounts below them.
+    ///
+    /// The rule: an image volume, a secret or a generated file whose destination lies at or
+    /// below the destination of one of the user's bind mounts of a host directory (`-v`, or
+    /// `--mount type=bind`; an overlay `O` too), of a named volume or of a cache is left out,
+    /// so that nothing is created in that directory; the destinations are compared as the runtime resolves them in the
+    /// rootfs, through its symlinks (dangling ones too), at every step of the path. So with
+    /// `-v SRC:/etc`, or `-v SRC:/data` where the rootfs has `/data -> /etc`, the container
+    /// gets SRC's own `hosts`, `hostname` and `resolv.conf`, and ocirun's are not mounted. The
+    /// rootfs is only read.
+    ///
+    /// # Errors
+    /// As [`Self::resolve`].
+    pub fn resolve_in(
+        self,
+        rootfs: &Rootfs,
+        owner: (u32, u32),
+    ) -> Result<ResolvedMounts, MountsError> {
+        let binds: Vec<PathBuf> = self
+            .user_mounts
+            .iter()
+            .filter(|m| match &m.kind {
+                UserMountKind::Bind(b) => b.source.is_dir(),
+                // Named volumes and caches are directories too, made on first use.
+                UserMountKind::Volume(_) | UserMountKind::Cache(_) => true,
+                UserMountKind::Tmpfs(_) | UserMountKind::Secret(_) => false,
+            })
+            .filter_map(|m| rootfs.path_for_create(&m.destination).ok())
+            .collect();
+        if binds.is_empty() {
+            return self.resolve(owner);
+        }
+        self.resolve_with(owner, |destination| {
+            let shadowed = under_any(rootfs, destination, &binds);
+            if shadowed {
+                tracing::debug!(
+                    destination = %destination.display(),
+                    "left out: below a bind mount of the user's"
+                );
+            }
+            shadowed
+        })
+    }
+
+    fn resolve_with(
+        self,
+        owner: (u32, u32),
+        shadowed: impl Fn(&Path) -> bool,
+    ) -> Result<ResolvedMounts, MountsError> {
         check_unique_destinations(&self.user_mounts)?;
         let mut mounts: Vec<Mount> = Vec::new();
         let taken = |mounts: &[Mount], destination: &Path| {
@@ -173,7 +244,7 @@ impl MountPlan {
         let mut image_volumes = Vec::new();
         for volume in &self.image_volumes {
             let copy = self.dir("an image volume")?.volume_path(volume);
-            if !taken(&mounts, volume) {
+            if !taken(&mounts, volume) && !shadowed(volume) {
                 mounts.push(bind(copy.clone(), volume));
                 image_volumes.push((volume.clone(), copy));
             }
@@ -181,13 +252,13 @@ impl MountPlan {
         let mut secrets = Vec::new();
         for secret in &self.secrets {
             let copy = self.dir("a secret")?.secret_path(&secret.destination);
-            if !taken(&mounts, &secret.destination) {
+            if !taken(&mounts, &secret.destination) && !shadowed(&secret.destination) {
                 mounts.push(bind(copy.clone(), &secret.destination));
                 secrets.push((secret.clone(), copy));
             }
         }
         for generated in generated_mounts(&self.generated) {
-            if !taken(&mounts, generated.destination()) {
+            if !taken(&mounts, generated.destination()) && !shadowed(generated.destination()) {
                 mounts.push(generated);
             }
         }
@@ -409,5 +480,102 @@ mod tests {
             LinuxNamespaceType::Pid,
             LinuxNamespaceType::Network
         ])));
+    }
+
+    #[test]
+    fn the_users_binds_win_over_ocirun_s_mounts_below_them() {
+        let root = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for d in ["etc", "var/run", "a/real"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink("/etc", r.join("data")).unwrap();
+        std::os::unix::fs::symlink("../var/run", r.join("run")).unwrap();
+        std::os::unix::fs::symlink("/elsewhere", r.join("a/b")).unwrap();
+        let rootfs = Rootfs::open_unchecked(r).unwrap();
+        let src = host.path().display().to_string();
+        let file = host.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        let resolve = |user: &[String], tmpfs: &[&str]| {
+            let mut user_mounts: Vec<UserMount> = user.iter().map(|v| volume(v)).collect();
+            user_mounts.extend(
+                tmpfs
+                    .iter()
+                    .map(|t| t.parse::<TmpfsSpec>().unwrap().to_user_mount(t)),
+            );
+            let plan = MountPlan {
+                user_mounts,
+                image_volumes: vec!["/var/run/cache".into(), "/a/b/c".into(), "/srv".into()],
+                secrets: vec![SecretSpec {
+                    source: "/usr/share/secrets".into(),
+                    destination: "/run/secrets".into(),
+                }],
+                generated: GeneratedOptions {
+                    container_env: Some(crate::ContainerEnv::new("", "abc", false)),
+                    ..GeneratedOptions::default()
+                },
+                container_dir: Some(ContainerDir::persistent("/c")),
+                throw_away_caches: Vec::new(),
+            };
+            let resolved = plan.clone().resolve_in(&rootfs, (0, 0)).unwrap();
+            destinations(&resolved.mounts)
+                .into_iter()
+                .map(|(d, _)| d)
+                .collect::<Vec<_>>()
+        };
+        let all = [
+            "/var/run/cache",
+            "/a/b/c",
+            "/srv",
+            "/run/secrets",
+            "/etc/hosts",
+            "/etc/hostname",
+            "/etc/resolv.conf",
+            "/run/.containerenv",
+        ];
+        assert_eq!(resolve(&[], &[]), all);
+        // Through the rootfs's symlink /data -> /etc.
+        assert_eq!(
+            resolve(&[format!("{src}:/data")], &[]),
+            [
+                "/data",
+                "/var/run/cache",
+                "/a/b/c",
+                "/srv",
+                "/run/secrets",
+                "/run/.containerenv"
+            ]
+        );
+        // /run -> ../var/run: the volume below /var/run and the secret and .containerenv below
+        // /run are the same directory.
+        assert_eq!(
+            resolve(&[format!("{src}:/var/run")], &[]),
+            [
+                "/var/run",
+                "/a/b/c",
+                "/srv",
+                "/etc/hosts",
+                "/etc/hostname",
+                "/etc/resolv.conf"
+            ]
+        );
+        // /a/b is a dangling symlink in the rootfs, but /a is the user's directory.
+        assert_eq!(
+            resolve(&[format!("{src}:/a")], &[])[..3],
+            ["/a", "/var/run/cache", "/srv"]
+        );
+        // A tmpfs, or a bind of a file, leaves them.
+        let mut with_tmpfs = vec!["/etc".to_owned()];
+        with_tmpfs.extend(all.iter().map(|d| (*d).to_owned()));
+        assert_eq!(resolve(&[], &["/etc"]), with_tmpfs);
+        let with_file = resolve(&[format!("{}:/etc/hosts", file.display())], &[]);
+        assert_eq!(with_file.len(), all.len());
+        // Without the rootfs, nothing is left out.
+        let plan = MountPlan {
+            user_mounts: vec![volume(&format!("{src}:/etc"))],
+            ..MountPlan::default()
+        };
+        assert_eq!(plan.resolve((0, 0)).unwrap().mounts.len(), 4);
     }
 }

@@ -71,7 +71,7 @@ impl Prepared<'_> {
             }
         }
         while let Some(path) = self.created_targets.pop() {
-            if !self.rootfs.remove_if_empty(&path) {
+            if !self.rootfs.remove_if_empty(&path, None) {
                 tracing::debug!(path = %path.display(), "mount target kept: not empty");
             }
         }
@@ -261,8 +261,8 @@ pub fn prepare<'r>(
                 None => Vec::new(),
             };
             planned.push(dst.clone());
-            if let Some(hold) = &prepared.ledger {
-                hold.ledger().record(hold, rootfs, &planned)?;
+            if let Some(hold) = &mut prepared.ledger {
+                hold.ledger().record_planned(hold, rootfs, &planned)?;
             }
             if let Some(parent) = dst.parent() {
                 let created = rootfs.create_dirs(parent, "create mount target")?;
@@ -272,9 +272,9 @@ pub fn prepare<'r>(
                 prepared.created_targets.push(dst.clone());
             }
         } else {
-            if let Some(hold) = &prepared.ledger {
+            if let Some(hold) = &mut prepared.ledger {
                 let planned = rootfs.missing_dirs(dst, "create mount target")?.1;
-                hold.ledger().record(hold, rootfs, &planned)?;
+                hold.ledger().record_planned(hold, rootfs, &planned)?;
             }
             let created = rootfs.create_dirs(dst, "create mount target")?;
             // runc gives a tmpfs the mode of the directory it covers: a target made here takes
@@ -285,9 +285,9 @@ pub fn prepare<'r>(
             prepared.created_targets.extend(created);
         }
     }
-    if let Some(hold) = &prepared.ledger {
+    if let Some(hold) = &mut prepared.ledger {
         hold.ledger()
-            .record(hold, rootfs, &prepared.created_targets)?;
+            .record_created(hold, rootfs, &prepared.created_targets)?;
     }
     drop(mutex);
     Ok(prepared)
@@ -668,5 +668,151 @@ mod tests {
         assert!(dir.path().join("etc/hosts").is_file());
         assert_eq!(ledger.sweep().unwrap(), 4);
         assert!(!dir.path().join("etc").exists());
+    }
+
+    /// The entries below `dir`, relative, sorted.
+    fn tree(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let path = e.unwrap().path();
+                out.push(format!("{:?}", path.strip_prefix(dir).unwrap()));
+                if path.is_dir() && !path.is_symlink() {
+                    stack.push(path);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_newline_in_a_destination_removes_only_what_the_run_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let bundle = tempfile::tempdir().unwrap();
+        for d in ["proc", "dev", "sys", "etc", "foo"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let before = tree(dir.path());
+        let rootfs = Rootfs::open(dir.path()).unwrap();
+        let ledger = TargetLedger::new(state.path());
+        let raw = "/foo\n/etc:size=1m";
+        let plan = MountPlan {
+            user_mounts: vec![raw.parse::<crate::TmpfsSpec>().unwrap().to_user_mount(raw)],
+            ..MountPlan::default()
+        };
+        let (spec, resolved) = spec_for(&plan, "/");
+        let prepared = prepare(
+            &rootfs,
+            bundle.path(),
+            &spec,
+            &resolved,
+            &HostNetworkFiles::default(),
+            Some(&ledger),
+        )
+        .unwrap();
+        assert!(dir.path().join("foo\n/etc").is_dir());
+        drop(prepared);
+        assert_eq!(
+            tree(dir.path()),
+            before,
+            "the rootfs's own empty /foo and /etc stay"
+        );
+        assert_eq!(
+            tree(state.path()),
+            Vec::<String>::new(),
+            "no ledger file stays"
+        );
+
+        // A run that dies: gc removes what it made, and only that.
+        let prepared = prepare(
+            &rootfs,
+            bundle.path(),
+            &spec,
+            &resolved,
+            &HostNetworkFiles::default(),
+            Some(&ledger),
+        )
+        .unwrap();
+        let mut prepared = std::mem::ManuallyDrop::new(prepared);
+        drop(prepared.ledger.take());
+        assert_eq!(ledger.sweep().unwrap(), 5);
+        assert_eq!(tree(dir.path()), before);
+        assert_eq!(tree(state.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_newline_in_the_rootfs_path_does_not_lead_gc_to_another_directory() {
+        let base = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let bundle = tempfile::tempdir().unwrap();
+        // `a` is another directory, whose path is the rootfs's up to the newline.
+        let other = base.path().join("a");
+        let root = base.path().join("a\n");
+        for r in [&other, &root] {
+            for d in ["proc", "dev", "sys"] {
+                std::fs::create_dir_all(r.join(d)).unwrap();
+            }
+        }
+        std::fs::create_dir(other.join("etc")).unwrap();
+        let other_before = tree(&other);
+        let rootfs = Rootfs::open(&root).unwrap();
+        let ledger = TargetLedger::new(state.path());
+        let (spec, resolved) = spec_for(&MountPlan::default(), "/");
+        let prepared = prepare(
+            &rootfs,
+            bundle.path(),
+            &spec,
+            &resolved,
+            &HostNetworkFiles::default(),
+            Some(&ledger),
+        )
+        .unwrap();
+        let mut prepared = std::mem::ManuallyDrop::new(prepared);
+        drop(prepared.ledger.take());
+        assert_eq!(ledger.sweep().unwrap(), 4);
+        assert_eq!(tree(&other), other_before);
+        assert_eq!(tree(&root), ["\"dev\"", "\"proc\"", "\"sys\""]);
+        assert_eq!(tree(state.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn runs_starting_while_the_last_one_ends_keep_their_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        for d in ["proc", "dev", "sys"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let before = tree(dir.path());
+        let rootfs = Rootfs::open(dir.path()).unwrap();
+        let ledger = TargetLedger::new(state.path());
+        let (spec, resolved) = spec_for(&MountPlan::default(), "/");
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..25 {
+                        let bundle = tempfile::tempdir().unwrap();
+                        let prepared = prepare(
+                            &rootfs,
+                            bundle.path(),
+                            &spec,
+                            &resolved,
+                            &HostNetworkFiles::default(),
+                            Some(&ledger),
+                        )
+                        .unwrap();
+                        assert!(
+                            dir.path().join("etc/hosts").is_file(),
+                            "a target of an active run was removed"
+                        );
+                        drop(prepared);
+                    }
+                });
+            }
+        });
+        assert_eq!(tree(dir.path()), before);
+        assert_eq!(tree(state.path()), Vec::<String>::new());
     }
 }

@@ -5,16 +5,17 @@
 //! never on the host.
 
 use std::fs::Permissions;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use nix::sys::stat::{fstat, SFlag};
+use nix::sys::stat::{fstat, fstatat, SFlag};
 use pathrs::flags::OpenFlags;
 use pathrs::Root;
 
 use crate::error::{io_from_pathrs, CommandError, MountsError};
+use crate::input::{check_input, kind_name, read_checked};
 
 /// The `PATH` a command is searched in when the container's environment has none: the value
 /// runc's `runc spec`, buildah and podman give every container.
@@ -25,11 +26,48 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UserFiles {
-    /// `/etc/passwd`, lossily decoded; empty when the rootfs has none.
+    /// `/etc/passwd`, lossily decoded; empty when the rootfs has none or it cannot be read.
     pub passwd: String,
-    /// `/etc/group`, lossily decoded; empty when the rootfs has none.
+    /// `/etc/group`, lossily decoded; empty when the rootfs has none or it cannot be read.
     pub group: String,
+    /// Why `/etc/passwd` exists but cannot be read.
+    pub passwd_unreadable: Option<Unreadable>,
+    /// Why `/etc/group` exists but cannot be read.
+    pub group_unreadable: Option<Unreadable>,
 }
+
+/// A file of the rootfs's user database that exists but cannot be read, and what that means
+/// for the runtime, which reads `/etc/passwd` and `/etc/group` itself to set up the user
+/// (runc does, even for a numeric uid and gid).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unreadable {
+    /// It cannot be resolved (a symlink loop): the runtime cannot open it either, and does
+    /// without it.
+    Unresolvable(String),
+    /// A directory: the runtime fails reading it.
+    Directory,
+    /// Not a regular file of at most 16 MiB (a FIFO, a device, a socket, a larger file): the
+    /// runtime would wait for a FIFO or read without end, so an empty file must be
+    /// bind-mounted over it ([`GeneratedOptions::passwd`](crate::GeneratedOptions::passwd),
+    /// [`GeneratedOptions::group`](crate::GeneratedOptions::group)).
+    NeedsCover(String),
+}
+
+impl Unreadable {
+    /// Why it cannot be read: `Too many levels of symbolic links (os error 40)`, `not a
+    /// regular file (a directory)`, `not a regular file (a FIFO)`, `larger than 16 MiB`.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Unresolvable(reason) | Self::NeedsCover(reason) => reason,
+            Self::Directory => "not a regular file (a directory)",
+        }
+    }
+}
+
+/// The rootfs directories on which the runtime mounts filesystems: each must be a directory
+/// or missing ([`Rootfs::open`]).
+const RUNTIME_DIRS: [&str; 4] = ["dev", "proc", "sys", "run"];
 
 /// A container root filesystem on the host, held open by a root handle.
 #[derive(Debug)]
@@ -47,13 +85,53 @@ pub(crate) enum Kind {
 }
 
 impl Rootfs {
-    /// Opens the directory `path` as a rootfs. A relative `path` is taken from the current
-    /// directory; the stored path is absolute and free of symlinks (it goes into the spec's
-    /// `root.path`).
+    /// Opens the directory `path` as a rootfs to run in. A relative `path` is taken from the
+    /// current directory; the stored path is absolute and free of symlinks (it goes into the
+    /// spec's `root.path`).
+    ///
+    /// Its `/dev`, `/proc`, `/sys` and `/run`, on which the runtime mounts filesystems and
+    /// creates device nodes and symlinks, must each be a directory or missing (a missing one
+    /// is created as a mount target): a symlink there, absolute or relative, would lead the
+    /// runtime out of the rootfs, and a file or FIFO cannot be mounted on.
     ///
     /// # Errors
-    /// [`MountsError::OpenRootfs`] naming `path` when it does not exist or is not a directory.
+    /// [`MountsError::OpenRootfs`] naming `path` when it does not exist or is not a directory,
+    /// or naming the first of those directories that is something else (`rootfs "/r": /dev is
+    /// a symlink, not a directory`).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, MountsError> {
+        let rootfs = Self::open_unchecked(path.as_ref())?;
+        for dir in RUNTIME_DIRS {
+            match fstatat(
+                rootfs.root.as_fd(),
+                dir,
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st)
+                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR => {}
+                Ok(st) => {
+                    return Err(MountsError::OpenRootfs {
+                        path: path.as_ref().to_path_buf(),
+                        source: std::io::Error::new(
+                            ErrorKind::InvalidInput,
+                            format!("/{dir} is {}, not a directory", kind_name(st.st_mode)),
+                        ),
+                    })
+                }
+                Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => {
+                    return Err(MountsError::OpenRootfs {
+                        path: path.as_ref().to_path_buf(),
+                        source: std::io::Error::from(e),
+                    })
+                }
+            }
+        }
+        Ok(rootfs)
+    }
+
+    /// [`Self::open`] without the checks of the runtime's directories: for removing what a
+    /// run left in a rootfs.
+    pub(crate) fn open_unchecked(path: impl AsRef<Path>) -> Result<Self, MountsError> {
         let given = path.as_ref();
         let fail = |source| MountsError::OpenRootfs {
             path: given.to_path_buf(),
@@ -86,10 +164,13 @@ impl Rootfs {
         }
     }
 
-    /// Reads the file at `path` inside the rootfs; `Ok(None)` when it does not exist.
+    /// Reads the file at `path` inside the rootfs; `Ok(None)` when it does not exist. Only a
+    /// regular file of at most 16 MiB is read ([`MAX_INPUT_BYTES`](crate::MAX_INPUT_BYTES)),
+    /// opened with `O_NONBLOCK`; anything else is never opened for reading.
     ///
     /// # Errors
-    /// [`MountsError::InRootfs`] when it exists but cannot be read.
+    /// [`MountsError::InRootfs`] when it exists but cannot be read, or is not a regular file of
+    /// at most 16 MiB (`read "/etc/passwd" in rootfs "/r": not a regular file (a FIFO)`).
     pub fn read_file(&self, path: impl AsRef<Path>) -> Result<Option<Vec<u8>>, MountsError> {
         let path = path.as_ref();
         let handle = match self.root.resolve(path) {
@@ -102,28 +183,49 @@ impl Rootfs {
                 return Err(self.in_rootfs("resolve", path, err));
             }
         };
-        let mut file = handle
-            .reopen(OpenFlags::O_RDONLY)
+        // Not opened for reading unless it is a regular file (no device opened, no FIFO
+        // waited for), then with O_NONBLOCK, and read to at most 16 MiB.
+        let st = fstat(handle.as_fd())
+            .map_err(|e| self.in_rootfs("read", path, std::io::Error::from(e)))?;
+        check_input(&st).map_err(|e| self.in_rootfs("read", path, e))?;
+        let file = handle
+            .reopen(OpenFlags::O_RDONLY | OpenFlags::O_NONBLOCK | OpenFlags::O_NOCTTY)
             .map_err(|e| self.in_rootfs("open", path, io_from_pathrs(e)))?;
-        let mut buf = Vec::new();
-        file.read_to_end(&mut buf)
-            .map_err(|e| self.in_rootfs("read", path, e))?;
-        Ok(Some(buf))
+        read_checked(file)
+            .map(Some)
+            .map_err(|e| self.in_rootfs("read", path, e))
     }
 
     /// The rootfs's user database files, `/etc/passwd` and `/etc/group`, each empty when
-    /// absent. A symlinked `/etc/passwd` resolves inside the rootfs.
-    ///
-    /// # Errors
-    /// [`MountsError::InRootfs`] when a file exists but cannot be read.
-    pub fn user_files(&self) -> Result<UserFiles, MountsError> {
-        let text = |p| -> Result<String, MountsError> {
-            Ok(String::from_utf8_lossy(&self.read_file(p)?.unwrap_or_default()).into_owned())
+    /// absent. A symlinked `/etc/passwd` resolves inside the rootfs. A file that exists but
+    /// cannot be read ([`Self::read_file`]) is empty too, with the reason in
+    /// [`UserFiles::passwd_unreadable`] or [`UserFiles::group_unreadable`]: the caller decides
+    /// whether the run can do without it.
+    pub fn user_files(&self) -> UserFiles {
+        let text = |p: &str| match self.read_file(p) {
+            Ok(bytes) => (
+                String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned(),
+                None,
+            ),
+            Err(e) => {
+                let reason = std::error::Error::source(&e)
+                    .map_or_else(|| e.to_string(), ToString::to_string);
+                let unreadable = match self.kind(Path::new(p)) {
+                    Ok(Some(Kind::Directory)) => Unreadable::Directory,
+                    Ok(Some(_)) => Unreadable::NeedsCover(reason),
+                    Ok(None) | Err(_) => Unreadable::Unresolvable(reason),
+                };
+                (String::new(), Some(unreadable))
+            }
         };
-        Ok(UserFiles {
-            passwd: text("/etc/passwd")?,
-            group: text("/etc/group")?,
-        })
+        let (passwd, passwd_unreadable) = text("/etc/passwd");
+        let (group, group_unreadable) = text("/etc/group");
+        UserFiles {
+            passwd,
+            group,
+            passwd_unreadable,
+            group_unreadable,
+        }
     }
 
     /// The kind of inode at `path`, following symlinks inside the rootfs; `None` when absent.
@@ -386,20 +488,34 @@ impl Rootfs {
         }
     }
 
-    /// Removes `path` inside the rootfs if it is an empty directory or an empty regular file;
-    /// anything else (including a path that is gone) is left alone. Returns whether it removed.
-    pub(crate) fn remove_if_empty(&self, path: &Path) -> bool {
-        match self.kind(path) {
-            Ok(Some(Kind::Directory)) => self.root.remove_dir(path).is_ok(),
-            Ok(Some(Kind::Regular { .. })) => {
-                let empty = self
-                    .root
-                    .resolve_nofollow(path)
-                    .ok()
-                    .and_then(|h| fstat(h.as_fd()).ok())
-                    .is_some_and(|st| st.st_size == 0);
-                empty && self.root.remove_file(path).is_ok()
-            }
+    /// The device and inode numbers of `path` inside the rootfs (a final symlink not
+    /// followed); `None` when it cannot be resolved.
+    pub(crate) fn identity(&self, path: &Path) -> Option<(u64, u64)> {
+        let handle = self.root.resolve_nofollow(path).ok()?;
+        let st = fstat(handle.as_fd()).ok()?;
+        #[allow(clippy::useless_conversion)]
+        Some((u64::from(st.st_dev), u64::from(st.st_ino)))
+    }
+
+    /// Removes `path` inside the rootfs if it is an empty directory or an empty regular file
+    /// (a final symlink not followed) and, with `made`, still the inode of those device and
+    /// inode numbers; anything else (including a path that is gone) is left alone. Returns
+    /// whether it removed.
+    pub(crate) fn remove_if_empty(&self, path: &Path, made: Option<(u64, u64)>) -> bool {
+        let Ok(handle) = self.root.resolve_nofollow(path) else {
+            return false;
+        };
+        let Ok(st) = fstat(handle.as_fd()) else {
+            return false;
+        };
+        #[allow(clippy::useless_conversion)]
+        let identity = (u64::from(st.st_dev), u64::from(st.st_ino));
+        if made.is_some_and(|made| made != identity) {
+            return false;
+        }
+        match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFDIR => self.root.remove_dir(path).is_ok(),
+            SFlag::S_IFREG => st.st_size == 0 && self.root.remove_file(path).is_ok(),
             _ => false,
         }
     }
@@ -408,6 +524,7 @@ impl Rootfs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_spec::describe;
     use std::os::unix::fs::symlink;
 
     /// This process's effective uid and gid: an owner any test may give.
@@ -447,11 +564,109 @@ mod tests {
     }
 
     #[test]
+    fn runtime_dirs_must_be_directories_or_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path().join("r");
+        std::fs::create_dir_all(r.join("proc")).unwrap();
+        let host = dir.path().join("host");
+        std::fs::create_dir(&host).unwrap();
+        Rootfs::open(&r).unwrap();
+        let err = |r: &Path| describe(&Rootfs::open(r).unwrap_err());
+        let name = format!("rootfs {r:?}");
+        symlink(&host, r.join("dev")).unwrap();
+        assert_eq!(
+            err(&r),
+            format!("{name}: /dev is a symlink, not a directory")
+        );
+        std::fs::remove_file(r.join("dev")).unwrap();
+        symlink("../../..", r.join("sys")).unwrap();
+        assert_eq!(
+            err(&r),
+            format!("{name}: /sys is a symlink, not a directory")
+        );
+        std::fs::remove_file(r.join("sys")).unwrap();
+        std::fs::write(r.join("run"), "").unwrap();
+        assert_eq!(
+            err(&r),
+            format!("{name}: /run is a regular file, not a directory")
+        );
+        std::fs::remove_file(r.join("run")).unwrap();
+        std::fs::remove_dir(r.join("proc")).unwrap();
+        nix::unistd::mkfifo(
+            &r.join("proc"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        assert_eq!(err(&r), format!("{name}: /proc is a FIFO, not a directory"));
+        assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0);
+        // Removing what runs left does not need them.
+        Rootfs::open_unchecked(&r).unwrap();
+    }
+
+    #[test]
     fn symlinked_passwd_resolves_inside() {
         let (_dir, root) = rootfs();
-        let files = root.user_files().unwrap();
+        let files = root.user_files();
         assert_eq!(files.passwd, "app:x:1000:1000::/home/app:/bin/sh\n");
         assert_eq!(files.group, "");
+    }
+
+    #[test]
+    fn unreadable_user_files_say_why_without_blocking() {
+        let (dir, root) = rootfs();
+        let etc = dir.path().join("etc");
+        let reasons = |root: &Rootfs| {
+            let files = root.user_files();
+            (
+                files.passwd,
+                files.passwd_unreadable,
+                files.group,
+                files.group_unreadable,
+            )
+        };
+        std::fs::remove_file(etc.join("passwd")).unwrap();
+        nix::unistd::mkfifo(
+            &etc.join("passwd"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        std::fs::create_dir(etc.join("group")).unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(
+            reasons(&root),
+            (
+                String::new(),
+                Some(Unreadable::NeedsCover("not a regular file (a FIFO)".into())),
+                String::new(),
+                Some(Unreadable::Directory)
+            )
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        std::fs::remove_file(etc.join("passwd")).unwrap();
+        symlink("passwd", etc.join("passwd")).unwrap();
+        std::fs::remove_dir(etc.join("group")).unwrap();
+        std::fs::File::create(etc.join("group"))
+            .unwrap()
+            .set_len(crate::MAX_INPUT_BYTES + 1)
+            .unwrap();
+        let (_, passwd, _, group) = reasons(&root);
+        assert_eq!(
+            (passwd, group),
+            (
+                Some(Unreadable::Unresolvable(
+                    "Too many levels of symbolic links (os error 40)".into()
+                )),
+                Some(Unreadable::NeedsCover("larger than 16 MiB".into()))
+            )
+        );
+        let err = root.read_file("/etc/group").unwrap_err();
+        assert_eq!(
+            describe(&err),
+            format!(
+                "read \"/etc/group\" in rootfs {:?}: larger than 16 MiB",
+                root.path()
+            )
+        );
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl BindOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TmpfsOptions {
     /// The options for the runtime: the user's, then podman's defaults for what they left out
-    /// (`rw`, `rprivate`, `noexec`, `nosuid`, `nodev`, `tmpcopyup`).
+    /// (`rw`, `rprivate`, `noexec` for `--tmpfs` only, `nosuid`, `nodev`, `tmpcopyup`).
     pub options: Vec<String>,
     /// `U`: the tmpfs is owned by the run's uid and gid (`uid=`/`gid=` options).
     pub chown: bool,
@@ -585,7 +585,23 @@ pub(crate) fn check_tmpfs_option(opt: &str) -> Result<(), String> {
     let ok = match key {
         "size" | "nr_blocks" | "nr_inodes" => {
             let number = value.trim_end_matches(|c: char| "kKmMgGtTpPeE%".contains(c));
-            digits(number) && value.len() - number.len() <= 1
+            let shift = match &value[number.len()..] {
+                "" | "%" => 0,
+                "k" | "K" => 10,
+                "m" | "M" => 20,
+                "g" | "G" => 30,
+                "t" | "T" => 40,
+                "p" | "P" => 50,
+                "e" | "E" => 60,
+                _ => return Err(format!("invalid value in option {opt:?}")),
+            };
+            // The kernel's own parser (memparse) takes 64 bits.
+            digits(number)
+                && number
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|n| n.checked_mul(1 << shift))
+                    .is_some()
         }
         "mode" => {
             !value.is_empty()
@@ -604,11 +620,21 @@ pub(crate) fn check_tmpfs_option(opt: &str) -> Result<(), String> {
     }
 }
 
+/// Which flag a tmpfs came from: their defaults differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TmpfsFlag {
+    /// `--tmpfs`: `noexec` unless `exec` is given.
+    Tmpfs,
+    /// `--mount type=tmpfs`: no `noexec` default, as podman.
+    Mount,
+}
+
 /// The final options of a tmpfs: `given`, then podman's defaults for each kind of option that
-/// `given` leaves out: `rw`, `rprivate`, `noexec`, `nosuid`, `nodev`, `tmpcopyup`
-/// (podman's `ProcessOptions`; `tmpcopyup` is runc's: the rootfs's content at the
-/// destination is copied into the new tmpfs).
-pub(crate) fn tmpfs_options_with_defaults(given: &[String]) -> Vec<String> {
+/// `given` leaves out: `rw`, `rprivate`, `noexec` (for `--tmpfs` only: podman gives a
+/// `--mount type=tmpfs` none), `nosuid`, `nodev`, `tmpcopyup` (podman's `ProcessOptions`;
+/// `tmpcopyup` is runc's: the rootfs's content at the destination is copied into the new
+/// tmpfs).
+pub(crate) fn tmpfs_options_with_defaults(given: &[String], flag: TmpfsFlag) -> Vec<String> {
     let has = |names: &[&str]| given.iter().any(|o| names.contains(&o.as_str()));
     let mut options = given.to_vec();
     let defaults: [(&[&str], &str); 6] = [
@@ -632,6 +658,9 @@ pub(crate) fn tmpfs_options_with_defaults(given: &[String]) -> Vec<String> {
         (&["tmpcopyup", "notmpcopyup"], "tmpcopyup"),
     ];
     for (names, default) in defaults {
+        if default == "noexec" && flag == TmpfsFlag::Mount {
+            continue;
+        }
         if !has(names) {
             options.push(default.to_owned());
         }
@@ -689,7 +718,7 @@ mod tests {
     fn tmpfs_defaults_fill_what_is_missing() {
         let given = vec!["exec".to_owned(), "size=1m".to_owned()];
         assert_eq!(
-            tmpfs_options_with_defaults(&given),
+            tmpfs_options_with_defaults(&given, TmpfsFlag::Tmpfs),
             [
                 "exec",
                 "size=1m",
@@ -702,12 +731,12 @@ mod tests {
         );
         let given = vec!["notmpcopyup".to_owned(), "ro".to_owned()];
         assert_eq!(
-            tmpfs_options_with_defaults(&given),
+            tmpfs_options_with_defaults(&given, TmpfsFlag::Tmpfs),
             ["ro", "rprivate", "noexec", "nosuid", "nodev"]
         );
         let given = vec!["mode=700".to_owned()];
         assert_eq!(
-            tmpfs_options_with_defaults(&given),
+            tmpfs_options_with_defaults(&given, TmpfsFlag::Tmpfs),
             [
                 "mode=700",
                 "rw",
@@ -741,6 +770,15 @@ mod tests {
             check_tmpfs_option("size=1x").unwrap_err(),
             r#"invalid value in option "size=1x""#
         );
+        assert_eq!(
+            check_tmpfs_option("size=99999999999999999999").unwrap_err(),
+            r#"invalid value in option "size=99999999999999999999""#
+        );
+        assert_eq!(
+            check_tmpfs_option("nr_inodes=16e").unwrap_err(),
+            r#"invalid value in option "nr_inodes=16e""#
+        );
+        assert_eq!(check_tmpfs_option("nr_inodes=15e"), Ok(()));
         assert_eq!(
             check_tmpfs_option("mode=999").unwrap_err(),
             r#"invalid value in option "mode=999""#

@@ -360,11 +360,20 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        // The sleep was in the runtime's process group: it is gone (or a zombie of init).
-        let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        // The sleep was in the runtime's process group: SIGKILL reached it, and it is gone (or
+        // a zombie of init) as soon as the kernel has delivered the signal.
+        let gone = |state: &str| state.is_empty() || state.contains(") Z ");
+        let mut state = String::new();
+        for _ in 0..200 {
+            state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            if gone(&state) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(
-            state.is_empty() || state.contains(") Z "),
-            "the child of the hung runtime still runs: {state}"
+            gone(&state),
+            "the child of the hung runtime still runs 2 s after the kill: {state}"
         );
     }
 }

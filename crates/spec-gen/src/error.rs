@@ -19,6 +19,21 @@ pub enum SpecError {
     /// The group name is not in the rootfs's `/etc/group`.
     #[error("unknown group {0:?}")]
     UnknownGroup(String),
+    /// A user or group name (`user`, `group`) that cannot be looked up because the rootfs's
+    /// `/etc/passwd` or `/etc/group` cannot be read (a symlink loop, a directory, a FIFO, too
+    /// large): `unknown user "app": the rootfs's /etc/passwd cannot be read: not a regular
+    /// file (a FIFO)`.
+    #[error("unknown {what} {name:?}: the rootfs's {file} cannot be read: {reason}")]
+    UserDbUnreadable {
+        /// `user` or `group`.
+        what: &'static str,
+        /// The name looked up.
+        name: String,
+        /// `/etc/passwd` or `/etc/group`.
+        file: &'static str,
+        /// Why it cannot be read.
+        reason: String,
+    },
     /// A `--user` value that is none of the accepted forms, or whose uid is out of range.
     #[error("invalid user {0:?}: {1}")]
     InvalidUser(String, &'static str),

@@ -27,7 +27,9 @@ use crate::{Annotation, ImageConfig, OomScoreAdj, ResolvedUser, SpecError, Sysct
 pub const OCI_VERSION: &str = "1.0.2";
 
 /// Paths the runtime masks (bind-mounts /dev/null or an empty read-only tmpfs over), as
-/// runtime-spec `linux.maskedPaths` (docs/ocirun-run.md "Linux").
+/// runtime-spec `linux.maskedPaths` (docs/ocirun-run.md "Linux"). Followed in the spec by
+/// [`thermal_throttle_path`] of each of [`HostFacts::thermal_throttle_cpus`], as containers/common
+/// expands `/sys/devices/system/cpu/cpu*/thermal_throttle` on the host.
 pub const MASKED_PATHS: [&str; 12] = [
     "/proc/acpi",
     "/proc/kcore",
@@ -56,6 +58,12 @@ pub const READONLY_PATHS: [&str; 6] = [
 /// Where `--read-only` (with `--read-only-tmpfs`, the default) mounts a read-write tmpfs, as
 /// podman does: `/tmp`, `/var/tmp`, `/run`, each `rw,rprivate,nosuid,nodev,tmpcopyup`.
 pub const READ_ONLY_TMPFS: [&str; 3] = ["/tmp", "/var/tmp", "/run"];
+
+/// The masked sysfs directory of CPU `cpu`'s thermal throttle counters:
+/// `/sys/devices/system/cpu/cpuN/thermal_throttle`.
+pub fn thermal_throttle_path(cpu: u32) -> String {
+    format!("/sys/devices/system/cpu/cpu{cpu}/thermal_throttle")
+}
 
 /// The ceiling of the default `RLIMIT_NOFILE` and `RLIMIT_NPROC`: 1048576 (the kernel's
 /// default `fs.nr_open`), lowered to ocirun's own hard limit so that setting it always succeeds.
@@ -280,6 +288,9 @@ pub struct HostFacts {
     pub swap_limit: bool,
     /// The host's hostname (gethostname(2)): `HOSTNAME` with `--uts host`.
     pub hostname: String,
+    /// The host's CPUs that have a `/sys/devices/system/cpu/cpuN/thermal_throttle` directory,
+    /// in ascending order: each is masked ([`thermal_throttle_path`]).
+    pub thermal_throttle_cpus: Vec<u32>,
     /// The user namespace ocirun runs in without root (`None` for root, which runs in the
     /// host's): the container shares it unless it gets one of its own, resource limits need a
     /// [`Self::delegated_cgroup`], devices are bind-mounted (a user namespace cannot make device
@@ -317,7 +328,8 @@ impl DelegatedCgroup {
 impl Default for HostFacts {
     /// No environment, unlimited hard limits without `CAP_SYS_RESOURCE`, a bounding set of
     /// every capability the caps crate knows, the architecture this crate was compiled for, an unknown kernel,
-    /// neither SELinux nor AppArmor, swap limits available, no hostname.
+    /// neither SELinux nor AppArmor, swap limits available, no hostname, no CPU with thermal
+    /// throttle counters.
     fn default() -> Self {
         Self {
             env: Vec::new(),
@@ -333,6 +345,7 @@ impl Default for HostFacts {
             apparmor_enabled: false,
             swap_limit: true,
             hostname: String::new(),
+            thermal_throttle_cpus: Vec::new(),
             user_namespace: None,
             delegated_cgroup: None,
             cgroup_v2: false,
@@ -773,10 +786,17 @@ impl<'a> SpecGenerator<'a> {
                 paths
             }
         };
+        let thermal: Vec<String> = host
+            .thermal_throttle_cpus
+            .iter()
+            .filter(|_| !options.privileged)
+            .map(|cpu| thermal_throttle_path(*cpu))
+            .collect();
         let masked: Vec<String> = defaults(&MASKED_PATHS)
             .iter()
-            .filter(|p| security.keeps_masked(p))
             .map(|p| (*p).to_owned())
+            .chain(thermal)
+            .filter(|p| security.keeps_masked(p))
             .chain(security.mask.iter().cloned())
             .fold(Vec::new(), |mut acc, p| {
                 if !acc.contains(&p) {

@@ -98,7 +98,10 @@ impl HostFacts {
     /// SELinux is enabled (selinuxfs mounted on `/sys/fs/selinux`, what libselinux's
     /// `is_selinux_enabled` looks for first) and AppArmor
     /// (`/sys/module/apparmor/parameters/enabled`), whether the memory cgroup can limit swap,
-    /// and the hostname. What cannot be read keeps its [`HostFacts::default`] value.
+    /// the hostname, and the CPUs that have thermal throttle counters
+    /// (`/sys/devices/system/cpu/cpuN/thermal_throttle`, the expansion of containers/common's
+    /// masked glob `cpu*/thermal_throttle`). What cannot be read keeps its
+    /// [`HostFacts::default`] value.
     pub fn gather() -> Self {
         let hard = |r| getrlimit(r).map(|(_, hard)| hard).unwrap_or(u64::MAX);
         let defaults = Self::default();
@@ -140,11 +143,37 @@ impl HostFacts {
             hostname: nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            thermal_throttle_cpus: thermal_throttle_cpus(Path::new(CPU_SYSFS)),
             cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
             delegated_cgroup: delegated_cgroup(),
             ..defaults
         }
     }
+}
+
+/// The sysfs directory of the host's CPUs.
+const CPU_SYSFS: &str = "/sys/devices/system/cpu";
+
+/// The numbers of the `cpuN` directories in `dir` that have a `thermal_throttle` directory,
+/// ascending.
+fn thermal_throttle_cpus(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut cpus: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let digits = name.to_str()?.strip_prefix("cpu")?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let cpu = digits.parse().ok()?;
+            e.path().join("thermal_throttle").is_dir().then_some(cpu)
+        })
+        .collect();
+    cpus.sort_unstable();
+    cpus
 }
 
 impl HostDevice {
@@ -307,6 +336,38 @@ mod tests {
             facts.soft_limit(RlimitKind::Nofile),
             getrlimit(Resource::RLIMIT_NOFILE).unwrap().0
         );
+    }
+
+    #[test]
+    fn cpus_with_thermal_throttle_counters() {
+        let dir = std::env::temp_dir().join(format!("ocirun-cpus-{}", std::process::id()));
+        for d in [
+            "cpu0/thermal_throttle",
+            "cpu10/thermal_throttle",
+            "cpu2/thermal_throttle",
+            "cpu3",
+            "cpufreq/thermal_throttle",
+            "cpux1/thermal_throttle",
+        ] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        std::fs::create_dir_all(dir.join("cpu4")).unwrap();
+        std::fs::write(dir.join("cpu4/thermal_throttle"), "").unwrap();
+        let found = thermal_throttle_cpus(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, [0, 2, 10]);
+        assert!(thermal_throttle_cpus(Path::new("/nonexistent/cpu")).is_empty());
+        // This host's own: what sysfs lists.
+        let mut expected: Vec<u32> = std::fs::read_dir(CPU_SYSFS)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().join("thermal_throttle").is_dir())
+                    .filter_map(|e| e.file_name().to_str()?.strip_prefix("cpu")?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        expected.sort_unstable();
+        assert_eq!(HostFacts::gather().thermal_throttle_cpus, expected);
     }
 
     #[test]

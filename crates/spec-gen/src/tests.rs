@@ -767,3 +767,38 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn thermal_throttle_counters_of_the_hosts_cpus_are_masked() {
+    let host = HostFacts {
+        thermal_throttle_cpus: vec![0, 3],
+        ..HostFacts::default()
+    };
+    let mut o = RunOptions::new(vec!["true".into()]);
+    let masked = |o: &RunOptions| {
+        gen(o, &ImageConfig::default(), &host)
+            .linux()
+            .clone()
+            .unwrap()
+            .masked_paths()
+            .clone()
+            .unwrap()
+    };
+    let mut want: Vec<String> = MASKED_PATHS.iter().map(|p| (*p).to_owned()).collect();
+    want.extend([
+        "/sys/devices/system/cpu/cpu0/thermal_throttle".to_owned(),
+        "/sys/devices/system/cpu/cpu3/thermal_throttle".to_owned(),
+    ]);
+    assert_eq!(masked(&o), want);
+    o.security
+        .apply(
+            "unmask=/sys/devices/system/cpu/cpu0/*".parse().unwrap(),
+            |_| Ok(Vec::new()),
+        )
+        .unwrap();
+    assert_eq!(
+        masked(&o).last().map(String::as_str),
+        Some("/sys/devices/system/cpu/cpu3/thermal_throttle")
+    );
+    assert_eq!(masked(&o).len(), MASKED_PATHS.len() + 1);
+}

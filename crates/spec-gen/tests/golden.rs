@@ -21,7 +21,7 @@ const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/a
 const GROUP: &str = "root:x:0:\naudio:x:29:\napp:x:1000:\nwheel:x:10:app\n";
 
 /// A host like the CI machine: no CAP_SYS_RESOURCE (not even in the bounding set), NOFILE
-/// hard limit 20000, x86_64.
+/// hard limit 20000, x86_64; and two CPUs with thermal throttle counters.
 fn host() -> HostFacts {
     let mut host = HostFacts::default();
     host.env = vec![
@@ -37,6 +37,7 @@ fn host() -> HostFacts {
     host.arch = Some(NativeArch::Amd64);
     host.kernel = Some((6, 1));
     host.hostname = "buildhost".into();
+    host.thermal_throttle_cpus = vec![0, 1];
     host
 }
 
