@@ -360,3 +360,41 @@ fn a_secret_is_readable_in_the_container_and_nowhere_else() {
     );
     sb.assert_nothing_left();
 }
+
+#[test]
+fn a_stop_signal_ends_the_wait_for_a_locked_cache() {
+    let sb = Sandbox::busybox();
+    let log = sb.root().join("cache/held/log");
+    let holder = sb
+        .run([
+            "--mount",
+            "type=cache,id=held,target=/c,sharing=locked",
+            "--",
+            "sh",
+            "-c",
+            "echo holding > /c/log; sleep 3",
+        ])
+        .spawn();
+    wait_for_file(&log);
+    let waiter = sb
+        .run([
+            "--mount",
+            "type=cache,id=held,target=/c,sharing=locked",
+            "--",
+            "echo",
+            "never",
+        ])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    ocirun_e2e::send_signal(waiter.pid(), nix::sys::signal::Signal::SIGTERM);
+    let out = waiter.wait();
+    assert_eq!(out.code, 143, "stderr: {}", out.stderr);
+    assert_eq!(out.stdout_text(), "");
+    assert!(
+        out.elapsed < slack(Duration::from_secs(2)),
+        "took {:?}",
+        out.elapsed
+    );
+    holder.wait().assert_success("");
+    sb.assert_nothing_left();
+}
