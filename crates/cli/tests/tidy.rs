@@ -455,3 +455,12 @@ fn the_parsers_of_this_test_read_what_they_should() {
         Some(PathBuf::from("/r/docs/f g.md"))
     );
 }
+
+/// README.md is the user's short introduction: at most 200 lines. What is longer belongs in
+/// docs/ or xtask/README.md.
+#[test]
+fn the_readme_is_at_most_200_lines() {
+    let text = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let lines = text.lines().count();
+    assert!(lines <= 200, "README.md has {lines} lines, more than 200");
+}
