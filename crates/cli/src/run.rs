@@ -14,7 +14,7 @@
 
 use anyhow::{bail, Context, Result};
 use ocirun_mounts::{
-    prepare, read_input_file, CacheHold, CommandError, HostNetworkFiles, MountsError,
+    prepare_interruptible, read_input_file, CacheHold, CommandError, HostNetworkFiles, MountsError,
     ResolvedMounts, Rootfs, Unreadable, UserFiles,
 };
 use ocirun_runtime_driver::{
@@ -348,14 +348,31 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
     let record = records.write(&record)?;
     let bundle = Bundle::create(&state.bundles(), &container_id)?;
     let ledger = ocirun_mounts::TargetLedger::new(state.targets());
-    let prepared = prepare(
+    // A stop signal during a long copy (image or named volumes) ends the run.
+    let mut stop_while_preparing = None;
+    let prepared = prepare_interruptible(
         &rootfs,
         bundle.path(),
         &spec,
         &mounts,
         &HostNetworkFiles::read()?,
         Some(&ledger),
-    )?;
+        &mut || match signals.take_stop() {
+            Ok(Some(signal)) => {
+                stop_while_preparing = Some(signal);
+                true
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        },
+    );
+    let prepared = match (prepared, stop_while_preparing) {
+        (Err(MountsError::Cancelled(what)), Some(signal)) => {
+            tracing::debug!(?signal, "stop signal while {what}");
+            return Ok(128 + signal as i32);
+        }
+        (prepared, _) => prepared?,
+    };
     bundle.write_config(to_json(&spec)?.as_bytes())?;
     if let Some(code) = stopped(&mut signals)? {
         return Ok(code);

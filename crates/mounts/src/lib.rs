@@ -33,7 +33,7 @@ pub use ledger::TargetLedger;
 pub use mount_flag::{MountField, MountFlag, MountType};
 pub use network::{DnsOptions, HostEntry};
 pub use plan::{image_volume_path, MountPlan, ResolvedMounts};
-pub use prepare::{prepare, Prepared};
+pub use prepare::{prepare, prepare_interruptible, Prepared};
 pub use rootfs::{Rootfs, Unreadable, UserFiles, DEFAULT_PATH};
 pub use run_secret::{
     compose_secrets, read_secret_file, SecretBytes, SecretFlag, SecretMount, SecretSource,

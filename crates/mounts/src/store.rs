@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::copy::copy_image_volume;
+use crate::copy::{copy_image_volume, Interrupt};
 use crate::{CacheSharing, MountsError, Rootfs};
 
 /// The data directory of the volume whose directory is `dir`: `dir/_data`.
@@ -109,16 +109,19 @@ pub(crate) struct NewVolume<'a> {
 }
 
 /// Opens the volume at `dir` for a run, creating it first when it does not exist and
-/// `create` allows (as `new` says), and takes the run's shared hold on it.
+/// `create` allows (as `new` says; the copy-up asks `interrupt` whether to give up), and
+/// takes the run's shared hold on it.
 ///
 /// # Errors
 /// [`MountsError::NoSuchVolume`] when it does not exist and `create` is false; the
-/// [`MountsError`] of the copy or of the host paths.
+/// [`MountsError`] of the copy (`Cancelled` when given up; nothing of the new volume is
+/// left then) or of the host paths.
 pub(crate) fn open_volume(
     dir: &Path,
     name: &str,
     create: bool,
     new: NewVolume<'_>,
+    interrupt: &mut Interrupt<'_>,
 ) -> Result<VolumeHold, MountsError> {
     loop {
         if !dir.exists() {
@@ -126,7 +129,7 @@ pub(crate) fn open_volume(
                 return Err(MountsError::NoSuchVolume(name.to_owned()));
             }
             create_dir_0700(dir.parent().unwrap_or(Path::new("/")))?;
-            create_volume(dir, name, new)?;
+            create_volume(dir, name, new, interrupt)?;
         }
         let lock_path = dir.join("lock");
         let file = match OpenOptions::new()
@@ -152,7 +155,12 @@ fn libc_cloexec() -> i32 {
 }
 
 /// Makes the volume `dir` through a temporary directory beside it.
-fn create_volume(dir: &Path, name: &str, new: NewVolume<'_>) -> Result<(), MountsError> {
+fn create_volume(
+    dir: &Path,
+    name: &str,
+    new: NewVolume<'_>,
+    interrupt: &mut Interrupt<'_>,
+) -> Result<(), MountsError> {
     let parent = dir.parent().unwrap_or(Path::new("/"));
     let tmp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
     remove_tree(&tmp)?;
@@ -161,7 +169,7 @@ fn create_volume(dir: &Path, name: &str, new: NewVolume<'_>) -> Result<(), Mount
         let data = volume_data(&tmp);
         let rootfs_has = new.rootfs.kind(new.destination)?.is_some();
         if new.copy && rootfs_has {
-            copy_image_volume(new.rootfs, new.destination, &data)?;
+            copy_image_volume(new.rootfs, new.destination, &data, interrupt)?;
         } else {
             DirBuilder::new()
                 .mode(0o755)
@@ -521,6 +529,7 @@ mod tests {
             "v1",
             true,
             new_volume(&rootfs, Path::new("/srv/data"), true),
+            &mut Interrupt::never(),
         )
         .unwrap();
         assert_eq!(
@@ -534,6 +543,7 @@ mod tests {
             "v1",
             true,
             new_volume(&rootfs, Path::new("/srv/data"), true),
+            &mut Interrupt::never(),
         )
         .unwrap();
         assert_eq!(
@@ -598,6 +608,7 @@ mod tests {
             "v",
             false,
             new_volume(&rootfs, Path::new("/d"), true),
+            &mut Interrupt::never(),
         )
         .unwrap_err();
         assert_eq!(
@@ -609,6 +620,7 @@ mod tests {
             "v",
             true,
             new_volume(&rootfs, Path::new("/d"), false),
+            &mut Interrupt::never(),
         )
         .unwrap();
         assert_eq!(std::fs::read_dir(store.path("v/_data")).unwrap().count(), 0);
@@ -618,6 +630,7 @@ mod tests {
             "w",
             true,
             new_volume(&rootfs, Path::new("/none"), true),
+            &mut Interrupt::never(),
         )
         .unwrap();
         let meta = std::fs::metadata(store.path("w/_data")).unwrap();
