@@ -265,7 +265,7 @@ pub(crate) fn claim_name(
     name: Option<&ContainerName>,
     state: &StateLayout,
 ) -> Result<Option<NameLock>> {
-    Ok(name.map(|n| state.records().claim_name(n)).transpose()?)
+    Ok(name.map(|n| state.names().claim(n)).transpose()?)
 }
 
 /// The init binary for `--init`, if given: `--init-path`, else the first known one on the

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DriverError, RecordStore};
+use crate::{DriverError, NameLocks, RecordStore};
 
 /// The longest container id accepted, in bytes (a file name must fit in 255 bytes, and the
 /// state directories add a suffix such as `.json`).
@@ -259,8 +259,9 @@ string_type!(VolumeName);
 /// |---|---|
 /// | `RUNROOT/bundles/ID` | the bundle of the run of container ID |
 /// | `RUNROOT/runtime` | the runtime's state root (`runc --root`) |
-/// | `RUNROOT/records` | run records and name locks ([`RecordStore`]) |
+/// | `RUNROOT/records` | run records ([`RecordStore`]) |
 /// | `RUNROOT/targets` | the mount-target ledger of each rootfs |
+/// | `ROOT/names/NAME.lock` | the lock of the container name NAME while a run holds it ([`NameLocks`]) |
 /// | `ROOT/containers/NAME` | a named container's directory (image-volume and secrets copies) |
 /// | `ROOT/containers/ID` | the directory of a run without a name, removed with it |
 /// | `ROOT/volumes/NAME` | the named volume NAME (ocirun-mounts' `VolumeStore` keeps its data in `_data`) |
@@ -408,9 +409,15 @@ impl StateLayout {
         self.runroot.join("runtime")
     }
 
-    /// The run records and name locks.
+    /// The run records.
     pub fn records(&self) -> RecordStore {
         RecordStore::new(self.runroot.join("records"))
+    }
+
+    /// The container name locks, beside the named containers' directories they protect: runs
+    /// with one root and different run roots exclude each other too.
+    pub fn names(&self) -> NameLocks {
+        NameLocks::new(self.root.join("names"))
     }
 
     /// The directory of the mount-target ledger (ocirun-mounts' `TargetLedger`).

@@ -23,7 +23,7 @@ pub use process::{
     parse_signal, reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder,
     SignalPolicy,
 };
-pub use records::{NameLock, RecordGuard, RecordStore, RunRecord};
+pub use records::{NameLock, NameLocks, RecordGuard, RecordStore, RunRecord};
 pub use runtime::{
     Container, ContainerIo, CreateStdio, LogSink, Runtime, CLEANUP_TIMEOUT,
     INTERRUPTED_CLEANUP_TIMEOUT,
