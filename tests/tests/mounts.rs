@@ -200,6 +200,38 @@ fn bad_volumes_exit_125_naming_the_spec_and_leave_nothing() {
 }
 
 #[test]
+fn paths_longer_than_path_max_exit_125_and_create_nothing() {
+    let sb = Sandbox::busybox();
+    let h = text(&host_dir(&sb, "h"));
+    // 17 components of 250 bytes: 4267 bytes, each component a valid name.
+    let long: String = (0..17).map(|_| format!("/{}", "d".repeat(250))).collect();
+    let config = image_config(&sb, &[&long]);
+    let rootfs = text(&std::fs::canonicalize(sb.rootfs()).unwrap());
+    let too_long = "File name too long (os error 36)";
+    sb.run(["-w", &long, "--", "true"]).run().assert_failure(
+        125,
+        &format!("ocirun: create working directory {long:?} in rootfs {rootfs:?}: {too_long}\n"),
+    );
+    sb.assert_nothing_left();
+    for args in [
+        vec!["--tmpfs".to_owned(), long.clone()],
+        vec!["-v".to_owned(), format!("{h}:{long}")],
+        vec!["--config".to_owned(), text(&config)],
+    ] {
+        let mut all = args.clone();
+        all.extend(["--".to_owned(), "true".to_owned()]);
+        let out = sb.run(&all).run();
+        out.assert_failure(125, too_long);
+        assert!(
+            out.stderr.contains(&format!("{long:?}")),
+            "{args:?}: {}",
+            out.stderr
+        );
+        sb.assert_nothing_left();
+    }
+}
+
+#[test]
 fn mount_flag_binds_and_tmpfs() {
     let sb = Sandbox::busybox();
     let h = host_dir(&sb, "h");

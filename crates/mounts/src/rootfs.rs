@@ -69,6 +69,9 @@ impl Unreadable {
 /// or missing ([`Rootfs::open`]).
 const RUNTIME_DIRS: [&str; 4] = ["dev", "proc", "sys", "run"];
 
+/// The length from which a path cannot be used (the kernel's `PATH_MAX`, its NUL included).
+const PATH_MAX: usize = 4096;
+
 /// A container root filesystem on the host, held open by a root handle.
 #[derive(Debug)]
 pub struct Rootfs {
@@ -322,7 +325,21 @@ impl Rootfs {
     ) -> Result<Vec<PathBuf>, MountsError> {
         let dir = dir.as_ref();
         let created = self.create_dirs(dir, "create working directory")?;
-        for path in &created {
+        self.own_working_dir(dir, &created, uid, gid)
+            .inspect_err(|_| self.remove_created(&created))?;
+        Ok(created)
+    }
+
+    /// Gives the components `created` of the working directory `dir` their owner and mode,
+    /// and checks that `dir` is a directory.
+    fn own_working_dir(
+        &self,
+        dir: &Path,
+        created: &[PathBuf],
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), MountsError> {
+        for path in created {
             let file = self
                 .root
                 .resolve_nofollow(path)
@@ -342,7 +359,17 @@ impl Rootfs {
         if self.kind(dir)? != Some(Kind::Directory) {
             return Err(MountsError::WorkingDirNotDirectory(dir.to_path_buf()));
         }
-        Ok(created)
+        Ok(())
+    }
+
+    /// Removes the directories `created` (outermost first) that are still empty, innermost
+    /// first: the undo of a [`Self::create_dirs`] whose caller failed after it.
+    fn remove_created(&self, created: &[PathBuf]) {
+        for path in created.iter().rev() {
+            if !self.remove_if_empty(path, None) {
+                tracing::debug!(path = %path.display(), "created directory kept: not empty");
+            }
+        }
     }
 
     /// The in-rootfs path at which `path` would be created, following symlinks inside the
@@ -414,19 +441,29 @@ impl Rootfs {
         Ok(Path::new("/").join(inside))
     }
 
-    /// `mkdir -p` inside the rootfs (mode 0755), through dangling symlinks too
-    /// ([`Self::path_for_create`]); returns the components it created (their resolved
-    /// paths), outermost first.
     /// What [`Self::create_dirs`] would create for `dir`: the resolved directory path and its
     /// missing components, outermost first. Creates nothing.
+    ///
+    /// # Errors
+    /// [`MountsError::InRootfs`] when `dir` cannot be resolved, or when the resolved path has
+    /// `PATH_MAX` (4096) bytes or more (`ENAMETOOLONG`): neither the runtime nor the command
+    /// could use it, so nothing is created for it.
     pub(crate) fn missing_dirs(
         &self,
         dir: &Path,
         action: &'static str,
     ) -> Result<(PathBuf, Vec<PathBuf>), MountsError> {
+        let given = dir;
         let dir = self
             .path_for_create(dir)
             .map_err(|e| self.in_rootfs(action, dir, e))?;
+        if dir.as_os_str().len() >= PATH_MAX {
+            return Err(self.in_rootfs(
+                action,
+                given,
+                std::io::Error::from(nix::errno::Errno::ENAMETOOLONG),
+            ));
+        }
         let mut missing = Vec::new();
         let mut prefix = PathBuf::from("/");
         for component in dir.components() {
@@ -440,6 +477,9 @@ impl Rootfs {
         Ok((dir, missing))
     }
 
+    /// `mkdir -p` inside the rootfs (mode 0755), through dangling symlinks too
+    /// ([`Self::path_for_create`]); returns the components it created (their resolved
+    /// paths), outermost first. When it fails half-way, what it created is removed again.
     pub(crate) fn create_dirs(
         &self,
         dir: &Path,
@@ -450,9 +490,10 @@ impl Rootfs {
         if missing.is_empty() {
             return Ok(missing);
         }
-        self.root
-            .mkdir_all(dir, &Permissions::from_mode(0o755))
-            .map_err(|e| self.in_rootfs(action, dir, io_from_pathrs(e)))?;
+        if let Err(e) = self.root.mkdir_all(dir, &Permissions::from_mode(0o755)) {
+            self.remove_created(&missing);
+            return Err(self.in_rootfs(action, dir, io_from_pathrs(e)));
+        }
         Ok(missing)
     }
 
