@@ -1052,6 +1052,65 @@ fn gc_removes_the_ephemeral_directory_of_a_killed_run() {
 // Hostile root filesystems: paths that point out of the rootfs must resolve inside it.
 
 #[test]
+fn a_destination_through_a_symlink_into_proc_sys_or_dev_is_refused_by_run_and_spec() {
+    let sb = Sandbox::busybox_with(|r| {
+        let _ = std::fs::remove_file(r.join("etc/resolv.conf"));
+        symlink("/proc/self/root/tmp/x", r.join("etc/resolv.conf")).unwrap();
+        symlink("/proc/1/cwd/elsewhere", r.join("data")).unwrap();
+        symlink("/x", r.join("chain")).unwrap();
+        symlink("../sys/kernel", r.join("x")).unwrap();
+        std::fs::create_dir(r.join("srv")).unwrap();
+        symlink("/dev/shm", r.join("srv/vol")).unwrap();
+    });
+    let h = text(&host_dir(&sb, "h"));
+    let config = image_config(&sb, &["/srv/vol/cache"]);
+    let refused = |destination: &str, link: &str, target: &str, dir: &str| {
+        format!(
+            "ocirun: mount destination {destination:?} leads through the rootfs's symlink \
+             {link:?} -> {target:?} into /{dir}, where the runtime mounts a filesystem of its \
+             own\n"
+        )
+    };
+    let cases = [
+        (
+            vec![],
+            refused(
+                "/etc/resolv.conf",
+                "/etc/resolv.conf",
+                "/proc/self/root/tmp/x",
+                "proc",
+            ),
+        ),
+        (
+            vec!["-v".to_owned(), format!("{h}:/data")],
+            refused("/data", "/data", "/proc/1/cwd/elsewhere", "proc"),
+        ),
+        (
+            vec!["--tmpfs".to_owned(), "/chain/sub".to_owned()],
+            refused("/chain/sub", "/x", "../sys/kernel", "sys"),
+        ),
+        (
+            vec!["--config".to_owned(), text(&config)],
+            refused("/srv/vol/cache", "/srv/vol", "/dev/shm", "dev"),
+        ),
+    ];
+    // The user's mounts and the image volumes are looked at before the generated files.
+    for (args, message) in cases {
+        let mut all = args.clone();
+        all.extend(["--".to_owned(), "true".to_owned()]);
+        for subcommand in ["run", "spec"] {
+            let out = sb.ocirun(subcommand, &all).run();
+            assert_eq!(
+                (out.code, out.stdout_text(), out.stderr.as_str()),
+                (125, "", message.as_str()),
+                "{subcommand} {args:?}"
+            );
+            sb.assert_nothing_left();
+        }
+    }
+}
+
+#[test]
 fn a_working_dir_symlinked_out_of_the_rootfs_is_made_inside() {
     let marker = Path::new("/tmp/outside-marker");
     assert!(

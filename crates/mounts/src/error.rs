@@ -81,6 +81,22 @@ pub enum MountsError {
     /// A wait (for a cache lock) was given up because the caller asked to.
     #[error("interrupted while {0}")]
     Cancelled(String),
+    /// A mount destination that leads through a symlink of the rootfs into `/proc`, `/sys` or
+    /// `/dev`, where the runtime mounts filesystems of its own and would resolve it otherwise.
+    #[error(
+        "mount destination {destination:?} leads through the rootfs's symlink {link:?} -> \
+         {target:?} into /{dir}, where the runtime mounts a filesystem of its own"
+    )]
+    DestinationThroughRuntimeMount {
+        /// The destination, as given.
+        destination: PathBuf,
+        /// The symlink in the rootfs that leads there.
+        link: PathBuf,
+        /// Its target.
+        target: PathBuf,
+        /// `proc`, `sys` or `dev`.
+        dir: String,
+    },
     /// Relabelling a volume for SELinux (`z`, `Z`) failed or was refused.
     #[error("relabel {path:?} for SELinux: {reason}")]
     Relabel {

@@ -183,9 +183,37 @@ impl MountPlan {
     /// gets SRC's own `hosts`, `hostname` and `resolv.conf`, and ocirun's are not mounted. The
     /// rootfs is only read.
     ///
+    /// A destination that leads through a symlink of the rootfs into `/proc`, `/sys` or `/dev`
+    /// is refused: the runtime mounts its own filesystems there (procfs, sysfs, a tmpfs) and
+    /// resolves the destination through them (`/proc/self/root/...`, `/proc/1/cwd/...` lead
+    /// anywhere), not through the rootfs's directories that ocirun sees, so it would create
+    /// and mount elsewhere than ocirun prepared. runc refuses a mount inside `/proc` itself.
+    ///
     /// # Errors
-    /// As [`Self::resolve`].
+    /// As [`Self::resolve`]; [`MountsError::DestinationThroughRuntimeMount`] naming the
+    /// destination and the symlink.
     pub fn resolve_in(
+        self,
+        rootfs: &Rootfs,
+        owner: (u32, u32),
+    ) -> Result<ResolvedMounts, MountsError> {
+        let resolved = self.resolve_shadowed(rootfs, owner)?;
+        for mount in &resolved.mounts {
+            let destination = mount.destination();
+            if let Some((link, target, dir)) = rootfs.symlink_into_runtime_dir(destination) {
+                return Err(MountsError::DestinationThroughRuntimeMount {
+                    destination: destination.clone(),
+                    link,
+                    target,
+                    dir,
+                });
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// [`Self::resolve`], leaving out what the user's bind mounts shadow in `rootfs`.
+    fn resolve_shadowed(
         self,
         rootfs: &Rootfs,
         owner: (u32, u32),

@@ -69,6 +69,11 @@ impl Unreadable {
 /// or missing ([`Rootfs::open`]).
 const RUNTIME_DIRS: [&str; 4] = ["dev", "proc", "sys", "run"];
 
+/// The rootfs directories on which the runtime mounts filesystems of its own (procfs, sysfs,
+/// a tmpfs) before the mounts below them: it resolves paths through those, not through the
+/// rootfs's directories.
+const RUNTIME_MOUNT_DIRS: [&str; 3] = ["proc", "sys", "dev"];
+
 /// The length from which a path cannot be used (the kernel's `PATH_MAX`, its NUL included).
 const PATH_MAX: usize = 4096;
 
@@ -429,6 +434,60 @@ impl Rootfs {
             }
         }
         Ok(Ok(prefix))
+    }
+
+    /// The symlink (its path and target) through which `destination`, resolved in the rootfs
+    /// one component at a time as the runtime resolves a mount destination, enters one of
+    /// [`RUNTIME_MOUNT_DIRS`], and that directory's name; `None` when it enters none through
+    /// a symlink (a destination written below `/proc` is the runtime's to judge) or cannot be
+    /// resolved (40 symlinks).
+    pub(crate) fn symlink_into_runtime_dir(
+        &self,
+        destination: &Path,
+    ) -> Option<(PathBuf, PathBuf, String)> {
+        use std::collections::VecDeque;
+        use std::ffi::OsString;
+        let mut pending: VecDeque<OsString> = VecDeque::new();
+        let push_front = |pending: &mut VecDeque<OsString>, path: &Path| {
+            for c in path.components().rev() {
+                match c {
+                    Component::Normal(n) => pending.push_front(n.to_os_string()),
+                    Component::ParentDir => pending.push_front(OsString::from("..")),
+                    _ => {}
+                }
+            }
+        };
+        push_front(&mut pending, destination);
+        let mut prefix = PathBuf::from("/");
+        let mut last_link: Option<(PathBuf, PathBuf)> = None;
+        let mut hops = 0;
+        while let Some(name) = pending.pop_front() {
+            if name == ".." {
+                prefix.pop();
+                continue;
+            }
+            if prefix == Path::new("/") && RUNTIME_MOUNT_DIRS.iter().any(|d| name == *d) {
+                if let Some((link, target)) = last_link {
+                    return Some((link, target, name.to_string_lossy().into_owned()));
+                }
+            }
+            let candidate = prefix.join(&name);
+            match self.root.readlink(&candidate) {
+                Ok(target) => {
+                    hops += 1;
+                    if hops > 40 {
+                        return None;
+                    }
+                    if target.is_absolute() {
+                        prefix = PathBuf::from("/");
+                    }
+                    push_front(&mut pending, &target);
+                    last_link = Some((candidate, target));
+                }
+                Err(_) => prefix = candidate,
+            }
+        }
+        None
     }
 
     /// The in-rootfs path of an open handle: its `/proc/self/fd` link, less the rootfs path.
