@@ -271,3 +271,45 @@ fn an_unreadable_group_file_fails_only_group_names() {
     );
     sb.assert_nothing_left();
 }
+
+#[test]
+fn a_rootfs_whose_path_is_not_utf8_is_refused_up_front() {
+    use std::os::unix::ffi::OsStrExt;
+    let sb = Sandbox::busybox();
+    let odd = sb
+        .scratch()
+        .join(std::ffi::OsStr::from_bytes(b"rootfs-\xff"));
+    std::fs::rename(sb.rootfs(), &odd).unwrap();
+    let outs: Vec<Output> = ["run", "spec"]
+        .into_iter()
+        .map(|subcommand| {
+            ocirun_e2e::Ocirun::new([
+                "--runroot".as_ref(),
+                sb.runroot().as_os_str(),
+                "--root".as_ref(),
+                sb.root().as_os_str(),
+                subcommand.as_ref(),
+                "--rootfs".as_ref(),
+                odd.as_os_str(),
+                "true".as_ref(),
+            ])
+            .run()
+        })
+        .collect();
+    std::fs::rename(&odd, sb.rootfs()).unwrap();
+    let shown = format!("{odd:?}");
+    for out in &outs {
+        assert_refused(
+            out,
+            &format!(
+                "rootfs {shown}: its path {shown} is not valid UTF-8, which the runtime's \
+                 config.json cannot hold"
+            ),
+        );
+    }
+    let records: Vec<_> = std::fs::read_dir(sb.runroot().join("records"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(records.is_empty(), "records left: {records:?}");
+    sb.assert_nothing_left();
+}

@@ -100,14 +100,28 @@ impl Rootfs {
     /// Its `/dev`, `/proc`, `/sys` and `/run`, on which the runtime mounts filesystems and
     /// creates device nodes and symlinks, must each be a directory or missing (a missing one
     /// is created as a mount target): a symlink there, absolute or relative, would lead the
-    /// runtime out of the rootfs, and a file or FIFO cannot be mounted on.
+    /// runtime out of the rootfs, and a file or FIFO cannot be mounted on. Its absolute path
+    /// must be valid UTF-8: `config.json` is JSON, whose strings cannot hold other bytes.
     ///
     /// # Errors
-    /// [`MountsError::OpenRootfs`] naming `path` when it does not exist or is not a directory,
-    /// or naming the first of those directories that is something else (`rootfs "/r": /dev is
-    /// a symlink, not a directory`).
+    /// [`MountsError::OpenRootfs`] naming `path` when it does not exist, is not a directory or
+    /// its absolute path is not UTF-8, or naming the first of those directories that is
+    /// something else (`rootfs "/r": /dev is a symlink, not a directory`).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, MountsError> {
         let rootfs = Self::open_unchecked(path.as_ref())?;
+        if rootfs.path.to_str().is_none() {
+            return Err(MountsError::OpenRootfs {
+                path: path.as_ref().to_path_buf(),
+                source: std::io::Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "its path {:?} is not valid UTF-8, which the runtime's config.json \
+                         cannot hold",
+                        rootfs.path
+                    ),
+                ),
+            });
+        }
         for dir in RUNTIME_DIRS {
             match fstatat(
                 rootfs.root.as_fd(),
