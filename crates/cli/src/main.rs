@@ -5,6 +5,10 @@
 //! exit codes (podman's convention: 125 ocirun failed, 126 command not executable, 127 command
 //! not found, else the command's own status or 128 + its signal).
 
+// The doc comments of the flags are their --help text, whose brackets are usage syntax
+// (`HOST[:CONTAINER]`), not links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 #[cfg(test)]
 mod flag_props;
 mod flags;

@@ -121,7 +121,7 @@ impl MountPlan {
             .ok_or(MountsError::NoContainerDir(what))
     }
 
-    /// Takes the locks the cache mounts need (see [`CacheSharing`]): a `locked` cache waits
+    /// Takes the locks the cache mounts need (see [`CacheSharing`](crate::CacheSharing)): a `locked` cache waits
     /// while another run uses it, asking `cancelled` between tries; a `private` one that is in
     /// use gets a throw-away directory for this run ([`MountPlan::throw_away_caches`]). Call
     /// it after [`UserMount::set_dir`] and before [`MountPlan::resolve`]; keep what it returns
