@@ -1098,6 +1098,27 @@ impl Sandbox {
             .expect("cannot run ocirun gc")
     }
 
+    /// `ocirun --runroot RUNROOT --root ROOT ARGS...`: a command that takes no rootfs, such
+    /// as `volume ls`.
+    pub fn global<I, S>(&self, args: I) -> Ocirun
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut all: Vec<OsString> = vec![
+            "--runroot".into(),
+            self.runroot.clone().into(),
+            "--root".into(),
+            self.root().into(),
+        ];
+        all.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        let ocirun = Ocirun::new(all).cleanup_runroot(&self.runroot);
+        match self.user {
+            Some(user) => ocirun.as_user(user),
+            None => ocirun,
+        }
+    }
+
     /// `ocirun --runroot RUNROOT run --rootfs ROOTFS ARGS...`.
     pub fn run<I, S>(&self, args: I) -> Ocirun
     where
@@ -1133,6 +1154,16 @@ impl Sandbox {
             left.is_empty(),
             "the run left container directories in {}: {left:?}",
             containers.display()
+        );
+        // Named volumes outlive runs by design: a test that made one removes it before this.
+        let volumes = self.root().join("volumes");
+        let left: Vec<_> = std::fs::read_dir(&volumes)
+            .map(|dir| dir.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "the test left volumes in {}: {left:?}",
+            volumes.display()
         );
         assert_nothing_left(
             &self.runroot,

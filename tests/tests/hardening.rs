@@ -262,7 +262,7 @@ fn names_leave_no_lock_files() {
             .run()
             .assert_success("");
     }
-    let names = sb.runroot().join("records/names");
+    let names = sb.root().join("names");
     let left: Vec<_> = std::fs::read_dir(&names)
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();

@@ -90,3 +90,21 @@ fn bad_image_config_exits_125() {
         .assert_failure(125, "image-config.json");
     sb.assert_nothing_left();
 }
+
+#[test]
+fn a_docker_config_with_unset_fields_runs_as_root_in_the_root_directory() {
+    let sb = Sandbox::busybox();
+    // `docker inspect`'s Config of an image with nothing set: empty strings and nulls.
+    let config = write_config(
+        &sb,
+        r#"{"architecture":"amd64","os":"linux","config":{"Hostname":"","Domainname":"",
+            "User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,
+            "Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":null,
+            "Image":"","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,
+            "Labels":null,"StopSignal":""}}"#,
+    );
+    sb.run(["--config", &config, "--", "sh", "-c", "id -u; id -g; pwd"])
+        .run()
+        .assert_success("0\n0\n/\n");
+    sb.assert_nothing_left();
+}

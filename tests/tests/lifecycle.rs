@@ -535,6 +535,43 @@ fn two_runs_cannot_share_a_name() {
 }
 
 #[test]
+fn a_name_is_held_for_every_run_root_of_one_root() {
+    let sb = Sandbox::busybox();
+    let other = sb.scratch().join("other-runroot");
+    let in_other = |words: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "--runroot".into(),
+            other.clone().into(),
+            "--root".into(),
+            sb.root().into(),
+            "run".into(),
+            "--rootfs".into(),
+            sb.rootfs().into(),
+        ];
+        args.extend(words.iter().map(Into::into));
+        ocirun_e2e::Ocirun::new(args).run()
+    };
+    let first = sb.run(["--name", "n1", "--", "sleep", "2"]).spawn();
+    wait_for_child(first.pid(), "sleep");
+    in_other(&["--name", "n1", "--", "echo", "second"]).assert_failure(
+        125,
+        &format!(
+            "container name \"n1\" is in use by the ocirun process {}",
+            first.pid()
+        ),
+    );
+    first.wait().assert_code(0);
+    in_other(&["--name", "n1", "--", "echo", "again"]).assert_success("again\n");
+    let names: Vec<_> = std::fs::read_dir(sb.root().join("names"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(names.is_empty(), "lock files left: {names:?}");
+    assert!(ocirun_e2e::runtime_containers(&other).is_empty());
+    assert_eq!(std::fs::read_dir(other.join("bundles")).unwrap().count(), 0);
+    sb.assert_nothing_left();
+}
+
+#[test]
 fn a_signal_at_any_moment_of_the_start_ends_the_run() {
     let sb = Sandbox::busybox();
     for delay_ms in [0, 5, 10, 20, 40, 80, 160] {

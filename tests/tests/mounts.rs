@@ -114,17 +114,25 @@ fn a_file_source_binds_one_file() {
 }
 
 #[test]
-fn a_relative_source_is_taken_from_the_callers_directory() {
+fn a_relative_source_starts_with_a_dot_and_is_taken_from_the_callers_directory() {
     let sb = Sandbox::busybox();
-    host_dir(&sb, "rel");
+    let rel = host_dir(&sb, "rel");
     sb.run(["-v", "./rel:/data", "--", "cat", "/data/existing"])
         .current_dir(sb.scratch())
         .run()
         .assert_success("hi\n");
-    sb.run(["-v", "rel:/data", "--", "cat", "/data/existing"])
-        .current_dir(sb.scratch())
+    sb.run(["-v", "../rel:/data", "--", "cat", "/data/existing"])
+        .current_dir(&rel)
         .run()
         .assert_success("hi\n");
+    // Without the dot it is podman's named volume "rel", empty when it is new.
+    sb.run(["-v", "rel:/data", "--", "ls", "-A", "/data"])
+        .current_dir(sb.scratch())
+        .run()
+        .assert_success("");
+    sb.global(["volume", "rm", "rel"])
+        .run()
+        .assert_success("rel\n");
     sb.assert_nothing_left();
 }
 
@@ -192,6 +200,38 @@ fn bad_volumes_exit_125_naming_the_spec_and_leave_nothing() {
 }
 
 #[test]
+fn paths_longer_than_path_max_exit_125_and_create_nothing() {
+    let sb = Sandbox::busybox();
+    let h = text(&host_dir(&sb, "h"));
+    // 17 components of 250 bytes: 4267 bytes, each component a valid name.
+    let long: String = (0..17).map(|_| format!("/{}", "d".repeat(250))).collect();
+    let config = image_config(&sb, &[&long]);
+    let rootfs = text(&std::fs::canonicalize(sb.rootfs()).unwrap());
+    let too_long = "File name too long (os error 36)";
+    sb.run(["-w", &long, "--", "true"]).run().assert_failure(
+        125,
+        &format!("ocirun: create working directory {long:?} in rootfs {rootfs:?}: {too_long}\n"),
+    );
+    sb.assert_nothing_left();
+    for args in [
+        vec!["--tmpfs".to_owned(), long.clone()],
+        vec!["-v".to_owned(), format!("{h}:{long}")],
+        vec!["--config".to_owned(), text(&config)],
+    ] {
+        let mut all = args.clone();
+        all.extend(["--".to_owned(), "true".to_owned()]);
+        let out = sb.run(&all).run();
+        out.assert_failure(125, too_long);
+        assert!(
+            out.stderr.contains(&format!("{long:?}")),
+            "{args:?}: {}",
+            out.stderr
+        );
+        sb.assert_nothing_left();
+    }
+}
+
+#[test]
 fn mount_flag_binds_and_tmpfs() {
     let sb = Sandbox::busybox();
     let h = host_dir(&sb, "h");
@@ -236,7 +276,15 @@ fn mount_flag_binds_and_tmpfs() {
         .run()
         .assert_failure(
             125,
-            r#"invalid --mount "type=volume,dst=/m": unsupported type "volume" (use bind or tmpfs)"#,
+            "invalid --mount \"type=volume,dst=/m\": a volume mount needs a source, the volume's \
+             name (anonymous volumes are not supported)",
+        );
+    sb.run(["--mount", "type=image,src=fedora,dst=/m", "--", "true"])
+        .run()
+        .assert_failure(
+            125,
+            "invalid --mount \"type=image,src=fedora,dst=/m\": unsupported type \"image\" (use \
+             bind, tmpfs, volume, cache or secret)",
         );
     sb.assert_nothing_left();
 }
@@ -292,6 +340,41 @@ fn tmpfs_size_exec_and_noexec() {
     ])
     .run()
     .assert_failure(126, "Permission denied");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn a_tmpfs_mount_is_exec_unless_noexec_is_given() {
+    let sb = Sandbox::busybox();
+    let script = "printf '#!/bin/sh\\necho ran\\n' > /t/b && chmod +x /t/b && /t/b";
+    sb.run(["--mount", "type=tmpfs,dst=/t", "--", "sh", "-c", script])
+        .run()
+        .assert_success("ran\n");
+    sb.run([
+        "--mount",
+        "type=tmpfs,dst=/t,noexec",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .run()
+    .assert_failure(126, "Permission denied");
+    let spec = sb
+        .ocirun("spec", ["--mount", "type=tmpfs,dst=/t", "--", "true"])
+        .run();
+    spec.assert_code(0);
+    let spec: serde_json::Value = serde_json::from_slice(&spec.stdout).unwrap();
+    let t = spec["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/t")
+        .unwrap();
+    assert_eq!(
+        t["options"],
+        serde_json::json!(["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"])
+    );
     sb.assert_nothing_left();
 }
 
@@ -801,6 +884,128 @@ fn spec_shows_the_mounts_and_writes_nothing() {
 }
 
 #[test]
+fn a_sparse_file_in_an_image_volume_stays_sparse() {
+    use std::os::unix::fs::FileExt;
+    // 2 GiB with 4 bytes of data in the middle: holes on both sides.
+    const SIZE: u64 = 2 << 30;
+    let sb = Sandbox::busybox_with(|root| {
+        std::fs::create_dir_all(root.join("var/big")).unwrap();
+        let file = std::fs::File::create(root.join("var/big/sparse")).unwrap();
+        file.set_len(SIZE).unwrap();
+        file.write_all_at(b"mid\n", SIZE / 2).unwrap();
+    });
+    let config = image_config(&sb, &["/var/big"]);
+    let started = Instant::now();
+    sb.run([
+        "--name",
+        "big",
+        "--config",
+        &text(&config),
+        "--",
+        "stat",
+        "-c",
+        "%s",
+        "/var/big/sparse",
+    ])
+    .run()
+    .assert_success("2147483648\n");
+    assert!(
+        started.elapsed() < slack(Duration::from_secs(5)),
+        "took {:?}",
+        started.elapsed()
+    );
+    let copy = sb.root().join("containers/big/volumes/var-big/sparse");
+    let meta = std::fs::metadata(&copy).unwrap();
+    assert_eq!(meta.len(), SIZE);
+    assert!(
+        meta.blocks() * 512 <= 1 << 20,
+        "the copy takes {} bytes",
+        meta.blocks() * 512
+    );
+    let mut around = [9u8; 6];
+    std::fs::File::open(&copy)
+        .unwrap()
+        .read_exact_at(&mut around, SIZE / 2 - 1)
+        .unwrap();
+    assert_eq!(&around, b"\0mid\n\0");
+    std::fs::remove_dir_all(sb.root().join("containers/big")).unwrap();
+    sb.assert_nothing_left();
+}
+
+/// Waits until a file of at least 4 KiB appears below `dir`: a copy into it has begun.
+fn wait_for_copy_below(dir: &Path, running: &ocirun_e2e::Running) {
+    let deadline = Instant::now() + slack(Duration::from_secs(10));
+    loop {
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                match entry.metadata() {
+                    Ok(m) if m.is_dir() => stack.push(entry.path()),
+                    Ok(m) if m.len() >= 4096 => return,
+                    _ => {}
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no copy began below {} (ocirun {})",
+            dir.display(),
+            running.pid()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_stop_signal_ends_a_long_volume_copy_at_once() {
+    // 768 MiB of data in 96 files: a copy of about two seconds on an ext4 disk.
+    let sb = Sandbox::busybox_with(|root| {
+        let dir = root.join("var/big");
+        std::fs::create_dir_all(&dir).unwrap();
+        let chunk = vec![7u8; 8 << 20];
+        for i in 0..96 {
+            std::fs::write(dir.join(format!("f{i:02}")), &chunk).unwrap();
+        }
+    });
+    let config = image_config(&sb, &["/var/big"]);
+    // An image volume, then a named volume's copy-up.
+    for (args, copied_into) in [
+        (
+            vec!["--config".to_owned(), text(&config)],
+            sb.root().join("containers"),
+        ),
+        (
+            vec!["-v".to_owned(), "big:/var/big".to_owned()],
+            sb.root().join("volumes"),
+        ),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--", "echo", "never"].map(str::to_owned));
+        let running = sb.run(all).spawn();
+        wait_for_copy_below(&copied_into, &running);
+        let signalled = Instant::now();
+        ocirun_e2e::send_signal(running.pid(), nix::sys::signal::Signal::SIGTERM);
+        let out = running.wait();
+        let after = signalled.elapsed();
+        assert_eq!(
+            (out.code, out.stdout_text(), out.stderr.as_str()),
+            (143, "", ""),
+            "{args:?}"
+        );
+        assert!(
+            after < slack(Duration::from_secs(1)),
+            "{args:?}: ocirun ended {after:?} after SIGTERM"
+        );
+        assert_eq!(
+            std::fs::read_dir(&copied_into).unwrap().count(),
+            0,
+            "{args:?}: the partial copy is removed"
+        );
+    }
+    sb.assert_nothing_left();
+}
+
+#[test]
 fn gc_removes_the_ephemeral_directory_of_a_killed_run() {
     let sb = Sandbox::busybox_with(image_volume_rootfs);
     let config = image_config(&sb, &["/var/lib/data"]);
@@ -847,6 +1052,65 @@ fn gc_removes_the_ephemeral_directory_of_a_killed_run() {
 }
 
 // Hostile root filesystems: paths that point out of the rootfs must resolve inside it.
+
+#[test]
+fn a_destination_through_a_symlink_into_proc_sys_or_dev_is_refused_by_run_and_spec() {
+    let sb = Sandbox::busybox_with(|r| {
+        let _ = std::fs::remove_file(r.join("etc/resolv.conf"));
+        symlink("/proc/self/root/tmp/x", r.join("etc/resolv.conf")).unwrap();
+        symlink("/proc/1/cwd/elsewhere", r.join("data")).unwrap();
+        symlink("/x", r.join("chain")).unwrap();
+        symlink("../sys/kernel", r.join("x")).unwrap();
+        std::fs::create_dir(r.join("srv")).unwrap();
+        symlink("/dev/shm", r.join("srv/vol")).unwrap();
+    });
+    let h = text(&host_dir(&sb, "h"));
+    let config = image_config(&sb, &["/srv/vol/cache"]);
+    let refused = |destination: &str, link: &str, target: &str, dir: &str| {
+        format!(
+            "ocirun: mount destination {destination:?} leads through the rootfs's symlink \
+             {link:?} -> {target:?} into /{dir}, where the runtime mounts a filesystem of its \
+             own\n"
+        )
+    };
+    let cases = [
+        (
+            vec![],
+            refused(
+                "/etc/resolv.conf",
+                "/etc/resolv.conf",
+                "/proc/self/root/tmp/x",
+                "proc",
+            ),
+        ),
+        (
+            vec!["-v".to_owned(), format!("{h}:/data")],
+            refused("/data", "/data", "/proc/1/cwd/elsewhere", "proc"),
+        ),
+        (
+            vec!["--tmpfs".to_owned(), "/chain/sub".to_owned()],
+            refused("/chain/sub", "/x", "../sys/kernel", "sys"),
+        ),
+        (
+            vec!["--config".to_owned(), text(&config)],
+            refused("/srv/vol/cache", "/srv/vol", "/dev/shm", "dev"),
+        ),
+    ];
+    // The user's mounts and the image volumes are looked at before the generated files.
+    for (args, message) in cases {
+        let mut all = args.clone();
+        all.extend(["--".to_owned(), "true".to_owned()]);
+        for subcommand in ["run", "spec"] {
+            let out = sb.ocirun(subcommand, &all).run();
+            assert_eq!(
+                (out.code, out.stdout_text(), out.stderr.as_str()),
+                (125, "", message.as_str()),
+                "{subcommand} {args:?}"
+            );
+            sb.assert_nothing_left();
+        }
+    }
+}
 
 #[test]
 fn a_working_dir_symlinked_out_of_the_rootfs_is_made_inside() {
@@ -916,5 +1180,166 @@ fn a_passwd_symlinked_to_a_missing_shadow_never_reads_the_hosts() {
     sb.run(["--user", "root", "--", "true"])
         .run()
         .assert_failure(125, r#"unknown user "root""#);
+    sb.assert_nothing_left();
+}
+
+/// The names and owners of the entries in `dir` with their contents: what a run must not
+/// change in a host directory.
+fn listing(dir: &Path) -> Vec<(String, String)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            let content = if meta.is_file() {
+                std::fs::read_to_string(e.path()).unwrap()
+            } else {
+                format!("{:?}", meta.file_type())
+            };
+            (e.file_name().into_string().unwrap(), content)
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// Makes something at the path it is given.
+type MakeAt<'a> = &'a dyn Fn(&Path);
+
+#[test]
+fn a_rootfs_whose_runtime_directories_are_not_directories_is_refused() {
+    let sb = Sandbox::busybox();
+    let host = host_dir(&sb, "host-dir");
+    let before = listing(&host);
+    let r = sb.rootfs().to_path_buf();
+    for dir in ["dev", "proc", "sys", "run"] {
+        let path = r.join(dir);
+        let existed = path.is_dir();
+        let cases: [(&str, MakeAt<'_>); 4] = [
+            ("a symlink", &|p| symlink(&host, p).unwrap()),
+            ("a symlink", &|p| symlink("../../..", p).unwrap()),
+            ("a regular file", &|p| std::fs::write(p, "").unwrap()),
+            ("a FIFO", &|p| {
+                nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap()
+            }),
+        ];
+        for (kind, make) in cases {
+            if path.is_dir() {
+                std::fs::remove_dir(&path).unwrap();
+            }
+            make(&path);
+            for sub in ["run", "spec"] {
+                let out = sb.ocirun(sub, ["--", "true"]).run();
+                out.assert_code(125);
+                assert_eq!(
+                    out.stderr,
+                    format!("ocirun: rootfs {r:?}: /{dir} is {kind}, not a directory\n"),
+                    "{sub}"
+                );
+            }
+            std::fs::remove_file(&path).unwrap();
+        }
+        if existed {
+            std::fs::create_dir(&path).unwrap();
+            std::fs::set_permissions(&path, PermissionsExt::from_mode(0o755)).unwrap();
+        }
+    }
+    assert_eq!(listing(&host), before, "the host directory is unchanged");
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn the_ledger_keeps_no_file_once_the_runs_end() {
+    let sb = Sandbox::busybox();
+    let mut copies = Vec::new();
+    for i in 0..20 {
+        let copy = sb.scratch().join(format!("rootfs-{i}"));
+        ocirun_e2e::copy_tree(&ocirun_e2e::busybox_fixture(), &copy);
+        copies.push(copy);
+    }
+    for copy in &copies {
+        ocirun_e2e::Ocirun::new([
+            "--runroot".as_ref(),
+            sb.runroot().as_os_str(),
+            "--root".as_ref(),
+            sb.root().as_os_str(),
+            "run".as_ref(),
+            "--rootfs".as_ref(),
+            copy.as_os_str(),
+            "--".as_ref(),
+            "true".as_ref(),
+        ])
+        .run()
+        .assert_success("");
+    }
+    for copy in &copies {
+        std::fs::remove_dir_all(copy).unwrap();
+    }
+    let gc = sb.gc();
+    assert!(gc.status.success(), "{gc:?}");
+    // The run root keeps its directories (runtime, bundles, records, targets) and no file.
+    let mut files = Vec::new();
+    let mut dirs = vec![sb.runroot().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    assert_eq!(files, Vec::<PathBuf>::new(), "files left in the run root");
+    assert!(sb.runroot().join("targets").is_dir());
+    sb.assert_nothing_left();
+}
+
+/// Every entry below `dir` with its kind and content: what a run must not change.
+fn checksums(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let what = if meta.is_dir() {
+                stack.push(path.clone());
+                "dir".to_owned()
+            } else if meta.is_file() {
+                format!("file {:?}", std::fs::read(&path).unwrap())
+            } else {
+                format!("{:?}", meta.file_type())
+            };
+            out.push((path.strip_prefix(dir).unwrap().to_path_buf(), what));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_users_directory_gets_no_mount_target_of_ocirun_s() {
+    let sb = Sandbox::busybox_with(|r| symlink("/etc", r.join("data")).unwrap());
+    let src = host_dir(&sb, "src");
+    std::fs::create_dir(src.join("sub")).unwrap();
+    let before = checksums(&src);
+    let config = image_config(&sb, &["/etc/cache", "/run/cache", "/srv/cache"]);
+    for dst in ["/etc", "/run", "/data"] {
+        let out = sb
+            .run([
+                "--config",
+                &text(&config),
+                "-v",
+                &format!("{}:{dst}", text(&src)),
+                "--",
+                "sh",
+                "-c",
+                &format!("ls -a {dst}; ls -d /srv/cache"),
+            ])
+            .run();
+        out.assert_success(".\n..\nexisting\nsub\n/srv/cache\n");
+        assert_eq!(checksums(&src), before, "-v SRC:{dst} changed SRC");
+    }
     sb.assert_nothing_left();
 }

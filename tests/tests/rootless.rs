@@ -402,3 +402,83 @@ fn uidmap_as_root_maps_host_ids() {
     assert_eq!(out.stdout_text(), "0\n");
     sb.assert_nothing_left();
 }
+
+#[test]
+fn the_state_goes_to_the_users_own_directories_by_default() {
+    let sb = Sandbox::busybox_as_user();
+    let u = test_user();
+    let run_dir = std::path::PathBuf::from(format!("/tmp/ocirun-{}", u.uid));
+    let out = ocirun_e2e::Ocirun::new([
+        "run",
+        "--rootfs",
+        sb.rootfs().to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo ran",
+    ])
+    .as_user(u)
+    .run();
+    out.assert_success("ran\n");
+    let meta = std::fs::metadata(&run_dir).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (u.uid, 0o700));
+    for dir in ["bundles", "records"] {
+        let left: Vec<_> = std::fs::read_dir(run_dir.join(dir))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{dir}: {left:?}");
+    }
+    assert!(runtime_containers(&run_dir).is_empty());
+    let data = u.home.join(".local/share/ocirun");
+    assert!(
+        !data.exists() || std::fs::metadata(&data).unwrap().uid() == u.uid,
+        "the persistent state is the user's"
+    );
+    sb.assert_nothing_left();
+}
+
+#[test]
+fn named_volumes_caches_and_secrets_work_without_root() {
+    let sb = Sandbox::busybox_as_user();
+    let u = test_user();
+    let secret = sb.scratch().join("token");
+    std::fs::write(&secret, "s3cret").unwrap();
+    std::os::unix::fs::chown(&secret, Some(u.uid), Some(u.gid)).unwrap();
+    let src = format!("id=t,src={}", secret.display());
+    sb.run([
+        "-v",
+        "data:/data",
+        "--mount",
+        "type=cache,target=/c",
+        "--secret",
+        &src,
+        "--",
+        "sh",
+        "-c",
+        "echo kept > /data/f; echo c > /c/f; stat -c %u /data /run/secrets/t; cat /run/secrets/t",
+    ])
+    .run()
+    .assert_success("0\n0\ns3cret");
+    sb.run([
+        "-v",
+        "data:/data",
+        "--mount",
+        "type=cache,target=/c",
+        "--",
+        "cat",
+        "/data/f",
+        "/c/f",
+    ])
+    .run()
+    .assert_success("kept\nc\n");
+    // On the host the volume's files are the user's: root in its namespace.
+    let data = sb.root().join("volumes/data/_data/f");
+    assert_eq!(std::fs::metadata(&data).unwrap().uid(), u.uid);
+    sb.global(["volume", "ls", "--quiet"])
+        .run()
+        .assert_success("data\n");
+    sb.global(["volume", "rm", "data"])
+        .run()
+        .assert_success("data\n");
+    assert_clean(&sb);
+}

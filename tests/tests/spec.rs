@@ -299,6 +299,8 @@ fn run_hands_the_runtime_what_spec_prints() {
             "--hostname".into(),
             "golden".into(),
         ],
+        // The user's directory on /etc: no generated file is mounted below it.
+        vec!["-v".into(), format!("{}:/etc", p(&data))],
     ];
     for flags in cases {
         let mut spec_flags = flags.clone();

@@ -7,7 +7,8 @@
 //!
 //! - `ocirun.1`: the global flags and the list of subcommands;
 //! - `ocirun-SUB.1` for every subcommand (`ocirun-run.1`, `ocirun-spec.1`, `ocirun-gc.1`, ...),
-//!   with every flag of the subcommand and the global ones.
+//!   with every flag of the subcommand and the global ones, and `ocirun-SUB-SUBSUB.1` for the
+//!   subcommands of a subcommand (`ocirun-volume-ls.1`, ...).
 //!
 //! The version in the pages is the ocirun package's, from `cargo metadata` (the derive would
 //! otherwise put xtask's own version there).
@@ -101,16 +102,34 @@ mod tests {
         text.replace('-', "\\-")
     }
 
+    /// `ocirun-SUB.1` for every subcommand of `command` whose page name starts with `prefix`,
+    /// and the pages of their own subcommands.
+    fn page_names(command: &clap::Command, prefix: &str, names: &mut Vec<String>) {
+        for sub in command.get_subcommands() {
+            let name = format!("{prefix}-{}", sub.get_name());
+            names.push(format!("{name}.1"));
+            page_names(sub, &name, names);
+        }
+    }
+
     #[test]
     fn writes_a_page_per_subcommand_with_every_flag() {
         let dir = std::env::temp_dir().join(format!("xtask-man-{}", std::process::id()));
         let pages = generate(&dir, "9.8.7").unwrap();
         let command = flags::Cli::command();
         let mut names: Vec<String> = vec!["ocirun.1".to_owned()];
-        for sub in command.get_subcommands() {
-            names.push(format!("ocirun-{}.1", sub.get_name()));
-        }
-        for name in ["ocirun.1", "ocirun-run.1", "ocirun-spec.1", "ocirun-gc.1"] {
+        page_names(&command, "ocirun", &mut names);
+        for name in [
+            "ocirun.1",
+            "ocirun-run.1",
+            "ocirun-spec.1",
+            "ocirun-gc.1",
+            "ocirun-volume.1",
+            "ocirun-volume-ls.1",
+            "ocirun-volume-inspect.1",
+            "ocirun-volume-rm.1",
+            "ocirun-volume-prune.1",
+        ] {
             assert!(names.iter().any(|n| n == name), "{name}");
         }
         let mut written: Vec<String> = pages
@@ -133,6 +152,11 @@ mod tests {
 
         let run = fs::read_to_string(dir.join("ocirun-run.1")).unwrap();
         assert!(run.contains("\\-\\-rootfs"));
+        let ls = fs::read_to_string(dir.join("ocirun-volume-ls.1")).unwrap();
+        assert!(
+            ls.contains("\\-\\-format"),
+            "ocirun-volume-ls.1 lacks --format"
+        );
         let run_command = command.find_subcommand("run").unwrap();
         let longs: Vec<&str> = run_command
             .get_arguments()

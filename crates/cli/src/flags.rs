@@ -35,12 +35,17 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run a command in a root filesystem and exit with its status.
+    #[command(args_override_self = true)]
     Run(RunArgs),
     /// Print the config.json that `run` would hand the runtime; writes nothing.
+    #[command(args_override_self = true)]
     Spec(RunArgs),
     /// Remove what runs whose ocirun process died left behind: containers, bundles, records,
     /// mount targets.
     Gc,
+    /// Manage the named volumes under ROOT/volumes: ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Run a command of the host in the user namespace ocirun runs containers in without root
     /// (0 is the user, 1.. its subordinate ids), to unpack or edit a root filesystem with its
     /// real owners: `ocirun unshare -- tar -xpf rootfs.tar -C DIR` (podman's and buildah's
@@ -52,6 +57,71 @@ pub(crate) enum Command {
         #[arg(value_enum, value_name = "SHELL")]
         shell: CompletionShell,
     },
+}
+
+/// `ocirun volume SUBCOMMAND`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum VolumeCommand {
+    /// List the named volumes.
+    #[command(visible_alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Show the named volumes as JSON (or through a --format template).
+    Inspect(VolumeInspectArgs),
+    /// Remove named volumes; one that a live run uses is refused.
+    #[command(visible_alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove every named volume that no live run uses.
+    Prune(VolumePruneArgs),
+}
+
+/// `ocirun volume ls`.
+#[derive(Debug, Args)]
+pub(crate) struct VolumeLsArgs {
+    /// `json`, `table`, or a template of {{.Name}}, {{.Driver}}, {{.Mountpoint}},
+    /// {{.CreatedAt}}, {{.Scope}} (default: a table).
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) format: Option<String>,
+
+    /// Print the volume names only.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+/// `ocirun volume inspect`.
+#[derive(Debug, Args)]
+pub(crate) struct VolumeInspectArgs {
+    /// `json` (the default), or a template of {{.Name}}, {{.Driver}}, {{.Mountpoint}},
+    /// {{.CreatedAt}}, {{.Scope}}.
+    #[arg(short, long, value_name = "FORMAT")]
+    pub(crate) format: Option<String>,
+
+    /// Inspect every volume.
+    #[arg(short, long)]
+    pub(crate) all: bool,
+
+    /// The volumes.
+    #[arg(value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+}
+
+/// `ocirun volume rm`.
+#[derive(Debug, Args)]
+pub(crate) struct VolumeRmArgs {
+    /// Remove every volume (those in use are refused).
+    #[arg(short, long)]
+    pub(crate) all: bool,
+
+    /// The volumes.
+    #[arg(value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+}
+
+/// `ocirun volume prune`.
+#[derive(Debug, Args)]
+pub(crate) struct VolumePruneArgs {
+    /// Accepted for podman's command lines: ocirun never asks for a confirmation.
+    #[arg(short, long)]
+    pub(crate) force: bool,
 }
 
 /// `ocirun unshare [--] COMMAND [ARG...]`.
@@ -86,12 +156,47 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
-    /// Set an environment variable (KEY=VALUE; a bare KEY copies ocirun's own value).
+    /// Set an environment variable (KEY=VALUE; a bare KEY copies ocirun's own value; a bare
+    /// PREFIX* copies every variable of ocirun's whose name starts with PREFIX).
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub(crate) env: Vec<String>,
 
+    /// Copy ocirun's whole environment into the container's (over the image's Env).
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        default_value_t = false,
+        value_name = "BOOL"
+    )]
+    pub(crate) env_host: bool,
+
+    /// Leave a variable out of the default environment (the default PATH, the image's Env,
+    /// TERM). Repeatable.
+    #[arg(long = "unsetenv", value_name = "NAME")]
+    pub(crate) unsetenv: Vec<String>,
+
+    /// Leave out the whole default environment (the default PATH, the image's Env, TERM).
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        default_value_t = false,
+        value_name = "BOOL"
+    )]
+    pub(crate) unsetenv_all: bool,
+
     /// Working directory inside the container; created if missing.
-    #[arg(short, long = "workingdir", value_name = "DIR")]
+    #[arg(
+        short,
+        long = "workingdir",
+        visible_alias = "workdir",
+        value_name = "DIR"
+    )]
     pub(crate) workingdir: Option<String>,
 
     /// User to run as: name, uid, name:group, uid:gid, uid:group or name:gid.
@@ -142,8 +247,13 @@ pub(crate) struct LifecycleArgs {
     pub(crate) runtime_flags: Vec<String>,
 
     /// Seconds a container may keep running after a forwarded SIGINT or SIGTERM before it is
-    /// killed with SIGKILL.
-    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    /// killed with SIGKILL (0 to 4294967295).
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(..=u64::from(u32::MAX))
+    )]
     pub(crate) stop_timeout: u64,
 
     /// Forward the signals ocirun receives to the container.
@@ -170,6 +280,37 @@ pub(crate) struct LifecycleArgs {
     /// A name for the container; two runs cannot use one name at the same time.
     #[arg(long, value_name = "NAME")]
     pub(crate) name: Option<String>,
+
+    /// Seconds the command may run; then it gets the image's StopSignal (default SIGTERM),
+    /// and SIGKILL --stop-timeout seconds later (0: no limit).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
+    pub(crate) timeout: u64,
+
+    /// Write the container's process id (on the host) to FILE once the command runs; removed
+    /// when the run ends.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pidfile: Option<PathBuf>,
+
+    /// Write the container id to FILE, which must not exist; removed when the run ends.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cidfile: Option<PathBuf>,
+
+    /// Accepted for podman's command lines: every run is removed when it ends.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        default_value_t = false,
+        value_name = "BOOL"
+    )]
+    pub(crate) rm: bool,
 }
 
 /// How the container's stdio is connected (see the `stdio` module).
@@ -185,6 +326,7 @@ pub(crate) struct StdioArgs {
     #[arg(
         short = 't',
         long = "tty",
+        visible_alias = "terminal",
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "true",
@@ -235,7 +377,7 @@ pub(crate) struct SpecFlags {
     pub(crate) cap_drop: Vec<String>,
 
     /// A resource limit: name=soft[:hard], e.g. nofile=1024:2048, core=0:-1 (-1 or unlimited
-    /// for no limit). Repeatable.
+    /// for no limit), or host (ocirun's own limits). Repeatable.
     #[arg(long, value_name = "NAME=SOFT[:HARD]")]
     pub(crate) ulimit: Vec<String>,
 
@@ -265,15 +407,28 @@ pub(crate) struct SpecFlags {
     pub(crate) cgroupns: Option<String>,
 
     /// The CFS period in microseconds (1000 to 1000000).
-    #[arg(long, value_name = "MICROSECONDS")]
+    #[arg(
+        long,
+        value_name = "MICROSECONDS",
+        value_parser = clap::value_parser!(u64).range(1000..=1_000_000)
+    )]
     pub(crate) cpu_period: Option<u64>,
 
     /// The CFS quota in microseconds per period (at least 1000; -1 for none).
-    #[arg(long, value_name = "MICROSECONDS", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "MICROSECONDS",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(-1..)
+    )]
     pub(crate) cpu_quota: Option<i64>,
 
     /// The relative CPU weight (2 to 262144; the kernel's default is 1024).
-    #[arg(long, value_name = "SHARES")]
+    #[arg(
+        long,
+        value_name = "SHARES",
+        value_parser = clap::value_parser!(u64).range(2..=262_144)
+    )]
     pub(crate) cpu_shares: Option<u64>,
 
     /// How many CPUs the container may use, e.g. 1.5 (a CFS quota per 100 ms period).
@@ -301,8 +456,14 @@ pub(crate) struct SpecFlags {
     #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
     pub(crate) memory_swap: Option<String>,
 
-    /// The most processes the container may have (-1 or 0 for no limit).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    /// The most processes the container may have (up to 4194304, the kernel's most; -1 or 0
+    /// for no limit).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(-1..=4_194_304)
+    )]
     pub(crate) pids_limit: Option<i64>,
 
     /// The cgroup under which the container's cgroup is made (as PARENT/CONTAINER_ID).
@@ -317,6 +478,61 @@ pub(crate) struct SpecFlags {
     /// The size of /dev/shm, e.g. 64m (default 64m).
     #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
     pub(crate) shm_size: Option<String>,
+
+    /// Mount the rootfs read-only.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        default_value_t = false,
+        value_name = "BOOL"
+    )]
+    pub(crate) read_only: bool,
+
+    /// With --read-only: a read-write tmpfs on /tmp, /var/tmp and /run (false: /dev and
+    /// /dev/shm are read-only too).
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        default_value_t = true,
+        value_name = "BOOL"
+    )]
+    pub(crate) read_only_tmpfs: bool,
+
+    /// Every capability of ocirun's bounding set, no seccomp, no masked or read-only paths,
+    /// the host's devices.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        default_value_t = false,
+        value_name = "BOOL"
+    )]
+    pub(crate) privileged: bool,
+
+    /// A namespaced kernel parameter: KEY=VALUE (kernel.shm*, kernel.msg*, kernel.sem,
+    /// fs.mqueue.*, net.*). Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) sysctl: Vec<String>,
+
+    /// The umask of the command, e.g. 0077 (default 0022).
+    #[arg(long, value_name = "UMASK")]
+    pub(crate) umask: Option<String>,
+
+    /// The OOM score adjustment of the command, -1000 to 1000.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) oom_score_adj: Option<String>,
+
+    /// An annotation of the container: KEY=VALUE. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) annotation: Vec<String>,
 
     /// The user namespace: host (none: root only), keep-id[:uid=U,gid=G] (the user's own ids
     /// inside) or nomap (the user's own ids unmapped); without root, the default is the user
@@ -339,8 +555,9 @@ pub(crate) struct SpecFlags {
 #[derive(Debug, Args)]
 pub(crate) struct StorageArgs {
     /// Directory for ocirun's persistent state: container directories (image-volume and
-    /// secrets copies) under DIR/containers (default: /var/lib/ocirun as root;
-    /// $XDG_DATA_HOME/ocirun, else ~/.local/share/ocirun, for another user).
+    /// secrets copies) under DIR/containers, named volumes under DIR/volumes, cache mounts
+    /// under DIR/cache (default: /var/lib/ocirun as root; $XDG_DATA_HOME/ocirun, else
+    /// ~/.local/share/ocirun, for another user).
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) root: Option<PathBuf>,
 }
@@ -348,14 +565,17 @@ pub(crate) struct StorageArgs {
 /// The mount flags of `run` and `spec`.
 #[derive(Debug, Default, Args)]
 pub(crate) struct MountFlags {
-    /// Bind-mount a host path: SRC:DST[:OPTS] (SRC absolute or relative to the current
-    /// directory; OPTS: ro, rw, z, Z, U, O, [r]shared, [r]slave, [r]private, [r]unbindable,
-    /// nosuid, suid, nodev, dev, noexec, exec, bind, rbind; `\:` is a colon). Repeatable.
+    /// Bind-mount a host path or a named volume: SRC:DST[:OPTS] (SRC absolute, relative
+    /// starting with `.`, or a volume NAME; OPTS: ro, rw, z, Z, U, O, [r]shared, [r]slave,
+    /// [r]private, [r]unbindable, nosuid, suid, nodev, dev, noexec, exec, bind, rbind, and
+    /// for a volume copy, nocopy, nocreate; `\:` is a colon). Repeatable.
     #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:OPTS]")]
     pub(crate) volume: Vec<String>,
 
-    /// Add a mount: type=bind,source=SRC,destination=DST[,ro][,bind-propagation=P]... or
-    /// type=tmpfs,destination=DST[,tmpfs-size=SIZE][,tmpfs-mode=MODE]... Repeatable.
+    /// Add a mount: type=bind,source=SRC,destination=DST[,ro][,bind-propagation=P]...,
+    /// type=tmpfs,destination=DST[,tmpfs-size=SIZE][,tmpfs-mode=MODE]...,
+    /// type=volume,source=NAME,destination=DST[,ro]..., type=cache,target=DST[,id=ID]
+    /// [,sharing=shared|locked|private]... or type=secret,id=ID[,target=PATH]... Repeatable.
     #[arg(long = "mount", value_name = "type=TYPE,...")]
     pub(crate) mount: Vec<String>,
 
@@ -369,8 +589,9 @@ pub(crate) struct MountFlags {
     #[arg(long = "mounts-file", value_name = "FILE")]
     pub(crate) mounts_file: Option<PathBuf>,
 
-    /// Add a line to the container's /etc/hosts: NAME[;NAME...]:IP. Repeatable.
-    #[arg(long = "add-host", value_name = "NAME:IP")]
+    /// Add a line to the container's /etc/hosts: NAME[;NAME...]:IP. Repeatable, or
+    /// comma-separated.
+    #[arg(long = "add-host", value_name = "NAME:IP", value_delimiter = ',')]
     pub(crate) add_host: Vec<String>,
 
     /// Keep the rootfs's own /etc/hosts instead of generating one.
@@ -378,15 +599,28 @@ pub(crate) struct MountFlags {
     pub(crate) no_hosts: bool,
 
     /// A nameserver for the container's /etc/resolv.conf (replaces the host's), or `none`
-    /// to keep the rootfs's own file. Repeatable.
-    #[arg(long = "dns", value_name = "IP")]
+    /// to keep the rootfs's own file. Repeatable, or comma-separated.
+    #[arg(long = "dns", value_name = "IP", value_delimiter = ',')]
     pub(crate) dns: Vec<String>,
 
-    /// A search domain for /etc/resolv.conf (replaces the host's; `.` for none). Repeatable.
-    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    /// A search domain for /etc/resolv.conf (replaces the host's; `.` for none).
+    /// Repeatable, or comma-separated.
+    #[arg(long = "dns-search", value_name = "DOMAIN", value_delimiter = ',')]
     pub(crate) dns_search: Vec<String>,
 
-    /// An option for /etc/resolv.conf, e.g. ndots:2 (replaces the host's). Repeatable.
-    #[arg(long = "dns-option", visible_alias = "dns-opt", value_name = "OPTION")]
+    /// An option for /etc/resolv.conf, e.g. ndots:2 (replaces the host's). Repeatable, or
+    /// comma-separated.
+    #[arg(
+        long = "dns-option",
+        visible_alias = "dns-opt",
+        value_name = "OPTION",
+        value_delimiter = ','
+    )]
     pub(crate) dns_option: Vec<String>,
+
+    /// A secret for the command: id=ID[,src=FILE|env=VAR][,type=file|env][,target=PATH]
+    /// [,mode=OCTAL][,uid=UID][,gid=GID]; its bytes are mounted read-only at
+    /// /run/secrets/ID (or target) and never written to the rootfs. Repeatable.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE,...")]
+    pub(crate) secret: Vec<String>,
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use ocirun_mounts::{ContainerStore, ResolvedMounts, TargetLedger};
 use ocirun_runtime_driver::{
-    remove_dangling_links, ContainerName, NameLock, Runtime, SignalPolicy, StateLayout,
+    remove_dangling_links, ContainerId, ContainerName, NameLock, Runtime, SignalPolicy, StateLayout,
 };
 use ocirun_spec_gen::find_init;
 
@@ -42,6 +42,11 @@ pub(crate) fn collect_records(
 ) -> Result<Collected> {
     let mut done = Collected::default();
     let records = state.records();
+    let temporaries = records.sweep_temporaries();
+    if temporaries > 0 {
+        done.removed
+            .push(format!("removed {temporaries} temporary files"));
+    }
     for record in records.stale()? {
         if skip_failed && record.cleanup_failed.is_some() {
             done.failed.push(format!(
@@ -138,8 +143,19 @@ thread_local! {
     static SWEPT_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Whether a `--runtime-flag` turns on the runtime's debug log: `debug` (`--debug`,
+/// `debug=true`) or `log-level=debug` (or `trace`).
+fn is_debug_flag(flag: &str) -> bool {
+    matches!(
+        flag.trim_start_matches('-'),
+        "debug" | "debug=true" | "log-level=debug" | "log-level=trace"
+    )
+}
+
 /// `--runtime`, else `$OCIRUN_RUNTIME`, else `runc`, found in `PATH` and the sbin directories,
-/// with ocirun's own state root and the `--runtime-flag`s.
+/// with ocirun's own state root and the `--runtime-flag`s. With `--log-level debug` (or
+/// `trace`) the runtime gets `--debug` too; with its debug log on, every line it logs is shown
+/// on ocirun's stderr, as `runc SUBCOMMAND: LINE`.
 pub(crate) fn discover_runtime(args: &RunArgs, state: &StateLayout) -> Result<Runtime> {
     let from_env = std::env::var("OCIRUN_RUNTIME")
         .ok()
@@ -152,8 +168,17 @@ pub(crate) fn discover_runtime(args: &RunArgs, state: &StateLayout) -> Result<Ru
     let path = std::env::var("PATH").unwrap_or_default();
     let search = format!("{path}:{RUNTIME_EXTRA_PATH}");
     let mut runtime = Runtime::discover(&name, &search, state.runtime_root())?;
-    for flag in &args.lifecycle.runtime_flags {
+    let mut flags = args.lifecycle.runtime_flags.clone();
+    let debug_level = tracing::level_filters::LevelFilter::current()
+        >= tracing::level_filters::LevelFilter::DEBUG;
+    if debug_level && !flags.iter().any(|f| is_debug_flag(f)) {
+        flags.push("debug".to_owned());
+    }
+    for flag in &flags {
         runtime = runtime.runtime_flag(flag);
+    }
+    if flags.iter().any(|f| is_debug_flag(f)) {
+        runtime = runtime.show_log(|line| eprintln!("{line}"));
     }
     Ok(runtime)
 }
@@ -185,12 +210,81 @@ pub(crate) fn check_copy_ups(runtime: &Runtime, mounts: &ResolvedMounts) -> Resu
     Ok(())
 }
 
-/// The signal policy of `--sig-proxy` and `--stop-timeout`.
-pub(crate) fn signal_policy(args: &LifecycleArgs) -> SignalPolicy {
+/// The signal policy of `--sig-proxy`, `--stop-timeout` and `--timeout` (which sends
+/// `timeout_signal` first).
+pub(crate) fn signal_policy(args: &LifecycleArgs, timeout_signal: i32) -> SignalPolicy {
     SignalPolicy {
         proxy: args.sig_proxy,
         stop_timeout: Duration::from_secs(args.stop_timeout),
+        timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+        timeout_signal,
     }
+}
+
+/// Checks `--pidfile` and `--cidfile` before anything is created: the pidfile's directory
+/// exists, the cidfile does not (podman up to 4.3 and Docker refuse an existing one).
+pub(crate) fn check_id_files(args: &LifecycleArgs) -> Result<()> {
+    if let Some(path) = &args.pidfile {
+        let abs = std::path::absolute(path).with_context(|| format!("--pidfile {path:?}"))?;
+        let dir = abs.parent().unwrap_or(Path::new("/"));
+        if abs.is_dir() {
+            bail!("--pidfile {path:?}: is a directory");
+        }
+        if !dir.is_dir() {
+            bail!("--pidfile {path:?}: {dir:?} is not a directory");
+        }
+    }
+    if let Some(path) = &args.cidfile {
+        if std::fs::symlink_metadata(path).is_ok() {
+            bail!(
+                "--cidfile {path:?}: the file exists; make sure no other container uses it, or \
+                 remove it"
+            );
+        }
+        let abs = std::path::absolute(path).with_context(|| format!("--cidfile {path:?}"))?;
+        let dir = abs.parent().unwrap_or(Path::new("/"));
+        if !dir.is_dir() {
+            bail!("--cidfile {path:?}: {dir:?} is not a directory");
+        }
+    }
+    Ok(())
+}
+
+/// The `--pidfile`, made absolute (the runtime's working directory is the bundle).
+pub(crate) fn pidfile(args: &LifecycleArgs) -> Result<Option<PathBuf>> {
+    args.pidfile
+        .as_ref()
+        .map(|p| std::path::absolute(p).with_context(|| format!("--pidfile {p:?}")))
+        .transpose()
+}
+
+/// The `--cidfile` that a run wrote; dropping it removes the file (podman removes it with the
+/// container).
+#[derive(Debug)]
+pub(crate) struct CidFile(PathBuf);
+
+impl Drop for CidFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "cannot remove the cidfile");
+        }
+    }
+}
+
+/// Writes the container id to `--cidfile`, which must not exist.
+pub(crate) fn write_cidfile(args: &LifecycleArgs, id: &ContainerId) -> Result<Option<CidFile>> {
+    let Some(path) = &args.cidfile else {
+        return Ok(None);
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("--cidfile {path:?}"))?;
+    let written = CidFile(path.clone());
+    std::io::Write::write_all(&mut file, id.as_str().as_bytes())
+        .with_context(|| format!("--cidfile {path:?}"))?;
+    Ok(Some(written))
 }
 
 /// The `--name` of a run, validated (podman's rule; see [`ContainerName`]).
@@ -203,7 +297,7 @@ pub(crate) fn claim_name(
     name: Option<&ContainerName>,
     state: &StateLayout,
 ) -> Result<Option<NameLock>> {
-    Ok(name.map(|n| state.records().claim_name(n)).transpose()?)
+    Ok(name.map(|n| state.names().claim(n)).transpose()?)
 }
 
 /// The init binary for `--init`, if given: `--init-path`, else the first known one on the

@@ -5,6 +5,12 @@
 //! exit codes (podman's convention: 125 ocirun failed, 126 command not executable, 127 command
 //! not found, else the command's own status or 128 + its signal).
 
+// The doc comments of the flags are their --help text, whose brackets are usage syntax
+// (`HOST[:CONTAINER]`), not links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
+#[cfg(test)]
+mod flag_props;
 mod flags;
 mod lifecycle;
 mod mount_flags;
@@ -12,6 +18,7 @@ mod rootless;
 mod run;
 mod spec_flags;
 mod stdio;
+mod volume;
 
 use std::process::ExitCode;
 
@@ -40,6 +47,7 @@ fn main() -> ExitCode {
         flags::Command::Spec(args) => context().and_then(|ctx| run::spec(ctx, args).map(|()| 0)),
         flags::Command::Gc => context().and_then(run::gc),
         flags::Command::Unshare(args) => context().and_then(|ctx| run::unshare(ctx, args)),
+        flags::Command::Volume(command) => context().and_then(|ctx| volume::run(ctx, command)),
         flags::Command::Completion { shell } => {
             completion(*shell);
             Ok(0)
@@ -71,11 +79,16 @@ fn completion(shell: flags::CompletionShell) {
     );
 }
 
+/// ocirun's own diagnostics on stderr, at `level`; in colour only when stderr is a terminal
+/// and `NO_COLOR` is unset or empty (no-color.org).
 fn init_logging(level: &str) {
+    use std::io::IsTerminal;
     let level = level.parse().unwrap_or(tracing::Level::WARN);
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_target(false)
         .init();
 }

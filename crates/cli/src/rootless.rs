@@ -59,8 +59,8 @@ impl Invocation {
                 .as_ref()
                 .map_or_else(|| uid.to_string(), |u| u.name.clone());
             let read = |path: &str| -> Result<String> {
-                match std::fs::read_to_string(path) {
-                    Ok(text) => Ok(text),
+                match ocirun_mounts::read_input_file(path) {
+                    Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
                     Err(e) => Err(e).with_context(|| format!("cannot read {path}")),
                 }

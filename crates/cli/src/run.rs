@@ -12,11 +12,14 @@
 //!
 //! `ocirun spec` is steps 1 and 2: what it prints is what `run` hands the runtime.
 
-use anyhow::{Context, Result};
-use ocirun_mounts::{prepare, CommandError, HostNetworkFiles, ResolvedMounts, Rootfs};
+use anyhow::{bail, Context, Result};
+use ocirun_mounts::{
+    prepare_interruptible, read_input_file, CacheHold, CommandError, HostNetworkFiles, MountsError,
+    ResolvedMounts, Rootfs, Unreadable, UserFiles,
+};
 use ocirun_runtime_driver::{
-    reap_strays, set_child_subreaper, Bundle, ContainerId, ContainerName, DriverError, ExitStatus,
-    RunRecord, SignalForwarder, Supervisor, CLEANUP_TIMEOUT,
+    parse_signal, reap_strays, set_child_subreaper, Bundle, ContainerId, ContainerName,
+    DriverError, ExitStatus, RunRecord, SignalForwarder, Supervisor, CLEANUP_TIMEOUT,
 };
 use ocirun_spec_gen::oci_spec::runtime::Spec;
 use ocirun_spec_gen::{
@@ -36,25 +39,34 @@ struct Planned {
     name: Option<ContainerName>,
     spec: Spec,
     mounts: ResolvedMounts,
+    /// The locks of the cache mounts, held until the run ends.
+    caches: Vec<CacheHold>,
+    /// The signal `--timeout` sends first: the image's `StopSignal`, else SIGTERM.
+    timeout_signal: i32,
 }
 
 /// Steps 1 and 2 of the data flow, shared by `run` and `spec`: read the inputs, resolve the
-/// mounts, generate the spec, and check that the command can be run.
-fn plan(ctx: &Invocation, args: &RunArgs) -> Result<Planned> {
+/// mounts, generate the spec, and check that the command can be run. With `claim` (`run`),
+/// the cache mounts' locks are taken, asking `claim` whether to give up while one waits.
+fn plan(
+    ctx: &Invocation,
+    args: &RunArgs,
+    claim: Option<&mut dyn FnMut() -> bool>,
+) -> Result<Planned> {
     let command = drop_leading_separator(&args.command);
     let name = lifecycle::container_name(&args.lifecycle)?;
+    lifecycle::check_id_files(&args.lifecycle)?;
     let rootfs = Rootfs::open(&args.rootfs)?;
     let image = match &args.config {
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read image configuration {path:?}"))?;
+            let bytes = read_input_file(path).with_context(|| format!("--config {path:?}"))?;
             ImageConfig::from_json(&bytes)
                 .with_context(|| format!("image configuration {path:?}"))?
         }
         None => ImageConfig::default(),
     };
-    let mut files = rootfs.user_files()?;
-    let mut users = UserDb::parse(&files.passwd, &files.group);
+    let (mut files, cover) = user_files(&rootfs)?;
+    let mut users = user_db(&files);
     let mut host = HostFacts::gather();
     if let Some(own) = ctx.own_namespace() {
         host.user_namespace = Some(own);
@@ -64,8 +76,16 @@ fn plan(ctx: &Invocation, args: &RunArgs) -> Result<Planned> {
     }
     let container_id = ContainerId::random()?;
 
+    let timeout_signal = match &image.stop_signal {
+        Some(name) => parse_signal(name)
+            .with_context(|| format!("image configuration: StopSignal {name:?}"))?,
+        None => libc_sigterm(),
+    };
     let mut options = RunOptions::new(command);
     options.env.clone_from(&args.env);
+    options.env_host = args.env_host;
+    options.unset_env.clone_from(&args.unsetenv);
+    options.unset_env_all = args.unsetenv_all;
     options.working_dir.clone_from(&args.workingdir);
     options.user.clone_from(&args.user);
     options.hostname.clone_from(&args.hostname);
@@ -105,7 +125,7 @@ fn plan(ctx: &Invocation, args: &RunArgs) -> Result<Planned> {
                     }
                 );
             }
-            users = UserDb::parse(&files.passwd, &files.group);
+            users = user_db(&files);
             keep_id_files = Some((files.passwd.clone(), files.group.clone()));
         }
     }
@@ -123,12 +143,24 @@ fn plan(ctx: &Invocation, args: &RunArgs) -> Result<Planned> {
         name.as_ref(),
         &container_id,
         ctx.is_rootless(),
+        &options,
     )?;
+    // An empty file over one the runtime cannot read; `--userns keep-id`'s own files.
+    if cover.0 {
+        mount_plan.generated.passwd = Some(String::new());
+    }
+    if cover.1 {
+        mount_plan.generated.group = Some(String::new());
+    }
     if let Some((passwd, group)) = keep_id_files {
         mount_plan.generated.passwd = Some(passwd);
         mount_plan.generated.group = Some(group);
     }
-    let mut mounts = mount_plan.resolve((user.uid, user.gid))?;
+    let caches = match claim {
+        Some(cancelled) => mount_plan.claim_caches(cancelled)?,
+        None => Vec::new(),
+    };
+    let mut mounts = mount_plan.resolve_in(&rootfs, (user.uid, user.gid))?;
     // `tmpcopyup` only where there is something to copy: not every runtime has it.
     mounts.drop_empty_copy_ups(&rootfs);
     let mut generator = generator.clone().mounts(&mounts.mounts);
@@ -162,7 +194,75 @@ fn plan(ctx: &Invocation, args: &RunArgs) -> Result<Planned> {
         name,
         spec,
         mounts,
+        caches,
+        timeout_signal,
     })
+}
+
+/// SIGTERM's number.
+fn libc_sigterm() -> i32 {
+    nix::sys::signal::Signal::SIGTERM as i32
+}
+
+/// The rootfs's user database files. A file that exists but cannot be read is warned about
+/// and left out: a numeric `--user` (root by default) still runs, a name in that file fails
+/// ([`user_db`]). The runtime reads the files too: one it would hang on or read without end is
+/// to be covered with an empty file (the flags returned: passwd, group); a directory, which it
+/// cannot read, is refused.
+fn user_files(rootfs: &Rootfs) -> Result<(UserFiles, (bool, bool))> {
+    let files = rootfs.user_files();
+    let mut cover = (false, false);
+    for (file, unreadable, effect, covered) in [
+        (
+            "/etc/passwd",
+            &files.passwd_unreadable,
+            "a numeric user gets gid 0 (or the given gid), no other supplementary group and \
+             HOME=/",
+            &mut cover.0,
+        ),
+        (
+            "/etc/group",
+            &files.group_unreadable,
+            "no supplementary group beyond the user's gid",
+            &mut cover.1,
+        ),
+    ] {
+        let Some(unreadable) = unreadable else {
+            continue;
+        };
+        if *unreadable == Unreadable::Directory {
+            bail!(
+                "rootfs {:?}: {file} is a directory, which the runtime cannot read to set up \
+                 the user",
+                rootfs.path()
+            );
+        }
+        *covered = matches!(unreadable, Unreadable::NeedsCover(_));
+        let hidden = if *covered {
+            "; the container sees it empty"
+        } else {
+            ""
+        };
+        tracing::warn!(
+            "cannot read {file} of rootfs {:?}: {}: {effect}{hidden}",
+            rootfs.path(),
+            unreadable.reason()
+        );
+    }
+    Ok((files, cover))
+}
+
+/// The user database of `files`, in which the names of a file that could not be read fail
+/// naming it.
+fn user_db(files: &UserFiles) -> UserDb {
+    let mut users = UserDb::parse(&files.passwd, &files.group);
+    if let Some(unreadable) = &files.passwd_unreadable {
+        users = users.passwd_unreadable(unreadable.reason());
+    }
+    if let Some(unreadable) = &files.group_unreadable {
+        users = users.group_unreadable(unreadable.reason());
+    }
+    users
 }
 
 /// `ocirun spec`: prints the config.json that `run` would use. Reads the rootfs, writes
@@ -170,7 +270,7 @@ fn plan(ctx: &Invocation, args: &RunArgs) -> Result<Planned> {
 pub(crate) fn spec(mut ctx: Invocation, args: &RunArgs) -> Result<()> {
     // Without root the rootfs is read as `run` reads it: from the user namespace.
     ctx.enter_user_namespace()?;
-    let planned = plan(&ctx, args)?;
+    let planned = plan(&ctx, args, None)?;
     print!("{}", to_json(&planned.spec)?);
     Ok(())
 }
@@ -206,16 +306,46 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
         return Ok(code);
     }
 
+    // A stop signal while a cache lock is waited for ends the run.
+    let mut stop_while_waiting = None;
+    let planned = {
+        let mut cancelled = || match signals.take_stop() {
+            Ok(Some(signal)) => {
+                stop_while_waiting = Some(signal);
+                true
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        plan(&ctx, args, Some(&mut cancelled))
+    };
     let Planned {
         rootfs,
         container_id,
         name,
         spec,
         mounts,
-    } = plan(&ctx, args)?;
+        caches: _caches,
+        timeout_signal,
+    } = match planned {
+        Ok(planned) => planned,
+        Err(e) => {
+            let waited = e
+                .chain()
+                .any(|c| matches!(c.downcast_ref(), Some(MountsError::Cancelled(_))));
+            return match (waited, stop_while_waiting) {
+                (true, Some(signal)) => {
+                    tracing::debug!(?signal, "stop signal while waiting for a cache");
+                    Ok(128 + signal as i32)
+                }
+                _ => Err(e),
+            };
+        }
+    };
     let _name = lifecycle::claim_name(name.as_ref(), &state)?;
     let runtime = lifecycle::discover_runtime(args, &state)?;
     lifecycle::check_copy_ups(&runtime, &mounts)?;
+    let _cidfile = lifecycle::write_cidfile(&args.lifecycle, &container_id)?;
     if let Some(code) = stopped(&mut signals)? {
         return Ok(code);
     }
@@ -227,22 +357,46 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
     let records = state.records();
     let record = records.write(&record)?;
     let bundle = Bundle::create(&state.bundles(), &container_id)?;
+    if let Some((uid, gid)) = user_namespace_root(&spec) {
+        bundle.give_to(uid, gid)?;
+    }
     let ledger = ocirun_mounts::TargetLedger::new(state.targets());
-    let prepared = prepare(
+    // A stop signal during a long copy (image or named volumes) ends the run.
+    let mut stop_while_preparing = None;
+    let prepared = prepare_interruptible(
         &rootfs,
         bundle.path(),
         &spec,
         &mounts,
         &HostNetworkFiles::read()?,
         Some(&ledger),
-    )?;
+        &mut || match signals.take_stop() {
+            Ok(Some(signal)) => {
+                stop_while_preparing = Some(signal);
+                true
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        },
+    );
+    let prepared = match (prepared, stop_while_preparing) {
+        (Err(MountsError::Cancelled(what)), Some(signal)) => {
+            tracing::debug!(?signal, "stop signal while {what}");
+            return Ok(128 + signal as i32);
+        }
+        (prepared, _) => prepared?,
+    };
     bundle.write_config(to_json(&spec)?.as_bytes())?;
     if let Some(code) = stopped(&mut signals)? {
         return Ok(code);
     }
 
     let (io, stdio) = stdio::setup(args, &bundle, state.bundle_links(), resize)?;
-    let supervisor = Supervisor::new(&runtime).policy(lifecycle::signal_policy(&args.lifecycle));
+    let mut supervisor =
+        Supervisor::new(&runtime).policy(lifecycle::signal_policy(&args.lifecycle, timeout_signal));
+    if let Some(path) = lifecycle::pidfile(&args.lifecycle)? {
+        supervisor = supervisor.pid_file(path);
+    }
     // One runtime process (`run --detach`) unless something must happen between `create` and
     // `start`: a terminal's size is set then.
     let finished = match stdio {
@@ -291,6 +445,22 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
     bundle.remove()?;
     drop(record);
     Ok(finished.status.code())
+}
+
+/// The host uid and gid of root in the container's own user namespace, when the spec maps one
+/// (`linux.uidMappings` and `linux.gidMappings` with an entry for id 0).
+fn user_namespace_root(spec: &Spec) -> Option<(u32, u32)> {
+    let linux = spec.linux().as_ref()?;
+    let host_of = |maps: &Option<Vec<ocirun_spec_gen::oci_spec::runtime::LinuxIdMapping>>| {
+        maps.as_ref()?
+            .iter()
+            .find(|m| m.container_id() == 0 && m.size() > 0)
+            .map(|m| m.host_id())
+    };
+    Some((
+        host_of(linux.uid_mappings())?,
+        host_of(linux.gid_mappings())?,
+    ))
 }
 
 /// Leaves what a container that is still in the runtime's state uses (its mount targets and
@@ -399,6 +569,43 @@ pub(crate) fn describe(err: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_root_of_the_containers_user_namespace() {
+        let spec = |maps: serde_json::Value| -> Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2",
+                "root": {"path": "/r"},
+                "linux": maps,
+            }))
+            .unwrap()
+        };
+        let map =
+            |c: u32, h: u32, n: u32| serde_json::json!({"containerID": c, "hostID": h, "size": n});
+        assert_eq!(
+            user_namespace_root(&spec(serde_json::json!({
+                "uidMappings": [map(0, 100000, 65536)],
+                "gidMappings": [map(1, 2000, 10), map(0, 100001, 1)],
+            }))),
+            Some((100000, 100001))
+        );
+        // keep-id: 0 is a subordinate id, the user's id maps to itself.
+        assert_eq!(
+            user_namespace_root(&spec(serde_json::json!({
+                "uidMappings": [map(0, 1, 1000), map(1000, 0, 1)],
+                "gidMappings": [map(0, 1, 1000), map(1000, 0, 1)],
+            }))),
+            Some((1, 1))
+        );
+        assert_eq!(user_namespace_root(&spec(serde_json::json!({}))), None);
+        assert_eq!(
+            user_namespace_root(&spec(serde_json::json!({
+                "uidMappings": [map(1, 100000, 10)],
+                "gidMappings": [map(0, 100000, 10)],
+            }))),
+            None
+        );
+    }
 
     #[test]
     fn only_a_leading_separator_is_dropped() {

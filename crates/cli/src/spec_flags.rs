@@ -9,9 +9,11 @@
 use std::str::FromStr;
 
 use anyhow::{anyhow, Context, Result};
+use ocirun_mounts::read_input_file;
 use ocirun_spec_gen::{
-    parse_env_file, CapabilityName, Device, DeviceRequest, HostDevice, MemorySwap, NamespaceMode,
-    NetworkMode, RunOptions, SecurityOpt, SpecError, Ulimit,
+    host_devices, parse_env_file, Annotation, CapabilityName, Device, DeviceRequest, HostDevice,
+    MemorySwap, NamespaceMode, NetworkMode, OomScoreAdj, RunOptions, SecurityOpt, SpecError,
+    Sysctl, Ulimit, Umask,
 };
 
 use crate::flags::SpecFlags;
@@ -39,8 +41,9 @@ impl SpecFlags {
     pub(crate) fn apply(&self, options: &mut RunOptions) -> Result<()> {
         options.use_entrypoint = self.use_entrypoint;
         for path in &self.env_file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --env-file {path:?}"))?;
+            let bytes = read_input_file(path).with_context(|| format!("--env-file {path:?}"))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| anyhow!("--env-file {path:?}: not UTF-8 text"))?;
             options
                 .env_file
                 .extend(parse_env_file(&path.display().to_string(), &text)?);
@@ -56,14 +59,16 @@ impl SpecFlags {
             .iter()
             .map(|c| c.parse::<CapabilityName>())
             .collect::<Result<_, _>>()?;
+        options.ulimit_host = self.ulimit.iter().any(|u| u == "host");
         options.ulimits = self
             .ulimit
             .iter()
+            .filter(|u| *u != "host")
             .map(|u| u.parse::<Ulimit>())
             .collect::<Result<_, _>>()?;
         for raw in &self.security_opt {
             let opt: SecurityOpt = raw.parse()?;
-            options.security.apply(opt, |path| std::fs::read(path))?;
+            options.security.apply(opt, |path| read_input_file(path))?;
         }
         if let Some(network) = optional::<NetworkMode>("--network", self.network.as_ref())? {
             options.network = network;
@@ -103,6 +108,32 @@ impl SpecFlags {
             })
             .collect::<Result<_>>()?;
         options.shm_size = optional("--shm-size", self.shm_size.as_ref())?;
+        options.read_only = self.read_only;
+        options.read_only_tmpfs = self.read_only_tmpfs;
+        options.privileged = self.privileged;
+        if self.privileged {
+            // The user's --device first: for one path, the first device wins.
+            options.devices.extend(
+                host_devices(std::path::Path::new("/dev"))
+                    .context("--privileged: cannot read the host's device nodes in /dev")?,
+            );
+        }
+        options.sysctls = self
+            .sysctl
+            .iter()
+            .map(|s| s.parse::<Sysctl>())
+            .collect::<Result<_, _>>()?;
+        options.umask = self.umask.as_deref().map(str::parse::<Umask>).transpose()?;
+        options.oom_score_adj = self
+            .oom_score_adj
+            .as_deref()
+            .map(str::parse::<OomScoreAdj>)
+            .transpose()?;
+        options.annotations = self
+            .annotation
+            .iter()
+            .map(|a| a.parse::<Annotation>())
+            .collect::<Result<_, _>>()?;
         if let Some(mode) = &self.userns {
             options.userns = mode.parse()?;
         }
@@ -161,6 +192,72 @@ mod tests {
             crate::run::describe(&err),
             r#"invalid --device "/etc/passwd:/dev/passwd": "/etc/passwd" is not a device node"#
         );
+    }
+
+    #[test]
+    fn new_flags_name_their_values() {
+        let err = |flags: SpecFlags| {
+            let mut options = RunOptions::new(vec!["true".into()]);
+            crate::run::describe(&flags.apply(&mut options).unwrap_err())
+        };
+        assert_eq!(
+            err(SpecFlags {
+                sysctl: vec!["kernel.hostname=x".into()],
+                ..SpecFlags::default()
+            }),
+            "invalid --sysctl \"kernel.hostname=x\": \"kernel.hostname\" is not namespaced: only \
+             kernel.msgmax, kernel.msgmnb, kernel.msgmni, kernel.sem, kernel.shmall, \
+             kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced, fs.mqueue.* and net.* can \
+             be set"
+        );
+        assert_eq!(
+            err(SpecFlags {
+                umask: Some("999".into()),
+                ..SpecFlags::default()
+            }),
+            "invalid --umask \"999\": expected one to four octal digits, e.g. 0022"
+        );
+        assert_eq!(
+            err(SpecFlags {
+                oom_score_adj: Some("-1001".into()),
+                ..SpecFlags::default()
+            }),
+            "invalid --oom-score-adj \"-1001\": must be from -1000 to 1000"
+        );
+        assert_eq!(
+            err(SpecFlags {
+                annotation: vec!["nokey".into()],
+                ..SpecFlags::default()
+            }),
+            "invalid --annotation \"nokey\": expected KEY=VALUE"
+        );
+        assert_eq!(
+            err(SpecFlags {
+                ulimit: vec!["host".into(), "HOST=1".into()],
+                ..SpecFlags::default()
+            }),
+            "invalid --ulimit \"HOST=1\": unknown resource \"HOST\" (one of as, core, cpu, data, \
+             fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, \
+             sigpending, stack, in any case, with or without RLIMIT_)"
+        );
+    }
+
+    #[test]
+    fn privileged_adds_the_hosts_devices_after_the_users() {
+        let mut options = RunOptions::new(vec!["true".into()]);
+        let flags = SpecFlags {
+            privileged: true,
+            device: vec!["/dev/null:/dev/zero".into()],
+            ulimit: vec!["host".into()],
+            ..SpecFlags::default()
+        };
+        flags.apply(&mut options).unwrap();
+        assert!(options.privileged && options.ulimit_host);
+        assert_eq!(
+            options.devices[0].request.container_path,
+            std::path::Path::new("/dev/zero")
+        );
+        assert!(options.devices.len() > 1);
     }
 
     #[test]

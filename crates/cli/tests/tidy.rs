@@ -3,7 +3,8 @@
 //! - every flag that `ocirun COMMAND --help` prints is documented in the OPTIONS section of
 //!   `docs/ocirun-COMMAND.md`, and every flag documented there is in that help (each page lists
 //!   every option its command accepts, the global ones included, so the flags of `ocirun --help`
-//!   are on every page);
+//!   are on every page); a command with subcommands of its own (`ocirun volume ls`) has the
+//!   flags of all of them on its page, and each of them is named there;
 //! - every section of `docs/ocirun-*.md` that the source code points at (`docs/ocirun-run.md
 //!   "Mounts"`) is a heading of that page;
 //! - every relative link of every Markdown file of the workspace leads to an existing file.
@@ -153,7 +154,16 @@ fn every_flag_of_the_help_is_documented_and_every_documented_flag_exists() {
                 continue;
             }
         };
-        let in_help = help_flags(&help(&[command]));
+        let command_help = help(&[command]);
+        let mut in_help = help_flags(&command_help);
+        for sub in subcommands(&command_help) {
+            in_help.extend(help_flags(&help(&[command, &sub])));
+            if !page.contains(&format!("ocirun {command} {sub}")) {
+                problems.push(format!(
+                    "{rel}: `ocirun {command} {sub}` is not named on the page"
+                ));
+            }
+        }
         let (documented, flagless) = documented_flags(&page);
         if documented.is_empty() {
             problems.push(format!(
@@ -444,4 +454,13 @@ fn the_parsers_of_this_test_read_what_they_should() {
         linked_file(root, dir, "<f g.md>"),
         Some(PathBuf::from("/r/docs/f g.md"))
     );
+}
+
+/// README.md is the user's short introduction: at most 200 lines. What is longer belongs in
+/// docs/ or xtask/README.md.
+#[test]
+fn the_readme_is_at_most_200_lines() {
+    let text = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let lines = text.lines().count();
+    assert!(lines <= 200, "README.md has {lines} lines, more than 200");
 }

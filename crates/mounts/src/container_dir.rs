@@ -7,7 +7,9 @@
 //!   first use and kept for the directory's life;
 //! - `secrets/KEY`: the copy of a mounts.conf source, made afresh for each run;
 //! - `overlay/N/{upper,work}`: the throw-away overlay directories of the Nth user mount,
-//!   removed at the start and at the end of each run.
+//!   removed at the start and at the end of each run;
+//! - `cache/N`: the throw-away directory of the Nth user mount, a `sharing=private` cache
+//!   that another run was using, removed at the start and at the end of each run.
 //!
 //! A persistent directory ([`ContainerDir::persistent`], a named container's) outlives the
 //! run, so its image-volume copies (and what the command wrote into them) are there for the
@@ -185,8 +187,14 @@ impl ContainerDir {
         self.path.join("overlay").join(index.to_string())
     }
 
+    /// The throw-away directory of the user mount at `index`, a `private` cache in use
+    /// elsewhere.
+    pub fn cache_dir(&self, index: usize) -> PathBuf {
+        self.path.join("cache").join(index.to_string())
+    }
+
     /// Creates the directory (mode 0700, parents too) for a run: an ephemeral one is locked
-    /// first, and any throw-away overlay directories of an earlier run are removed.
+    /// first, and any throw-away overlay and cache directories of an earlier run are removed.
     pub(crate) fn open(&self) -> Result<ContainerDirGuard, MountsError> {
         let parent = self.path.parent().unwrap_or(Path::new("/"));
         std::fs::DirBuilder::new()
@@ -215,6 +223,7 @@ impl ContainerDir {
             .create(&self.path)
             .map_err(host("create directory", &self.path))?;
         remove_tree(&self.path.join("overlay"))?;
+        remove_tree(&self.path.join("cache"))?;
         Ok(guard)
     }
 }
@@ -249,6 +258,7 @@ impl Drop for ContainerDirGuard {
     fn drop(&mut self) {
         let result = if self.dir.persistent {
             remove_tree(&self.dir.path.join("overlay"))
+                .and_then(|()| remove_tree(&self.dir.path.join("cache")))
         } else {
             remove_tree(&self.dir.path)
         };

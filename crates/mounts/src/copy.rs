@@ -8,10 +8,15 @@
 //! text, never followed), hard links become hard links again (by device and inode), device
 //! nodes, FIFOs and sockets are made with mknod(2), and owners, modes (set-id bits included),
 //! extended attributes and times are kept. The copy is written the same way, relative to
-//! directory descriptors of the new tree, so nothing can redirect it either.
+//! directory descriptors of the new tree, so nothing can redirect it either. A regular file's
+//! holes stay holes: only its data segments (`SEEK_DATA`/`SEEK_HOLE`) are copied, with
+//! copy_file_range(2) where the kernel can, so a sparse file of gigabytes takes the space its
+//! data takes. A copy asks its caller's [`Interrupt`] whether to give up, between entries and
+//! between chunks of a file, at most every [`INTERRUPT_POLL`].
 //!
 //! Secrets come from the host paths the administrator listed: they are copied with symlinks
-//! followed (a symlink loop is skipped), modes and owners kept.
+//! followed (a symlink loop is skipped), modes and owners kept; each file must be a regular
+//! file of at most 16 MiB, read without blocking ([`read_input_file`](crate::read_input_file)).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr};
@@ -19,8 +24,9 @@ use std::fs::File;
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::dir::Dir;
 use nix::errno::Errno;
@@ -38,6 +44,78 @@ use crate::{MountsError, Rootfs};
 
 /// How deep a copied tree may be: each level holds two directory descriptors open.
 const MAX_DEPTH: usize = 256;
+
+/// How often a copy asks whether to give up: a stop signal ends it within this (and one
+/// chunk) of arriving.
+pub(crate) const INTERRUPT_POLL: Duration = Duration::from_millis(50);
+
+/// The most bytes of a file copied between two questions to the [`Interrupt`].
+const CHUNK: usize = 8 << 20;
+
+/// A caller's `cancelled` (true: give the work up), asked at most every [`INTERRUPT_POLL`].
+pub(crate) struct Interrupt<'a> {
+    cancelled: Option<&'a mut dyn FnMut() -> bool>,
+    next: Instant,
+    /// Whether `cancelled` said so.
+    pub(crate) hit: bool,
+}
+
+impl<'a> Interrupt<'a> {
+    /// Asks `cancelled`.
+    pub(crate) fn new(cancelled: &'a mut dyn FnMut() -> bool) -> Self {
+        Self {
+            cancelled: Some(cancelled),
+            next: Instant::now(),
+            hit: false,
+        }
+    }
+
+    /// Never gives up.
+    #[cfg(test)]
+    pub(crate) fn never() -> Self {
+        Self {
+            cancelled: None,
+            next: Instant::now(),
+            hit: false,
+        }
+    }
+
+    /// Whether to give up: once `cancelled` returned true, always.
+    pub(crate) fn check(&mut self) -> bool {
+        if self.hit {
+            return true;
+        }
+        let Some(cancelled) = self.cancelled.as_mut() else {
+            return false;
+        };
+        let now = Instant::now();
+        if now >= self.next {
+            self.next = now + INTERRUPT_POLL;
+            self.hit = cancelled();
+        }
+        self.hit
+    }
+
+    /// The error of an entry whose copy was given up.
+    fn stop(rel: &Path) -> CopyError {
+        CopyError {
+            path: rel.to_path_buf(),
+            source: io::Error::other(GaveUp),
+        }
+    }
+}
+
+/// The source of the [`CopyError`] of a copy that its [`Interrupt`] ended.
+#[derive(Debug, thiserror::Error)]
+#[error("copy given up")]
+struct GaveUp;
+
+impl CopyError {
+    /// Whether its [`Interrupt`] ended the copy.
+    fn gave_up(&self) -> bool {
+        self.source.get_ref().is_some_and(|e| e.is::<GaveUp>())
+    }
+}
 
 /// A failure while copying, with the entry it happened at (relative to the copied tree).
 #[derive(Debug)]
@@ -73,20 +151,28 @@ fn times(st: &FileStat) -> (TimeSpec, TimeSpec) {
 
 /// Copies the image volume `volume` (a path inside `rootfs`) to the new directory `dest`
 /// (which must not exist; its parent must). A volume path that does not exist in the rootfs
-/// gives an empty directory (mode 0755).
+/// gives an empty directory (mode 0755). `interrupt` is asked between entries and chunks.
 ///
 /// # Errors
 /// [`MountsError::ImageVolumeNotDirectory`] when the path is not a directory;
-/// [`MountsError::CopyImageVolume`] naming the entry that failed.
+/// [`MountsError::Cancelled`] when `interrupt` said to give up (what was copied stays in
+/// `dest`, for the caller to remove); [`MountsError::CopyImageVolume`] naming the entry that
+/// failed.
 pub(crate) fn copy_image_volume(
     rootfs: &Rootfs,
     volume: &Path,
     dest: &Path,
+    interrupt: &mut Interrupt<'_>,
 ) -> Result<(), MountsError> {
-    let fail = |e: CopyError| MountsError::CopyImageVolume {
-        volume: volume.to_path_buf(),
-        path: volume.join(&e.path),
-        source: e.source,
+    let fail = |e: CopyError| {
+        if e.gave_up() {
+            return MountsError::Cancelled(format!("copying image volume {volume:?}"));
+        }
+        MountsError::CopyImageVolume {
+            volume: volume.to_path_buf(),
+            path: volume.join(&e.path),
+            source: e.source,
+        }
     };
     let handle = match rootfs.root().resolve(volume) {
         Ok(handle) => handle,
@@ -138,6 +224,7 @@ pub(crate) fn copy_image_volume(
     let mut copier = TreeCopy {
         links: HashMap::new(),
         dest_root: dest.to_path_buf(),
+        interrupt,
     };
     copier
         .copy_dir(src.as_fd(), dst.as_fd(), top, 0)
@@ -147,13 +234,14 @@ pub(crate) fn copy_image_volume(
         .map_err(fail)
 }
 
-struct TreeCopy {
+struct TreeCopy<'i, 'c> {
     /// (device, inode) of a source inode with several links -> the copy's path.
     links: HashMap<(u64, u64), PathBuf>,
     dest_root: PathBuf,
+    interrupt: &'i mut Interrupt<'c>,
 }
 
-impl TreeCopy {
+impl TreeCopy<'_, '_> {
     /// Copies the entries of the directory `src` into the directory `dst`; `rel` is their
     /// path relative to the tree's top.
     fn copy_dir(
@@ -202,6 +290,9 @@ impl TreeCopy {
         rel: &Path,
         depth: usize,
     ) -> Result<(), CopyError> {
+        if self.interrupt.check() {
+            return Err(Interrupt::stop(rel));
+        }
         let st = fstatat(src, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(at(rel))?;
         let kind = kind_of(&st);
         let perm = Mode::from_bits_truncate(st.st_mode & 0o7777);
@@ -270,8 +361,11 @@ impl TreeCopy {
                     Mode::from_bits_truncate(0o600),
                 )
                 .map_err(at(rel))?;
-                let (mut from, mut to) = (File::from(file), File::from(copy));
-                io::copy(&mut from, &mut to).map_err(at_io(rel))?;
+                let (from, to) = (File::from(file), File::from(copy));
+                let len = u64::try_from(st.st_size).unwrap_or(0);
+                if !copy_file_data(&from, &to, len, self.interrupt).map_err(at_io(rel))? {
+                    return Err(Interrupt::stop(rel));
+                }
                 set_fd_meta(from.as_fd(), to.as_fd(), &st).map_err(at(rel))
             }
             SFlag::S_IFLNK => {
@@ -327,6 +421,103 @@ fn chown_at(dst: BorrowedFd<'_>, name: &CStr, st: &FileStat) -> Result<(), Errno
         Some(Gid::from_raw(st.st_gid)),
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )
+}
+
+/// Copies the `len` bytes of the regular file `from` into the empty file `to`, keeping holes:
+/// each data segment that `lseek(SEEK_DATA)` and `lseek(SEEK_HOLE)` find is copied with
+/// copy_file_range(2) (with pread/pwrite where the kernel cannot, e.g. across filesystems),
+/// at most [`CHUNK`] bytes between two questions to `interrupt`; `ftruncate` then gives the
+/// copy its length, so a hole at the end stays one too. A filesystem without `SEEK_DATA`
+/// has its file copied whole. Returns false when `interrupt` said to give up.
+fn copy_file_data(
+    from: &File,
+    to: &File,
+    len: u64,
+    interrupt: &mut Interrupt<'_>,
+) -> io::Result<bool> {
+    use rustix::fs::SeekFrom;
+    let mut ranges_supported = true;
+    let mut kernel_copy = true;
+    let mut offset = 0u64;
+    while offset < len {
+        let start = if ranges_supported {
+            match rustix::fs::seek(from, SeekFrom::Data(offset)) {
+                Ok(start) => start,
+                // No data after `offset`: the rest is a hole.
+                Err(rustix::io::Errno::NXIO) => break,
+                Err(rustix::io::Errno::INVAL) => {
+                    ranges_supported = false;
+                    offset
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            offset
+        };
+        let end = if ranges_supported {
+            rustix::fs::seek(from, SeekFrom::Hole(start))?.min(len)
+        } else {
+            len
+        };
+        let mut at = start;
+        while at < end {
+            if interrupt.check() {
+                return Ok(false);
+            }
+            let want = usize::try_from(end - at).unwrap_or(CHUNK).min(CHUNK);
+            let copied = if kernel_copy {
+                let (mut off_in, mut off_out) = (at, at);
+                match rustix::fs::copy_file_range(
+                    from,
+                    Some(&mut off_in),
+                    to,
+                    Some(&mut off_out),
+                    want,
+                ) {
+                    Ok(n) => n,
+                    Err(
+                        rustix::io::Errno::XDEV
+                        | rustix::io::Errno::INVAL
+                        | rustix::io::Errno::NOSYS
+                        | rustix::io::Errno::OPNOTSUPP
+                        | rustix::io::Errno::PERM,
+                    ) => {
+                        kernel_copy = false;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                copy_range_by_hand(from, to, at, want)?
+            };
+            if copied == 0 {
+                // The file shrank meanwhile: the rest stays a hole.
+                break;
+            }
+            at += copied as u64;
+        }
+        if at < end {
+            break;
+        }
+        offset = end;
+    }
+    to.set_len(len)?;
+    Ok(true)
+}
+
+/// Copies up to `want` bytes at `offset` of `from` to the same offset of `to` with pread and
+/// pwrite; returns how many (0 at the end of `from`).
+fn copy_range_by_hand(from: &File, to: &File, offset: u64, want: usize) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; want.min(1 << 20)];
+    let n = loop {
+        match from.read_at(&mut buf, offset) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            result => break result?,
+        }
+    };
+    to.write_all_at(&buf[..n], offset)?;
+    Ok(n)
 }
 
 /// Extended attributes, timestamps, owner and mode of `src` (stat `st`) onto `dst`, in the
@@ -429,8 +620,10 @@ fn copy_xattrs(src: &XattrTarget<'_>, dst: &XattrTarget<'_>) -> Result<(), Errno
 }
 
 /// Copies the host path `src` (file or directory, symlinks followed) to `dest`, which must
-/// not exist, keeping modes and owners. Entries that are neither files nor directories, and
-/// symlinks that lead back into a directory being copied, are skipped with a warning.
+/// not exist, keeping modes and owners. Entries below `src` that are neither regular files nor
+/// directories, and symlinks that lead back into a directory being copied, are skipped with a
+/// warning, never opened. `src` itself, and every file copied, must be a regular file of at
+/// most 16 MiB ([`read_input_file`](crate::read_input_file)): anything else is an error.
 pub(crate) fn copy_host_tree(src: &Path, dest: &Path) -> io::Result<()> {
     let mut ancestors = HashSet::new();
     copy_host_entry(src, dest, &mut ancestors)
@@ -463,7 +656,14 @@ fn copy_host_entry(src: &Path, dest: &Path, ancestors: &mut HashSet<(u64, u64)>)
         }
         ancestors.remove(&key);
     } else {
-        std::fs::copy(src, dest)?;
+        // A regular file of at most 16 MiB, never opened for reading otherwise.
+        let bytes = crate::read_input_file(src)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dest)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))?;
     }
     let made = std::fs::symlink_metadata(dest)?;
     if (made.uid(), made.gid()) != (meta.uid(), meta.gid()) {
@@ -530,7 +730,13 @@ mod tests {
 
         let rootfs = Rootfs::open(r).unwrap();
         let dest = out.path().join("copy");
-        copy_image_volume(&rootfs, Path::new("/v/link"), &dest).unwrap();
+        copy_image_volume(
+            &rootfs,
+            Path::new("/v/link"),
+            &dest,
+            &mut Interrupt::never(),
+        )
+        .unwrap();
 
         let me = me();
         assert_eq!(desc(&dest.join("a")), format!("file:A 4750 {me}"));
@@ -576,7 +782,7 @@ mod tests {
 
         let rootfs = Rootfs::open(root.path()).unwrap();
         let dest = out.path().join("copy");
-        copy_image_volume(&rootfs, Path::new("/vol"), &dest).unwrap();
+        copy_image_volume(&rootfs, Path::new("/vol"), &dest, &mut Interrupt::never()).unwrap();
 
         let mut list = vec![0u8; 4096];
         let n = rustix::fs::listxattr(dest.join("f"), &mut list[..]).unwrap();
@@ -597,18 +803,85 @@ mod tests {
     }
 
     #[test]
+    fn holes_stay_holes_and_data_is_copied() {
+        use std::os::unix::fs::FileExt;
+        let root = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let vol = root.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        // 4 GiB with 3 bytes of data in the middle and a hole at each end; another file all
+        // data, larger than a chunk.
+        let sparse = std::fs::File::create(vol.join("sparse")).unwrap();
+        sparse.set_len(4 << 30).unwrap();
+        sparse.write_all_at(b"mid", 2 << 30).unwrap();
+        let dense: Vec<u8> = (0..(CHUNK + 4096)).map(|i| (i % 253) as u8).collect();
+        std::fs::write(vol.join("dense"), &dense).unwrap();
+        let rootfs = Rootfs::open(root.path()).unwrap();
+        let dest = out.path().join("copy");
+        copy_image_volume(&rootfs, Path::new("/vol"), &dest, &mut Interrupt::never()).unwrap();
+
+        let copy = std::fs::File::open(dest.join("sparse")).unwrap();
+        let meta = copy.metadata().unwrap();
+        assert_eq!(meta.len(), 4 << 30);
+        assert!(meta.blocks() * 512 <= 1 << 20, "{} blocks", meta.blocks());
+        let mut buf = [9u8; 5];
+        copy.read_exact_at(&mut buf, (2 << 30) - 1).unwrap();
+        assert_eq!(&buf, b"\0mid\0");
+        assert_eq!(std::fs::read(dest.join("dense")).unwrap(), dense);
+    }
+
+    #[test]
+    fn a_copy_that_is_given_up_says_so() {
+        let root = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let vol = root.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        std::fs::write(vol.join("f"), "x").unwrap();
+        let rootfs = Rootfs::open(root.path()).unwrap();
+        let mut asked = 0;
+        let mut cancelled = || {
+            asked += 1;
+            true
+        };
+        let err = copy_image_volume(
+            &rootfs,
+            Path::new("/vol"),
+            &out.path().join("copy"),
+            &mut Interrupt::new(&mut cancelled),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"interrupted while copying image volume "/vol""#
+        );
+        assert!(!out.path().join("copy/f").exists());
+        assert_eq!(asked, 1);
+    }
+
+    #[test]
     fn a_missing_volume_is_an_empty_directory_and_a_file_is_refused() {
         let root = tempfile::tempdir().unwrap();
         let out = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("file"), "x").unwrap();
         let rootfs = Rootfs::open(root.path()).unwrap();
         let dest = out.path().join("empty");
-        copy_image_volume(&rootfs, Path::new("/not/there"), &dest).unwrap();
+        copy_image_volume(
+            &rootfs,
+            Path::new("/not/there"),
+            &dest,
+            &mut Interrupt::never(),
+        )
+        .unwrap();
         assert_eq!(desc(&dest), format!("dir 755 {}", me()));
         assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
-        let err = copy_image_volume(&rootfs, Path::new("/file"), &out.path().join("f"))
-            .unwrap_err()
-            .to_string();
+        let err = copy_image_volume(
+            &rootfs,
+            Path::new("/file"),
+            &out.path().join("f"),
+            &mut Interrupt::never(),
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             err,
             r#"image volume "/file" is not a directory in the rootfs"#
@@ -633,5 +906,37 @@ mod tests {
         assert_eq!(desc(&dest.join("linked")), format!("dir 750 {me}"));
         assert_eq!(desc(&dest.join("linked/inner")), format!("file:I 644 {me}"));
         assert!(!dest.join("loop").exists());
+    }
+
+    #[test]
+    fn host_copy_leaves_out_special_entries_and_refuses_special_or_huge_files() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("key"), "K").unwrap();
+        nix::unistd::mkfifo(&src.path().join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        symlink("/dev/zero", src.path().join("zero")).unwrap();
+        let dest = out.path().join("copy");
+        let started = std::time::Instant::now();
+        copy_host_tree(src.path(), &dest).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&dest)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["key"]);
+
+        let err = copy_host_tree(&src.path().join("fifo"), &out.path().join("f")).unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file (a FIFO)");
+        assert!(!out.path().join("f").exists());
+        let err = copy_host_tree(Path::new("/dev/zero"), &out.path().join("z")).unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file (a character device)");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+        std::fs::File::create(src.path().join("big"))
+            .unwrap()
+            .set_len(crate::MAX_INPUT_BYTES + 1)
+            .unwrap();
+        let err = copy_host_tree(src.path(), &out.path().join("again")).unwrap_err();
+        assert_eq!(err.to_string(), "larger than 16 MiB");
     }
 }

@@ -75,6 +75,28 @@ pub enum MountsError {
     /// directories) but none was given.
     #[error("{0} needs a container directory, and the mount plan has none")]
     NoContainerDir(&'static str),
+    /// A named volume with `nocreate` that does not exist.
+    #[error("no volume with name {0:?} found (nocreate)")]
+    NoSuchVolume(String),
+    /// A wait (for a cache lock) was given up because the caller asked to.
+    #[error("interrupted while {0}")]
+    Cancelled(String),
+    /// A mount destination that leads through a symlink of the rootfs into `/proc`, `/sys` or
+    /// `/dev`, where the runtime mounts filesystems of its own and would resolve it otherwise.
+    #[error(
+        "mount destination {destination:?} leads through the rootfs's symlink {link:?} -> \
+         {target:?} into /{dir}, where the runtime mounts a filesystem of its own"
+    )]
+    DestinationThroughRuntimeMount {
+        /// The destination, as given.
+        destination: PathBuf,
+        /// The symlink in the rootfs that leads there.
+        link: PathBuf,
+        /// Its target.
+        target: PathBuf,
+        /// `proc`, `sys` or `dev`.
+        dir: String,
+    },
     /// Relabelling a volume for SELinux (`z`, `Z`) failed or was refused.
     #[error("relabel {path:?} for SELinux: {reason}")]
     Relabel {
@@ -109,6 +131,14 @@ pub enum MountSpecError {
     /// A `--tmpfs` value.
     #[error("invalid --tmpfs {spec:?}: {reason}")]
     Tmpfs {
+        /// The value as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--secret` value.
+    #[error("invalid --secret {spec:?}: {reason}")]
+    Secret {
         /// The value as given.
         spec: String,
         /// What is wrong with it.

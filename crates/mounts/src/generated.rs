@@ -1,5 +1,6 @@
 //! The files ocirun generates for each run: `/etc/hosts`, `/etc/hostname`,
-//! `/etc/resolv.conf` and `/run/.containerenv`.
+//! `/etc/resolv.conf` and `/run/.containerenv`; and an empty `/etc/passwd` or `/etc/group`
+//! over a rootfs's own that the runtime cannot read.
 //!
 //! They live in the bundle directory, are bind-mounted read-write into the container, and are
 //! thrown away with the bundle (docs/ocirun-run.md "Mounts"). Their mounts use sources relative
@@ -102,6 +103,12 @@ pub struct GeneratedOptions {
     pub dns: DnsOptions,
     /// `/run/.containerenv`, when set.
     pub container_env: Option<ContainerEnv>,
+    /// No generated `/etc/hostname` (a joined UTS namespace, whose name ocirun cannot know):
+    /// the rootfs's own file stays.
+    pub no_hostname: bool,
+    /// `--read-only`: the generated files are mounted read-only too (`ro,nosuid,noexec,
+    /// nodev`), as podman mounts them.
+    pub read_only: bool,
     /// An `/etc/passwd` for the container (the rootfs's with an entry added: podman's
     /// `--userns keep-id` adds the user's), when set.
     pub passwd: Option<String>,
@@ -111,14 +118,16 @@ pub struct GeneratedOptions {
 
 impl GeneratedOptions {
     /// The generated files in effect: all of [`GENERATED_FILES`] but `/etc/hosts` with
-    /// `--no-hosts`, `/etc/resolv.conf` with `--dns none`, `/run/.containerenv` without a
-    /// [`ContainerEnv`], and `/etc/passwd` and `/etc/group` when not set.
+    /// `--no-hosts`, `/etc/hostname` with `no_hostname`, `/etc/resolv.conf` with `--dns
+    /// none`, `/run/.containerenv` without a [`ContainerEnv`], and `/etc/passwd` and
+    /// `/etc/group` when not set.
     pub(crate) fn files(&self) -> Vec<GeneratedFile> {
         GENERATED_FILES
             .iter()
             .copied()
             .filter(|f| match f.bundle_name {
                 "hosts" => !self.no_hosts,
+                "hostname" => !self.no_hostname,
                 "resolv.conf" => !self.dns.none,
                 "containerenv" => self.container_env.is_some(),
                 "passwd" => self.passwd.is_some(),
@@ -129,9 +138,14 @@ impl GeneratedOptions {
     }
 }
 
-/// The bind mounts of the generated files in effect (`rbind`, `rprivate`, read-write), with
-/// sources relative to the bundle directory.
+/// The bind mounts of the generated files in effect (`rbind`, `rprivate`, read-write; with
+/// `read_only`, `ro,nosuid,noexec,nodev`), with sources relative to the bundle directory.
 pub(crate) fn generated_mounts(options: &GeneratedOptions) -> Vec<Mount> {
+    let flags: &[&str] = if options.read_only {
+        &["rbind", "rprivate", "ro", "nosuid", "noexec", "nodev"]
+    } else {
+        &["rbind", "rprivate", "rw"]
+    };
     options
         .files()
         .iter()
@@ -140,11 +154,7 @@ pub(crate) fn generated_mounts(options: &GeneratedOptions) -> Vec<Mount> {
                 .destination(f.destination)
                 .typ("bind")
                 .source(f.bundle_name)
-                .options(vec![
-                    "rbind".to_owned(),
-                    "rprivate".to_owned(),
-                    "rw".to_owned(),
-                ])
+                .options(flags.iter().map(|o| (*o).to_owned()).collect::<Vec<_>>())
                 .build()
                 .unwrap_or_else(|e| panic!("generated mount {} is malformed: {e}", f.destination))
         })
@@ -165,29 +175,44 @@ pub struct HostNetworkFiles {
     pub resolv_conf: String,
     /// The text of systemd-resolved's `/run/systemd/resolve/resolv.conf`, when it exists.
     pub resolved_upstream: Option<String>,
+    /// The host's hostname: `/etc/hostname` holds it when the container has the host's UTS
+    /// namespace (the spec sets no hostname).
+    pub hostname: String,
 }
 
 impl HostNetworkFiles {
     /// Reads the host's `/etc/hosts`, `/etc/resolv.conf` and systemd-resolved's
-    /// `/run/systemd/resolve/resolv.conf`; a missing
-    /// file reads as empty (`None` for the last).
+    /// `/run/systemd/resolve/resolv.conf` (a missing file reads as empty, `None` for the
+    /// last), and the host's hostname (`/proc/sys/kernel/hostname`, empty when it cannot be
+    /// read).
     ///
     /// # Errors
     /// [`MountsError::Host`] when a file exists but cannot be read.
     pub fn read() -> Result<Self, MountsError> {
-        let read = |path: &str| match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(MountsError::Host {
+        let read = |path: &str| {
+            let fail = |source| MountsError::Host {
                 action: "read",
                 path: path.into(),
                 source,
-            }),
+            };
+            match crate::read_input_file(path) {
+                Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
+                    fail(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "not UTF-8 text",
+                    ))
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(fail(source)),
+            }
         };
         Ok(Self {
             hosts: read("/etc/hosts")?.unwrap_or_default(),
             resolv_conf: read("/etc/resolv.conf")?.unwrap_or_default(),
             resolved_upstream: read(RESOLVED_UPSTREAM)?,
+            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim_end().to_owned())
+                .unwrap_or_default(),
         })
     }
 }
@@ -247,6 +272,7 @@ mod tests {
             hosts: String::new(),
             resolv_conf: "nameserver 1.1.1.1\n".into(),
             resolved_upstream: None,
+            hostname: "host".into(),
         };
         let options = GeneratedOptions {
             container_env: Some(ContainerEnv::new("n1", "abc", false)),
@@ -280,6 +306,56 @@ mod tests {
         let dsts: Vec<&str> = options.files().iter().map(|f| f.destination).collect();
         assert_eq!(dsts, ["/etc/hostname"]);
         assert_eq!(generated_mounts(&options).len(), 1);
+    }
+
+    #[test]
+    fn read_only_runs_get_read_only_files_and_a_joined_uts_no_hostname() {
+        let options = GeneratedOptions {
+            read_only: true,
+            no_hostname: true,
+            ..GeneratedOptions::default()
+        };
+        let m = generated_mounts(&options);
+        let dsts: Vec<_> = m
+            .iter()
+            .map(|m| m.destination().display().to_string())
+            .collect();
+        assert_eq!(dsts, ["/etc/hosts", "/etc/resolv.conf"]);
+        assert_eq!(
+            m[0].options().as_ref().unwrap(),
+            &["rbind", "rprivate", "ro", "nosuid", "noexec", "nodev"]
+        );
+    }
+
+    #[test]
+    fn unreadable_user_files_are_covered_with_empty_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = GeneratedOptions {
+            passwd: Some(String::new()),
+            group: Some(String::new()),
+            ..GeneratedOptions::default()
+        };
+        let dsts: Vec<&str> = options.files().iter().map(|f| f.destination).collect();
+        assert_eq!(
+            dsts,
+            [
+                "/etc/hosts",
+                "/etc/hostname",
+                "/etc/resolv.conf",
+                "/etc/passwd",
+                "/etc/group"
+            ]
+        );
+        write_generated_files(
+            dir.path(),
+            &HostNetworkFiles::default(),
+            "h",
+            &options,
+            false,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(dir.path().join("passwd")).unwrap(), b"");
+        assert_eq!(std::fs::read(dir.path().join("group")).unwrap(), b"");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `--mount type=bind|tmpfs,...` (podman-run(1) `--mount`).
+//! `--mount type=bind|tmpfs|volume|cache|secret,...` (podman-run(1) `--mount`, and buildah's
+//! build-time `cache` and `secret` mounts).
 //!
 //! The value is a comma-separated list of `key=value` and bare `key` fields; a field that
 //! contains a comma is written in double quotes, as in a CSV line (`"source=/a,b"`, with `""`
@@ -6,9 +7,9 @@
 //!
 //! | field | types | meaning |
 //! |---|---|---|
-//! | `type=bind\|tmpfs` | | required, first or anywhere |
-//! | `source=`, `src=` | bind | the host path (required) |
-//! | `destination=`, `dst=`, `target=` | all | the container path (required) |
+//! | `type=bind\|tmpfs\|volume\|cache\|secret` | | required, first or anywhere |
+//! | `source=`, `src=` | bind, volume | the host path, the volume's name (required) |
+//! | `destination=`, `dst=`, `target=` | all | the container path (required but for a secret: `/run/secrets/ID`) |
 //! | `ro`, `readonly`, `rw` `[=true\|false]` | all | read-only / read-write |
 //! | `bind-propagation=P` | bind | `[r]shared`, `[r]slave`, `[r]private`, `[r]unbindable` |
 //! | `bind-nonrecursive` | bind | `bind` rather than `rbind` |
@@ -19,15 +20,19 @@
 //! | `tmpfs-mode=OCTAL` | tmpfs | mode of the tmpfs root |
 //! | `tmpcopyup`, `notmpcopyup` | tmpfs | copy the rootfs's content at the destination in (default on) |
 //! | `consistency=…` | all | accepted and ignored, as podman does |
+//! | `id=ID` | cache, secret | the cache (default: the target) or the `--secret` to mount |
+//! | `sharing=shared\|locked\|private` | cache | how runs share the cache (default `shared`) |
+//! | `uid=`, `gid=`, `mode=OCTAL` | cache, secret | owner and mode of a new cache directory (0, 0, 0755) or of the secret's file |
+//! | `required[=BOOL]` | secret | `required=false`: an id no `--secret` declares is left out |
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::user_mount::{clean_destination, parse_bool, tmpfs_options_with_defaults};
+use crate::user_mount::{clean_destination, parse_bool, tmpfs_options_with_defaults, TmpfsFlag};
 use crate::{
-    BindOptions, MountOrigin, MountSpecError, Propagation, Relabel, TmpfsOptions, UserMount,
-    UserMountKind,
+    BindOptions, CacheMount, CacheSharing, MountOrigin, MountSpecError, Propagation, Relabel,
+    SecretBytes, SecretMount, TmpfsOptions, UserMount, UserMountKind, VolumeMount,
 };
 
 /// The `type=` of a `--mount`.
@@ -37,6 +42,25 @@ pub enum MountType {
     Bind,
     /// `tmpfs`
     Tmpfs,
+    /// `volume`: a named volume.
+    Volume,
+    /// `cache`: a build-time cache directory.
+    Cache,
+    /// `secret`: a `--secret`'s bytes.
+    Secret,
+}
+
+impl MountType {
+    /// `bind`, `tmpfs`, `volume`, `cache` or `secret`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bind => "bind",
+            Self::Tmpfs => "tmpfs",
+            Self::Volume => "volume",
+            Self::Cache => "cache",
+            Self::Secret => "secret",
+        }
+    }
 }
 
 /// One field of a `--mount` value, other than type, source and destination.
@@ -66,6 +90,18 @@ pub enum MountField {
     TmpCopyUp(bool),
     /// `consistency=…` (ignored).
     Consistency(String),
+    /// `id=` of a cache or a secret.
+    Id(String),
+    /// `sharing=` of a cache.
+    Sharing(CacheSharing),
+    /// `uid=` of a cache or a secret.
+    Uid(u32),
+    /// `gid=` of a cache or a secret.
+    Gid(u32),
+    /// `mode=` of a cache or a secret (octal).
+    Mode(u32),
+    /// `required[=bool]` of a secret.
+    Required(bool),
 }
 
 impl MountField {
@@ -83,15 +119,32 @@ impl MountField {
             Self::TmpfsMode(_) => "tmpfs-mode",
             Self::TmpCopyUp(_) => "tmpcopyup",
             Self::Consistency(_) => "consistency",
+            Self::Id(_) => "id",
+            Self::Sharing(_) => "sharing",
+            Self::Uid(_) => "uid",
+            Self::Gid(_) => "gid",
+            Self::Mode(_) => "mode",
+            Self::Required(_) => "required",
         }
     }
 
     /// Whether the field is allowed with `typ`.
     fn allowed(&self, typ: MountType) -> bool {
+        use MountType::{Bind, Cache, Secret, Tmpfs, Volume};
         match self {
-            Self::Propagation(_) | Self::NonRecursive | Self::Relabel(_) => typ == MountType::Bind,
-            Self::TmpfsSize(_) | Self::TmpfsMode(_) | Self::TmpCopyUp(_) => typ == MountType::Tmpfs,
-            _ => true,
+            Self::Propagation(_) | Self::NonRecursive => typ == Bind,
+            Self::Relabel(_) => matches!(typ, Bind | Volume),
+            Self::TmpfsSize(_) | Self::TmpfsMode(_) | Self::TmpCopyUp(_) => typ == Tmpfs,
+            Self::Chown(_) | Self::Suid(_) | Self::Dev(_) | Self::Exec(_) => {
+                matches!(typ, Bind | Tmpfs | Volume)
+            }
+            Self::ReadOnly(_) => typ != Secret,
+            Self::Id(_) | Self::Uid(_) | Self::Gid(_) | Self::Mode(_) => {
+                matches!(typ, Cache | Secret)
+            }
+            Self::Sharing(_) => typ == Cache,
+            Self::Required(_) => typ == Secret,
+            Self::Consistency(_) => true,
         }
     }
 }
@@ -114,6 +167,12 @@ impl fmt::Display for MountField {
             Self::TmpCopyUp(true) => f.write_str("tmpcopyup"),
             Self::TmpCopyUp(false) => f.write_str("notmpcopyup"),
             Self::Consistency(c) => write!(f, "consistency={c}"),
+            Self::Id(id) => write!(f, "id={id}"),
+            Self::Sharing(s) => write!(f, "sharing={}", s.as_str()),
+            Self::Uid(n) => write!(f, "uid={n}"),
+            Self::Gid(n) => write!(f, "gid={n}"),
+            Self::Mode(m) => write!(f, "mode={m:o}"),
+            Self::Required(b) => write!(f, "required={b}"),
         }
     }
 }
@@ -262,9 +321,13 @@ impl FromStr for MountFlag {
                     let t = match need(value)?.as_str() {
                         "bind" => MountType::Bind,
                         "tmpfs" => MountType::Tmpfs,
+                        "volume" => MountType::Volume,
+                        "cache" => MountType::Cache,
+                        "secret" => MountType::Secret,
                         other => {
                             return Err(fail(format!(
-                                "unsupported type {other:?} (use bind or tmpfs)"
+                                "unsupported type {other:?} (use bind, tmpfs, volume, cache or \
+                                 secret)"
                             )))
                         }
                     };
@@ -335,6 +398,43 @@ impl FromStr for MountFlag {
                     MountField::TmpCopyUp(key == "tmpcopyup")
                 }
                 "consistency" => MountField::Consistency(need(value)?),
+                "id" => {
+                    let id = need(value)?;
+                    if id.contains('\0') {
+                        return Err(fail("id contains a NUL byte".to_owned()));
+                    }
+                    MountField::Id(id)
+                }
+                "sharing" => MountField::Sharing(need(value)?.parse().map_err(fail)?),
+                "uid" | "gid" => {
+                    let v = need(value)?;
+                    let n = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n <= 0x7fff_ffff && v.bytes().all(|b| b.is_ascii_digit()))
+                        .ok_or_else(|| {
+                            fail(format!("{key} {v:?} is not a number from 0 to 2147483647"))
+                        })?;
+                    if key == "uid" {
+                        MountField::Uid(n)
+                    } else {
+                        MountField::Gid(n)
+                    }
+                }
+                "mode" => {
+                    let v = need(value)?;
+                    let mode = u32::from_str_radix(&v, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777 && v.len() <= 5)
+                        .ok_or_else(|| fail(format!("mode {v:?} is not an octal mode")))?;
+                    MountField::Mode(mode)
+                }
+                "required" => MountField::Required(flag(value)?),
+                "from" => {
+                    return Err(fail(
+                        "from= is not supported: ocirun mounts no image or stage".to_owned(),
+                    ))
+                }
                 _ => return Err(fail(format!("unknown field {raw:?}"))),
             };
             if let Some(earlier) = fields.iter().find(|f| f.key() == field.key()) {
@@ -346,23 +446,59 @@ impl FromStr for MountFlag {
             }
             fields.push(field);
         }
-        let typ = typ.ok_or_else(|| fail("no type: use type=bind or type=tmpfs".to_owned()))?;
-        let destination = destination.ok_or_else(|| fail("no destination".to_owned()))?;
+        let typ = typ.ok_or_else(|| {
+            fail("no type: use type=bind, tmpfs, volume, cache or secret".to_owned())
+        })?;
+        let id = fields.iter().find_map(|f| match f {
+            MountField::Id(id) => Some(id.clone()),
+            _ => None,
+        });
+        let destination = match (destination, typ, &id) {
+            (Some(d), _, _) => d,
+            // buildah: a secret without a target goes to /run/secrets/ID.
+            (None, MountType::Secret, Some(id)) => {
+                clean_destination(&format!("{}/{id}", crate::SECRETS_DIR)).map_err(fail)?
+            }
+            (None, _, _) => return Err(fail("no destination".to_owned())),
+        };
         match (typ, &source) {
             (MountType::Bind, None) => return Err(fail("a bind mount needs a source".to_owned())),
-            (MountType::Tmpfs, Some(_)) => {
-                return Err(fail("a tmpfs mount takes no source".to_owned()))
+            (MountType::Volume, None) => {
+                return Err(fail(
+                    "a volume mount needs a source, the volume's name (anonymous volumes are \
+                     not supported)"
+                        .to_owned(),
+                ))
+            }
+            (MountType::Tmpfs | MountType::Cache | MountType::Secret, Some(_)) => {
+                return Err(fail(format!("a {} mount takes no source", typ.as_str())))
             }
             _ => {}
         }
         if let Some(f) = fields.iter().find(|f| !f.allowed(typ)) {
             return Err(fail(format!(
                 "\"{f}\" is not an option of type={}",
-                match typ {
-                    MountType::Bind => "bind",
-                    MountType::Tmpfs => "tmpfs",
-                }
+                typ.as_str()
             )));
+        }
+        if typ == MountType::Secret {
+            let id = match id {
+                Some(id) => id,
+                // buildah: the id defaults to the target's file name.
+                None => {
+                    let name = destination
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    fields.push(MountField::Id(name.clone()));
+                    name
+                }
+            };
+            if id.contains('/') || id == "." || id == ".." {
+                return Err(fail(format!(
+                    "id {id:?} must be a file name (no '/', not '.' or '..')"
+                )));
+            }
         }
         Ok(Self {
             typ,
@@ -375,10 +511,7 @@ impl FromStr for MountFlag {
 
 impl fmt::Display for MountFlag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = vec![match self.typ {
-            MountType::Bind => "type=bind".to_owned(),
-            MountType::Tmpfs => "type=tmpfs".to_owned(),
-        }];
+        let mut out = vec![format!("type={}", self.typ.as_str())];
         if let Some(src) = &self.source {
             out.push(format!("source={src}"));
         }
@@ -433,9 +566,74 @@ impl MountFlag {
                     }
                 }
                 UserMountKind::Tmpfs(TmpfsOptions {
-                    options: tmpfs_options_with_defaults(&given),
+                    options: tmpfs_options_with_defaults(&given, TmpfsFlag::Mount),
                     chown,
                 })
+            }
+            MountType::Volume => {
+                let mut bind = BindOptions::new(PathBuf::new());
+                for field in &self.fields {
+                    match field {
+                        MountField::ReadOnly(ro) => bind.read_only = *ro,
+                        MountField::Relabel(r) => bind.relabel = Some(*r),
+                        MountField::Chown(c) => bind.chown = *c,
+                        MountField::Suid(b) => bind.suid = Some(*b),
+                        MountField::Dev(b) => bind.dev = Some(*b),
+                        MountField::Exec(b) => bind.exec = Some(*b),
+                        _ => {}
+                    }
+                }
+                UserMountKind::Volume(VolumeMount {
+                    name: self.source.clone().unwrap_or_default(),
+                    dir: PathBuf::new(),
+                    copy: true,
+                    create: true,
+                    bind,
+                })
+            }
+            MountType::Cache => {
+                let mut cache = CacheMount {
+                    id: self.destination.to_string_lossy().into_owned(),
+                    dir: PathBuf::new(),
+                    sharing: CacheSharing::Shared,
+                    read_only: false,
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o755,
+                };
+                for field in &self.fields {
+                    match field {
+                        MountField::Id(id) => cache.id.clone_from(id),
+                        MountField::Sharing(s) => cache.sharing = *s,
+                        MountField::ReadOnly(ro) => cache.read_only = *ro,
+                        MountField::Uid(n) => cache.uid = *n,
+                        MountField::Gid(n) => cache.gid = *n,
+                        MountField::Mode(m) => cache.mode = *m,
+                        _ => {}
+                    }
+                }
+                UserMountKind::Cache(cache)
+            }
+            MountType::Secret => {
+                let mut secret = SecretMount {
+                    id: String::new(),
+                    mode: None,
+                    uid: None,
+                    gid: None,
+                    required: None,
+                    bytes: SecretBytes::default(),
+                };
+                for field in &self.fields {
+                    match field {
+                        MountField::Id(id) => secret.id.clone_from(id),
+                        MountField::Uid(n) => secret.uid = Some(*n),
+                        MountField::Gid(n) => secret.gid = Some(*n),
+                        MountField::Mode(m) => secret.mode = Some(*m),
+                        MountField::Required(r) => secret.required = Some(*r),
+                        _ => {}
+                    }
+                }
+                UserMountKind::Secret(secret)
             }
         };
         UserMount {
@@ -478,6 +676,26 @@ mod tests {
     }
 
     #[test]
+    fn a_tmpfs_mount_gets_no_noexec_default() {
+        let m: MountFlag = "type=tmpfs,dst=/t".parse().unwrap();
+        let UserMountKind::Tmpfs(t) = m.to_user_mount("x").kind else {
+            panic!("tmpfs")
+        };
+        assert_eq!(
+            t.options,
+            ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]
+        );
+        let m: MountFlag = "type=tmpfs,dst=/t,noexec".parse().unwrap();
+        let UserMountKind::Tmpfs(t) = m.to_user_mount("x").kind else {
+            panic!("tmpfs")
+        };
+        assert_eq!(
+            t.options,
+            ["noexec", "rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]
+        );
+    }
+
+    #[test]
     fn tmpfs_with_size_and_mode() {
         let m: MountFlag = "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770,exec"
             .parse()
@@ -501,6 +719,46 @@ mod tests {
     }
 
     #[test]
+    fn volumes_caches_and_secrets() {
+        let m: MountFlag = "type=volume,source=data,target=/var/lib/data,ro,U"
+            .parse()
+            .unwrap();
+        let UserMountKind::Volume(v) = m.to_user_mount("raw").kind else {
+            panic!("a volume")
+        };
+        assert_eq!(v.name, "data");
+        assert!(v.bind.read_only && v.bind.chown && v.copy && v.create);
+        let m: MountFlag = "type=cache,target=/root/.cache,sharing=locked,mode=0700,uid=1000"
+            .parse()
+            .unwrap();
+        let UserMountKind::Cache(c) = m.to_user_mount("raw").kind else {
+            panic!("a cache")
+        };
+        assert_eq!(
+            (c.id.as_str(), c.sharing, c.mode, c.uid, c.gid, c.read_only),
+            ("/root/.cache", CacheSharing::Locked, 0o700, 1000, 0, false)
+        );
+        let m: MountFlag = "type=cache,id=go,target=/go".parse().unwrap();
+        let UserMountKind::Cache(c) = m.to_user_mount("raw").kind else {
+            panic!("a cache")
+        };
+        assert_eq!(c.id, "go");
+        // A secret goes to /run/secrets/ID, and without an id takes the target's name.
+        let m: MountFlag = "type=secret,id=tok".parse().unwrap();
+        assert_eq!(m.destination, Path::new("/run/secrets/tok"));
+        let m: MountFlag = "type=secret,target=/etc/key,mode=0440".parse().unwrap();
+        let mount = m.to_user_mount("raw");
+        let UserMountKind::Secret(s) = mount.kind else {
+            panic!("a secret")
+        };
+        assert_eq!((s.id.as_str(), s.mode), ("key", Some(0o440)));
+        assert_eq!(
+            m.to_string(),
+            "type=secret,destination=/etc/key,mode=440,id=key"
+        );
+    }
+
+    #[test]
     fn quoted_fields() {
         let m: MountFlag = r#"type=bind,"source=/a,b",destination=/d"#.parse().unwrap();
         assert_eq!(m.source.as_deref(), Some("/a,b"));
@@ -510,8 +768,48 @@ mod tests {
     #[test]
     fn the_bad_ones_name_the_value() {
         assert_eq!(
+            err("type=image,src=fedora,dst=/d"),
+            "invalid --mount \"type=image,src=fedora,dst=/d\": unsupported type \"image\" (use \
+             bind, tmpfs, volume, cache or secret)"
+        );
+        assert_eq!(
             err("type=volume,dst=/d"),
-            r#"invalid --mount "type=volume,dst=/d": unsupported type "volume" (use bind or tmpfs)"#
+            "invalid --mount \"type=volume,dst=/d\": a volume mount needs a source, the volume's \
+             name (anonymous volumes are not supported)"
+        );
+        assert_eq!(
+            err("type=cache,src=/x,target=/c"),
+            r#"invalid --mount "type=cache,src=/x,target=/c": a cache mount takes no source"#
+        );
+        assert_eq!(
+            err("type=cache,target=/c,sharing=sometimes"),
+            "invalid --mount \"type=cache,target=/c,sharing=sometimes\": sharing \"sometimes\": \
+             expected shared, locked or private"
+        );
+        assert_eq!(
+            err("type=cache,target=/c,from=builder"),
+            "invalid --mount \"type=cache,target=/c,from=builder\": from= is not supported: \
+             ocirun mounts no image or stage"
+        );
+        assert_eq!(
+            err("type=cache,target=/c,uid=x"),
+            r#"invalid --mount "type=cache,target=/c,uid=x": uid "x" is not a number from 0 to 2147483647"#
+        );
+        assert_eq!(
+            err("type=secret"),
+            r#"invalid --mount "type=secret": no destination"#
+        );
+        assert_eq!(
+            err("type=secret,id=a/b"),
+            r#"invalid --mount "type=secret,id=a/b": id "a/b" must be a file name (no '/', not '.' or '..')"#
+        );
+        assert_eq!(
+            err("type=secret,id=a,ro"),
+            r#"invalid --mount "type=secret,id=a,ro": "ro" is not an option of type=secret"#
+        );
+        assert_eq!(
+            err("type=volume,src=v,dst=/d,sharing=locked"),
+            r#"invalid --mount "type=volume,src=v,dst=/d,sharing=locked": "sharing=locked" is not an option of type=volume"#
         );
         assert_eq!(
             err("type=bind,dst=/d"),
@@ -519,7 +817,7 @@ mod tests {
         );
         assert_eq!(
             err("src=/h,dst=/d"),
-            r#"invalid --mount "src=/h,dst=/d": no type: use type=bind or type=tmpfs"#
+            r#"invalid --mount "src=/h,dst=/d": no type: use type=bind, tmpfs, volume, cache or secret"#
         );
         assert_eq!(
             err("type=bind,src=/h,dst=d"),
@@ -556,6 +854,11 @@ mod tests {
             any::<bool>().prop_map(MountField::Exec),
             "[a-z]{1,8}".prop_map(MountField::Consistency),
         ];
+        let owner = prop_oneof![
+            (0u32..0x7fff_ffff).prop_map(MountField::Uid),
+            (0u32..0x7fff_ffff).prop_map(MountField::Gid),
+            (0u32..0o7777).prop_map(MountField::Mode),
+        ];
         match typ {
             MountType::Bind => prop_oneof![
                 common,
@@ -573,18 +876,50 @@ mod tests {
                 any::<bool>().prop_map(MountField::TmpCopyUp),
             ]
             .boxed(),
+            MountType::Volume => prop_oneof![
+                common,
+                prop_oneof![Just(Relabel::Shared), Just(Relabel::Private)]
+                    .prop_map(MountField::Relabel),
+            ]
+            .boxed(),
+            MountType::Cache => prop_oneof![
+                owner,
+                any::<bool>().prop_map(MountField::ReadOnly),
+                "[a-z/ ,\"]{1,8}".prop_map(MountField::Id),
+                prop_oneof![
+                    Just(CacheSharing::Shared),
+                    Just(CacheSharing::Locked),
+                    Just(CacheSharing::Private)
+                ]
+                .prop_map(MountField::Sharing),
+            ]
+            .boxed(),
+            MountType::Secret => {
+                prop_oneof![owner, any::<bool>().prop_map(MountField::Required)].boxed()
+            }
         }
     }
 
     fn mount_flag() -> impl Strategy<Value = MountFlag> {
-        prop_oneof![Just(MountType::Bind), Just(MountType::Tmpfs)].prop_flat_map(|typ| {
+        prop_oneof![
+            Just(MountType::Bind),
+            Just(MountType::Tmpfs),
+            Just(MountType::Volume),
+            Just(MountType::Cache),
+            Just(MountType::Secret)
+        ]
+        .prop_flat_map(|typ| {
             (
                 "[^\0\"]{1,12}|[a-z\",]{1,12}",
                 "/[a-z,\" =]{1,12}",
                 proptest::collection::vec(field(typ), 0..6),
+                "[a-z][a-z.]{0,6}",
             )
-                .prop_map(move |(src, dst, fs)| {
+                .prop_map(move |(src, dst, fs, id)| {
                     let mut fields: Vec<MountField> = Vec::new();
+                    if typ == MountType::Secret {
+                        fields.push(MountField::Id(id));
+                    }
                     for f in fs {
                         if !fields.iter().any(|e| e.key() == f.key()) {
                             fields.push(f);
@@ -592,7 +927,7 @@ mod tests {
                     }
                     MountFlag {
                         typ,
-                        source: (typ == MountType::Bind).then_some(src),
+                        source: matches!(typ, MountType::Bind | MountType::Volume).then_some(src),
                         destination: clean_destination(&dst).unwrap_or_else(|_| "/x".into()),
                         fields,
                     }

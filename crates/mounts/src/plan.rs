@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxNamespaceType, Mount, MountBuilder, Spec};
 
 use crate::generated::generated_mounts;
+use crate::store::claim_cache;
 use crate::user_mount::clean_destination;
 use crate::{
-    check_unique_destinations, ContainerDir, GeneratedOptions, MountSpecError, MountsError,
-    Overlay, Propagation, Rootfs, SecretSpec, UserMount, UserMountKind,
+    check_unique_destinations, CacheHold, ContainerDir, GeneratedOptions, MountSpecError,
+    MountsError, Overlay, Propagation, Rootfs, SecretSpec, UserMount, UserMountKind,
 };
 
 /// Everything a run mounts besides the spec's default mounts, in order of precedence: the
@@ -27,6 +28,10 @@ pub struct MountPlan {
     pub generated: GeneratedOptions,
     /// The container's directory: needed for image volumes, secrets and throw-away overlays.
     pub container_dir: Option<ContainerDir>,
+    /// The user mounts (by index) that are `sharing=private` caches found in use by another
+    /// run ([`MountPlan::claim_caches`]): each gets a throw-away directory in the container
+    /// directory for this run.
+    pub throw_away_caches: Vec<usize>,
 }
 
 /// A [`MountPlan`] resolved into the OCI mounts a spec needs ([`MountPlan::resolve`]).
@@ -48,6 +53,9 @@ pub struct ResolvedMounts {
     pub(crate) image_volumes: Vec<(PathBuf, PathBuf)>,
     /// The secrets that won their destination, with their copy's path.
     pub(crate) secrets: Vec<(SecretSpec, PathBuf)>,
+    /// The user mounts (by index) that are `--secret`s, with their file's path relative to
+    /// the bundle.
+    pub(crate) run_secrets: Vec<(usize, PathBuf)>,
 }
 
 /// Checks and cleans a key of the image configuration's `Volumes` (an absolute path).
@@ -59,6 +67,26 @@ pub fn image_volume_path(raw: &str) -> Result<PathBuf, MountSpecError> {
         path: raw.to_owned(),
         reason,
     })
+}
+
+/// The directory of the bundle that holds the files of the `--secret`s: `secrets/N`.
+pub(crate) const RUN_SECRETS_DIR: &str = "secrets";
+
+/// Whether `destination`, resolved in `rootfs` one component at a time, reaches one of the
+/// resolved directories `dirs` (or lies below one) at any step.
+fn under_any(rootfs: &Rootfs, destination: &Path, dirs: &[PathBuf]) -> bool {
+    let mut prefix = PathBuf::from("/");
+    for component in destination.components() {
+        if let std::path::Component::Normal(name) = component {
+            prefix.push(name);
+            match rootfs.path_for_create(&prefix) {
+                Ok(resolved) if dirs.iter().any(|d| resolved.starts_with(d)) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+    false
 }
 
 fn bind(source: PathBuf, destination: &Path) -> Mount {
@@ -151,6 +179,35 @@ impl MountPlan {
             .ok_or(MountsError::NoContainerDir(what))
     }
 
+    /// Takes the locks the cache mounts need (see [`CacheSharing`](crate::CacheSharing)): a `locked` cache waits
+    /// while another run uses it, asking `cancelled` between tries; a `private` one that is in
+    /// use gets a throw-away directory for this run ([`MountPlan::throw_away_caches`]). Call
+    /// it after [`UserMount::set_dir`] and before [`MountPlan::resolve`]; keep what it returns
+    /// until the run ends.
+    ///
+    /// # Errors
+    /// [`MountsError::Cancelled`] when `cancelled` said so; [`MountsError::Host`] for a lock
+    /// file.
+    pub fn claim_caches(
+        &mut self,
+        cancelled: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<CacheHold>, MountsError> {
+        let mut holds = Vec::new();
+        for (i, m) in self.user_mounts.iter().enumerate() {
+            if let UserMountKind::Cache(cache) = &m.kind {
+                match claim_cache(&cache.dir, cache.sharing, cancelled)? {
+                    Some(hold) => holds.push(hold),
+                    None => {
+                        tracing::debug!(cache = %cache.dir.display(), "private cache in use: a throw-away one");
+                        self.throw_away_caches.push(i);
+                        holds.push(CacheHold::none());
+                    }
+                }
+            }
+        }
+        Ok(holds)
+    }
+
     /// Whether the user mount at `index` is an overlay with throw-away directories.
     pub(crate) fn throw_away_overlay(&self, index: usize) -> bool {
         matches!(
@@ -161,30 +218,119 @@ impl MountPlan {
 
     /// Resolves the plan (kept in the result) into OCI mounts: for one destination the first of the user's
     /// mounts, the image volumes, the secrets and the generated files wins. `owner` is the
-    /// run's `(uid, gid)`, which a `U` tmpfs is given. Pure: no file is read or written.
+    /// run's `(uid, gid)`, which a `U` tmpfs is given. Pure: no file is read or written; a run
+    /// resolves with [`Self::resolve_in`], which also knows the rootfs.
     ///
     /// # Errors
     /// [`MountSpecError::DuplicateDestination`] for two user mounts on one destination;
     /// [`MountsError::NoContainerDir`] when image volumes, secrets or throw-away overlays
     /// come without a container directory.
     pub fn resolve(self, owner: (u32, u32)) -> Result<ResolvedMounts, MountsError> {
+        self.resolve_with(owner, |_| false)
+    }
+
+    /// [`Self::resolve`] for a run on `rootfs`, where the user's bind mounts win over
+    /// ocirun's own mounts below them.
+    ///
+    /// The rule: an image volume, a secret or a generated file whose destination lies at or
+    /// below the destination of one of the user's bind mounts of a host directory (`-v`, or
+    /// `--mount type=bind`; an overlay `O` too), of a named volume or of a cache is left out,
+    /// so that nothing is created in that directory; the destinations are compared as the runtime resolves them in the
+    /// rootfs, through its symlinks (dangling ones too), at every step of the path. So with
+    /// `-v SRC:/etc`, or `-v SRC:/data` where the rootfs has `/data -> /etc`, the container
+    /// gets SRC's own `hosts`, `hostname` and `resolv.conf`, and ocirun's are not mounted. The
+    /// rootfs is only read.
+    ///
+    /// A destination that leads through a symlink of the rootfs into `/proc`, `/sys` or `/dev`
+    /// is refused: the runtime mounts its own filesystems there (procfs, sysfs, a tmpfs) and
+    /// resolves the destination through them (`/proc/self/root/...`, `/proc/1/cwd/...` lead
+    /// anywhere), not through the rootfs's directories that ocirun sees, so it would create
+    /// and mount elsewhere than ocirun prepared. runc refuses a mount inside `/proc` itself.
+    ///
+    /// # Errors
+    /// As [`Self::resolve`]; [`MountsError::DestinationThroughRuntimeMount`] naming the
+    /// destination and the symlink.
+    pub fn resolve_in(
+        self,
+        rootfs: &Rootfs,
+        owner: (u32, u32),
+    ) -> Result<ResolvedMounts, MountsError> {
+        let resolved = self.resolve_shadowed(rootfs, owner)?;
+        for mount in &resolved.mounts {
+            let destination = mount.destination();
+            if let Some((link, target, dir)) = rootfs.symlink_into_runtime_dir(destination) {
+                return Err(MountsError::DestinationThroughRuntimeMount {
+                    destination: destination.clone(),
+                    link,
+                    target,
+                    dir,
+                });
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// [`Self::resolve`], leaving out what the user's bind mounts shadow in `rootfs`.
+    fn resolve_shadowed(
+        self,
+        rootfs: &Rootfs,
+        owner: (u32, u32),
+    ) -> Result<ResolvedMounts, MountsError> {
+        let binds: Vec<PathBuf> = self
+            .user_mounts
+            .iter()
+            .filter(|m| match &m.kind {
+                UserMountKind::Bind(b) => b.source.is_dir(),
+                // Named volumes and caches are directories too, made on first use.
+                UserMountKind::Volume(_) | UserMountKind::Cache(_) => true,
+                UserMountKind::Tmpfs(_) | UserMountKind::Secret(_) => false,
+            })
+            .filter_map(|m| rootfs.path_for_create(&m.destination).ok())
+            .collect();
+        if binds.is_empty() {
+            return self.resolve(owner);
+        }
+        self.resolve_with(owner, |destination| {
+            let shadowed = under_any(rootfs, destination, &binds);
+            if shadowed {
+                tracing::debug!(
+                    destination = %destination.display(),
+                    "left out: below a bind mount of the user's"
+                );
+            }
+            shadowed
+        })
+    }
+
+    fn resolve_with(
+        self,
+        owner: (u32, u32),
+        shadowed: impl Fn(&Path) -> bool,
+    ) -> Result<ResolvedMounts, MountsError> {
         check_unique_destinations(&self.user_mounts)?;
         let mut mounts: Vec<Mount> = Vec::new();
         let taken = |mounts: &[Mount], destination: &Path| {
             mounts.iter().any(|m| m.destination() == destination)
         };
+        let mut run_secrets = Vec::new();
         for (i, m) in self.user_mounts.iter().enumerate() {
-            let overlay_dir = if self.throw_away_overlay(i) {
+            let aux = if self.throw_away_overlay(i) {
                 Some(self.dir("an overlay volume (O)")?.overlay_dir(i))
+            } else if self.throw_away_caches.contains(&i) {
+                Some(self.dir("a private cache in use")?.cache_dir(i))
+            } else if matches!(m.kind, UserMountKind::Secret(_)) {
+                let file = PathBuf::from(RUN_SECRETS_DIR).join(run_secrets.len().to_string());
+                run_secrets.push((i, file.clone()));
+                Some(file)
             } else {
                 None
             };
-            mounts.push(m.to_oci(owner, overlay_dir.as_deref()));
+            mounts.push(m.to_oci(owner, aux.as_deref()));
         }
         let mut image_volumes = Vec::new();
         for volume in &self.image_volumes {
             let copy = self.dir("an image volume")?.volume_path(volume);
-            if !taken(&mounts, volume) {
+            if !taken(&mounts, volume) && !shadowed(volume) {
                 mounts.push(bind(copy.clone(), volume));
                 image_volumes.push((volume.clone(), copy));
             }
@@ -192,13 +338,13 @@ impl MountPlan {
         let mut secrets = Vec::new();
         for secret in &self.secrets {
             let copy = self.dir("a secret")?.secret_path(&secret.destination);
-            if !taken(&mounts, &secret.destination) {
+            if !taken(&mounts, &secret.destination) && !shadowed(&secret.destination) {
                 mounts.push(bind(copy.clone(), &secret.destination));
                 secrets.push((secret.clone(), copy));
             }
         }
         for generated in generated_mounts(&self.generated) {
-            if !taken(&mounts, generated.destination()) {
+            if !taken(&mounts, generated.destination()) && !shadowed(generated.destination()) {
                 mounts.push(generated);
             }
         }
@@ -208,7 +354,8 @@ impl MountPlan {
             .iter()
             .filter_map(|m| match &m.kind {
                 UserMountKind::Bind(b) => Some(b.propagation),
-                UserMountKind::Tmpfs(_) => None,
+                UserMountKind::Volume(v) => Some(v.bind.propagation),
+                _ => None,
             })
             .collect();
         let rootfs_propagation = if propagations
@@ -230,6 +377,7 @@ impl MountPlan {
             rootfs_propagation,
             image_volumes,
             secrets,
+            run_secrets,
         })
     }
 }
@@ -285,6 +433,7 @@ mod tests {
             secrets: Vec::new(),
             generated: GeneratedOptions::default(),
             container_dir: None,
+            throw_away_caches: Vec::new(),
         };
         let mut resolved = plan.resolve((0, 0)).unwrap();
         assert_eq!(resolved.copy_ups().len(), 7);
@@ -325,6 +474,7 @@ mod tests {
             ],
             generated: GeneratedOptions::default(),
             container_dir: Some(ContainerDir::persistent("/var/lib/ocirun/containers/n1")),
+            throw_away_caches: Vec::new(),
         };
         let resolved = plan.resolve((0, 0)).unwrap();
         assert_eq!(
@@ -459,5 +609,102 @@ mod tests {
             LinuxNamespaceType::Pid,
             LinuxNamespaceType::Network
         ])));
+    }
+
+    #[test]
+    fn the_users_binds_win_over_ocirun_s_mounts_below_them() {
+        let root = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for d in ["etc", "var/run", "a/real"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink("/etc", r.join("data")).unwrap();
+        std::os::unix::fs::symlink("../var/run", r.join("run")).unwrap();
+        std::os::unix::fs::symlink("/elsewhere", r.join("a/b")).unwrap();
+        let rootfs = Rootfs::open_unchecked(r).unwrap();
+        let src = host.path().display().to_string();
+        let file = host.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        let resolve = |user: &[String], tmpfs: &[&str]| {
+            let mut user_mounts: Vec<UserMount> = user.iter().map(|v| volume(v)).collect();
+            user_mounts.extend(
+                tmpfs
+                    .iter()
+                    .map(|t| t.parse::<TmpfsSpec>().unwrap().to_user_mount(t)),
+            );
+            let plan = MountPlan {
+                user_mounts,
+                image_volumes: vec!["/var/run/cache".into(), "/a/b/c".into(), "/srv".into()],
+                secrets: vec![SecretSpec {
+                    source: "/usr/share/secrets".into(),
+                    destination: "/run/secrets".into(),
+                }],
+                generated: GeneratedOptions {
+                    container_env: Some(crate::ContainerEnv::new("", "abc", false)),
+                    ..GeneratedOptions::default()
+                },
+                container_dir: Some(ContainerDir::persistent("/c")),
+                throw_away_caches: Vec::new(),
+            };
+            let resolved = plan.clone().resolve_in(&rootfs, (0, 0)).unwrap();
+            destinations(&resolved.mounts)
+                .into_iter()
+                .map(|(d, _)| d)
+                .collect::<Vec<_>>()
+        };
+        let all = [
+            "/var/run/cache",
+            "/a/b/c",
+            "/srv",
+            "/run/secrets",
+            "/etc/hosts",
+            "/etc/hostname",
+            "/etc/resolv.conf",
+            "/run/.containerenv",
+        ];
+        assert_eq!(resolve(&[], &[]), all);
+        // Through the rootfs's symlink /data -> /etc.
+        assert_eq!(
+            resolve(&[format!("{src}:/data")], &[]),
+            [
+                "/data",
+                "/var/run/cache",
+                "/a/b/c",
+                "/srv",
+                "/run/secrets",
+                "/run/.containerenv"
+            ]
+        );
+        // /run -> ../var/run: the volume below /var/run and the secret and .containerenv below
+        // /run are the same directory.
+        assert_eq!(
+            resolve(&[format!("{src}:/var/run")], &[]),
+            [
+                "/var/run",
+                "/a/b/c",
+                "/srv",
+                "/etc/hosts",
+                "/etc/hostname",
+                "/etc/resolv.conf"
+            ]
+        );
+        // /a/b is a dangling symlink in the rootfs, but /a is the user's directory.
+        assert_eq!(
+            resolve(&[format!("{src}:/a")], &[])[..3],
+            ["/a", "/var/run/cache", "/srv"]
+        );
+        // A tmpfs, or a bind of a file, leaves them.
+        let mut with_tmpfs = vec!["/etc".to_owned()];
+        with_tmpfs.extend(all.iter().map(|d| (*d).to_owned()));
+        assert_eq!(resolve(&[], &["/etc"]), with_tmpfs);
+        let with_file = resolve(&[format!("{}:/etc/hosts", file.display())], &[]);
+        assert_eq!(with_file.len(), all.len());
+        // Without the rootfs, nothing is left out.
+        let plan = MountPlan {
+            user_mounts: vec![volume(&format!("{src}:/etc"))],
+            ..MountPlan::default()
+        };
+        assert_eq!(plan.resolve((0, 0)).unwrap().mounts.len(), 4);
     }
 }

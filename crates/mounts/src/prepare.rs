@@ -1,15 +1,21 @@
 //! The mount list of a run and the filesystem work it needs before the runtime is called.
 //!
 //! Steps of [`prepare`], each undone by dropping (or [`Prepared::cleanup`]) what it returns:
-//! 1. write the generated files into the bundle directory (removed with the bundle);
-//! 2. when image volumes, secrets or throw-away overlays won their destinations: create the
-//!    container's directory (an ephemeral one is locked, and removed at the end), copy each
-//!    image volume out of the rootfs on first use, copy each secret afresh, create the empty
-//!    overlay `upper` and `work` directories;
-//! 3. `U`: chown each such bind source to the run's uid:gid; `z`/`Z`: relabel it for SELinux;
-//! 4. create the working directory inside the rootfs if missing (kept: the command may have
+//! 1. write the generated files and the `--secret` files (each with its mode and owner) into
+//!    the bundle directory (removed with the bundle);
+//! 2. when image volumes, secrets, throw-away overlays or throw-away caches won their
+//!    destinations: create the container's directory (an ephemeral one is locked, and removed
+//!    at the end), copy each image volume out of the rootfs on first use, copy each secret
+//!    afresh, create the empty overlay `upper` and `work` directories and the throw-away
+//!    cache directories;
+//! 3. open each named volume (created and filled from the rootfs on first use; the run holds
+//!    it until the end, so that it is not removed meanwhile) and create each cache directory
+//!    that does not exist yet;
+//! 4. `U`: chown each bind source and volume to the run's uid:gid; `z`/`Z`: relabel it for
+//!    SELinux;
+//! 5. create the working directory inside the rootfs if missing (kept: the command may have
 //!    written into it, so it is part of the run's result);
-//! 5. create each missing mount target inside the rootfs (an empty file for a file bind, a
+//! 6. create each missing mount target inside the rootfs (an empty file for a file bind, a
 //!    directory otherwise), with its missing parents; these are removed after the run when
 //!    they are still empty.
 
@@ -18,11 +24,12 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Mount, Spec};
 
 use crate::container_dir::ContainerDirGuard;
-use crate::copy::{copy_host_tree, copy_image_volume};
+use crate::copy::{copy_host_tree, copy_image_volume, Interrupt};
 use crate::generated::{write_generated_files, HostNetworkFiles};
 use crate::label::{chown_tree, relabel};
 use crate::ledger::{LedgerHold, TargetLedger};
 use crate::plan::has_network_namespace;
+use crate::store::{ensure_cache_dir, open_volume, NewVolume, VolumeHold};
 use crate::{MountsError, ResolvedMounts, Rootfs, UserMountKind};
 
 /// What [`prepare`] created. Dropping it removes the mount targets that are still empty,
@@ -37,6 +44,7 @@ pub struct Prepared<'r> {
     working_dir_created: Vec<PathBuf>,
     ledger: Option<LedgerHold>,
     container_dir: Option<ContainerDirGuard>,
+    volumes: Vec<VolumeHold>,
 }
 
 impl Prepared<'_> {
@@ -63,11 +71,12 @@ impl Prepared<'_> {
             }
         }
         while let Some(path) = self.created_targets.pop() {
-            if !self.rootfs.remove_if_empty(&path) {
+            if !self.rootfs.remove_if_empty(&path, None) {
                 tracing::debug!(path = %path.display(), "mount target kept: not empty");
             }
         }
         drop(self.container_dir.take());
+        self.volumes.clear();
     }
 }
 
@@ -100,6 +109,29 @@ pub fn prepare<'r>(
     host: &HostNetworkFiles,
     ledger: Option<&TargetLedger>,
 ) -> Result<Prepared<'r>, MountsError> {
+    prepare_interruptible(rootfs, bundle_dir, spec, mounts, host, ledger, &mut || {
+        false
+    })
+}
+
+/// [`prepare`] that gives up when `cancelled` returns true: it is asked while image volumes
+/// and named volumes are copied out of the rootfs (between entries, and between chunks of
+/// 8 MiB of a file, at most every 50 ms), so that a stop signal ends a copy of gigabytes
+/// within a fraction of a second.
+///
+/// # Errors
+/// As [`prepare`]; [`MountsError::Cancelled`] when `cancelled` said so. Either way the
+/// partial copy and everything else created before are removed.
+pub fn prepare_interruptible<'r>(
+    rootfs: &'r Rootfs,
+    bundle_dir: &Path,
+    spec: &Spec,
+    mounts: &ResolvedMounts,
+    host: &HostNetworkFiles,
+    ledger: Option<&TargetLedger>,
+    cancelled: &mut dyn FnMut() -> bool,
+) -> Result<Prepared<'r>, MountsError> {
+    let mut interrupt = Interrupt::new(cancelled);
     let plan = &mounts.plan;
     let mut prepared = Prepared {
         rootfs,
@@ -107,8 +139,14 @@ pub fn prepare<'r>(
         working_dir_created: Vec::new(),
         ledger: None,
         container_dir: None,
+        volumes: Vec::new(),
     };
-    let hostname = spec.hostname().clone().unwrap_or_default();
+    // No hostname in the spec: the host's UTS namespace, whose name is the host's (a joined
+    // one generates no /etc/hostname).
+    let hostname = spec
+        .hostname()
+        .clone()
+        .unwrap_or_else(|| host.hostname.clone());
     write_generated_files(
         bundle_dir,
         host,
@@ -116,6 +154,7 @@ pub fn prepare<'r>(
         &plan.generated,
         has_network_namespace(spec),
     )?;
+    write_run_secrets(bundle_dir, plan, &mounts.run_secrets)?;
 
     let owner = spec
         .process()
@@ -128,7 +167,8 @@ pub fn prepare<'r>(
     let overlays: Vec<usize> = (0..plan.user_mounts.len())
         .filter(|i| plan.throw_away_overlay(*i))
         .collect();
-    if !(volumes.is_empty() && secrets.is_empty() && overlays.is_empty()) {
+    let caches = &plan.throw_away_caches;
+    if !(volumes.is_empty() && secrets.is_empty() && overlays.is_empty() && caches.is_empty()) {
         let guard = prepared
             .container_dir
             .insert(plan.dir("a volume copy")?.open()?);
@@ -137,31 +177,21 @@ pub fn prepare<'r>(
             if !path.exists() {
                 // First use: copy beside it, then rename, so that a failed copy is never
                 // taken for a finished one.
-                let tmp = tmp_sibling(path);
-                remove_if_present(&tmp)?;
                 create_parent(path)?;
-                copy_image_volume(rootfs, volume, &tmp)?;
-                std::fs::rename(&tmp, path).map_err(|source| MountsError::Host {
-                    action: "rename",
-                    path: tmp.clone(),
-                    source,
+                copy_then_rename(path, |tmp| {
+                    copy_image_volume(rootfs, volume, tmp, &mut interrupt)
                 })?;
             }
         }
         for (secret, path) in secrets {
-            let tmp = tmp_sibling(path);
-            remove_if_present(&tmp)?;
             create_parent(path)?;
-            copy_host_tree(&secret.source, &tmp).map_err(|source| MountsError::CopySecret {
-                source_path: secret.source.clone(),
-                destination: secret.destination.clone(),
-                source,
-            })?;
-            remove_if_present(path)?;
-            std::fs::rename(&tmp, path).map_err(|source| MountsError::Host {
-                action: "rename",
-                path: tmp.clone(),
-                source,
+            copy_then_rename(path, |tmp| {
+                copy_host_tree(&secret.source, tmp).map_err(|source| MountsError::CopySecret {
+                    source_path: secret.source.clone(),
+                    destination: secret.destination.clone(),
+                    source,
+                })?;
+                remove_if_present(path)
             })?;
         }
         for index in overlays {
@@ -174,15 +204,44 @@ pub fn prepare<'r>(
                 })?;
             }
         }
+        for &index in caches {
+            let UserMountKind::Cache(cache) = &plan.user_mounts[index].kind else {
+                continue;
+            };
+            let path = dir.cache_dir(index);
+            ensure_cache_dir(&path, (cache.uid, cache.gid), cache.mode)?;
+        }
     }
-    for m in &plan.user_mounts {
-        if let UserMountKind::Bind(bind) = &m.kind {
-            if bind.chown {
-                chown_tree(&bind.source, owner.0, owner.1)?;
+    for (i, m) in plan.user_mounts.iter().enumerate() {
+        let bind = match &m.kind {
+            UserMountKind::Bind(bind) => bind,
+            UserMountKind::Volume(volume) => {
+                let new = NewVolume {
+                    rootfs,
+                    destination: &m.destination,
+                    copy: volume.copy,
+                    owner,
+                };
+                prepared.volumes.push(open_volume(
+                    &volume.dir,
+                    &volume.name,
+                    volume.create,
+                    new,
+                    &mut interrupt,
+                )?);
+                &volume.bind
             }
-            if let Some(how) = bind.relabel {
-                relabel(&bind.source, mount_label.as_deref(), how)?;
+            UserMountKind::Cache(cache) if !caches.contains(&i) => {
+                ensure_cache_dir(&cache.dir, (cache.uid, cache.gid), cache.mode)?;
+                continue;
             }
+            _ => continue,
+        };
+        if bind.chown {
+            chown_tree(&bind.source, owner.0, owner.1)?;
+        }
+        if let Some(how) = bind.relabel {
+            relabel(&bind.source, mount_label.as_deref(), how)?;
         }
     }
 
@@ -231,8 +290,8 @@ pub fn prepare<'r>(
                 None => Vec::new(),
             };
             planned.push(dst.clone());
-            if let Some(hold) = &prepared.ledger {
-                hold.ledger().record(hold, rootfs, &planned)?;
+            if let Some(hold) = &mut prepared.ledger {
+                hold.ledger().record_planned(hold, rootfs, &planned)?;
             }
             if let Some(parent) = dst.parent() {
                 let created = rootfs.create_dirs(parent, "create mount target")?;
@@ -242,9 +301,9 @@ pub fn prepare<'r>(
                 prepared.created_targets.push(dst.clone());
             }
         } else {
-            if let Some(hold) = &prepared.ledger {
+            if let Some(hold) = &mut prepared.ledger {
                 let planned = rootfs.missing_dirs(dst, "create mount target")?.1;
-                hold.ledger().record(hold, rootfs, &planned)?;
+                hold.ledger().record_planned(hold, rootfs, &planned)?;
             }
             let created = rootfs.create_dirs(dst, "create mount target")?;
             // runc gives a tmpfs the mode of the directory it covers: a target made here takes
@@ -255,12 +314,63 @@ pub fn prepare<'r>(
             prepared.created_targets.extend(created);
         }
     }
-    if let Some(hold) = &prepared.ledger {
+    if let Some(hold) = &mut prepared.ledger {
         hold.ledger()
-            .record(hold, rootfs, &prepared.created_targets)?;
+            .record_created(hold, rootfs, &prepared.created_targets)?;
     }
     drop(mutex);
     Ok(prepared)
+}
+
+/// Writes the bytes of each `--secret` mount (`files`: the user mount's index and its file
+/// relative to the bundle) into the bundle, with its mode and owner.
+fn write_run_secrets(
+    bundle_dir: &Path,
+    plan: &crate::MountPlan,
+    files: &[(usize, PathBuf)],
+) -> Result<(), MountsError> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if files.is_empty() {
+        return Ok(());
+    }
+    let dir = bundle_dir.join(crate::plan::RUN_SECRETS_DIR);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|source| MountsError::Host {
+            action: "create directory",
+            path: dir.clone(),
+            source,
+        })?;
+    for (index, file) in files {
+        let UserMountKind::Secret(secret) = &plan.user_mounts[*index].kind else {
+            continue;
+        };
+        let path = bundle_dir.join(file);
+        let fail = |action: &'static str| {
+            let path = path.clone();
+            move |source| MountsError::Host {
+                action,
+                path,
+                source,
+            }
+        };
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(fail("create"))?;
+        out.write_all(secret.bytes.as_bytes())
+            .map_err(fail("write"))?;
+        std::os::unix::fs::fchown(&out, secret.uid, secret.gid).map_err(fail("chown"))?;
+        out.set_permissions(std::fs::Permissions::from_mode(
+            secret.mode.unwrap_or(0o400),
+        ))
+        .map_err(fail("chmod"))?;
+    }
+    Ok(())
 }
 
 /// The `mode=` of a tmpfs mount, if any.
@@ -274,6 +384,28 @@ fn tmpfs_mode(mount: &Mount) -> Option<u32> {
         .iter()
         .find_map(|o| o.strip_prefix("mode="))
         .and_then(|m| u32::from_str_radix(m, 8).ok())
+}
+
+/// Makes `path` with `copy` (into a temporary sibling, renamed over `path` once complete), so
+/// that a copy that fails half-way (a full disk, an entry that cannot be read) is never taken
+/// for a finished one and leaves nothing: the partial copy is removed at once.
+fn copy_then_rename(
+    path: &Path,
+    copy: impl FnOnce(&Path) -> Result<(), MountsError>,
+) -> Result<(), MountsError> {
+    let tmp = tmp_sibling(path);
+    remove_if_present(&tmp)?;
+    if let Err(e) = copy(&tmp) {
+        if let Err(left) = remove_if_present(&tmp) {
+            tracing::warn!(error = %left, "cannot remove a partial copy");
+        }
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).map_err(|source| MountsError::Host {
+        action: "rename",
+        path: tmp.clone(),
+        source,
+    })
 }
 
 /// `DIR/.NAME.tmp` for `DIR/NAME`.
@@ -486,6 +618,29 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_that_fails_half_way_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("volume");
+        let err = copy_then_rename(&path, |tmp| {
+            std::fs::create_dir(tmp).unwrap();
+            std::fs::write(tmp.join("half"), "x").unwrap();
+            Err(MountsError::NoContainerDir("a test"))
+        })
+        .unwrap_err();
+        assert!(matches!(err, MountsError::NoContainerDir(_)));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        copy_then_rename(&path, |tmp| {
+            std::fs::create_dir(tmp).map_err(|source| MountsError::Host {
+                action: "create",
+                path: tmp.to_path_buf(),
+                source,
+            })
+        })
+        .unwrap();
+        assert!(path.is_dir());
+    }
+
+    #[test]
     fn with_a_ledger_the_last_run_removes_the_targets() {
         let dir = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();
@@ -542,5 +697,151 @@ mod tests {
         assert!(dir.path().join("etc/hosts").is_file());
         assert_eq!(ledger.sweep().unwrap(), 4);
         assert!(!dir.path().join("etc").exists());
+    }
+
+    /// The entries below `dir`, relative, sorted.
+    fn tree(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let path = e.unwrap().path();
+                out.push(format!("{:?}", path.strip_prefix(dir).unwrap()));
+                if path.is_dir() && !path.is_symlink() {
+                    stack.push(path);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_newline_in_a_destination_removes_only_what_the_run_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let bundle = tempfile::tempdir().unwrap();
+        for d in ["proc", "dev", "sys", "etc", "foo"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let before = tree(dir.path());
+        let rootfs = Rootfs::open(dir.path()).unwrap();
+        let ledger = TargetLedger::new(state.path());
+        let raw = "/foo\n/etc:size=1m";
+        let plan = MountPlan {
+            user_mounts: vec![raw.parse::<crate::TmpfsSpec>().unwrap().to_user_mount(raw)],
+            ..MountPlan::default()
+        };
+        let (spec, resolved) = spec_for(&plan, "/");
+        let prepared = prepare(
+            &rootfs,
+            bundle.path(),
+            &spec,
+            &resolved,
+            &HostNetworkFiles::default(),
+            Some(&ledger),
+        )
+        .unwrap();
+        assert!(dir.path().join("foo\n/etc").is_dir());
+        drop(prepared);
+        assert_eq!(
+            tree(dir.path()),
+            before,
+            "the rootfs's own empty /foo and /etc stay"
+        );
+        assert_eq!(
+            tree(state.path()),
+            Vec::<String>::new(),
+            "no ledger file stays"
+        );
+
+        // A run that dies: gc removes what it made, and only that.
+        let prepared = prepare(
+            &rootfs,
+            bundle.path(),
+            &spec,
+            &resolved,
+            &HostNetworkFiles::default(),
+            Some(&ledger),
+        )
+        .unwrap();
+        let mut prepared = std::mem::ManuallyDrop::new(prepared);
+        drop(prepared.ledger.take());
+        assert_eq!(ledger.sweep().unwrap(), 5);
+        assert_eq!(tree(dir.path()), before);
+        assert_eq!(tree(state.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_newline_in_the_rootfs_path_does_not_lead_gc_to_another_directory() {
+        let base = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let bundle = tempfile::tempdir().unwrap();
+        // `a` is another directory, whose path is the rootfs's up to the newline.
+        let other = base.path().join("a");
+        let root = base.path().join("a\n");
+        for r in [&other, &root] {
+            for d in ["proc", "dev", "sys"] {
+                std::fs::create_dir_all(r.join(d)).unwrap();
+            }
+        }
+        std::fs::create_dir(other.join("etc")).unwrap();
+        let other_before = tree(&other);
+        let rootfs = Rootfs::open(&root).unwrap();
+        let ledger = TargetLedger::new(state.path());
+        let (spec, resolved) = spec_for(&MountPlan::default(), "/");
+        let prepared = prepare(
+            &rootfs,
+            bundle.path(),
+            &spec,
+            &resolved,
+            &HostNetworkFiles::default(),
+            Some(&ledger),
+        )
+        .unwrap();
+        let mut prepared = std::mem::ManuallyDrop::new(prepared);
+        drop(prepared.ledger.take());
+        assert_eq!(ledger.sweep().unwrap(), 4);
+        assert_eq!(tree(&other), other_before);
+        assert_eq!(tree(&root), ["\"dev\"", "\"proc\"", "\"sys\""]);
+        assert_eq!(tree(state.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn runs_starting_while_the_last_one_ends_keep_their_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        for d in ["proc", "dev", "sys"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let before = tree(dir.path());
+        let rootfs = Rootfs::open(dir.path()).unwrap();
+        let ledger = TargetLedger::new(state.path());
+        let (spec, resolved) = spec_for(&MountPlan::default(), "/");
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..25 {
+                        let bundle = tempfile::tempdir().unwrap();
+                        let prepared = prepare(
+                            &rootfs,
+                            bundle.path(),
+                            &spec,
+                            &resolved,
+                            &HostNetworkFiles::default(),
+                            Some(&ledger),
+                        )
+                        .unwrap();
+                        assert!(
+                            dir.path().join("etc/hosts").is_file(),
+                            "a target of an active run was removed"
+                        );
+                        drop(prepared);
+                    }
+                });
+            }
+        });
+        assert_eq!(tree(dir.path()), before);
+        assert_eq!(tree(state.path()), Vec::<String>::new());
     }
 }

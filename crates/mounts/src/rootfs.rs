@@ -5,17 +5,18 @@
 //! never on the host.
 
 use std::fs::Permissions;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use nix::sys::stat::{fstat, SFlag};
+use nix::sys::stat::{fstat, fstatat, SFlag};
 use pathrs::flags::OpenFlags;
 use pathrs::Root;
 
 use crate::error::{io_from_pathrs, CommandError, MountsError};
 use crate::exec_check::{self, Format};
+use crate::input::{check_input, kind_name, read_checked};
 
 /// The `PATH` a command is searched in when the container's environment has none: the value
 /// runc's `runc spec`, buildah and podman give every container.
@@ -26,11 +27,56 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UserFiles {
-    /// `/etc/passwd`, lossily decoded; empty when the rootfs has none.
+    /// `/etc/passwd`, lossily decoded; empty when the rootfs has none or it cannot be read.
     pub passwd: String,
-    /// `/etc/group`, lossily decoded; empty when the rootfs has none.
+    /// `/etc/group`, lossily decoded; empty when the rootfs has none or it cannot be read.
     pub group: String,
+    /// Why `/etc/passwd` exists but cannot be read.
+    pub passwd_unreadable: Option<Unreadable>,
+    /// Why `/etc/group` exists but cannot be read.
+    pub group_unreadable: Option<Unreadable>,
 }
+
+/// A file of the rootfs's user database that exists but cannot be read, and what that means
+/// for the runtime, which reads `/etc/passwd` and `/etc/group` itself to set up the user
+/// (runc does, even for a numeric uid and gid).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unreadable {
+    /// It cannot be resolved (a symlink loop): the runtime cannot open it either, and does
+    /// without it.
+    Unresolvable(String),
+    /// A directory: the runtime fails reading it.
+    Directory,
+    /// Not a regular file of at most 16 MiB (a FIFO, a device, a socket, a larger file): the
+    /// runtime would wait for a FIFO or read without end, so an empty file must be
+    /// bind-mounted over it ([`GeneratedOptions::passwd`](crate::GeneratedOptions::passwd),
+    /// [`GeneratedOptions::group`](crate::GeneratedOptions::group)).
+    NeedsCover(String),
+}
+
+impl Unreadable {
+    /// Why it cannot be read: `Too many levels of symbolic links (os error 40)`, `not a
+    /// regular file (a directory)`, `not a regular file (a FIFO)`, `larger than 16 MiB`.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Unresolvable(reason) | Self::NeedsCover(reason) => reason,
+            Self::Directory => "not a regular file (a directory)",
+        }
+    }
+}
+
+/// The rootfs directories on which the runtime mounts filesystems: each must be a directory
+/// or missing ([`Rootfs::open`]).
+const RUNTIME_DIRS: [&str; 4] = ["dev", "proc", "sys", "run"];
+
+/// The rootfs directories on which the runtime mounts filesystems of its own (procfs, sysfs,
+/// a tmpfs) before the mounts below them: it resolves paths through those, not through the
+/// rootfs's directories.
+const RUNTIME_MOUNT_DIRS: [&str; 3] = ["proc", "sys", "dev"];
+
+/// The length from which a path cannot be used (the kernel's `PATH_MAX`, its NUL included).
+const PATH_MAX: usize = 4096;
 
 /// A container root filesystem on the host, held open by a root handle.
 #[derive(Debug)]
@@ -48,13 +94,67 @@ pub(crate) enum Kind {
 }
 
 impl Rootfs {
-    /// Opens the directory `path` as a rootfs. A relative `path` is taken from the current
-    /// directory; the stored path is absolute and free of symlinks (it goes into the spec's
-    /// `root.path`).
+    /// Opens the directory `path` as a rootfs to run in. A relative `path` is taken from the
+    /// current directory; the stored path is absolute and free of symlinks (it goes into the
+    /// spec's `root.path`).
+    ///
+    /// Its `/dev`, `/proc`, `/sys` and `/run`, on which the runtime mounts filesystems and
+    /// creates device nodes and symlinks, must each be a directory or missing (a missing one
+    /// is created as a mount target): a symlink there, absolute or relative, would lead the
+    /// runtime out of the rootfs, and a file or FIFO cannot be mounted on. Its absolute path
+    /// must be valid UTF-8: `config.json` is JSON, whose strings cannot hold other bytes.
     ///
     /// # Errors
-    /// [`MountsError::OpenRootfs`] naming `path` when it does not exist or is not a directory.
+    /// [`MountsError::OpenRootfs`] naming `path` when it does not exist, is not a directory or
+    /// its absolute path is not UTF-8, or naming the first of those directories that is
+    /// something else (`rootfs "/r": /dev is a symlink, not a directory`).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, MountsError> {
+        let rootfs = Self::open_unchecked(path.as_ref())?;
+        if rootfs.path.to_str().is_none() {
+            return Err(MountsError::OpenRootfs {
+                path: path.as_ref().to_path_buf(),
+                source: std::io::Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "its path {:?} is not valid UTF-8, which the runtime's config.json \
+                         cannot hold",
+                        rootfs.path
+                    ),
+                ),
+            });
+        }
+        for dir in RUNTIME_DIRS {
+            match fstatat(
+                rootfs.root.as_fd(),
+                dir,
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st)
+                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR => {}
+                Ok(st) => {
+                    return Err(MountsError::OpenRootfs {
+                        path: path.as_ref().to_path_buf(),
+                        source: std::io::Error::new(
+                            ErrorKind::InvalidInput,
+                            format!("/{dir} is {}, not a directory", kind_name(st.st_mode)),
+                        ),
+                    })
+                }
+                Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => {
+                    return Err(MountsError::OpenRootfs {
+                        path: path.as_ref().to_path_buf(),
+                        source: std::io::Error::from(e),
+                    })
+                }
+            }
+        }
+        Ok(rootfs)
+    }
+
+    /// [`Self::open`] without the checks of the runtime's directories: for removing what a
+    /// run left in a rootfs.
+    pub(crate) fn open_unchecked(path: impl AsRef<Path>) -> Result<Self, MountsError> {
         let given = path.as_ref();
         let fail = |source| MountsError::OpenRootfs {
             path: given.to_path_buf(),
@@ -87,10 +187,13 @@ impl Rootfs {
         }
     }
 
-    /// Reads the file at `path` inside the rootfs; `Ok(None)` when it does not exist.
+    /// Reads the file at `path` inside the rootfs; `Ok(None)` when it does not exist. Only a
+    /// regular file of at most 16 MiB is read ([`MAX_INPUT_BYTES`](crate::MAX_INPUT_BYTES)),
+    /// opened with `O_NONBLOCK`; anything else is never opened for reading.
     ///
     /// # Errors
-    /// [`MountsError::InRootfs`] when it exists but cannot be read.
+    /// [`MountsError::InRootfs`] when it exists but cannot be read, or is not a regular file of
+    /// at most 16 MiB (`read "/etc/passwd" in rootfs "/r": not a regular file (a FIFO)`).
     pub fn read_file(&self, path: impl AsRef<Path>) -> Result<Option<Vec<u8>>, MountsError> {
         let path = path.as_ref();
         let handle = match self.root.resolve(path) {
@@ -103,28 +206,49 @@ impl Rootfs {
                 return Err(self.in_rootfs("resolve", path, err));
             }
         };
-        let mut file = handle
-            .reopen(OpenFlags::O_RDONLY)
+        // Not opened for reading unless it is a regular file (no device opened, no FIFO
+        // waited for), then with O_NONBLOCK, and read to at most 16 MiB.
+        let st = fstat(handle.as_fd())
+            .map_err(|e| self.in_rootfs("read", path, std::io::Error::from(e)))?;
+        check_input(&st).map_err(|e| self.in_rootfs("read", path, e))?;
+        let file = handle
+            .reopen(OpenFlags::O_RDONLY | OpenFlags::O_NONBLOCK | OpenFlags::O_NOCTTY)
             .map_err(|e| self.in_rootfs("open", path, io_from_pathrs(e)))?;
-        let mut buf = Vec::new();
-        file.read_to_end(&mut buf)
-            .map_err(|e| self.in_rootfs("read", path, e))?;
-        Ok(Some(buf))
+        read_checked(file)
+            .map(Some)
+            .map_err(|e| self.in_rootfs("read", path, e))
     }
 
     /// The rootfs's user database files, `/etc/passwd` and `/etc/group`, each empty when
-    /// absent. A symlinked `/etc/passwd` resolves inside the rootfs.
-    ///
-    /// # Errors
-    /// [`MountsError::InRootfs`] when a file exists but cannot be read.
-    pub fn user_files(&self) -> Result<UserFiles, MountsError> {
-        let text = |p| -> Result<String, MountsError> {
-            Ok(String::from_utf8_lossy(&self.read_file(p)?.unwrap_or_default()).into_owned())
+    /// absent. A symlinked `/etc/passwd` resolves inside the rootfs. A file that exists but
+    /// cannot be read ([`Self::read_file`]) is empty too, with the reason in
+    /// [`UserFiles::passwd_unreadable`] or [`UserFiles::group_unreadable`]: the caller decides
+    /// whether the run can do without it.
+    pub fn user_files(&self) -> UserFiles {
+        let text = |p: &str| match self.read_file(p) {
+            Ok(bytes) => (
+                String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned(),
+                None,
+            ),
+            Err(e) => {
+                let reason = std::error::Error::source(&e)
+                    .map_or_else(|| e.to_string(), ToString::to_string);
+                let unreadable = match self.kind(Path::new(p)) {
+                    Ok(Some(Kind::Directory)) => Unreadable::Directory,
+                    Ok(Some(_)) => Unreadable::NeedsCover(reason),
+                    Ok(None) | Err(_) => Unreadable::Unresolvable(reason),
+                };
+                (String::new(), Some(unreadable))
+            }
         };
-        Ok(UserFiles {
-            passwd: text("/etc/passwd")?,
-            group: text("/etc/group")?,
-        })
+        let (passwd, passwd_unreadable) = text("/etc/passwd");
+        let (group, group_unreadable) = text("/etc/group");
+        UserFiles {
+            passwd,
+            group,
+            passwd_unreadable,
+            group_unreadable,
+        }
     }
 
     /// The kind of inode at `path`, following symlinks inside the rootfs; `None` when absent.
@@ -301,15 +425,16 @@ impl Rootfs {
         }
     }
 
-    /// The first [`exec_check::HEAD_LEN`] bytes of the file at `path` (fewer for a shorter
-    /// one); `None` when it cannot be opened or read.
+    /// The first [`exec_check::HEAD_LEN`] bytes of the regular file at `path` (fewer for a
+    /// shorter one); `None` when it is no regular file or cannot be opened or read.
     fn read_head(&self, path: &Path) -> Option<Vec<u8>> {
-        let mut file = self
-            .root
-            .resolve(path)
-            .ok()?
-            .reopen(OpenFlags::O_RDONLY)
-            .ok()?;
+        use std::io::Read;
+        let handle = self.root.resolve(path).ok()?;
+        let st = fstat(handle.as_fd()).ok()?;
+        if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
+            return None;
+        }
+        let mut file = handle.reopen(OpenFlags::O_RDONLY).ok()?;
         let mut head = vec![0; exec_check::HEAD_LEN];
         let mut len = 0;
         while len < head.len() {
@@ -340,7 +465,21 @@ impl Rootfs {
     ) -> Result<Vec<PathBuf>, MountsError> {
         let dir = dir.as_ref();
         let created = self.create_dirs(dir, "create working directory")?;
-        for path in &created {
+        self.own_working_dir(dir, &created, uid, gid)
+            .inspect_err(|_| self.remove_created(&created))?;
+        Ok(created)
+    }
+
+    /// Gives the components `created` of the working directory `dir` their owner and mode,
+    /// and checks that `dir` is a directory.
+    fn own_working_dir(
+        &self,
+        dir: &Path,
+        created: &[PathBuf],
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), MountsError> {
+        for path in created {
             let file = self
                 .root
                 .resolve_nofollow(path)
@@ -360,7 +499,17 @@ impl Rootfs {
         if self.kind(dir)? != Some(Kind::Directory) {
             return Err(MountsError::WorkingDirNotDirectory(dir.to_path_buf()));
         }
-        Ok(created)
+        Ok(())
+    }
+
+    /// Removes the directories `created` (outermost first) that are still empty, innermost
+    /// first: the undo of a [`Self::create_dirs`] whose caller failed after it.
+    fn remove_created(&self, created: &[PathBuf]) {
+        for path in created.iter().rev() {
+            if !self.remove_if_empty(path, None) {
+                tracing::debug!(path = %path.display(), "created directory kept: not empty");
+            }
+        }
     }
 
     /// The in-rootfs path at which `path` would be created, following symlinks inside the
@@ -422,6 +571,60 @@ impl Rootfs {
         Ok(Ok(prefix))
     }
 
+    /// The symlink (its path and target) through which `destination`, resolved in the rootfs
+    /// one component at a time as the runtime resolves a mount destination, enters one of
+    /// [`RUNTIME_MOUNT_DIRS`], and that directory's name; `None` when it enters none through
+    /// a symlink (a destination written below `/proc` is the runtime's to judge) or cannot be
+    /// resolved (40 symlinks).
+    pub(crate) fn symlink_into_runtime_dir(
+        &self,
+        destination: &Path,
+    ) -> Option<(PathBuf, PathBuf, String)> {
+        use std::collections::VecDeque;
+        use std::ffi::OsString;
+        let mut pending: VecDeque<OsString> = VecDeque::new();
+        let push_front = |pending: &mut VecDeque<OsString>, path: &Path| {
+            for c in path.components().rev() {
+                match c {
+                    Component::Normal(n) => pending.push_front(n.to_os_string()),
+                    Component::ParentDir => pending.push_front(OsString::from("..")),
+                    _ => {}
+                }
+            }
+        };
+        push_front(&mut pending, destination);
+        let mut prefix = PathBuf::from("/");
+        let mut last_link: Option<(PathBuf, PathBuf)> = None;
+        let mut hops = 0;
+        while let Some(name) = pending.pop_front() {
+            if name == ".." {
+                prefix.pop();
+                continue;
+            }
+            if prefix == Path::new("/") && RUNTIME_MOUNT_DIRS.iter().any(|d| name == *d) {
+                if let Some((link, target)) = last_link {
+                    return Some((link, target, name.to_string_lossy().into_owned()));
+                }
+            }
+            let candidate = prefix.join(&name);
+            match self.root.readlink(&candidate) {
+                Ok(target) => {
+                    hops += 1;
+                    if hops > 40 {
+                        return None;
+                    }
+                    if target.is_absolute() {
+                        prefix = PathBuf::from("/");
+                    }
+                    push_front(&mut pending, &target);
+                    last_link = Some((candidate, target));
+                }
+                Err(_) => prefix = candidate,
+            }
+        }
+        None
+    }
+
     /// The in-rootfs path of an open handle: its `/proc/self/fd` link, less the rootfs path.
     fn physical(&self, fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<PathBuf> {
         use std::os::fd::AsRawFd;
@@ -432,19 +635,29 @@ impl Rootfs {
         Ok(Path::new("/").join(inside))
     }
 
-    /// `mkdir -p` inside the rootfs (mode 0755), through dangling symlinks too
-    /// ([`Self::path_for_create`]); returns the components it created (their resolved
-    /// paths), outermost first.
     /// What [`Self::create_dirs`] would create for `dir`: the resolved directory path and its
     /// missing components, outermost first. Creates nothing.
+    ///
+    /// # Errors
+    /// [`MountsError::InRootfs`] when `dir` cannot be resolved, or when the resolved path has
+    /// `PATH_MAX` (4096) bytes or more (`ENAMETOOLONG`): neither the runtime nor the command
+    /// could use it, so nothing is created for it.
     pub(crate) fn missing_dirs(
         &self,
         dir: &Path,
         action: &'static str,
     ) -> Result<(PathBuf, Vec<PathBuf>), MountsError> {
+        let given = dir;
         let dir = self
             .path_for_create(dir)
             .map_err(|e| self.in_rootfs(action, dir, e))?;
+        if dir.as_os_str().len() >= PATH_MAX {
+            return Err(self.in_rootfs(
+                action,
+                given,
+                std::io::Error::from(nix::errno::Errno::ENAMETOOLONG),
+            ));
+        }
         let mut missing = Vec::new();
         let mut prefix = PathBuf::from("/");
         for component in dir.components() {
@@ -458,6 +671,9 @@ impl Rootfs {
         Ok((dir, missing))
     }
 
+    /// `mkdir -p` inside the rootfs (mode 0755), through dangling symlinks too
+    /// ([`Self::path_for_create`]); returns the components it created (their resolved
+    /// paths), outermost first. When it fails half-way, what it created is removed again.
     pub(crate) fn create_dirs(
         &self,
         dir: &Path,
@@ -468,9 +684,10 @@ impl Rootfs {
         if missing.is_empty() {
             return Ok(missing);
         }
-        self.root
-            .mkdir_all(dir, &Permissions::from_mode(0o755))
-            .map_err(|e| self.in_rootfs(action, dir, io_from_pathrs(e)))?;
+        if let Err(e) = self.root.mkdir_all(dir, &Permissions::from_mode(0o755)) {
+            self.remove_created(&missing);
+            return Err(self.in_rootfs(action, dir, io_from_pathrs(e)));
+        }
         Ok(missing)
     }
 
@@ -506,20 +723,34 @@ impl Rootfs {
         }
     }
 
-    /// Removes `path` inside the rootfs if it is an empty directory or an empty regular file;
-    /// anything else (including a path that is gone) is left alone. Returns whether it removed.
-    pub(crate) fn remove_if_empty(&self, path: &Path) -> bool {
-        match self.kind(path) {
-            Ok(Some(Kind::Directory)) => self.root.remove_dir(path).is_ok(),
-            Ok(Some(Kind::Regular { .. })) => {
-                let empty = self
-                    .root
-                    .resolve_nofollow(path)
-                    .ok()
-                    .and_then(|h| fstat(h.as_fd()).ok())
-                    .is_some_and(|st| st.st_size == 0);
-                empty && self.root.remove_file(path).is_ok()
-            }
+    /// The device and inode numbers of `path` inside the rootfs (a final symlink not
+    /// followed); `None` when it cannot be resolved.
+    pub(crate) fn identity(&self, path: &Path) -> Option<(u64, u64)> {
+        let handle = self.root.resolve_nofollow(path).ok()?;
+        let st = fstat(handle.as_fd()).ok()?;
+        #[allow(clippy::useless_conversion)]
+        Some((u64::from(st.st_dev), u64::from(st.st_ino)))
+    }
+
+    /// Removes `path` inside the rootfs if it is an empty directory or an empty regular file
+    /// (a final symlink not followed) and, with `made`, still the inode of those device and
+    /// inode numbers; anything else (including a path that is gone) is left alone. Returns
+    /// whether it removed.
+    pub(crate) fn remove_if_empty(&self, path: &Path, made: Option<(u64, u64)>) -> bool {
+        let Ok(handle) = self.root.resolve_nofollow(path) else {
+            return false;
+        };
+        let Ok(st) = fstat(handle.as_fd()) else {
+            return false;
+        };
+        #[allow(clippy::useless_conversion)]
+        let identity = (u64::from(st.st_dev), u64::from(st.st_ino));
+        if made.is_some_and(|made| made != identity) {
+            return false;
+        }
+        match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFDIR => self.root.remove_dir(path).is_ok(),
+            SFlag::S_IFREG => st.st_size == 0 && self.root.remove_file(path).is_ok(),
             _ => false,
         }
     }
@@ -543,6 +774,7 @@ fn normalized(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_spec::describe;
     use std::os::unix::fs::symlink;
 
     /// This process's effective uid and gid: an owner any test may give.
@@ -582,11 +814,109 @@ mod tests {
     }
 
     #[test]
+    fn runtime_dirs_must_be_directories_or_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path().join("r");
+        std::fs::create_dir_all(r.join("proc")).unwrap();
+        let host = dir.path().join("host");
+        std::fs::create_dir(&host).unwrap();
+        Rootfs::open(&r).unwrap();
+        let err = |r: &Path| describe(&Rootfs::open(r).unwrap_err());
+        let name = format!("rootfs {r:?}");
+        symlink(&host, r.join("dev")).unwrap();
+        assert_eq!(
+            err(&r),
+            format!("{name}: /dev is a symlink, not a directory")
+        );
+        std::fs::remove_file(r.join("dev")).unwrap();
+        symlink("../../..", r.join("sys")).unwrap();
+        assert_eq!(
+            err(&r),
+            format!("{name}: /sys is a symlink, not a directory")
+        );
+        std::fs::remove_file(r.join("sys")).unwrap();
+        std::fs::write(r.join("run"), "").unwrap();
+        assert_eq!(
+            err(&r),
+            format!("{name}: /run is a regular file, not a directory")
+        );
+        std::fs::remove_file(r.join("run")).unwrap();
+        std::fs::remove_dir(r.join("proc")).unwrap();
+        nix::unistd::mkfifo(
+            &r.join("proc"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        assert_eq!(err(&r), format!("{name}: /proc is a FIFO, not a directory"));
+        assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0);
+        // Removing what runs left does not need them.
+        Rootfs::open_unchecked(&r).unwrap();
+    }
+
+    #[test]
     fn symlinked_passwd_resolves_inside() {
         let (_dir, root) = rootfs();
-        let files = root.user_files().unwrap();
+        let files = root.user_files();
         assert_eq!(files.passwd, "app:x:1000:1000::/home/app:/bin/sh\n");
         assert_eq!(files.group, "");
+    }
+
+    #[test]
+    fn unreadable_user_files_say_why_without_blocking() {
+        let (dir, root) = rootfs();
+        let etc = dir.path().join("etc");
+        let reasons = |root: &Rootfs| {
+            let files = root.user_files();
+            (
+                files.passwd,
+                files.passwd_unreadable,
+                files.group,
+                files.group_unreadable,
+            )
+        };
+        std::fs::remove_file(etc.join("passwd")).unwrap();
+        nix::unistd::mkfifo(
+            &etc.join("passwd"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        std::fs::create_dir(etc.join("group")).unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(
+            reasons(&root),
+            (
+                String::new(),
+                Some(Unreadable::NeedsCover("not a regular file (a FIFO)".into())),
+                String::new(),
+                Some(Unreadable::Directory)
+            )
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        std::fs::remove_file(etc.join("passwd")).unwrap();
+        symlink("passwd", etc.join("passwd")).unwrap();
+        std::fs::remove_dir(etc.join("group")).unwrap();
+        std::fs::File::create(etc.join("group"))
+            .unwrap()
+            .set_len(crate::MAX_INPUT_BYTES + 1)
+            .unwrap();
+        let (_, passwd, _, group) = reasons(&root);
+        assert_eq!(
+            (passwd, group),
+            (
+                Some(Unreadable::Unresolvable(
+                    "Too many levels of symbolic links (os error 40)".into()
+                )),
+                Some(Unreadable::NeedsCover("larger than 16 MiB".into()))
+            )
+        );
+        let err = root.read_file("/etc/group").unwrap_err();
+        assert_eq!(
+            describe(&err),
+            format!(
+                "read \"/etc/group\" in rootfs {:?}: larger than 16 MiB",
+                root.path()
+            )
+        );
     }
 
     #[test]

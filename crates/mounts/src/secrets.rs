@@ -64,14 +64,15 @@ pub(crate) fn parse_mounts_conf(file: &str, text: &str) -> Result<Vec<SecretSpec
 /// secrets, leaving out, with a warning, those whose source does not exist.
 ///
 /// # Errors
-/// [`MountsError::Host`] when a file exists but cannot be read; [`MountsError::Spec`] for a
+/// [`MountsError::Host`] when a file exists but cannot be read or is not a regular file of at
+/// most 16 MiB ([`read_input_file`](crate::read_input_file)); [`MountsError::Spec`] for a
 /// malformed line.
 pub fn load_secrets<P: AsRef<Path>>(files: &[P]) -> Result<Vec<SecretSpec>, MountsError> {
     let mut out = Vec::new();
     for file in files {
         let file = file.as_ref();
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
+        let text = match crate::read_input_file(file) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(source) => {
                 return Err(MountsError::Host {

@@ -61,3 +61,15 @@ pub(crate) fn final_spec(cwd: &str, mounts: &[Mount]) -> Spec {
         .build()
         .unwrap()
 }
+
+/// An error and its causes on one line, joined by `: `, as the ocirun binary prints them.
+pub(crate) fn describe(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::user_mount::{
-    check_tmpfs_option, clean_destination, conflict_group, tmpfs_options_with_defaults,
+    check_tmpfs_option, clean_destination, conflict_group, tmpfs_options_with_defaults, TmpfsFlag,
 };
 use crate::{MountOrigin, MountSpecError, TmpfsOptions, UserMount, UserMountKind};
 
@@ -85,7 +85,7 @@ impl TmpfsSpec {
             origin: MountOrigin::Tmpfs(raw.to_owned()),
             destination: self.destination.clone(),
             kind: UserMountKind::Tmpfs(TmpfsOptions {
-                options: tmpfs_options_with_defaults(&self.options),
+                options: tmpfs_options_with_defaults(&self.options, TmpfsFlag::Tmpfs),
                 chown: false,
             }),
         }

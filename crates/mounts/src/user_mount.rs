@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use oci_spec::runtime::{Mount, MountBuilder};
 
-use crate::MountSpecError;
+use crate::{MountSpecError, SecretMount};
 
 /// Host directories whose owner `U` never changes (podman's list): the source of a volume
 /// with `U` is refused, before anything is touched, when it is one of these.
@@ -152,10 +152,89 @@ impl BindOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TmpfsOptions {
     /// The options for the runtime: the user's, then podman's defaults for what they left out
-    /// (`rw`, `rprivate`, `noexec`, `nosuid`, `nodev`, `tmpcopyup`).
+    /// (`rw`, `rprivate`, `noexec` for `--tmpfs` only, `nosuid`, `nodev`, `tmpcopyup`).
     pub options: Vec<String>,
     /// `U`: the tmpfs is owned by the run's uid and gid (`uid=`/`gid=` options).
     pub chown: bool,
+}
+
+/// A named volume's mount (`-v NAME:/dst`, `--mount type=volume,source=NAME`): a bind of the
+/// volume's data directory, which [`prepare`](crate::prepare) creates on first use, filled
+/// with the rootfs's content at the destination (podman's copy-up), and keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    /// The volume's name, as given (the caller validates it before it names a directory).
+    pub name: String,
+    /// The volume's directory ([`crate::VolumeStore`]'s layout: the data in `_data`); empty
+    /// until [`UserMount::set_dir`].
+    pub dir: PathBuf,
+    /// Copy the rootfs's content at the destination into a new volume (`copy`, the default;
+    /// `nocopy` leaves it empty).
+    pub copy: bool,
+    /// Create the volume when it does not exist (the default; `nocreate` refuses).
+    pub create: bool,
+    /// How the data directory is mounted: `ro`, propagation, flags, `U`, `z`/`Z` (its source
+    /// is the data directory once [`UserMount::set_dir`] gave it).
+    pub bind: BindOptions,
+}
+
+/// How a cache mount is shared between runs (buildah's and BuildKit's `sharing=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheSharing {
+    /// `shared` (the default): any number of runs use it at once.
+    Shared,
+    /// `locked`: a run waits until no other run uses it, and keeps others out while it runs.
+    Locked,
+    /// `private`: a run that finds it in use by another gets a fresh, empty directory of its
+    /// own for this run instead (BuildKit's rule).
+    Private,
+}
+
+impl CacheSharing {
+    /// `shared`, `locked` or `private`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::Locked => "locked",
+            Self::Private => "private",
+        }
+    }
+}
+
+impl FromStr for CacheSharing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "shared" => Ok(Self::Shared),
+            "locked" => Ok(Self::Locked),
+            "private" => Ok(Self::Private),
+            other => Err(format!(
+                "sharing {other:?}: expected shared, locked or private"
+            )),
+        }
+    }
+}
+
+/// A cache mount (`--mount type=cache,target=DST[,id=ID]...`, buildah's build-time cache): a
+/// directory kept across runs, bind-mounted read-write (or `ro`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheMount {
+    /// `id=`, else the target as written (buildah's default).
+    pub id: String,
+    /// The cache's directory (the caller's layout: `ROOT/cache/KEY` for the `ocirun` binary);
+    /// empty until [`UserMount::set_dir`]. Its lock file is `.KEY.lock` beside it.
+    pub dir: PathBuf,
+    /// `sharing=`.
+    pub sharing: CacheSharing,
+    /// `ro`.
+    pub read_only: bool,
+    /// The owner and mode the directory is created with (`uid=`, `gid=`, `mode=`; default
+    /// 0, 0, 0755); an existing cache keeps its own.
+    pub uid: u32,
+    /// See `uid`.
+    pub gid: u32,
+    /// See `uid`.
+    pub mode: u32,
 }
 
 /// What kind of mount a [`UserMount`] is.
@@ -165,6 +244,12 @@ pub enum UserMountKind {
     Bind(BindOptions),
     /// A tmpfs.
     Tmpfs(TmpfsOptions),
+    /// A named volume.
+    Volume(VolumeMount),
+    /// A cache mount.
+    Cache(CacheMount),
+    /// A secret: its bytes in a file of the bundle, bind-mounted read-only.
+    Secret(SecretMount),
 }
 
 /// The flag and value a [`UserMount`] came from; shown as `-v "/h:/d"`.
@@ -176,6 +261,8 @@ pub enum MountOrigin {
     Mount(String),
     /// `--tmpfs VALUE`.
     Tmpfs(String),
+    /// `--secret VALUE`.
+    Secret(String),
 }
 
 impl MountOrigin {
@@ -195,6 +282,10 @@ impl MountOrigin {
                 spec: spec.clone(),
                 reason,
             },
+            Self::Secret(spec) => MountSpecError::Secret {
+                spec: spec.clone(),
+                reason,
+            },
         }
     }
 }
@@ -205,6 +296,7 @@ impl fmt::Display for MountOrigin {
             Self::Volume(spec) => write!(f, "-v {spec:?}"),
             Self::Mount(spec) => write!(f, "--mount {spec:?}"),
             Self::Tmpfs(spec) => write!(f, "--tmpfs {spec:?}"),
+            Self::Secret(spec) => write!(f, "--secret {spec:?}"),
         }
     }
 }
@@ -235,6 +327,7 @@ impl UserMount {
         let UserMountKind::Bind(bind) = &mut self.kind else {
             return Ok(());
         };
+
         let abs = |p: &Path| {
             if p.is_absolute() {
                 p.to_path_buf()
@@ -257,16 +350,49 @@ impl UserMount {
         Ok(())
     }
 
+    /// Gives a named volume or a cache mount its directory (the caller's layout); other kinds
+    /// have none. For a volume, the bind's source becomes the data directory, `DIR/_data`.
+    pub fn set_dir(&mut self, dir: PathBuf) {
+        match &mut self.kind {
+            UserMountKind::Volume(v) => {
+                v.bind.source = crate::store::volume_data(&dir);
+                v.dir = dir;
+            }
+            UserMountKind::Cache(c) => c.dir = dir,
+            _ => {}
+        }
+    }
+
     /// The runtime-spec mount. `owner` is the run's uid and gid (for a tmpfs with `U`);
-    /// `overlay_dirs` is where a throw-away overlay's `upper` and `work` directories go.
+    /// `aux` is where a throw-away overlay's `upper` and `work` directories go, the bundle
+    /// file (relative to the bundle) of a secret, or the throw-away directory of a `private`
+    /// cache that was in use.
     ///
     /// A bind: type `bind`, options `rbind`|`bind`, the propagation, `ro`|`rw`, then the
     /// given `suid`/`dev`/`exec` flags. An overlay: type `overlay`, source `overlay`,
     /// options `lowerdir=SRC,upperdir=U,workdir=W` (`\`, `,` and `:` escaped with `\` as
     /// overlayfs reads them), then the propagation, `ro` if asked, and the flags. A tmpfs:
     /// type `tmpfs`, source `tmpfs`, its options.
-    pub fn to_oci(&self, owner: (u32, u32), overlay_dirs: Option<&Path>) -> Mount {
+    pub fn to_oci(&self, owner: (u32, u32), aux: Option<&Path>) -> Mount {
+        let overlay_dirs = aux;
         let (typ, source, options) = match &self.kind {
+            UserMountKind::Volume(v) => return self.bind_mount(&v.bind),
+            UserMountKind::Cache(c) => {
+                let source = aux.map_or_else(|| c.dir.clone(), Path::to_path_buf);
+                let options = vec![
+                    "rbind".to_owned(),
+                    "rprivate".to_owned(),
+                    if c.read_only { "ro" } else { "rw" }.to_owned(),
+                ];
+                ("bind", source, options)
+            }
+            UserMountKind::Secret(_) => {
+                let source = aux.map_or_else(PathBuf::new, Path::to_path_buf);
+                let options = ["bind", "rprivate", "ro", "nosuid", "nodev", "noexec"]
+                    .map(str::to_owned)
+                    .to_vec();
+                ("bind", source, options)
+            }
             UserMountKind::Tmpfs(t) => {
                 let mut options = t.options.clone();
                 if t.chown {
@@ -321,6 +447,19 @@ impl UserMount {
             .options(options)
             .build()
             .unwrap_or_else(|e| panic!("mount {} is malformed: {e}", self.origin))
+    }
+
+    /// The bind mount of `bind`'s source at the destination (no overlay).
+    fn bind_mount(&self, bind: &BindOptions) -> Mount {
+        UserMount {
+            origin: self.origin.clone(),
+            destination: self.destination.clone(),
+            kind: UserMountKind::Bind(BindOptions {
+                overlay: None,
+                ..bind.clone()
+            }),
+        }
+        .to_oci((0, 0), None)
     }
 }
 
@@ -446,7 +585,23 @@ pub(crate) fn check_tmpfs_option(opt: &str) -> Result<(), String> {
     let ok = match key {
         "size" | "nr_blocks" | "nr_inodes" => {
             let number = value.trim_end_matches(|c: char| "kKmMgGtTpPeE%".contains(c));
-            digits(number) && value.len() - number.len() <= 1
+            let shift = match &value[number.len()..] {
+                "" | "%" => 0,
+                "k" | "K" => 10,
+                "m" | "M" => 20,
+                "g" | "G" => 30,
+                "t" | "T" => 40,
+                "p" | "P" => 50,
+                "e" | "E" => 60,
+                _ => return Err(format!("invalid value in option {opt:?}")),
+            };
+            // The kernel's own parser (memparse) takes 64 bits.
+            digits(number)
+                && number
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|n| n.checked_mul(1 << shift))
+                    .is_some()
         }
         "mode" => {
             !value.is_empty()
@@ -465,11 +620,21 @@ pub(crate) fn check_tmpfs_option(opt: &str) -> Result<(), String> {
     }
 }
 
+/// Which flag a tmpfs came from: their defaults differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TmpfsFlag {
+    /// `--tmpfs`: `noexec` unless `exec` is given.
+    Tmpfs,
+    /// `--mount type=tmpfs`: no `noexec` default, as podman.
+    Mount,
+}
+
 /// The final options of a tmpfs: `given`, then podman's defaults for each kind of option that
-/// `given` leaves out: `rw`, `rprivate`, `noexec`, `nosuid`, `nodev`, `tmpcopyup`
-/// (podman's `ProcessOptions`; `tmpcopyup` is runc's: the rootfs's content at the
-/// destination is copied into the new tmpfs).
-pub(crate) fn tmpfs_options_with_defaults(given: &[String]) -> Vec<String> {
+/// `given` leaves out: `rw`, `rprivate`, `noexec` (for `--tmpfs` only: podman gives a
+/// `--mount type=tmpfs` none), `nosuid`, `nodev`, `tmpcopyup` (podman's `ProcessOptions`;
+/// `tmpcopyup` is runc's: the rootfs's content at the destination is copied into the new
+/// tmpfs).
+pub(crate) fn tmpfs_options_with_defaults(given: &[String], flag: TmpfsFlag) -> Vec<String> {
     let has = |names: &[&str]| given.iter().any(|o| names.contains(&o.as_str()));
     let mut options = given.to_vec();
     let defaults: [(&[&str], &str); 6] = [
@@ -493,6 +658,9 @@ pub(crate) fn tmpfs_options_with_defaults(given: &[String]) -> Vec<String> {
         (&["tmpcopyup", "notmpcopyup"], "tmpcopyup"),
     ];
     for (names, default) in defaults {
+        if default == "noexec" && flag == TmpfsFlag::Mount {
+            continue;
+        }
         if !has(names) {
             options.push(default.to_owned());
         }
@@ -550,7 +718,7 @@ mod tests {
     fn tmpfs_defaults_fill_what_is_missing() {
         let given = vec!["exec".to_owned(), "size=1m".to_owned()];
         assert_eq!(
-            tmpfs_options_with_defaults(&given),
+            tmpfs_options_with_defaults(&given, TmpfsFlag::Tmpfs),
             [
                 "exec",
                 "size=1m",
@@ -563,12 +731,12 @@ mod tests {
         );
         let given = vec!["notmpcopyup".to_owned(), "ro".to_owned()];
         assert_eq!(
-            tmpfs_options_with_defaults(&given),
+            tmpfs_options_with_defaults(&given, TmpfsFlag::Tmpfs),
             ["ro", "rprivate", "noexec", "nosuid", "nodev"]
         );
         let given = vec!["mode=700".to_owned()];
         assert_eq!(
-            tmpfs_options_with_defaults(&given),
+            tmpfs_options_with_defaults(&given, TmpfsFlag::Tmpfs),
             [
                 "mode=700",
                 "rw",
@@ -602,6 +770,15 @@ mod tests {
             check_tmpfs_option("size=1x").unwrap_err(),
             r#"invalid value in option "size=1x""#
         );
+        assert_eq!(
+            check_tmpfs_option("size=99999999999999999999").unwrap_err(),
+            r#"invalid value in option "size=99999999999999999999""#
+        );
+        assert_eq!(
+            check_tmpfs_option("nr_inodes=16e").unwrap_err(),
+            r#"invalid value in option "nr_inodes=16e""#
+        );
+        assert_eq!(check_tmpfs_option("nr_inodes=15e"), Ok(()));
         assert_eq!(
             check_tmpfs_option("mode=999").unwrap_err(),
             r#"invalid value in option "mode=999""#

@@ -2,8 +2,10 @@
 //!
 //! Grammar: fields are separated by `:`; `\:` is a colon inside a field and `\\` a
 //! backslash (any other backslash is kept as it is). SRC is a host path, absolute or relative
-//! to ocirun's working directory; DST is an absolute path in the container, cleaned
-//! lexically (a `..` that would leave `/` is an error). OPTS is a comma-separated list of:
+//! to ocirun's working directory (a relative path starts with `.`: `./data`, `../data`), or,
+//! when it starts with neither `/` nor `.`, the name of a named volume (podman's rule); DST
+//! is an absolute path in the container, cleaned lexically (a `..` that would leave `/` is an
+//! error). OPTS is a comma-separated list of:
 //!
 //! | option | meaning |
 //! |---|---|
@@ -14,6 +16,8 @@
 //! | `[r]shared`, `[r]slave`, `[r]private`, `[r]unbindable` | propagation (default `rprivate`) |
 //! | `suid`, `nosuid`, `dev`, `nodev`, `exec`, `noexec` | mount flags |
 //! | `bind`, `rbind` | without or with submounts (default `rbind`) |
+//! | `copy`, `nocopy` | named volume: fill a new volume with the rootfs's content at DST (default `copy`) |
+//! | `nocreate` | named volume: refuse one that does not exist rather than create it |
 //!
 //! At most one option of each row may be given, each at most once.
 
@@ -24,7 +28,7 @@ use std::str::FromStr;
 use crate::user_mount::clean_destination;
 use crate::{
     BindOptions, MountOrigin, MountSpecError, Overlay, Propagation, Relabel, UserMount,
-    UserMountKind,
+    UserMountKind, VolumeMount,
 };
 
 /// One option of a `-v` value.
@@ -55,6 +59,10 @@ pub enum VolumeOption {
         /// `rbind`.
         recursive: bool,
     },
+    /// `copy` (true) or `nocopy` (a named volume).
+    Copy(bool),
+    /// `nocreate` (a named volume).
+    NoCreate,
 }
 
 impl VolumeOption {
@@ -72,6 +80,8 @@ impl VolumeOption {
             Self::Dev(_) => "dev/nodev",
             Self::Exec(_) => "exec/noexec",
             Self::Bind { .. } => "bind/rbind",
+            Self::Copy(_) => "copy/nocopy",
+            Self::NoCreate => "nocreate",
         }
     }
 }
@@ -95,6 +105,9 @@ impl FromStr for VolumeOption {
             "noexec" => Self::Exec(false),
             "bind" => Self::Bind { recursive: false },
             "rbind" => Self::Bind { recursive: true },
+            "copy" => Self::Copy(true),
+            "nocopy" => Self::Copy(false),
+            "nocreate" => Self::NoCreate,
             "" => return Err("empty option".to_owned()),
             other => {
                 if let Some(p) = Propagation::from_name(other) {
@@ -137,6 +150,8 @@ impl fmt::Display for VolumeOption {
             Self::Dev(b) => f.write_str(if *b { "dev" } else { "nodev" }),
             Self::Exec(b) => f.write_str(if *b { "exec" } else { "noexec" }),
             Self::Bind { recursive } => f.write_str(if *recursive { "rbind" } else { "bind" }),
+            Self::Copy(b) => f.write_str(if *b { "copy" } else { "nocopy" }),
+            Self::NoCreate => f.write_str("nocreate"),
         }
     }
 }
@@ -227,6 +242,22 @@ impl FromStr for VolumeSpec {
                 "O is an overlay, not a bind: drop bind/rbind".to_owned(),
             ));
         }
+        let named = is_volume_name(source);
+        if named && (overlay || upper) {
+            return Err(fail(format!(
+                "O takes a host path, not the volume {source:?}"
+            )));
+        }
+        if !named {
+            if let Some(o) = parsed
+                .iter()
+                .find(|o| matches!(o, VolumeOption::Copy(_) | VolumeOption::NoCreate))
+            {
+                return Err(fail(format!(
+                    "\"{o}\" is an option of a named volume, not of the host path {source:?}"
+                )));
+            }
+        }
         Ok(Self {
             source: source.clone(),
             destination,
@@ -251,7 +282,19 @@ impl fmt::Display for VolumeSpec {
     }
 }
 
+/// Whether a `-v` source names a volume rather than a host path: it starts with neither `/`
+/// nor `.` (podman's rule). The caller checks the name itself.
+pub(crate) fn is_volume_name(source: &str) -> bool {
+    !source.starts_with('/') && !source.starts_with('.')
+}
+
 impl VolumeSpec {
+    /// Whether the source names a volume rather than a host path (it starts with neither `/`
+    /// nor `.`, podman's rule).
+    pub fn is_named(&self) -> bool {
+        is_volume_name(&self.source)
+    }
+
     /// The mount it asks for; `raw` is the value as the user wrote it (for messages).
     pub fn to_user_mount(&self, raw: &str) -> UserMount {
         let mut bind = BindOptions::new(&self.source);
@@ -270,15 +313,28 @@ impl VolumeSpec {
                 VolumeOption::Dev(b) => bind.dev = Some(*b),
                 VolumeOption::Exec(b) => bind.exec = Some(*b),
                 VolumeOption::Bind { recursive } => bind.recursive = *recursive,
+                VolumeOption::Copy(_) | VolumeOption::NoCreate => {}
             }
         }
         if let (Some(upper), Some(work)) = (upper, work) {
             bind.overlay = Some(Overlay::Dirs { upper, work });
         }
+        let kind = if self.is_named() {
+            bind.source = PathBuf::new();
+            UserMountKind::Volume(VolumeMount {
+                name: self.source.clone(),
+                dir: PathBuf::new(),
+                copy: !self.options.contains(&VolumeOption::Copy(false)),
+                create: !self.options.contains(&VolumeOption::NoCreate),
+                bind,
+            })
+        } else {
+            UserMountKind::Bind(bind)
+        };
         UserMount {
             origin: MountOrigin::Volume(raw.to_owned()),
             destination: self.destination.clone(),
-            kind: UserMountKind::Bind(bind),
+            kind,
         }
     }
 }
@@ -313,6 +369,33 @@ mod tests {
             ]
         );
         assert_eq!(v.to_string(), "./rel:/d:ro,z,nosuid,rshared,bind");
+    }
+
+    #[test]
+    fn a_source_that_is_no_path_names_a_volume() {
+        let v: VolumeSpec = "data:/d:ro,nocopy".parse().unwrap();
+        assert!(v.is_named());
+        let UserMountKind::Volume(m) = v.to_user_mount("data:/d:ro,nocopy").kind else {
+            panic!("a named volume")
+        };
+        assert_eq!(m.name, "data");
+        assert!(m.bind.read_only && !m.copy && m.create);
+        for path in ["/h:/d", "./h:/d", "../h:/d", ".:/d", ".h:/d"] {
+            assert!(!path.parse::<VolumeSpec>().unwrap().is_named(), "{path}");
+        }
+        let v: VolumeSpec = "data:/d:nocreate".parse().unwrap();
+        let UserMountKind::Volume(m) = v.to_user_mount("x").kind else {
+            panic!("a named volume")
+        };
+        assert!(!m.create);
+        assert_eq!(
+            err("data:/d:O"),
+            r#"invalid volume "data:/d:O": O takes a host path, not the volume "data""#
+        );
+        assert_eq!(
+            err("/h:/d:nocopy"),
+            r#"invalid volume "/h:/d:nocopy": "nocopy" is an option of a named volume, not of the host path "/h""#
+        );
     }
 
     #[test]
@@ -427,6 +510,11 @@ mod tests {
                         options.push(o);
                     }
                 }
+                let source = if overlay.is_some() || !source.starts_with(['/', '.']) {
+                    format!("/{source}")
+                } else {
+                    source
+                };
                 if let Some(dir) = overlay {
                     options.retain(|o| !matches!(o, VolumeOption::Bind { .. }));
                     options.push(VolumeOption::Overlay);

@@ -89,6 +89,24 @@ impl Bundle {
             .map_err(fail)
     }
 
+    /// Gives the bundle directory to `uid:gid`, the host ids of the root of a user namespace of
+    /// the container's own: crun and youki look up the spec's bind-mount sources (the generated
+    /// files in the bundle) from inside that namespace, where root's 0700 directory cannot be
+    /// searched (runc opens them before it enters the namespace). podman gives its container
+    /// directories to that root too.
+    ///
+    /// # Errors
+    /// [`DriverError::Bundle`] naming the directory.
+    pub fn give_to(&self, uid: u32, gid: u32) -> Result<(), DriverError> {
+        std::os::unix::fs::chown(&self.dir, Some(uid), Some(gid)).map_err(|source| {
+            DriverError::Bundle {
+                action: "give the bundle directory to the container's root",
+                path: self.dir.clone(),
+                source,
+            }
+        })
+    }
+
     /// Leaves the bundle directory in place (for the clean-up of a container that could not
     /// be deleted: `ocirun gc` removes it with the container).
     pub fn keep(mut self) {

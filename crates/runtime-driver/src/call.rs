@@ -13,7 +13,10 @@
 //!    what is kept of each);
 //! 3. on a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT), or when its time is up, kills the
 //!    runtime's whole process group (the runtime, and a `runc init` it started) with SIGKILL,
-//!    reaps the runtime and says so ([`Cut`]); other signals are kept for the container;
+//!    reaps the runtime, then kills what of the runtime's still runs as this subreaper's
+//!    child, and says so ([`Cut`]): crun's `create` and `run --detach` leave the work to a
+//!    helper in a session of its own, which the kernel reparents here and which would go on to
+//!    make the container after it was deleted; other signals are kept for the container;
 //! 4. otherwise returns the exit status, all of stdout, and the end of stderr.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -211,6 +214,7 @@ pub(crate) fn call(
 ) -> Result<Result<Finished, Cut>, DriverError> {
     cmd.process_group(0);
     prepare_child(&mut cmd);
+    let children_before = children();
     let mut child = cmd.spawn().map_err(|source| DriverError::Spawn {
         program: program.to_path_buf(),
         source,
@@ -341,6 +345,7 @@ pub(crate) fn call(
         );
         kill_group(pid);
         let _ = child.wait();
+        kill_adopted(&children_before);
         return Ok(Err(cut));
     }
     let status = child.wait().map_err(|source| DriverError::Spawn {
@@ -370,6 +375,75 @@ pub(crate) fn call(
         stderr,
         early,
     }))
+}
+
+/// The pids of this process's children (`/proc/self/task/TID/children` of every thread, else a
+/// scan of `/proc` for processes whose parent this is).
+fn children() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    let tasks = std::fs::read_dir("/proc/self/task").map(|d| {
+        d.flatten()
+            .map(|t| t.path().join("children"))
+            .collect::<Vec<_>>()
+    });
+    let mut listed = false;
+    for file in tasks.unwrap_or_default() {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            listed = true;
+            found.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    if listed {
+        return found;
+    }
+    let Ok(proc_dir) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in proc_dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let parent = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1).map(str::to_owned));
+        if parent.as_deref() == Some(me.as_str()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// After a runtime was killed: SIGKILL to every child of this process that was not one
+/// before the call (`before`), and reaps it, until none is left; what the runtime started
+/// that outlived it has been reparented to this subreaper. A process that is gone already
+/// (or a zombie) is only reaped. Bounded: at most 50 rounds.
+fn kill_adopted(before: &[i32]) {
+    for _ in 0..50 {
+        let adopted: Vec<i32> = children()
+            .into_iter()
+            .filter(|pid| !before.contains(pid))
+            .collect();
+        if adopted.is_empty() {
+            return;
+        }
+        for pid in adopted {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            tracing::debug!(pid = pid.as_raw(), "killing what the runtime left running");
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
 }
 
 /// SIGKILL to the runtime's process group (the runtime is its leader).
@@ -564,6 +638,66 @@ mod tests {
     }
 
     #[test]
+    fn what_a_killed_runtime_left_in_a_session_of_its_own_is_killed_too() {
+        // As crun's create does: the work goes on in a grandchild in a session of its own,
+        // out of the runtime's process group. This process is no subreaper, so the test runs
+        // in a child that is one.
+        let status = Command::new("/proc/self/exe")
+            .args([
+                "--exact",
+                "call::tests::detached_helper_child",
+                "--nocapture",
+            ])
+            .env("OCIRUN_DETACHED_HELPER_TEST", "1")
+            .output()
+            .unwrap();
+        // The child's own report is captured, not counted with this binary's tests.
+        assert!(
+            status.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&status.stdout),
+            String::from_utf8_lossy(&status.stderr)
+        );
+    }
+
+    #[test]
+    fn detached_helper_child() {
+        if std::env::var_os("OCIRUN_DETACHED_HELPER_TEST").is_none() {
+            return;
+        }
+        nix::sys::prctl::set_child_subreaper(true).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("helper");
+        let script = format!(
+            "setsid sh -c 'echo $$ > {}; exec sleep 30' & sleep 30",
+            marker.display()
+        );
+        let cmd = sh(&script);
+        let runner = std::thread::spawn(move || {
+            call(
+                "sh".as_ref(),
+                cmd,
+                None,
+                Limits {
+                    signals: None,
+                    timeout: Some(Duration::from_millis(500)),
+                },
+            )
+            .unwrap()
+            .unwrap_err()
+        });
+        let cut = runner.join().unwrap();
+        assert_eq!(cut, Cut::TimedOut(Duration::from_millis(500)));
+        let helper: i32 = std::fs::read_to_string(&marker)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let state = std::fs::read_to_string(format!("/proc/{helper}/stat")).unwrap_or_default();
+        assert!(state.is_empty(), "the helper still runs: {state}");
+    }
+
+    #[test]
     fn a_hung_runtime_and_its_children_are_killed_when_the_time_is_up() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("child");
@@ -587,11 +721,20 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        // The sleep was in the runtime's process group: it is gone (or a zombie of init).
-        let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        // The sleep was in the runtime's process group: SIGKILL reached it, and it is gone (or
+        // a zombie of init) as soon as the kernel has delivered the signal.
+        let gone = |state: &str| state.is_empty() || state.contains(") Z ");
+        let mut state = String::new();
+        for _ in 0..200 {
+            state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            if gone(&state) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(
-            state.is_empty() || state.contains(") Z "),
-            "the child of the hung runtime still runs: {state}"
+            gone(&state),
+            "the child of the hung runtime still runs 2 s after the kill: {state}"
         );
     }
 }

@@ -103,6 +103,22 @@ pub enum DriverError {
         "invalid container name {0:?}: use a letter or digit, then letters, digits, '_', '.' or '-'"
     )]
     InvalidContainerName(String),
+    /// A volume name that is not valid (see [`VolumeName`](crate::VolumeName)).
+    #[error(
+        "invalid volume name {0:?}: use a letter or digit, then letters, digits, '_', '.' or '-'"
+    )]
+    InvalidVolumeName(String),
+    /// A cache id that is not valid (see [`CacheId`](crate::CacheId)).
+    #[error("invalid cache id {id:?}: {reason}")]
+    InvalidCacheId {
+        /// The id as given.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A signal name or number that is not one (an image's `StopSignal`).
+    #[error("invalid signal {0:?}: use a name such as SIGTERM or a number")]
+    InvalidSignal(String),
     /// The kernel's random source failed (getrandom(2)); the text is its error.
     #[error("cannot make a container id: {0}")]
     Random(String),

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DriverError, RecordStore};
+use crate::{DriverError, NameLocks, RecordStore};
 
 /// The longest container id accepted, in bytes (a file name must fit in 255 bytes, and the
 /// state directories add a suffix such as `.json`).
@@ -107,6 +107,116 @@ impl FromStr for ContainerName {
     }
 }
 
+/// The longest volume name accepted, in bytes (a file name must fit).
+pub const MAX_VOLUME_NAME_LEN: usize = 200;
+
+/// A named volume's name (`-v NAME:/dst`, `--mount type=volume,source=NAME`): podman's rule, a
+/// letter or digit, then letters, digits, `_`, `.` or `-`, at most [`MAX_VOLUME_NAME_LEN`]
+/// bytes; so never a path (no `/`, no leading `.`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct VolumeName(String);
+
+impl VolumeName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for VolumeName {
+    type Err = DriverError;
+
+    /// # Errors
+    /// [`DriverError::InvalidVolumeName`] naming the value.
+    fn from_str(name: &str) -> Result<Self, DriverError> {
+        let valid = name.len() <= MAX_VOLUME_NAME_LEN
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(DriverError::InvalidVolumeName(name.to_owned()))
+        }
+    }
+}
+
+/// The id of a cache mount (`--mount type=cache,id=ID`, else its target), as buildah takes it:
+/// any non-empty text without a NUL byte, at most 1024 bytes. [`CacheId::file_name`] is its
+/// directory's name under `ROOT/cache`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CacheId(String);
+
+/// The longest cache id accepted, in bytes.
+pub const MAX_CACHE_ID_LEN: usize = 1024;
+
+impl CacheId {
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as a file name: ASCII letters, digits, `_`, `-` and `.` (not first) stay, every
+    /// other byte is `%XX`; different ids give different names. Longer than 200 bytes, it is
+    /// cut at 180 and followed by `~` and 16 hex digits of an FNV-1a hash of the whole id.
+    pub fn file_name(&self) -> String {
+        let mut out = String::new();
+        for (i, &b) in self.0.as_bytes().iter().enumerate() {
+            match b {
+                b'.' if i > 0 => out.push('.'),
+                b if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' => {
+                    out.push(char::from(b));
+                }
+                b => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        if out.len() > 200 {
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in self.0.bytes() {
+                hash ^= u64::from(b);
+                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            out.truncate(180);
+            out.push_str(&format!("~{hash:016x}"));
+        }
+        out
+    }
+}
+
+impl FromStr for CacheId {
+    type Err = DriverError;
+
+    /// # Errors
+    /// [`DriverError::InvalidCacheId`] naming the value.
+    fn from_str(id: &str) -> Result<Self, DriverError> {
+        let bad = |reason: &'static str| DriverError::InvalidCacheId {
+            id: id.to_owned(),
+            reason,
+        };
+        if id.is_empty() {
+            return Err(bad("empty"));
+        }
+        if id.len() > MAX_CACHE_ID_LEN {
+            return Err(bad("longer than 1024 bytes"));
+        }
+        if id.contains('\0') {
+            return Err(bad("holds a NUL byte"));
+        }
+        Ok(Self(id.to_owned()))
+    }
+}
+
+impl fmt::Display for CacheId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 macro_rules! string_type {
     ($t:ident) => {
         impl fmt::Display for $t {
@@ -138,6 +248,7 @@ macro_rules! string_type {
 }
 string_type!(ContainerId);
 string_type!(ContainerName);
+string_type!(VolumeName);
 
 /// Where a supervisor keeps its state, from two roots: the run state under `runroot` (gone at
 /// reboot, `/run/ocirun` for the `ocirun` binary run as root) and the persistent state under
@@ -148,10 +259,13 @@ string_type!(ContainerName);
 /// |---|---|
 /// | `RUNROOT/bundles/ID` | the bundle of the run of container ID |
 /// | `RUNROOT/runtime` | the runtime's state root (`runc --root`) |
-/// | `RUNROOT/records` | run records and name locks ([`RecordStore`]) |
+/// | `RUNROOT/records` | run records ([`RecordStore`]) |
 /// | `RUNROOT/targets` | the mount-target ledger of each rootfs |
+/// | `ROOT/names/NAME.lock` | the lock of the container name NAME while a run holds it ([`NameLocks`]) |
 /// | `ROOT/containers/NAME` | a named container's directory (image-volume and secrets copies) |
 /// | `ROOT/containers/ID` | the directory of a run without a name, removed with it |
+/// | `ROOT/volumes/NAME` | the named volume NAME (ocirun-mounts' `VolumeStore` keeps its data in `_data`) |
+/// | `ROOT/cache/ID` | the cache mount with the id ID ([`CacheId::file_name`]) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateLayout {
     runroot: PathBuf,
@@ -301,9 +415,15 @@ impl StateLayout {
         self.runroot.join("runtime")
     }
 
-    /// The run records and name locks.
+    /// The run records.
     pub fn records(&self) -> RecordStore {
         RecordStore::new(self.runroot.join("records"))
+    }
+
+    /// The container name locks, beside the named containers' directories they protect: runs
+    /// with one root and different run roots exclude each other too.
+    pub fn names(&self) -> NameLocks {
+        NameLocks::new(self.root.join("names"))
     }
 
     /// The directory of the mount-target ledger (ocirun-mounts' `TargetLedger`).
@@ -324,6 +444,26 @@ impl StateLayout {
     /// The directory of the run of container `id` that has no name (removed with the run).
     pub fn ephemeral_dir(&self, id: &ContainerId) -> PathBuf {
         self.containers().join(id.as_str())
+    }
+
+    /// The directory holding the named volumes.
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
+    /// The directory of the named volume `name`.
+    pub fn volume_dir(&self, name: &VolumeName) -> PathBuf {
+        self.volumes().join(name.as_str())
+    }
+
+    /// The directory holding the cache mounts' directories.
+    pub fn caches(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    /// The directory of the cache mount `id`.
+    pub fn cache_dir(&self, id: &CacheId) -> PathBuf {
+        self.caches().join(id.file_name())
     }
 }
 
@@ -386,6 +526,44 @@ mod tests {
     }
 
     #[test]
+    fn volume_names_follow_podmans_rule() {
+        for ok in ["data", "web-1", "A.b_c", "9"] {
+            assert!(ok.parse::<VolumeName>().is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "-a", ".a", "_a", "a b", "a/b", "..", "./x", "a:b", "é", "/abs",
+        ] {
+            assert_eq!(
+                bad.parse::<VolumeName>().unwrap_err().to_string(),
+                format!(
+                    "invalid volume name {bad:?}: use a letter or digit, then letters, digits, \
+                     '_', '.' or '-'"
+                ),
+            );
+        }
+        assert!("v".repeat(201).parse::<VolumeName>().is_err());
+        assert!(serde_json::from_str::<VolumeName>("\"../x\"").is_err());
+    }
+
+    #[test]
+    fn cache_ids_become_distinct_file_names() {
+        let name = |id: &str| id.parse::<CacheId>().unwrap().file_name();
+        assert_eq!(name("go-build"), "go-build");
+        assert_eq!(name("/var/cache/apt"), "%2Fvar%2Fcache%2Fapt");
+        assert_ne!(name("a/b"), name("/a/b"));
+        assert_eq!(name(".x"), "%2Ex");
+        assert_eq!(name(".."), "%2E.");
+        let long = name(&"x".repeat(300));
+        assert_eq!(long.len(), 197);
+        assert_ne!(long, name(&format!("{}y", "x".repeat(299))));
+        assert_eq!(
+            "".parse::<CacheId>().unwrap_err().to_string(),
+            "invalid cache id \"\": empty"
+        );
+        assert!("a\0b".parse::<CacheId>().is_err());
+    }
+
+    #[test]
     fn default_roots_follow_podmans_rules() {
         let none = UserDirs::default();
         assert_eq!(
@@ -442,6 +620,16 @@ mod tests {
         assert_eq!(
             layout.ephemeral_dir(&id),
             Path::new("/var/lib/ocirun/containers/c1")
+        );
+        let volume: VolumeName = "data".parse().unwrap();
+        assert_eq!(
+            layout.volume_dir(&volume),
+            Path::new("/var/lib/ocirun/volumes/data")
+        );
+        let cache: CacheId = "/root/.cache".parse().unwrap();
+        assert_eq!(
+            layout.cache_dir(&cache),
+            Path::new("/var/lib/ocirun/cache/%2Froot%2F.cache")
         );
     }
 }

@@ -16,15 +16,17 @@ mod userns;
 pub use bundle::{remove_dangling_links, Bundle, BundleLink};
 pub use error::DriverError;
 pub use id::{
-    ContainerId, ContainerName, StateLayout, UserDirs, MAX_ID_LEN, MAX_NAME_LEN, ROOT_ROOT,
-    ROOT_RUNROOT,
+    CacheId, ContainerId, ContainerName, StateLayout, UserDirs, VolumeName, MAX_CACHE_ID_LEN,
+    MAX_ID_LEN, MAX_NAME_LEN, MAX_VOLUME_NAME_LEN, ROOT_ROOT, ROOT_RUNROOT,
 };
 pub use process::{
-    reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder, SignalPolicy,
+    parse_signal, reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder,
+    SignalPolicy,
 };
-pub use records::{NameLock, RecordGuard, RecordStore, RunRecord};
+pub use records::{NameLock, NameLocks, RecordGuard, RecordStore, RunRecord};
 pub use runtime::{
-    Container, ContainerIo, CreateStdio, Runtime, CLEANUP_TIMEOUT, INTERRUPTED_CLEANUP_TIMEOUT,
+    Container, ContainerIo, CreateStdio, LogSink, Runtime, CLEANUP_TIMEOUT,
+    INTERRUPTED_CLEANUP_TIMEOUT,
 };
 pub use supervisor::{Finished, Started, Supervisor};
 pub use userns::{parse_subid_ranges, IdMap, UserNamespace};

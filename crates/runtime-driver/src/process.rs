@@ -86,14 +86,23 @@ impl ExitStatus {
     }
 }
 
-/// What the supervisor does with the signals it receives while the container runs.
+/// What the supervisor does with the signals it receives while the container runs, and how
+/// long the container may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignalPolicy {
     /// Pass signals on to the container (podman's `--sig-proxy`, default true).
     pub proxy: bool,
-    /// How long a container may run after a forwarded SIGINT or SIGTERM before it gets SIGKILL
-    /// (podman's `--stop-timeout`, default 10 s).
+    /// How long a container may run after a forwarded SIGINT or SIGTERM, or after the
+    /// `timeout` signal, before it gets SIGKILL (podman's `--stop-timeout`, default 10 s).
     pub stop_timeout: Duration,
+    /// How long the container may run at all (podman's `--timeout`); `None`: no limit. When
+    /// it is up, the container gets `timeout_signal` (under the PID-1 rule: a signal its init
+    /// does not catch becomes SIGKILL, and the run ends as killed by `timeout_signal`), then
+    /// SIGKILL after `stop_timeout`.
+    pub timeout: Option<Duration>,
+    /// The signal number sent when `timeout` is up: the image's `StopSignal`, by default
+    /// SIGTERM.
+    pub timeout_signal: i32,
 }
 
 impl Default for SignalPolicy {
@@ -101,8 +110,63 @@ impl Default for SignalPolicy {
         Self {
             proxy: true,
             stop_timeout: Duration::from_secs(10),
+            timeout: None,
+            timeout_signal: libc::SIGTERM,
         }
     }
+}
+
+/// The signal number of `name` as a stop signal is written (an image's `StopSignal`, runc's
+/// `kill`): a name with or without `SIG` in any case (`SIGTERM`, `term`), `SIGRTMIN+N` and
+/// `SIGRTMAX-N`, or a number from 1 to 64.
+///
+/// ```
+/// use ocirun_runtime_driver::parse_signal;
+/// assert_eq!(parse_signal("SIGTERM")?, 15);
+/// assert_eq!(parse_signal("kill")?, 9);
+/// assert_eq!(parse_signal("2")?, 2);
+/// assert!(parse_signal("SIGFOO").is_err());
+/// # Ok::<(), ocirun_runtime_driver::DriverError>(())
+/// ```
+///
+/// # Errors
+/// [`DriverError::InvalidSignal`] naming the value.
+pub fn parse_signal(name: &str) -> Result<i32, DriverError> {
+    let bad = || DriverError::InvalidSignal(name.to_owned());
+    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        return name
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(bad);
+    }
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let offset = |rest: &str| -> Option<i32> {
+        if rest.is_empty() {
+            return Some(0);
+        }
+        rest.parse::<i32>().ok().filter(|n| *n >= 0)
+    };
+    if let Some(rest) = bare.strip_prefix("RTMIN") {
+        let n = rest
+            .strip_prefix('+')
+            .map_or(Some(rest), Some)
+            .and_then(offset);
+        return n.map(|n| min + n).filter(|n| *n <= max).ok_or_else(bad);
+    }
+    if let Some(rest) = bare.strip_prefix("RTMAX") {
+        let n = rest
+            .strip_prefix('-')
+            .map_or(Some(rest), Some)
+            .and_then(offset);
+        return n.map(|n| max - n).filter(|n| *n >= min).ok_or_else(bad);
+    }
+    format!("SIG{bare}")
+        .parse::<Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| bad())
 }
 
 /// Makes the calling process the child subreaper of its descendants (prctl(2)
@@ -285,6 +349,7 @@ impl ContainerProcess {
         // Signals that came before the command ran, and those that its init does not catch
         // yet: each is sent once it does, or when its time to wait is up.
         let mut held: Vec<(i32, Instant)> = Vec::new();
+        let mut time_up_at = policy.timeout.map(deadline_after);
         if let Some(s) = signals.as_deref_mut() {
             let deferred = std::mem::take(&mut s.deferred);
             let outcome = s.forward(self.pid, self.init_name(), policy, deferred)?;
@@ -296,6 +361,9 @@ impl ContainerProcess {
         }
         loop {
             let mut wake = kill_at;
+            if let Some(at) = time_up_at {
+                wake = Some(wake.map_or(at, |w| w.min(at)));
+            }
             if !held.is_empty() {
                 let soon = Instant::now() + HELD_POLL;
                 wake = Some(wake.map_or(soon, |w| w.min(soon)));
@@ -327,6 +395,24 @@ impl ContainerProcess {
                     fds.last().is_some_and(ready) && signals.is_some(),
                 )
             };
+            if time_up_at.is_some_and(|at| Instant::now() >= at) {
+                time_up_at = None;
+                let signo = policy.timeout_signal;
+                wait_for_exec(self.pid, self.init_name());
+                if signo == libc::SIGKILL
+                    || !catches_raw(self.pid, signo) && is_namespace_init(self.pid)
+                {
+                    tracing::debug!(pid = self.pid.as_raw(), signo, "time is up: SIGKILL");
+                    killed_for = Some(signo);
+                    self.kill_now();
+                } else {
+                    tracing::debug!(pid = self.pid.as_raw(), signo, "time is up");
+                    send(self.pid, signo);
+                    if kill_at.is_none() {
+                        kill_at = Some(deadline_after(policy.stop_timeout));
+                    }
+                }
+            }
             if kill_at.is_some_and(|at| Instant::now() >= at) {
                 tracing::debug!(pid = self.pid.as_raw(), "stop timeout passed; SIGKILL");
                 self.kill_now();
@@ -849,9 +935,15 @@ mod tests {
             .args(["--exact", "process::tests::adoption_child", "--nocapture"])
             .env("OCIRUN_ADOPTION_SCRIPT", &script)
             .env("OCIRUN_ADOPTION_PID_FILE", &pid_file)
-            .status()
+            .output()
             .unwrap();
-        assert!(status.success(), "{status}");
+        // The child's own report is captured, not counted with this binary's tests.
+        assert!(
+            status.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&status.stdout),
+            String::from_utf8_lossy(&status.stderr)
+        );
     }
 
     #[test]
@@ -932,6 +1024,68 @@ mod tests {
             poll(&mut fds, PollTimeout::ZERO).unwrap(),
             1,
             "exit fd is readable"
+        );
+    }
+
+    #[test]
+    fn signal_names() {
+        for (name, n) in [
+            ("SIGTERM", 15),
+            ("TERM", 15),
+            ("sigint", 2),
+            ("Kill", 9),
+            ("9", 9),
+            ("SIGRTMIN", libc::SIGRTMIN()),
+            ("SIGRTMIN+3", libc::SIGRTMIN() + 3),
+            ("RTMAX-1", libc::SIGRTMAX() - 1),
+            ("SIGRTMAX", libc::SIGRTMAX()),
+        ] {
+            assert_eq!(parse_signal(name).unwrap(), n, "{name}");
+        }
+        for bad in [
+            "", "0", "65", "SIGFOO", "SIG", "RTMIN+99", "RTMAX-99", "-9", "TERM ",
+        ] {
+            assert_eq!(
+                parse_signal(bad).unwrap_err().to_string(),
+                format!("invalid signal {bad:?}: use a name such as SIGTERM or a number"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_timeout_ends_the_process_with_its_signal() {
+        // A process that catches SIGTERM gets it, and exits as it likes.
+        let child = Command::new("sh")
+            .args(["-c", "trap 'exit 3' TERM; sleep 30 & wait"])
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        for _ in 0..200 {
+            if catches_raw(pid, libc::SIGTERM) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let process = ContainerProcess::open(pid.as_raw()).unwrap();
+        let policy = SignalPolicy {
+            timeout: Some(Duration::from_millis(200)),
+            ..SignalPolicy::default()
+        };
+        let started = Instant::now();
+        assert_eq!(process.wait(None, &policy).unwrap(), ExitStatus::Exited(3));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // One that does not catch SIGUSR1 dies of it (it is no namespace init here).
+        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        let process = ContainerProcess::open(child.id() as i32).unwrap();
+        let policy = SignalPolicy {
+            timeout: Some(Duration::from_millis(100)),
+            timeout_signal: libc::SIGUSR1,
+            ..SignalPolicy::default()
+        };
+        assert_eq!(
+            process.wait(None, &policy).unwrap(),
+            ExitStatus::Signaled(libc::SIGUSR1)
         );
     }
 

@@ -12,9 +12,11 @@
 //!    [`RunRecord::clean_up`] deletes the container with `--force`, removes the bundle and
 //!    then the record.
 //!
-//! Names: [`RecordStore::claim_name`] takes an exclusive lock on `<dir>/names/<name>.lock`
-//! for the life of the run, so two runs with the same `--name` never share state; the second
-//! fails at once, naming the first one's pid.
+//! Names: [`NameLocks::claim`] takes an exclusive lock on `<dir>/<name>.lock` for the life of
+//! the run, so two runs with the same `--name` never share state; the second fails at once,
+//! naming the first one's pid. The `ocirun` binary keeps these locks beside the state they
+//! protect, under the persistent root ([`StateLayout::names`](crate::StateLayout::names)), so
+//! that runs with different run roots exclude each other too.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, Write};
@@ -202,12 +204,20 @@ impl RecordStore {
     pub fn write(&self, record: &RunRecord) -> Result<RecordGuard, DriverError> {
         self.ensure_dir(&self.dir)?;
         let path = self.dir.join(format!("{}.json", record.container_id));
-        let tmp = self.dir.join(format!(".{}.json.tmp", record.container_id));
+        // The writer's pid in the name: gc removes the temporary file of a writer that died.
+        let tmp = self.dir.join(format!(
+            ".{}.json.{}.tmp",
+            record.container_id,
+            std::process::id()
+        ));
         let json = serde_json::to_vec_pretty(record)
             .map_err(|e| self.io_error("serialize record", &path, std::io::Error::other(e)))?;
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| self.io_error("write record", &path, e))?;
+        let written = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            // A full disk, say: no partial file stays.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(self.io_error("write record", &path, e));
+        }
         Ok(RecordGuard { path })
     }
 
@@ -259,6 +269,31 @@ impl RecordStore {
         Ok(())
     }
 
+    /// Removes the temporary files of record writers that died (`.ID.json.PID.tmp` whose
+    /// process is gone). Returns how many it removed.
+    pub fn sweep_temporaries(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_suffix(".tmp")
+                .and_then(|n| n.rsplit_once(".json."))
+                .and_then(|(_, pid)| pid.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists()
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Removes the record of `container_id`; a missing one is not an error.
     ///
     /// # Errors
@@ -272,18 +307,45 @@ impl RecordStore {
             _ => Ok(()),
         }
     }
+}
+
+/// The name locks in one directory (`ROOT/names` for the `ocirun` binary): one file per
+/// name held, `<dir>/<name>.lock`, made when a run claims the name and removed when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameLocks {
+    dir: PathBuf,
+}
+
+impl NameLocks {
+    /// The locks in `dir` (created, mode 0700, when a name is first claimed).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
 
     /// Claims the container name `name` for this run: an exclusive, non-blocking lock on
-    /// `<dir>/names/<name>.lock`, which holds the pid of the run that has it. The kernel drops
+    /// `<dir>/<name>.lock`, which holds the pid of the run that has it. The kernel drops
     /// the lock when the process dies, so a crashed run never keeps a name.
     ///
     /// # Errors
     /// [`DriverError::NameInUse`] when another live run holds the name;
     /// [`DriverError::Bundle`] if the lock file cannot be opened.
-    pub fn claim_name(&self, name: &ContainerName) -> Result<NameLock, DriverError> {
-        let dir = self.dir.join("names");
-        self.ensure_dir(&dir)?;
-        let path = dir.join(format!("{name}.lock"));
+    pub fn claim(&self, name: &ContainerName) -> Result<NameLock, DriverError> {
+        let io_error = |action, path: &Path, source| DriverError::Bundle {
+            action,
+            path: path.to_path_buf(),
+            source,
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| io_error("create directory", &self.dir, e))?;
+        let path = self.dir.join(format!("{name}.lock"));
         loop {
             let file = OpenOptions::new()
                 .read(true)
@@ -292,7 +354,7 @@ impl RecordStore {
                 .truncate(false)
                 .mode(0o600)
                 .open(&path)
-                .map_err(|e| self.io_error("open", &path, e))?;
+                .map_err(|e| io_error("open", &path, e))?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(mut lock) => {
                     if !still_linked(&path, &lock) {
@@ -303,7 +365,7 @@ impl RecordStore {
                     lock.set_len(0)
                         .and_then(|()| lock.rewind())
                         .and_then(|()| lock.write_all(pid.as_bytes()))
-                        .map_err(|e| self.io_error("write", &path, e))?;
+                        .map_err(|e| io_error("write", &path, e))?;
                     return Ok(NameLock {
                         path,
                         lock: Some(lock),
@@ -388,12 +450,12 @@ mod tests {
     #[test]
     fn a_name_is_held_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = RecordStore::new(dir.path());
+        let store = NameLocks::new(dir.path().join("names"));
         let n1: ContainerName = "n1".parse().unwrap();
-        let first = store.claim_name(&n1).unwrap();
+        let first = store.claim(&n1).unwrap();
         // flock locks belong to the open file description: a second open conflicts even in
         // the same process.
-        let err = store.claim_name(&n1).unwrap_err().to_string();
+        let err = store.claim(&n1).unwrap_err().to_string();
         assert_eq!(
             err,
             format!(
@@ -402,13 +464,37 @@ mod tests {
             )
         );
         drop(first);
-        let again = store.claim_name(&n1).unwrap();
+        let again = store.claim(&n1).unwrap();
         drop(again);
         let left: Vec<_> = std::fs::read_dir(dir.path().join("names"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert!(left.is_empty(), "no lock file is left: {left:?}");
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RecordStore::new(dir.path());
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        for name in [
+            format!(".a.json.{dead}.tmp"),
+            format!(".b.json.{me}.tmp"),
+            "c.json".to_owned(),
+        ] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        assert_eq!(store.sweep_temporaries(), 1);
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [format!(".b.json.{me}.tmp"), "c.json".to_owned()]);
     }
 
     #[test]

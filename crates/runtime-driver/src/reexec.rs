@@ -89,6 +89,7 @@ fn run_job(job: &Job) -> Result<i32, DriverError> {
     let policy = SignalPolicy {
         proxy: job.sig_proxy,
         stop_timeout: Duration::from_secs(job.stop_timeout_secs),
+        ..SignalPolicy::default()
     };
     let finished = Supervisor::new(&runtime).policy(policy).run(
         &job.container_id,

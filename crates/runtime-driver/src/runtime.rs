@@ -36,6 +36,10 @@ pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// signal; a container left then is for `ocirun gc`.
 pub const INTERRUPTED_CLEANUP_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Where a runtime's own log lines go when the caller wants to see them
+/// ([`Runtime::show_log`]).
+pub type LogSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
 /// How a container is launched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Launch {
@@ -84,11 +88,23 @@ fn reap_failed_init(bundle: &Bundle) {
 }
 
 /// The runtime program and its global flags.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Runtime {
     program: PathBuf,
     root: PathBuf,
     global_flags: Vec<OsString>,
+    log_sink: Option<LogSink>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("program", &self.program)
+            .field("root", &self.root)
+            .field("global_flags", &self.global_flags)
+            .field("log_sink", &self.log_sink.as_ref().map(|_| "LogSink"))
+            .finish()
+    }
 }
 
 /// How the container's process gets its stdio from `runtime create` (runc(8), "create":
@@ -151,6 +167,7 @@ impl Runtime {
             program,
             root: root.into(),
             global_flags: Vec::new(),
+            log_sink: None,
         })
     }
 
@@ -160,7 +177,62 @@ impl Runtime {
             program: program.into(),
             root: root.into(),
             global_flags: Vec::new(),
+            log_sink: None,
         }
+    }
+
+    /// Hands every line the runtime logs to `sink`, each as `RUNTIME SUBCOMMAND: LINE`: the
+    /// JSON log of `create` and `run` (written to the bundle's `runtime.log`, shown as
+    /// `LEVEL: MESSAGE`) and what the other subcommands write to stderr, whether they succeed
+    /// or not (`run` only when it fails: its stderr is the container's, which is relayed). For a
+    /// caller that shows the runtime's `--debug` output (podman's `--runtime-flag debug`).
+    pub fn show_log(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.log_sink = Some(std::sync::Arc::new(sink));
+        self
+    }
+
+    /// Whether [`Self::show_log`] was given a sink.
+    pub fn shows_log(&self) -> bool {
+        self.log_sink.is_some()
+    }
+
+    /// Hands `lines` to the log sink, if there is one.
+    fn emit(&self, subcommand: &str, lines: &str) {
+        if let Some(sink) = &self.log_sink {
+            for line in lines.lines().filter(|l| !l.trim().is_empty()) {
+                sink(&format!("{} {subcommand}: {line}", self.name()));
+            }
+        }
+    }
+
+    /// Hands the JSON log at `path` to the log sink, one `LEVEL: MESSAGE` per line (a line
+    /// that is not such JSON as it is).
+    fn emit_json_log(&self, subcommand: &str, path: &Path) {
+        if self.log_sink.is_none() {
+            return;
+        }
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let shown: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let value: Option<serde_json::Value> = serde_json::from_str(line).ok();
+                let field = |k: &str| {
+                    value
+                        .as_ref()
+                        .and_then(|v| v.get(k))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                };
+                match (field("level"), field("msg").or_else(|| field("message"))) {
+                    (Some(level), Some(msg)) => format!("{level}: {msg}"),
+                    _ => line.to_owned(),
+                }
+            })
+            .collect();
+        self.emit(subcommand, &shown.join("\n"));
     }
 
     /// The global flags added with [`Self::global_flag`] and [`Self::runtime_flag`].
@@ -328,6 +400,13 @@ impl Runtime {
                 timeout: None,
             },
         );
+        self.emit_json_log(subcommand, &bundle.log_file());
+        if let Ok(Ok(done)) = &ended {
+            // run's stderr is the container's too, relayed when it succeeds.
+            if how == Launch::Create || !done.status.success() {
+                self.emit(subcommand, &String::from_utf8_lossy(&done.stderr));
+            }
+        }
         // From here on the runtime may hold state for `id`: every error path deletes it.
         let mut container = Container {
             runtime: self,
@@ -361,7 +440,7 @@ impl Runtime {
                 early.bytes
             }
             None => {
-                if !done.stderr.is_empty() {
+                if !done.stderr.is_empty() && !self.shows_log() {
                     tracing::debug!(
                         output = %String::from_utf8_lossy(&done.stderr),
                         "the runtime wrote while it created the container"
@@ -410,6 +489,7 @@ impl Runtime {
             Ok(done) => done,
             Err(cut) => return Err(self.cut_error(subcommand, cut)),
         };
+        self.emit(subcommand, &String::from_utf8_lossy(&done.stderr));
         if done.status.success() {
             return Ok(done.stdout);
         }
@@ -906,5 +986,31 @@ mod tests {
         let create = args(rt.launch_command(Launch::Create, &id, &bundle, None));
         assert_eq!(create[7..9], ["create".to_owned(), "--bundle".into()]);
         assert_eq!(create.last().map(String::as_str), Some("c1"));
+    }
+
+    #[test]
+    fn the_log_sink_gets_json_and_stderr_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        std::fs::write(
+            &log,
+            "{\"level\":\"debug\",\"msg\":\"nsexec: started\",\"time\":\"t\"}\n\nplain\n",
+        )
+        .unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let into = seen.clone();
+        let rt = Runtime::from_parts("/usr/sbin/runc", "/run/x")
+            .show_log(move |line| into.lock().unwrap().push(line.to_owned()));
+        assert!(rt.shows_log());
+        rt.emit_json_log("create", &log);
+        rt.emit("start", "time=\"t\" level=debug msg=\"x\"\n");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "runc create: debug: nsexec: started",
+                "runc create: plain",
+                "runc start: time=\"t\" level=debug msg=\"x\""
+            ]
+        );
     }
 }

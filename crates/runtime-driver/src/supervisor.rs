@@ -2,6 +2,7 @@
 //! → wait → delete.
 
 use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::runtime::exec_error_in_log;
@@ -19,10 +20,11 @@ use crate::{
 /// 1. `run --detach` (or `create`, the caller's step, `start`) on the bundle, with the
 ///    container's stdio as `io` says; on failure the container is deleted with `--force`;
 /// 2. a pidfd for the container process (see [`ContainerProcess`]);
-/// 3. `alongside` runs on a scoped thread with the exit fd and what the container wrote to its
-///    stderr pipe while the runtime ran ([`Started`]; e.g. a stdio relay), while this thread
-///    waits, handling signals as the policy says; if waiting fails the container is killed so
-///    that `alongside` sees it end;
+/// 3. with [`Supervisor::pid_file`], the container process's pid is written to that file
+///    (removed again once the process has exited); `alongside` runs on a scoped thread with
+///    the exit fd and what the container wrote to its stderr pipe while the runtime ran
+///    ([`Started`]; e.g. a stdio relay), while this thread waits, handling signals as the
+///    policy says; if waiting fails the container is killed so that `alongside` sees it end;
 /// 4. `runtime delete`, whatever happened in 3 (with `--force` if the plain delete fails).
 ///
 /// The calling process must be the container's subreaper ([`crate::set_child_subreaper`], or
@@ -33,6 +35,7 @@ use crate::{
 pub struct Supervisor<'r> {
     runtime: &'r Runtime,
     policy: SignalPolicy,
+    pid_file: Option<PathBuf>,
 }
 
 /// How long a runtime's own process may stay the container process's parent after `create` or
@@ -58,7 +61,16 @@ impl<'r> Supervisor<'r> {
         Self {
             runtime,
             policy: SignalPolicy::default(),
+            pid_file: None,
         }
+    }
+
+    /// Writes the container process's pid on the host (decimal, a newline) to `path` once the
+    /// command runs (podman's `--pidfile`), replacing what is there, and removes the file once
+    /// the process has exited: a pid that names no process any more is not left behind.
+    pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.pid_file = Some(path.into());
+        self
     }
 
     /// Sets the signal policy (`--sig-proxy`, `--stop-timeout`).
@@ -188,6 +200,12 @@ impl<'r> Supervisor<'r> {
         mut signals: Option<&mut SignalForwarder>,
         alongside: impl FnOnce(BorrowedFd<'_>) -> T + Send,
     ) -> Result<Finished<T>, DriverError> {
+        if let Some(path) = &self.pid_file {
+            if let Err(e) = write_pid_file(path, process.pid()) {
+                process.kill_now();
+                return Err(container.remove_after(e));
+            }
+        }
         let (status, result) = std::thread::scope(|scope| {
             let helper = scope.spawn(|| alongside(process.exit_fd()));
             let status = process.wait(signals.as_deref_mut(), &self.policy);
@@ -196,6 +214,11 @@ impl<'r> Supervisor<'r> {
             }
             (status, helper.join())
         });
+        if let Some(path) = &self.pid_file {
+            if let Err(e) = std::fs::remove_file(path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove the pid file");
+            }
+        }
         let result = match result {
             Ok(result) => result,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -244,4 +267,44 @@ pub struct Finished<T> {
     /// says so in its log rather than on the container's stderr (youki does), in runc's words:
     /// `exec /x: no such file or directory`.
     pub exec_error: Option<String>,
+}
+
+/// Writes `pid` and a newline to `path` through a temporary file beside it and a rename, so
+/// that a reader never sees a partial file.
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), DriverError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let fail = |action: &'static str, p: &Path| {
+        let p = p.to_path_buf();
+        move |source| DriverError::Bundle {
+            action,
+            path: p,
+            source,
+        }
+    };
+    std::fs::write(&tmp, format!("{pid}\n")).map_err(fail("write pid file", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail("write pid file", path)(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_files_are_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pid");
+        std::fs::write(&path, "old content, longer than a pid").unwrap();
+        write_pid_file(&path, 4242).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "4242\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let err = write_pid_file(&dir.path().join("no/such/dir/pid"), 1).unwrap_err();
+        assert!(err.to_string().starts_with("write pid file"), "{err}");
+    }
 }

@@ -88,6 +88,18 @@ impl Env {
         }
     }
 
+    /// Removes `key`, if present.
+    pub(crate) fn remove(&mut self, key: &str) {
+        if let Some(i) = self.index.remove(key) {
+            self.entries.remove(i);
+            for (k, _) in &self.entries[i..] {
+                if let Some(pos) = self.index.get_mut(k) {
+                    *pos -= 1;
+                }
+            }
+        }
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.index.get(key).map(|&i| self.entries[i].1.as_str())
     }
@@ -121,6 +133,39 @@ impl Env {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Merges one entry of `--env` or `--env-file`, whose bare keys come from `caller` (the
+    /// caller's environment): as [`Self::merge_entry`], and a bare `PREFIX*` (no `=`) sets
+    /// every variable of `caller` whose name starts with PREFIX, in the order of their names
+    /// (`*` alone: all of them), podman's rule.
+    ///
+    /// # Errors
+    /// [`SpecError::InvalidEnv`] for an empty key or a NUL byte.
+    pub(crate) fn merge_caller_entry(
+        &mut self,
+        entry: &str,
+        caller: &[(String, String)],
+    ) -> Result<(), SpecError> {
+        match entry.strip_suffix('*') {
+            Some(prefix) if !entry.contains(['=', '\0']) => {
+                let mut matches: Vec<&(String, String)> = caller
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(prefix))
+                    .collect();
+                matches.sort();
+                for (key, value) in matches {
+                    self.set(key, value);
+                }
+                Ok(())
+            }
+            _ => self.merge_entry(entry, |key| {
+                caller
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            }),
         }
     }
 
@@ -165,6 +210,38 @@ mod tests {
             .unwrap();
         env.merge_entry("MISSING", |_| None).unwrap();
         assert_eq!(env.into_strings(), ["HOME=/h"]);
+    }
+
+    #[test]
+    fn removal_keeps_the_order_and_the_index() {
+        let mut env = Env::default();
+        for e in ["A=1", "B=2", "C=3", "D=4"] {
+            env.merge_entry(e, |_| None).unwrap();
+        }
+        env.remove("B");
+        env.remove("missing");
+        env.set("C", "30");
+        env.set("E", "5");
+        assert_eq!(env.get("D"), Some("4"));
+        assert_eq!(env.into_strings(), ["A=1", "C=30", "D=4", "E=5"]);
+    }
+
+    #[test]
+    fn a_trailing_star_copies_the_callers_matching_variables() {
+        let caller: Vec<(String, String)> = [("CI_B", "b"), ("HOME", "/h"), ("CI_A", "a")]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut env = Env::default();
+        env.merge_caller_entry("CI_*", &caller).unwrap();
+        env.merge_caller_entry("NONE_*", &caller).unwrap();
+        env.merge_caller_entry("HOME", &caller).unwrap();
+        env.merge_caller_entry("X*=y", &caller).unwrap();
+        assert_eq!(env.into_strings(), ["CI_A=a", "CI_B=b", "HOME=/h", "X*=y"]);
+        let mut all = Env::default();
+        all.merge_caller_entry("*", &caller).unwrap();
+        assert_eq!(all.into_strings(), ["CI_A=a", "CI_B=b", "HOME=/h"]);
+        assert!(Env::default().merge_caller_entry("A\0*", &caller).is_err());
     }
 
     #[test]

@@ -19,6 +19,21 @@ pub enum SpecError {
     /// The group name is not in the rootfs's `/etc/group`.
     #[error("unknown group {0:?}")]
     UnknownGroup(String),
+    /// A user or group name (`user`, `group`) that cannot be looked up because the rootfs's
+    /// `/etc/passwd` or `/etc/group` cannot be read (a symlink loop, a directory, a FIFO, too
+    /// large): `unknown user "app": the rootfs's /etc/passwd cannot be read: not a regular
+    /// file (a FIFO)`.
+    #[error("unknown {what} {name:?}: the rootfs's {file} cannot be read: {reason}")]
+    UserDbUnreadable {
+        /// `user` or `group`.
+        what: &'static str,
+        /// The name looked up.
+        name: String,
+        /// `/etc/passwd` or `/etc/group`.
+        file: &'static str,
+        /// Why it cannot be read.
+        reason: String,
+    },
     /// A `--user` value that is none of the accepted forms, or whose uid is out of range.
     #[error("invalid user {0:?}: {1}")]
     InvalidUser(String, &'static str),
@@ -215,6 +230,41 @@ pub enum SpecError {
         line: usize,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A flag value with a small grammar (`--umask`, `--oom-score-adj`, `--annotation`) that
+    /// does not parse.
+    #[error("invalid {flag} {value:?}: {reason}")]
+    InvalidValue {
+        /// The flag, e.g. `--umask`.
+        flag: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--sysctl` value that is malformed or names a key outside the container's namespaces.
+    #[error("invalid --sysctl {value:?}: {reason}")]
+    InvalidSysctl {
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--sysctl` of a namespace that the run shares with the host (or does not create):
+    /// the runtime would change the host's kernel, or refuse.
+    #[error(
+        "invalid --sysctl {sysctl:?}: it needs the container's own {namespace} namespace, and \
+         the run has {flag} {mode}"
+    )]
+    SysctlNamespace {
+        /// The `--sysctl` value.
+        sysctl: String,
+        /// `ipc` or `network`.
+        namespace: &'static str,
+        /// The flag that decides that namespace (`--ipc`, `--network`).
+        flag: &'static str,
+        /// Its value (`host`).
+        mode: String,
     },
     /// The spec could not be serialized (a bug in ocirun if it ever happens).
     #[error("cannot serialize the spec")]

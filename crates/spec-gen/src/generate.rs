@@ -18,15 +18,18 @@ use crate::resources::Resources;
 use crate::rlimit::{show, RlimitKind, Ulimit, RLIM_INFINITY};
 use crate::seccomp::{NativeArch, ResolveContext, SeccompProfile, SyscallChecker};
 use crate::security::{SeccompPolicy, SecurityOptions};
+use crate::sysctl::SysctlNamespace;
 use crate::units::Size;
 use crate::userns::{container_maps, is_mapped, IdMapping, OwnUserNamespace, UserNsMode};
-use crate::{ImageConfig, ResolvedUser, SpecError, UserDb};
+use crate::{Annotation, ImageConfig, OomScoreAdj, ResolvedUser, SpecError, Sysctl, Umask, UserDb};
 
 /// The `ociVersion` written into every spec: the runtime-spec release that runc 1.1 implements.
 pub const OCI_VERSION: &str = "1.0.2";
 
 /// Paths the runtime masks (bind-mounts /dev/null or an empty read-only tmpfs over), as
-/// runtime-spec `linux.maskedPaths` (docs/ocirun-run.md "Linux").
+/// runtime-spec `linux.maskedPaths` (docs/ocirun-run.md "Linux"). Followed in the spec by
+/// [`thermal_throttle_path`] of each of [`HostFacts::thermal_throttle_cpus`], as containers/common
+/// expands `/sys/devices/system/cpu/cpu*/thermal_throttle` on the host.
 pub const MASKED_PATHS: [&str; 12] = [
     "/proc/acpi",
     "/proc/kcore",
@@ -51,6 +54,16 @@ pub const READONLY_PATHS: [&str; 6] = [
     "/proc/sys",
     "/proc/sysrq-trigger",
 ];
+
+/// Where `--read-only` (with `--read-only-tmpfs`, the default) mounts a read-write tmpfs, as
+/// podman does: `/tmp`, `/var/tmp`, `/run`, each `rw,rprivate,nosuid,nodev,tmpcopyup`.
+pub const READ_ONLY_TMPFS: [&str; 3] = ["/tmp", "/var/tmp", "/run"];
+
+/// The masked sysfs directory of CPU `cpu`'s thermal throttle counters:
+/// `/sys/devices/system/cpu/cpuN/thermal_throttle`.
+pub fn thermal_throttle_path(cpu: u32) -> String {
+    format!("/sys/devices/system/cpu/cpu{cpu}/thermal_throttle")
+}
 
 /// The ceiling of the default `RLIMIT_NOFILE` and `RLIMIT_NPROC`: 1048576 (the kernel's
 /// default `fs.nr_open`), lowered to ocirun's own hard limit so that setting it always succeeds.
@@ -85,8 +98,18 @@ pub struct RunOptions {
     /// `--use-entrypoint`: run the image's Entrypoint followed by `args`, or by the image's
     /// Cmd when `args` is empty (podman's rule).
     pub use_entrypoint: bool,
-    /// `--env` entries in order: `KEY=VALUE`, or a bare `KEY` that copies ocirun's own value.
+    /// `--env` entries in order: `KEY=VALUE`; a bare `KEY` copies ocirun's own value of KEY;
+    /// a bare `PREFIX*` copies every variable of ocirun's environment whose name starts with
+    /// PREFIX (`*` alone: all of them), podman's rule.
     pub env: Vec<String>,
+    /// `--env-host`: ocirun's whole environment ([`HostFacts::env`]) goes into the
+    /// container's, over the image's `Env`.
+    pub env_host: bool,
+    /// `--unsetenv`: names left out of the default environment (the default `PATH`, the
+    /// image's `Env`, `TERM`); `--env` and `--env-file` may still set them.
+    pub unset_env: Vec<String>,
+    /// `--unsetenv-all`: no default environment at all.
+    pub unset_env_all: bool,
     /// `--env-file` entries (see [`parse_env_file`](crate::parse_env_file)), merged after the
     /// image's Env and before `env`.
     pub env_file: Vec<String>,
@@ -109,6 +132,10 @@ pub struct RunOptions {
     pub cap_drop: Vec<CapabilityName>,
     /// `--ulimit`, in order; a later one for the same resource wins.
     pub ulimits: Vec<Ulimit>,
+    /// `--ulimit host`: every resource limit of the container is ocirun's own, soft and hard
+    /// ([`HostFacts::soft_limit`], [`HostFacts::hard_limit`]); `ulimits` still apply over
+    /// them.
+    pub ulimit_host: bool,
     /// `--security-opt`, applied.
     pub security: SecurityOptions,
     /// `--network` (default `host`).
@@ -127,6 +154,27 @@ pub struct RunOptions {
     pub devices: Vec<Device>,
     /// `--shm-size`: the size of the `/dev/shm` tmpfs (default [`DEFAULT_SHM_SIZE`]).
     pub shm_size: Option<Size>,
+    /// `--read-only`: the rootfs is mounted read-only (runtime-spec `root.readonly`).
+    pub read_only: bool,
+    /// `--read-only-tmpfs` (default true): with `read_only`, a read-write tmpfs on each of
+    /// [`READ_ONLY_TMPFS`]; without it, `/dev` and `/dev/shm` are read-only too, as podman
+    /// has them.
+    pub read_only_tmpfs: bool,
+    /// `--privileged`: every capability of ocirun's bounding set, no seccomp filter (unless a
+    /// `seccomp=PATH` profile is given), no masked or read-only paths (but `mask=`), no
+    /// AppArmor profile or SELinux label (unless given), `/sys` and `/sys/fs/cgroup`
+    /// read-write, and a device cgroup that allows every device; the host's device nodes
+    /// are the caller's to put into `devices` (`host_devices` of the `host` feature), as
+    /// podman does. `--cap-add` and `--cap-drop` are ignored, as podman ignores them.
+    pub privileged: bool,
+    /// `--sysctl`, in order; a later one for the same key wins.
+    pub sysctls: Vec<Sysctl>,
+    /// `--umask` (runtime-spec `process.user.umask`); without it, the runtime's (0022).
+    pub umask: Option<Umask>,
+    /// `--oom-score-adj` (runtime-spec `process.oomScoreAdj`).
+    pub oom_score_adj: Option<OomScoreAdj>,
+    /// `--annotation`, in order; a later one for the same key wins.
+    pub annotations: Vec<Annotation>,
     /// `--init`: the host path of a minimal init (tini or catatonit, statically linked) that
     /// runs as the container's PID 1, forwards signals to the command and reaps zombies
     /// (podman's `--init`). It is bind-mounted read-only at [`INIT_PATH`] and `process.args`
@@ -161,6 +209,9 @@ impl RunOptions {
             args,
             use_entrypoint: false,
             env: Vec::new(),
+            env_host: false,
+            unset_env: Vec::new(),
+            unset_env_all: false,
             env_file: Vec::new(),
             working_dir: None,
             user: None,
@@ -171,6 +222,7 @@ impl RunOptions {
             cap_add: Vec::new(),
             cap_drop: Vec::new(),
             ulimits: Vec::new(),
+            ulimit_host: false,
             security: SecurityOptions::default(),
             network: NetworkMode::default(),
             pid: NamespaceMode::default(),
@@ -180,6 +232,13 @@ impl RunOptions {
             resources: Resources::default(),
             devices: Vec::new(),
             shm_size: None,
+            read_only: false,
+            read_only_tmpfs: true,
+            privileged: false,
+            sysctls: Vec::new(),
+            umask: None,
+            oom_score_adj: None,
+            annotations: Vec::new(),
             init: None,
             console_size: None,
             userns: UserNsMode::Default,
@@ -204,6 +263,9 @@ pub struct HostFacts {
     /// ocirun's own hard limits of the other resources (getrlimit(2)); a resource that is
     /// missing counts as unlimited. NOFILE and NPROC are the fields above.
     pub hard_limits: BTreeMap<RlimitKind, u64>,
+    /// ocirun's own soft limits (getrlimit(2)), for `--ulimit host`; a resource that is
+    /// missing has its hard limit as soft limit.
+    pub soft_limits: BTreeMap<RlimitKind, u64>,
     /// Whether ocirun has `CAP_SYS_RESOURCE` in its effective set: without it, a `--ulimit`
     /// hard limit above ocirun's own is refused (setrlimit(2) would fail in the container).
     pub cap_sys_resource: bool,
@@ -226,6 +288,9 @@ pub struct HostFacts {
     pub swap_limit: bool,
     /// The host's hostname (gethostname(2)): `HOSTNAME` with `--uts host`.
     pub hostname: String,
+    /// The host's CPUs that have a `/sys/devices/system/cpu/cpuN/thermal_throttle` directory,
+    /// in ascending order: each is masked ([`thermal_throttle_path`]).
+    pub thermal_throttle_cpus: Vec<u32>,
     /// The user namespace ocirun runs in without root (`None` for root, which runs in the
     /// host's): the container shares it unless it gets one of its own, resource limits need a
     /// [`Self::delegated_cgroup`], devices are bind-mounted (a user namespace cannot make device
@@ -263,13 +328,15 @@ impl DelegatedCgroup {
 impl Default for HostFacts {
     /// No environment, unlimited hard limits without `CAP_SYS_RESOURCE`, a bounding set of
     /// every capability the caps crate knows, the architecture this crate was compiled for, an unknown kernel,
-    /// neither SELinux nor AppArmor, swap limits available, no hostname.
+    /// neither SELinux nor AppArmor, swap limits available, no hostname, no CPU with thermal
+    /// throttle counters.
     fn default() -> Self {
         Self {
             env: Vec::new(),
             nofile_hard: RLIM_INFINITY,
             nproc_hard: RLIM_INFINITY,
             hard_limits: BTreeMap::new(),
+            soft_limits: BTreeMap::new(),
             cap_sys_resource: false,
             cap_bounding: all_known_caps_mask(),
             arch: NativeArch::compiled(),
@@ -278,6 +345,7 @@ impl Default for HostFacts {
             apparmor_enabled: false,
             swap_limit: true,
             hostname: String::new(),
+            thermal_throttle_cpus: Vec::new(),
             user_namespace: None,
             delegated_cgroup: None,
             cgroup_v2: false,
@@ -291,6 +359,15 @@ impl HostFacts {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
+    }
+
+    /// ocirun's own soft limit of `kind` (its hard limit when [`Self::soft_limits`] lacks it).
+    pub fn soft_limit(&self, kind: RlimitKind) -> u64 {
+        self.soft_limits
+            .get(&kind)
+            .copied()
+            .unwrap_or_else(|| self.hard_limit(kind))
+            .min(self.hard_limit(kind))
     }
 
     /// ocirun's own hard limit of `kind`.
@@ -468,7 +545,8 @@ impl<'a> SpecGenerator<'a> {
     ///
     /// `process`: args, env (merged as docs/ocirun-run.md "Process" says), cwd, user with
     /// supplementary groups, capabilities, rlimits, AppArmor profile, SELinux label,
-    /// no-new-privileges. `linux`: namespaces, masked and read-only paths, cgroup resources
+    /// no-new-privileges, umask, OOM score adjustment. `linux`: namespaces, sysctls, masked
+    /// and read-only paths, cgroup resources
     /// over a deny-all device baseline, device nodes, seccomp, mount label, cgroups path.
     /// `mounts`: the default mounts, sorted by depth then path. `hostname` unless the UTS
     /// namespace is not a new one.
@@ -548,18 +626,38 @@ impl<'a> SpecGenerator<'a> {
 
         let mut env = Env::default();
         env.set("PATH", DEFAULT_PATH);
-        if options.http_proxy {
+        for entry in &image.env {
+            env.merge_entry(entry, |_| None)?;
+        }
+        if options.terminal {
+            env.set_default("TERM", "xterm");
+        }
+        if options.unset_env_all {
+            env = Env::default();
+        }
+        for key in &options.unset_env {
+            if key.is_empty() || key.contains(['=', '\0']) {
+                return Err(SpecError::InvalidValue {
+                    flag: "--unsetenv",
+                    value: key.clone(),
+                    reason: "not a variable name (empty, or holds '=' or a NUL byte)".to_owned(),
+                });
+            }
+            env.remove(key);
+        }
+        if options.env_host {
+            for (key, value) in &host.env {
+                env.set(key, value);
+            }
+        } else if options.http_proxy {
             for key in PROXY_VARIABLES {
                 if let Some(value) = host.lookup(key) {
                     env.set(key, &value);
                 }
             }
         }
-        for entry in &image.env {
-            env.merge_entry(entry, |_| None)?;
-        }
         for entry in options.env_file.iter().chain(&options.env) {
-            env.merge_entry(entry, |key| host.lookup(key))?;
+            env.merge_caller_entry(entry, &host.env)?;
         }
         match (&hostname, &options.uts) {
             (Some(h), _) => env.set_default("HOSTNAME", h),
@@ -569,12 +667,12 @@ impl<'a> SpecGenerator<'a> {
             (None, _) => {}
         }
         env.set_default("HOME", &user.home);
-        if options.terminal {
-            env.set_default("TERM", "xterm");
-        }
 
-        let final_caps =
-            final_capabilities(&options.cap_add, &options.cap_drop, host.cap_bounding)?;
+        let final_caps = if options.privileged {
+            final_capabilities(&[CapabilityName::All], &[], host.cap_bounding)?
+        } else {
+            final_capabilities(&options.cap_add, &options.cap_drop, host.cap_bounding)?
+        };
         let bounding: Capabilities = final_caps.iter().copied().collect();
         let granted = if user.uid == 0 {
             bounding.clone()
@@ -592,14 +690,16 @@ impl<'a> SpecGenerator<'a> {
 
         let mut process = ProcessBuilder::default()
             .terminal(options.terminal)
-            .user(
-                UserBuilder::default()
+            .user({
+                let mut builder = UserBuilder::default()
                     .uid(user.uid)
                     .gid(user.gid)
-                    .additional_gids(user.additional_gids.clone())
-                    .build()
-                    .map_err(internal)?,
-            )
+                    .additional_gids(user.additional_gids.clone());
+                if let Some(umask) = options.umask {
+                    builder = builder.umask(umask.bits());
+                }
+                builder.build().map_err(internal)?
+            })
             .args(match &options.init {
                 Some(_) => [INIT_PATH.to_owned(), "--".to_owned()]
                     .into_iter()
@@ -610,11 +710,18 @@ impl<'a> SpecGenerator<'a> {
             .env(env.into_strings())
             .cwd(cwd)
             .capabilities(capabilities)
-            .rlimits(rlimits(&options.ulimits, host)?);
+            .rlimits(rlimits(&options.ulimits, options.ulimit_host, host)?);
+        if let Some(adj) = options.oom_score_adj {
+            process = process.oom_score_adj(adj.get());
+        }
         if let Some(profile) = apparmor_profile(&options.security, host)? {
             process = process.apparmor_profile(profile);
         }
-        let labels = selinux_labels(&options.security, host, self.container_id);
+        let labels = if options.privileged {
+            None
+        } else {
+            selinux_labels(&options.security, host, self.container_id)
+        };
         if let Some((process_label, _)) = &labels {
             process = process.selinux_label(process_label.clone());
         }
@@ -632,11 +739,12 @@ impl<'a> SpecGenerator<'a> {
         process.set_no_new_privileges(options.security.no_new_privileges.then_some(true));
 
         let cgroup = options.resources.build(self.container_id, host)?;
+        // Deny all, then each device's rule; or, privileged, allow all (podman's rule).
         // Without root no device node can be made: the host's node is bind-mounted instead
         // (podman's way), and there is no device cgroup to allow it in.
         let device_binds = own.is_some();
         let mut device_rules = vec![LinuxDeviceCgroupBuilder::default()
-            .allow(false)
+            .allow(options.privileged)
             .access("rwm")
             .build()
             .map_err(internal)?];
@@ -648,8 +756,15 @@ impl<'a> SpecGenerator<'a> {
                 continue;
             }
             let (node, rule) = device.to_spec()?;
-            device_nodes.push(node);
-            device_rules.push(rule);
+            if !device_nodes
+                .iter()
+                .any(|n: &oci_spec::runtime::LinuxDevice| n.path() == node.path())
+            {
+                device_nodes.push(node);
+            }
+            if !options.privileged {
+                device_rules.push(rule);
+            }
         }
         let mut resources = LinuxResourcesBuilder::default().devices(device_rules);
         if let Some(memory) = cgroup.memory {
@@ -663,10 +778,25 @@ impl<'a> SpecGenerator<'a> {
         }
 
         let security = &options.security;
-        let masked: Vec<String> = MASKED_PATHS
+        // Privileged: none of the default masked and read-only paths, but `mask=`.
+        let defaults = |paths: &'static [&'static str]| {
+            if options.privileged {
+                &paths[..0]
+            } else {
+                paths
+            }
+        };
+        let thermal: Vec<String> = host
+            .thermal_throttle_cpus
             .iter()
-            .filter(|p| security.keeps_masked(p))
+            .filter(|_| !options.privileged)
+            .map(|cpu| thermal_throttle_path(*cpu))
+            .collect();
+        let masked: Vec<String> = defaults(&MASKED_PATHS)
+            .iter()
             .map(|p| (*p).to_owned())
+            .chain(thermal)
+            .filter(|p| security.keeps_masked(p))
             .chain(security.mask.iter().cloned())
             .fold(Vec::new(), |mut acc, p| {
                 if !acc.contains(&p) {
@@ -674,7 +804,7 @@ impl<'a> SpecGenerator<'a> {
                 }
                 acc
             });
-        let readonly: Vec<String> = READONLY_PATHS
+        let readonly: Vec<String> = defaults(&READONLY_PATHS)
             .iter()
             .filter(|p| security.keeps_masked(p))
             .map(|p| (*p).to_owned())
@@ -687,6 +817,10 @@ impl<'a> SpecGenerator<'a> {
             .resources(resources.build().map_err(internal)?);
         if !device_nodes.is_empty() {
             linux = linux.devices(device_nodes);
+        }
+        let sysctls = self.sysctls()?;
+        if !sysctls.is_empty() {
+            linux = linux.sysctl(sysctls);
         }
         if let Some(path) = cgroup.cgroups_path {
             linux = linux.cgroups_path(path);
@@ -710,6 +844,7 @@ impl<'a> SpecGenerator<'a> {
         };
         match &security.seccomp {
             SeccompPolicy::Unconfined => {}
+            SeccompPolicy::Default if options.privileged => {}
             SeccompPolicy::Default => {
                 linux = linux.seccomp(SeccompProfile::builtin().resolve(
                     &ctx,
@@ -724,6 +859,44 @@ impl<'a> SpecGenerator<'a> {
         }
 
         let mut mounts = default_mounts(self.shm_size()?);
+        for mount in &mut mounts {
+            let dst = mount.destination().clone();
+            let mut opts = mount.options().clone().unwrap_or_default();
+            if options.privileged
+                && (dst == Path::new("/sys") || dst == Path::new("/sys/fs/cgroup"))
+            {
+                for o in &mut opts {
+                    if o == "ro" {
+                        *o = "rw".to_owned();
+                    }
+                }
+            }
+            // Read-only without the tmpfs: /dev and /dev/shm are read-only too (podman).
+            if options.read_only
+                && !options.read_only_tmpfs
+                && (dst == Path::new("/dev") || dst == Path::new("/dev/shm"))
+            {
+                opts.push("ro".to_owned());
+            }
+            mount.set_options(Some(opts));
+        }
+        if options.read_only && options.read_only_tmpfs {
+            for dst in READ_ONLY_TMPFS {
+                mounts.push(
+                    MountBuilder::default()
+                        .destination(dst)
+                        .typ("tmpfs")
+                        .source("tmpfs")
+                        .options(
+                            ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]
+                                .map(String::from)
+                                .to_vec(),
+                        )
+                        .build()
+                        .map_err(internal)?,
+                );
+            }
+        }
         if options.ipc == NamespaceMode::Host {
             // The host's IPC namespace: its /dev/shm is the one that goes with it.
             for mount in &mut mounts {
@@ -793,7 +966,7 @@ impl<'a> SpecGenerator<'a> {
             .root(
                 RootBuilder::default()
                     .path(self.rootfs)
-                    .readonly(false)
+                    .readonly(options.read_only)
                     .build()
                     .map_err(internal)?,
             )
@@ -807,7 +980,12 @@ impl<'a> SpecGenerator<'a> {
         // oci-spec's builder starts from its own defaults (a hostname, empty annotations):
         // only what this crate decided goes into the spec.
         spec.set_hostname(hostname);
-        spec.set_annotations(None);
+        let annotations: std::collections::HashMap<String, String> = options
+            .annotations
+            .iter()
+            .map(|a| (a.key().to_owned(), a.value().to_owned()))
+            .collect();
+        spec.set_annotations((!annotations.is_empty()).then_some(annotations));
         Ok(spec)
     }
 
@@ -851,6 +1029,34 @@ impl<'a> SpecGenerator<'a> {
             }),
             Some(size) => Ok(size),
         }
+    }
+
+    /// runtime-spec `linux.sysctl` from `--sysctl` (a later value for a key wins), each
+    /// checked against the run's namespaces: an IPC key needs the container's own IPC
+    /// namespace, a `net.*` key its own network namespace (new or joined).
+    fn sysctls(&self) -> Result<std::collections::HashMap<String, String>, SpecError> {
+        let o = self.options;
+        let mut out = std::collections::HashMap::new();
+        for sysctl in &o.sysctls {
+            let shared = match sysctl.namespace() {
+                SysctlNamespace::Ipc => {
+                    (o.ipc == NamespaceMode::Host).then(|| ("--ipc", "host".to_owned()))
+                }
+                SysctlNamespace::Network => {
+                    (o.network == NetworkMode::Host).then(|| ("--network", "host".to_owned()))
+                }
+            };
+            if let Some((flag, mode)) = shared {
+                return Err(SpecError::SysctlNamespace {
+                    sysctl: sysctl.to_string(),
+                    namespace: sysctl.namespace().name(),
+                    flag,
+                    mode,
+                });
+            }
+            out.insert(sysctl.key().to_owned(), sysctl.value().to_owned());
+        }
+        Ok(out)
     }
 
     /// runtime-spec `linux.namespaces`, in the order runc's `runc spec` writes them.
@@ -913,11 +1119,21 @@ fn command(options: &RunOptions, image: &ImageConfig) -> Result<Vec<String>, Spe
 /// `process.rlimits`: NOFILE and NPROC at min(1048576, ocirun's own hard limit), then
 /// `--ulimit` (the last one of a resource wins), sorted by resource name. A hard limit above
 /// ocirun's own is refused without `CAP_SYS_RESOURCE`.
-fn rlimits(ulimits: &[Ulimit], host: &HostFacts) -> Result<Vec<PosixRlimit>, SpecError> {
+fn rlimits(
+    ulimits: &[Ulimit],
+    ulimit_host: bool,
+    host: &HostFacts,
+) -> Result<Vec<PosixRlimit>, SpecError> {
     let mut limits: BTreeMap<RlimitKind, (u64, u64)> = BTreeMap::new();
-    for kind in [RlimitKind::Nofile, RlimitKind::Nproc] {
-        let value = host.hard_limit(kind).min(DEFAULT_RLIMIT_CEILING);
-        limits.insert(kind, (value, value));
+    if ulimit_host {
+        for kind in RlimitKind::ALL {
+            limits.insert(kind, (host.soft_limit(kind), host.hard_limit(kind)));
+        }
+    } else {
+        for kind in [RlimitKind::Nofile, RlimitKind::Nproc] {
+            let value = host.hard_limit(kind).min(DEFAULT_RLIMIT_CEILING);
+            limits.insert(kind, (value, value));
+        }
     }
     for u in ulimits {
         let own = host.hard_limit(u.kind);

@@ -14,7 +14,7 @@ use std::path::Path;
 use nix::sys::resource::{getrlimit, Resource};
 
 use crate::seccomp::parse_kernel_release;
-use crate::{DeviceKind, HostDevice, HostFacts, RlimitKind};
+use crate::{Device, DeviceKind, DeviceRequest, HostDevice, HostFacts, RlimitKind};
 
 /// Host paths searched for an init binary for `--init`, in order: Debian's tini-static, podman's
 /// catatonit, Debian's catatonit. The binary must be statically linked: it runs inside any
@@ -26,6 +26,65 @@ pub const INIT_CANDIDATES: [&str; 3] = [
     "/usr/libexec/podman/catatonit",
     "/usr/bin/catatonit",
 ];
+
+/// The directories below `/dev` whose nodes [`host_devices`] leaves out, as podman and runc
+/// do: the container gets its own `pts`, `shm` and `mqueue`, and `fd` is a symlink farm.
+const HOST_DEVICE_SKIPPED_DIRS: [&str; 6] = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts"];
+
+/// Every device node below `dir` (the host's `/dev` for `--privileged`), found as podman
+/// finds them for a privileged container: recursively, leaving out the directories `pts`,
+/// `shm`, `fd` and `mqueue`, the `console` node and symlinks; each as a [`Device`] at the same
+/// path in the container with access `rwm`, sorted by path. An entry that vanishes while it is
+/// read is left out.
+///
+/// # Errors
+/// When `dir`, or a directory below it, cannot be read.
+pub fn host_devices(dir: &Path) -> std::io::Result<Vec<Device>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                if !HOST_DEVICE_SKIPPED_DIRS.iter().any(|d| name == *d) {
+                    dirs.push(path);
+                }
+                continue;
+            }
+            if name == "console" || !(ft.is_char_device() || ft.is_block_device()) {
+                continue;
+            }
+            let rdev = meta.rdev();
+            out.push(Device {
+                request: DeviceRequest {
+                    host_path: path.clone(),
+                    container_path: path,
+                    access: "rwm".to_owned(),
+                },
+                host: HostDevice {
+                    kind: if ft.is_char_device() {
+                        DeviceKind::Char
+                    } else {
+                        DeviceKind::Block
+                    },
+                    major: nix::sys::stat::major(rdev),
+                    minor: nix::sys::stat::minor(rdev),
+                    mode: meta.mode() & 0o7777,
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                },
+            });
+        }
+    }
+    out.sort_by(|a, b| a.request.container_path.cmp(&b.request.container_path));
+    Ok(out)
+}
 
 /// The first of [`INIT_CANDIDATES`] that is a file on this host.
 pub fn find_init() -> Option<&'static Path> {
@@ -39,7 +98,10 @@ impl HostFacts {
     /// SELinux is enabled (selinuxfs mounted on `/sys/fs/selinux`, what libselinux's
     /// `is_selinux_enabled` looks for first) and AppArmor
     /// (`/sys/module/apparmor/parameters/enabled`), whether the memory cgroup can limit swap,
-    /// and the hostname. What cannot be read keeps its [`HostFacts::default`] value.
+    /// the hostname, and the CPUs that have thermal throttle counters
+    /// (`/sys/devices/system/cpu/cpuN/thermal_throttle`, the expansion of containers/common's
+    /// masked glob `cpu*/thermal_throttle`). What cannot be read keeps its
+    /// [`HostFacts::default`] value.
     pub fn gather() -> Self {
         let hard = |r| getrlimit(r).map(|(_, hard)| hard).unwrap_or(u64::MAX);
         let defaults = Self::default();
@@ -57,6 +119,10 @@ impl HostFacts {
             hard_limits: RlimitKind::ALL
                 .into_iter()
                 .map(|kind| (kind, hard(resource(kind))))
+                .collect::<BTreeMap<_, _>>(),
+            soft_limits: RlimitKind::ALL
+                .into_iter()
+                .filter_map(|kind| Some((kind, getrlimit(resource(kind)).ok()?.0)))
                 .collect::<BTreeMap<_, _>>(),
             cap_sys_resource: caps::has_cap(
                 None,
@@ -77,11 +143,37 @@ impl HostFacts {
             hostname: nix::unistd::gethostname()
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            thermal_throttle_cpus: thermal_throttle_cpus(Path::new(CPU_SYSFS)),
             cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
             delegated_cgroup: delegated_cgroup(),
             ..defaults
         }
     }
+}
+
+/// The sysfs directory of the host's CPUs.
+const CPU_SYSFS: &str = "/sys/devices/system/cpu";
+
+/// The numbers of the `cpuN` directories in `dir` that have a `thermal_throttle` directory,
+/// ascending.
+fn thermal_throttle_cpus(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut cpus: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let digits = name.to_str()?.strip_prefix("cpu")?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let cpu = digits.parse().ok()?;
+            e.path().join("thermal_throttle").is_dir().then_some(cpu)
+        })
+        .collect();
+    cpus.sort_unstable();
+    cpus
 }
 
 impl HostDevice {
@@ -214,6 +306,68 @@ mod tests {
         assert_eq!(facts.cap_bounding, cap_bnd);
         let path = std::env::var("PATH").unwrap_or_default();
         assert!(facts.env.contains(&("PATH".to_owned(), path)) || facts.env.is_empty());
+    }
+
+    #[test]
+    fn host_devices_are_the_nodes_below_dev() {
+        let devices = host_devices(Path::new("/dev")).unwrap();
+        let null = devices
+            .iter()
+            .find(|d| d.request.container_path == Path::new("/dev/null"))
+            .expect("/dev/null is a host device");
+        assert_eq!((null.host.major, null.host.minor), (1, 3));
+        assert_eq!(null.request.access, "rwm");
+        assert!(devices.iter().all(|d| {
+            let p = &d.request.container_path;
+            !p.starts_with("/dev/pts")
+                && !p.starts_with("/dev/shm")
+                && p != Path::new("/dev/console")
+        }));
+        let mut sorted = devices.clone();
+        sorted.sort_by(|a, b| a.request.container_path.cmp(&b.request.container_path));
+        assert_eq!(sorted, devices);
+        assert!(host_devices(Path::new("/nonexistent/dev")).is_err());
+    }
+
+    #[test]
+    fn soft_limits_are_gathered() {
+        let facts = HostFacts::gather();
+        assert_eq!(
+            facts.soft_limit(RlimitKind::Nofile),
+            getrlimit(Resource::RLIMIT_NOFILE).unwrap().0
+        );
+    }
+
+    #[test]
+    fn cpus_with_thermal_throttle_counters() {
+        let dir = std::env::temp_dir().join(format!("ocirun-cpus-{}", std::process::id()));
+        for d in [
+            "cpu0/thermal_throttle",
+            "cpu10/thermal_throttle",
+            "cpu2/thermal_throttle",
+            "cpu3",
+            "cpufreq/thermal_throttle",
+            "cpux1/thermal_throttle",
+        ] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        std::fs::create_dir_all(dir.join("cpu4")).unwrap();
+        std::fs::write(dir.join("cpu4/thermal_throttle"), "").unwrap();
+        let found = thermal_throttle_cpus(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, [0, 2, 10]);
+        assert!(thermal_throttle_cpus(Path::new("/nonexistent/cpu")).is_empty());
+        // This host's own: what sysfs lists.
+        let mut expected: Vec<u32> = std::fs::read_dir(CPU_SYSFS)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().join("thermal_throttle").is_dir())
+                    .filter_map(|e| e.file_name().to_str()?.strip_prefix("cpu")?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        expected.sort_unstable();
+        assert_eq!(HostFacts::gather().thermal_throttle_cpus, expected);
     }
 
     #[test]

@@ -12,19 +12,22 @@ use crate::SpecError;
 /// The execution parameters of an OCI image (image-spec `config` object).
 ///
 /// Field names follow the image-spec (`Env`, `User`, `WorkingDir`, ...). Unknown members are
-/// ignored, as the image-spec asks of consumers.
+/// ignored, as the image-spec asks of consumers. A `null` member, and an empty string where a
+/// string is expected (`"User": ""`, `"WorkingDir": ""`, `"Hostname": ""`, `"StopSignal": ""`,
+/// as Docker writes a config whose fields were never set), is "not set"; so are an empty entry
+/// of `Env` and an empty key of `Volumes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct ImageConfig {
     /// `KEY=VALUE` entries, merged before the run's own `--env` entries.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "non_empty_strings")]
     pub env: Vec<String>,
     /// The user to run as when `--user` is not given, in any form `--user` accepts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub user: Option<String>,
     /// The working directory when `--workingdir` is not given; absolute.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub working_dir: Option<String>,
     /// The image's entrypoint (used only with `--use-entrypoint`).
     #[serde(default, deserialize_with = "null_as_default")]
@@ -38,11 +41,12 @@ pub struct ImageConfig {
     /// Image labels.
     #[serde(default, deserialize_with = "null_as_default")]
     pub labels: BTreeMap<String, String>,
-    /// The signal that stops the container, e.g. `SIGTERM`.
-    #[serde(default)]
+    /// The signal that stops the container, e.g. `SIGTERM` (a name with or without `SIG`, or a
+    /// number): the first signal `--timeout` sends.
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub stop_signal: Option<String>,
     /// The hostname when `--hostname` is not given (a Docker extension of the format).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub hostname: Option<String>,
 }
 
@@ -83,12 +87,33 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+/// A string member that is `null` or empty is not set.
+fn empty_as_none<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<String>::deserialize(deserializer)?.filter(|s| !s.is_empty()))
+}
+
+/// A list of strings whose `null` is empty and whose empty entries are left out.
+fn non_empty_strings<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let list: Vec<String> = null_as_default(deserializer)?;
+    Ok(list.into_iter().filter(|s| !s.is_empty()).collect())
+}
+
 fn volume_keys<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
     let map: Option<BTreeMap<String, serde_json::Value>> = Option::deserialize(deserializer)?;
-    Ok(map.unwrap_or_default().into_keys().collect())
+    Ok(map
+        .unwrap_or_default()
+        .into_keys()
+        .filter(|k| !k.is_empty())
+        .collect())
 }
 
 #[cfg(test)]
@@ -119,6 +144,39 @@ mod tests {
         assert_eq!(
             ImageConfig::from_json(br#"{"architecture":"amd64"}"#).unwrap(),
             ImageConfig::default()
+        );
+    }
+
+    #[test]
+    fn a_docker_config_with_unset_fields_sets_nothing() {
+        // The Config of `docker inspect` for an image built FROM scratch with no settings.
+        let doc = br#"{"Hostname":"","Domainname":"","User":"","AttachStdin":false,
+            "AttachStdout":false,"AttachStderr":false,"Tty":false,"OpenStdin":false,
+            "StdinOnce":false,"Env":null,"Cmd":null,"Image":"","Volumes":null,
+            "WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":null,
+            "StopSignal":"","ExposedPorts":null}"#;
+        assert_eq!(ImageConfig::from_json(doc).unwrap(), ImageConfig::default());
+        let wrapped = br#"{"architecture":"amd64","os":"linux","config":{"User":"",
+            "WorkingDir":"","Hostname":"","StopSignal":"","Env":["","PATH=/bin"],
+            "Volumes":{"":{},"/data":null}}}"#;
+        let c = ImageConfig::from_json(wrapped).unwrap();
+        assert_eq!(
+            (
+                c.user,
+                c.working_dir,
+                c.hostname,
+                c.stop_signal,
+                c.env,
+                c.volumes
+            ),
+            (
+                None,
+                None,
+                None,
+                None,
+                vec!["PATH=/bin".to_owned()],
+                vec!["/data".to_owned()]
+            )
         );
     }
 

@@ -14,13 +14,17 @@ mod json;
 #[cfg(feature = "libseccomp")]
 mod libseccomp;
 mod namespaces;
+#[cfg(test)]
+mod parser_props;
 mod resources;
 mod rlimit;
 mod seccomp;
 mod security;
+mod sysctl;
 mod units;
 mod user;
 mod userns;
+mod values;
 
 pub use oci_spec;
 
@@ -29,11 +33,12 @@ pub use device::{Device, DeviceKind, DeviceRequest, HostDevice};
 pub use env::{parse_env_file, DEFAULT_PATH, PROXY_VARIABLES};
 pub use error::SpecError;
 pub use generate::{
-    merge_mounts, sort_mounts, ConsoleSize, DelegatedCgroup, HostFacts, RunOptions, SpecGenerator,
-    DEFAULT_SHM_SIZE, INIT_PATH, MASKED_PATHS, OCI_VERSION, READONLY_PATHS,
+    merge_mounts, sort_mounts, thermal_throttle_path, ConsoleSize, DelegatedCgroup, HostFacts,
+    RunOptions, SpecGenerator, DEFAULT_SHM_SIZE, INIT_PATH, MASKED_PATHS, OCI_VERSION,
+    READONLY_PATHS, READ_ONLY_TMPFS,
 };
 #[cfg(feature = "host")]
-pub use host::{find_init, INIT_CANDIDATES};
+pub use host::{find_init, host_devices, INIT_CANDIDATES};
 pub use image::ImageConfig;
 pub use json::to_json;
 #[cfg(feature = "libseccomp")]
@@ -45,9 +50,11 @@ pub use seccomp::{NativeArch, SeccompProfile, SyscallChecker, DEFAULT_PROFILE_JS
 pub use security::{
     LabelOpt, LabelOptions, SeccompOpt, SeccompPolicy, SecurityOpt, SecurityOptions,
 };
-pub use units::{CpuList, Cpus, Size};
+pub use sysctl::{Sysctl, SysctlNamespace};
+pub use units::{CpuList, Cpus, Size, MAX_CPU};
 pub use user::{ResolvedUser, UserDb, MAX_ID};
 pub use userns::{IdMapping, OwnUserNamespace, UserNsMode};
+pub use values::{Annotation, OomScoreAdj, Umask};
 
 #[cfg(test)]
 mod tests;

@@ -96,6 +96,14 @@ impl RlimitKind {
         }
     }
 
+    /// The resource named `name` as `--ulimit` takes it: `nofile`, in any case, with or
+    /// without the `RLIMIT_` prefix (`NOFILE`, `RLIMIT_NOFILE`, `rlimit_nofile`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        let lower = name.to_ascii_lowercase();
+        let bare = lower.strip_prefix("rlimit_").unwrap_or(&lower);
+        Self::ALL.into_iter().find(|k| k.name() == bare)
+    }
+
     /// The runtime-spec `process.rlimits[].type` (`RLIMIT_NOFILE`, ...).
     pub fn posix(self) -> PosixRlimitType {
         match self {
@@ -125,7 +133,9 @@ impl fmt::Display for RlimitKind {
     }
 }
 
-/// One `--ulimit name=soft[:hard]` (podman-run(1) `--ulimit`).
+/// One `--ulimit name=soft[:hard]` (podman-run(1) `--ulimit`). The name is any case, with or
+/// without `RLIMIT_` ([`RlimitKind::from_name`]); `--ulimit host` is not a `Ulimit` but
+/// [`RunOptions::ulimit_host`](crate::RunOptions::ulimit_host).
 ///
 /// `soft` and `hard` are numbers in the resource's unit, or `-1`/`unlimited` for
 /// [`RLIM_INFINITY`]. `hard` defaults to `soft`; `soft` above `hard` is refused, as setrlimit(2)
@@ -160,16 +170,13 @@ impl FromStr for Ulimit {
         let (name, values) = s
             .split_once('=')
             .ok_or_else(|| bad("expected name=soft[:hard]".to_owned()))?;
-        let kind = RlimitKind::ALL
-            .into_iter()
-            .find(|k| k.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = RlimitKind::ALL.iter().map(|k| k.name()).collect();
-                bad(format!(
-                    "unknown resource {name:?} (one of {})",
-                    names.join(", ")
-                ))
-            })?;
+        let kind = RlimitKind::from_name(name).ok_or_else(|| {
+            let names: Vec<&str> = RlimitKind::ALL.iter().map(|k| k.name()).collect();
+            bad(format!(
+                "unknown resource {name:?} (one of {}, in any case, with or without RLIMIT_)",
+                names.join(", ")
+            ))
+        })?;
         let value = |v: &str| -> Result<u64, SpecError> {
             match v {
                 "-1" | "unlimited" => Ok(RLIM_INFINITY),
@@ -234,6 +241,13 @@ mod tests {
         assert_eq!(u("core=unlimited").soft, RLIM_INFINITY);
         assert_eq!(u("core=-1:-1").hard, RLIM_INFINITY);
         assert_eq!(u("stack=0:unlimited").to_string(), "stack=0:unlimited");
+        for name in ["NOFILE", "RLIMIT_NOFILE", "rlimit_nofile", "NoFile"] {
+            assert_eq!(
+                u(&format!("{name}=1:2")).to_string(),
+                "nofile=1:2",
+                "{name}"
+            );
+        }
         for kind in RlimitKind::ALL {
             assert_eq!(u(&format!("{kind}=1")).kind, kind);
             assert_eq!(
@@ -256,7 +270,13 @@ mod tests {
         );
         assert!(err("nofile").contains("expected name=soft[:hard]"));
         assert!(err("files=1").contains(r#"unknown resource "files""#));
-        assert!(err("NOFILE=1").contains("unknown resource"));
+        assert_eq!(
+            err("files=1"),
+            "invalid --ulimit \"files=1\": unknown resource \"files\" (one of as, core, cpu, \
+             data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, \
+             sigpending, stack, in any case, with or without RLIMIT_)"
+        );
+        assert!(err("RLIMIT_=1").contains("unknown resource \"RLIMIT_\""));
         assert!(err("nofile=").contains(r#""" is not a number"#));
         assert!(err("nofile=-2").contains(r#""-2" is not a number"#));
         assert!(err("nofile=+2").contains("is not a number"));

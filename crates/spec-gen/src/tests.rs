@@ -174,6 +174,278 @@ fn proxy_variables_and_bare_keys_come_from_the_host() {
 }
 
 #[test]
+fn the_environment_is_merged_in_podmans_order() {
+    let host = HostFacts {
+        env: vec![
+            ("PATH".into(), "/host/bin".into()),
+            ("http_proxy".into(), "http://host-proxy".into()),
+            ("CI_B".into(), "b".into()),
+            ("CI_A".into(), "a".into()),
+            ("A".into(), "host".into()),
+        ],
+        ..HostFacts::default()
+    };
+    let image =
+        ImageConfig::from_json(br#"{"Env":["A=image","http_proxy=http://image-proxy","GONE=1"]}"#)
+            .unwrap();
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.env = vec!["CI_*".into()];
+    o.unset_env = vec!["GONE".into(), "TERM".into()];
+    o.terminal = true;
+    // The host's proxy variables override the image's.
+    assert_eq!(
+        env_of(&gen(&o, &image, &host)),
+        [
+            format!("PATH={DEFAULT_PATH}"),
+            "A=image".to_owned(),
+            "http_proxy=http://host-proxy".to_owned(),
+            "CI_A=a".to_owned(),
+            "CI_B=b".to_owned(),
+            "HOSTNAME=abcdef012345".to_owned(),
+            "HOME=/root".to_owned(),
+        ]
+    );
+    // --env-host: ocirun's whole environment, over the image's.
+    o.env_host = true;
+    o.env = vec!["A=flag".into()];
+    assert_eq!(
+        env_of(&gen(&o, &image, &host)),
+        [
+            "PATH=/host/bin",
+            "A=flag",
+            "http_proxy=http://host-proxy",
+            "CI_B=b",
+            "CI_A=a",
+            "HOSTNAME=abcdef012345",
+            "HOME=/root",
+        ]
+    );
+    let mut bad = RunOptions::new(vec!["true".into()]);
+    bad.unset_env = vec!["A=1".into()];
+    assert_eq!(
+        SpecGenerator::new("/rootfs", "id", &bad)
+            .generate()
+            .unwrap_err()
+            .to_string(),
+        "invalid --unsetenv \"A=1\": not a variable name (empty, or holds '=' or a NUL byte)"
+    );
+    // --unsetenv-all: nothing but what the flags set, HOSTNAME and HOME.
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.unset_env_all = true;
+    o.http_proxy = false;
+    o.env = vec!["X=1".into()];
+    assert_eq!(
+        env_of(&gen(&o, &image, &host)),
+        ["X=1", "HOSTNAME=abcdef012345", "HOME=/root"]
+    );
+}
+
+#[test]
+fn read_only_mounts_tmpfs_or_makes_dev_read_only() {
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.read_only = true;
+    let spec = gen(&o, &ImageConfig::default(), &HostFacts::default());
+    assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
+    let options_of = |spec: &oci_spec::runtime::Spec, dst: &str| {
+        spec.mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == std::path::Path::new(dst))
+            .map(|m| m.options().clone().unwrap().join(","))
+    };
+    for dst in READ_ONLY_TMPFS {
+        assert_eq!(
+            options_of(&spec, dst).as_deref(),
+            Some("rw,rprivate,nosuid,nodev,tmpcopyup"),
+            "{dst}"
+        );
+    }
+    assert!(!options_of(&spec, "/dev").unwrap().contains("ro"));
+    o.read_only_tmpfs = false;
+    let spec = gen(&o, &ImageConfig::default(), &HostFacts::default());
+    assert_eq!(options_of(&spec, "/tmp"), None);
+    assert!(options_of(&spec, "/dev").unwrap().ends_with(",ro"));
+    assert!(options_of(&spec, "/dev/shm").unwrap().ends_with(",ro"));
+    // A mount of the caller's on /tmp wins over the read-only tmpfs.
+    o.read_only_tmpfs = true;
+    let mine = oci_spec::runtime::MountBuilder::default()
+        .destination("/tmp")
+        .typ("bind")
+        .source("/srv/tmp")
+        .build()
+        .unwrap();
+    let users = UserDb::default();
+    let mounts = [mine];
+    let spec = SpecGenerator::new("/rootfs", "id", &o)
+        .users(&users)
+        .mounts(&mounts)
+        .generate()
+        .unwrap();
+    let tmp: Vec<_> = spec
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|m| m.destination() == std::path::Path::new("/tmp"))
+        .collect();
+    assert_eq!(tmp.len(), 1);
+    assert_eq!(tmp[0].typ().as_deref(), Some("bind"));
+}
+
+#[test]
+fn privileged_lifts_the_confinement() {
+    let host = HostFacts {
+        cap_bounding: 0x1ff_ffff_ffff,
+        ..HostFacts::default()
+    };
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.privileged = true;
+    o.cap_drop = vec!["ALL".parse().unwrap()];
+    o.security
+        .apply("mask=/secret".parse().unwrap(), |_| unreachable!())
+        .unwrap();
+    let spec = gen(&o, &ImageConfig::default(), &host);
+    let caps = spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .capabilities()
+        .as_ref()
+        .unwrap();
+    assert_eq!(caps.effective().as_ref().unwrap().len(), 41);
+    let linux = spec.linux().as_ref().unwrap();
+    assert!(linux.seccomp().is_none());
+    assert_eq!(
+        linux.masked_paths().as_deref(),
+        Some(&["/secret".to_owned()][..])
+    );
+    assert_eq!(linux.readonly_paths().as_deref(), Some(&[][..]));
+    let rules = linux
+        .resources()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .clone()
+        .unwrap();
+    assert_eq!(rules.len(), 1);
+    assert!(rules[0].allow());
+    for dst in ["/sys", "/sys/fs/cgroup"] {
+        let m = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == std::path::Path::new(dst))
+            .unwrap();
+        let opts = m.options().clone().unwrap();
+        assert!(
+            opts.contains(&"rw".to_owned()) && !opts.contains(&"ro".to_owned()),
+            "{dst}"
+        );
+    }
+    // A profile given explicitly stays.
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.privileged = true;
+    o.security
+        .apply("seccomp=/p.json".parse().unwrap(), |_| {
+            Ok(br#"{"defaultAction":"SCMP_ACT_ALLOW"}"#.to_vec())
+        })
+        .unwrap();
+    let spec = gen(&o, &ImageConfig::default(), &host);
+    assert!(spec.linux().as_ref().unwrap().seccomp().is_some());
+}
+
+#[test]
+fn sysctls_need_the_namespace_of_their_group() {
+    let err = |o: &RunOptions| {
+        SpecGenerator::new("/rootfs", "id", o)
+            .generate()
+            .unwrap_err()
+            .to_string()
+    };
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.sysctls = vec!["net.ipv4.ip_forward=1".parse().unwrap()];
+    assert_eq!(
+        err(&o),
+        "invalid --sysctl \"net.ipv4.ip_forward=1\": it needs the container's own network \
+         namespace, and the run has --network host"
+    );
+    o.network = "ns:/run/netns/x".parse().unwrap();
+    let spec = gen(&o, &ImageConfig::default(), &HostFacts::default());
+    let sysctl = spec.linux().as_ref().unwrap().sysctl().clone().unwrap();
+    assert_eq!(
+        sysctl.get("net.ipv4.ip_forward").map(String::as_str),
+        Some("1")
+    );
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.sysctls = vec!["fs.mqueue.msg_max=100".parse().unwrap()];
+    o.ipc = NamespaceMode::Host;
+    assert_eq!(
+        err(&o),
+        "invalid --sysctl \"fs.mqueue.msg_max=100\": it needs the container's own ipc \
+         namespace, and the run has --ipc host"
+    );
+    o.ipc = NamespaceMode::Private;
+    o.sysctls.push("fs.mqueue.msg_max=200".parse().unwrap());
+    let spec = gen(&o, &ImageConfig::default(), &HostFacts::default());
+    let sysctl = spec.linux().as_ref().unwrap().sysctl().clone().unwrap();
+    assert_eq!(
+        sysctl.get("fs.mqueue.msg_max").map(String::as_str),
+        Some("200")
+    );
+}
+
+#[test]
+fn ulimit_host_copies_every_limit_of_ocirun() {
+    let host = HostFacts {
+        nofile_hard: 4096,
+        soft_limits: [(RlimitKind::Nofile, 1024), (RlimitKind::Stack, 8 << 20)]
+            .into_iter()
+            .collect(),
+        ..HostFacts::default()
+    };
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.ulimit_host = true;
+    o.ulimits = vec!["rlimit_core=0:0".parse().unwrap()];
+    let spec = gen(&o, &ImageConfig::default(), &host);
+    let rlimits = spec.process().as_ref().unwrap().rlimits().clone().unwrap();
+    assert_eq!(rlimits.len(), RlimitKind::ALL.len());
+    let get = |t: PosixRlimitType| {
+        let r = rlimits.iter().find(|r| r.typ() == t).unwrap();
+        (r.soft(), r.hard())
+    };
+    assert_eq!(get(PosixRlimitType::RlimitNofile), (1024, 4096));
+    assert_eq!(get(PosixRlimitType::RlimitStack), (8 << 20, RLIM_INFINITY));
+    assert_eq!(get(PosixRlimitType::RlimitCore), (0, 0));
+    assert_eq!(
+        get(PosixRlimitType::RlimitNproc),
+        (RLIM_INFINITY, RLIM_INFINITY)
+    );
+}
+
+#[test]
+fn umask_oom_score_and_annotations() {
+    let mut o = RunOptions::new(vec!["true".into()]);
+    o.umask = Some("0077".parse().unwrap());
+    o.oom_score_adj = Some("-100".parse().unwrap());
+    o.annotations = vec!["a=1".parse().unwrap(), "a=2".parse().unwrap()];
+    let spec = gen(&o, &ImageConfig::default(), &HostFacts::default());
+    let process = spec.process().as_ref().unwrap();
+    assert_eq!(process.user().umask(), Some(0o077));
+    assert_eq!(process.oom_score_adj(), Some(-100));
+    let annotations = spec.annotations().clone().unwrap();
+    assert_eq!(annotations.get("a").map(String::as_str), Some("2"));
+    let plain = gen(
+        &RunOptions::new(vec!["true".into()]),
+        &ImageConfig::default(),
+        &HostFacts::default(),
+    );
+    assert_eq!(plain.annotations(), &None);
+    assert_eq!(plain.process().as_ref().unwrap().user().umask(), None);
+}
+
+#[test]
 fn bad_inputs_name_the_value() {
     let err = |options: RunOptions| {
         SpecGenerator::new("/rootfs", "id", &options)
@@ -494,4 +766,39 @@ mod properties {
             prop_assert_eq!(to_json(&spec).unwrap(), to_json(&again).unwrap());
         }
     }
+}
+
+#[test]
+fn thermal_throttle_counters_of_the_hosts_cpus_are_masked() {
+    let host = HostFacts {
+        thermal_throttle_cpus: vec![0, 3],
+        ..HostFacts::default()
+    };
+    let mut o = RunOptions::new(vec!["true".into()]);
+    let masked = |o: &RunOptions| {
+        gen(o, &ImageConfig::default(), &host)
+            .linux()
+            .clone()
+            .unwrap()
+            .masked_paths()
+            .clone()
+            .unwrap()
+    };
+    let mut want: Vec<String> = MASKED_PATHS.iter().map(|p| (*p).to_owned()).collect();
+    want.extend([
+        "/sys/devices/system/cpu/cpu0/thermal_throttle".to_owned(),
+        "/sys/devices/system/cpu/cpu3/thermal_throttle".to_owned(),
+    ]);
+    assert_eq!(masked(&o), want);
+    o.security
+        .apply(
+            "unmask=/sys/devices/system/cpu/cpu0/*".parse().unwrap(),
+            |_| Ok(Vec::new()),
+        )
+        .unwrap();
+    assert_eq!(
+        masked(&o).last().map(String::as_str),
+        Some("/sys/devices/system/cpu/cpu3/thermal_throttle")
+    );
+    assert_eq!(masked(&o).len(), MASKED_PATHS.len() + 1);
 }

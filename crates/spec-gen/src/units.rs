@@ -248,6 +248,10 @@ impl fmt::Display for Cpus {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CpuList(Vec<(u32, u32)>);
 
+/// The highest CPU (or memory node) number a [`CpuList`] may name: 8191, as Linux has at most
+/// 8192 CPUs (`CONFIG_NR_CPUS`) and fewer memory nodes.
+pub const MAX_CPU: u32 = 8191;
+
 impl CpuList {
     /// The inclusive ranges, in the order given; a single number is a range of one.
     pub fn ranges(&self) -> &[(u32, u32)] {
@@ -267,7 +271,10 @@ impl FromStr for CpuList {
             if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad(format!("{n:?} is not a number")));
             }
-            n.parse().map_err(|_| bad(format!("{n} is too large")))
+            n.parse()
+                .ok()
+                .filter(|n| *n <= MAX_CPU)
+                .ok_or_else(|| bad(format!("{n} is too large (at most {MAX_CPU})")))
         };
         if s.is_empty() {
             return Err(bad("empty".to_owned()));
@@ -404,6 +411,15 @@ mod tests {
         assert!(err(" 1").contains("is not a number"));
         assert!(err("-1").contains("is not a number"));
         assert!(err("99999999999").contains("too large"));
+        assert_eq!(l("0-8191").ranges(), [(0, 8191)]);
+        assert_eq!(
+            err("0-4294967295"),
+            r#"invalid cpu list "0-4294967295": 4294967295 is too large (at most 8191)"#
+        );
+        assert_eq!(
+            err("8192"),
+            r#"invalid cpu list "8192": 8192 is too large (at most 8191)"#
+        );
     }
 
     proptest! {

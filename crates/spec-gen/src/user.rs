@@ -28,10 +28,19 @@ struct GroupEntry {
 ///
 /// Malformed lines (too few fields, a non-numeric id) and comment lines are skipped, as glibc's
 /// files backend does.
+///
+/// A file that exists but cannot be read ([`UserDb::passwd_unreadable`],
+/// [`UserDb::group_unreadable`]) fails only the lookups of names in it, as buildah does:
+/// without `/etc/passwd`, a numeric uid (root by default) gets gid 0 or the given gid, no
+/// other supplementary group, and home `/`; without `/etc/group`, a user gets no supplementary
+/// group beyond its primary gid; a name to look up in the unreadable file is an error naming
+/// it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserDb {
     passwd: Vec<PasswdEntry>,
     group: Vec<GroupEntry>,
+    passwd_error: Option<String>,
+    group_error: Option<String>,
 }
 
 /// The identity a process runs as, with the values that go into the spec's `process.user` and
@@ -89,7 +98,30 @@ impl UserDb {
                 })
             })
             .collect();
-        Self { passwd, group }
+        Self {
+            passwd,
+            group,
+            passwd_error: None,
+            group_error: None,
+        }
+    }
+
+    /// Marks `/etc/passwd` as existing but unreadable, for `reason` (`not a regular file (a
+    /// FIFO)`): its entries are dropped, and a user name is an error naming the file.
+    #[must_use]
+    pub fn passwd_unreadable(mut self, reason: impl Into<String>) -> Self {
+        self.passwd.clear();
+        self.passwd_error = Some(reason.into());
+        self
+    }
+
+    /// Marks `/etc/group` as existing but unreadable, for `reason`: its entries are dropped,
+    /// and a group name is an error naming the file.
+    #[must_use]
+    pub fn group_unreadable(mut self, reason: impl Into<String>) -> Self {
+        self.group.clear();
+        self.group_error = Some(reason.into());
+        self
     }
 
     /// Whether the passwd database has an entry with the uid `uid`.
@@ -136,7 +168,20 @@ impl UserDb {
                     gid: 0,
                     home: "/".to_owned(),
                 })),
-            Err(_) => self.passwd.iter().find(|e| e.name == user_part).cloned(),
+            Err(_) if user_part.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(SpecError::InvalidUser(spec.to_owned(), ID_RANGE))
+            }
+            Err(_) => {
+                if let Some(reason) = &self.passwd_error {
+                    return Err(SpecError::UserDbUnreadable {
+                        what: "user",
+                        name: user_part.to_owned(),
+                        file: "/etc/passwd",
+                        reason: reason.clone(),
+                    });
+                }
+                self.passwd.iter().find(|e| e.name == user_part).cloned()
+            }
         }
         .ok_or_else(|| SpecError::UnknownUser(user_part.to_owned()))?;
 
@@ -187,15 +232,25 @@ impl UserDb {
     /// [`SpecError::UnknownGroup`] for a name that the database lacks (or an empty one);
     /// [`SpecError::InvalidGroup`] for a gid above [`MAX_ID`].
     pub fn group_id(&self, group: &str) -> Result<u32, SpecError> {
+        let digits = !group.is_empty() && group.bytes().all(|b| b.is_ascii_digit());
         match group.parse::<u32>() {
             Ok(gid) if gid > MAX_ID => Err(SpecError::InvalidGroup(group.to_owned(), ID_RANGE)),
             Ok(gid) => Ok(gid),
-            Err(_) => self
-                .group
-                .iter()
-                .find(|e| e.name == group && !group.is_empty())
-                .map(|e| e.gid)
-                .ok_or_else(|| SpecError::UnknownGroup(group.to_owned())),
+            Err(_) if digits => Err(SpecError::InvalidGroup(group.to_owned(), ID_RANGE)),
+            Err(_) => match &self.group_error {
+                Some(reason) if !group.is_empty() => Err(SpecError::UserDbUnreadable {
+                    what: "group",
+                    name: group.to_owned(),
+                    file: "/etc/group",
+                    reason: reason.clone(),
+                }),
+                _ => self
+                    .group
+                    .iter()
+                    .find(|e| e.name == group && !group.is_empty())
+                    .map(|e| e.gid)
+                    .ok_or_else(|| SpecError::UnknownGroup(group.to_owned())),
+            },
         }
     }
 }
@@ -270,6 +325,42 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_files_fail_only_name_lookups() {
+        let no_passwd = db().passwd_unreadable("not a regular file (a FIFO)");
+        let root = no_passwd.resolve(None).unwrap();
+        assert_eq!(
+            (root.uid, root.gid, root.additional_gids, root.home.as_str()),
+            (0, 0, vec![0], "/")
+        );
+        let u = no_passwd.resolve(Some("1000:wheel")).unwrap();
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids, u.home.as_str()),
+            (1000, 10, vec![10], "/")
+        );
+        assert_eq!(
+            no_passwd.resolve(Some("app")).unwrap_err().to_string(),
+            r#"unknown user "app": the rootfs's /etc/passwd cannot be read: not a regular file (a FIFO)"#
+        );
+
+        let no_group = db().group_unreadable("larger than 16 MiB");
+        let u = no_group.resolve(Some("app")).unwrap();
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids, u.home.as_str()),
+            (1000, 1000, vec![1000], "/home/app")
+        );
+        assert_eq!(no_group.resolve(Some("0:5")).unwrap().additional_gids, [5]);
+        assert_eq!(
+            no_group.resolve(Some("app:wheel")).unwrap_err().to_string(),
+            r#"unknown group "wheel": the rootfs's /etc/group cannot be read: larger than 16 MiB"#
+        );
+        assert_eq!(
+            no_group.group_id("wheel").unwrap_err().to_string(),
+            r#"unknown group "wheel": the rootfs's /etc/group cannot be read: larger than 16 MiB"#
+        );
+        assert_eq!(no_group.group_id("10").unwrap(), 10);
+    }
+
+    #[test]
     fn group_ids() {
         assert_eq!(db().group_id("wheel").unwrap(), 10);
         assert_eq!(db().group_id("77").unwrap(), 77);
@@ -294,6 +385,14 @@ mod tests {
         assert_eq!(
             db().group_id("4294967295").unwrap_err().to_string(),
             r#"invalid group "4294967295": uids and gids must be in range 0-2147483647"#
+        );
+        assert_eq!(
+            err(db().resolve(Some("99999999999999999999"))),
+            r#"invalid user "99999999999999999999": uids and gids must be in range 0-2147483647"#
+        );
+        assert_eq!(
+            db().group_id("4294967296").unwrap_err().to_string(),
+            r#"invalid group "4294967296": uids and gids must be in range 0-2147483647"#
         );
         let top = db().resolve(Some("2147483647:2147483647")).unwrap();
         assert_eq!((top.uid, top.gid), (2_147_483_647, 2_147_483_647));

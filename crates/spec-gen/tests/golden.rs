@@ -21,7 +21,7 @@ const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/a
 const GROUP: &str = "root:x:0:\naudio:x:29:\napp:x:1000:\nwheel:x:10:app\n";
 
 /// A host like the CI machine: no CAP_SYS_RESOURCE (not even in the bounding set), NOFILE
-/// hard limit 20000, x86_64.
+/// hard limit 20000, x86_64; and two CPUs with thermal throttle counters.
 fn host() -> HostFacts {
     let mut host = HostFacts::default();
     host.env = vec![
@@ -37,6 +37,7 @@ fn host() -> HostFacts {
     host.arch = Some(NativeArch::Amd64);
     host.kernel = Some((6, 1));
     host.hostname = "buildhost".into();
+    host.thermal_throttle_cpus = vec![0, 1];
     host
 }
 
@@ -343,6 +344,45 @@ fn mounts_init_and_console() {
 }
 
 #[test]
+fn privileged_read_only_and_process_settings() {
+    let image = ImageConfig::from_json(br#"{"Env":["FROM_IMAGE=1","DROPPED=x"]}"#).unwrap();
+    let mut o = options(&["sh"]);
+    o.privileged = true;
+    o.read_only = true;
+    o.env_host = true;
+    o.unset_env = vec!["DROPPED".into()];
+    o.env = vec!["CI_*".into()];
+    o.ulimit_host = true;
+    o.ulimits = vec!["NOFILE=512:1024".parse().unwrap()];
+    o.network = "none".parse().unwrap();
+    o.sysctls = vec![
+        "net.ipv4.ip_forward=1".parse().unwrap(),
+        "kernel.shmmax=68719476736".parse().unwrap(),
+    ];
+    o.umask = Some("0077".parse().unwrap());
+    o.oom_score_adj = Some("100".parse().unwrap());
+    o.annotations = vec!["org.example.k=v".parse().unwrap()];
+    o.devices = vec![Device {
+        request: "/dev/null".parse().unwrap(),
+        host: HostDevice {
+            kind: DeviceKind::Char,
+            major: 1,
+            minor: 3,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        },
+    }];
+    let mut host = host();
+    host.env.push(("CI_JOB".into(), "7".into()));
+    host.soft_limits = BTreeMap::from([(RlimitKind::Nofile, 1024), (RlimitKind::Core, 0)]);
+    check(
+        "privileged_read_only_and_process_settings",
+        &generate(&o, &image, &host),
+    );
+}
+
+#[test]
 fn a_mount_on_the_init_path_is_refused() {
     let mut o = options(&["true"]);
     o.init = Some("/usr/bin/catatonit".into());
@@ -512,6 +552,7 @@ fn every_golden_file_has_a_test() {
             "mounts_init_and_console.json",
             "network_none_and_host_namespaces.json",
             "non_root_user.json",
+            "privileged_read_only_and_process_settings.json",
             "resources_and_devices.json",
             "rootless_keep_id.json",
             "rootless_with_host_namespaces.json",
