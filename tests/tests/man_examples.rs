@@ -412,9 +412,10 @@ fn examples() -> Vec<Example> {
             "--runtime-flag", "debug", "--", "echo", "ran",
         ])
         .check(|_, out| {
+            // What the runtime logs at that level is its own (crun 1.8 logs nothing on
+            // success); podman_flags checks that it is shown.
             out.assert_code(0);
             assert_eq!(out.stdout_text(), "ran\n");
-            assert!(out.stderr.contains("runc create: debug: "), "{}", out.stderr);
         }),
         ex(BR, "buildah run --tty containerID /bin/bash", &[
             "--tty", "--", "sh", "-c", "test -t 0 && test -t 1 && echo tty",

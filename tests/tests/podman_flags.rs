@@ -432,9 +432,27 @@ fn etc_hostname_with_uts_host_holds_the_hosts_name() {
 
 #[test]
 fn runtime_flag_debug_and_log_level_debug_show_the_runtimes_log() {
+    // A runtime that, given --debug, adds a debug entry of its own to the JSON log once the
+    // runtime under test is done (runc, youki and crun log different things at that level,
+    // crun nothing on success), and writes a line to stderr on delete.
     let sb = Sandbox::busybox();
+    let runtime = ocirun_e2e::script(
+        sb.scratch(),
+        "debug-runtime",
+        &format!(
+            "debug=; log=; prev=\n\
+             for a in \"$@\"; do [ \"$a\" = --debug ] && debug=1; [ \"$prev\" = --log ] && log=$a; prev=$a; done\n\
+             {} \"$@\"; rc=$?\n\
+             if [ -n \"$debug\" ] && [ -n \"$log\" ]; then echo '{{\"level\":\"debug\",\"msg\":\"the stand-in ran\",\"time\":\"t\"}}' >> \"$log\"; fi\n\
+             case \" $* \" in *\" delete \"*) [ -n \"$debug\" ] && echo 'deleted it' >&2;; esac\n\
+             exit $rc\n",
+            ocirun_e2e::runtime().display()
+        ),
+    );
+    let runtime = runtime.to_str().unwrap();
     for flags in [&["--runtime-flag", "debug"][..], &[][..]] {
-        let mut args: Vec<&str> = flags.to_vec();
+        let mut args: Vec<&str> = vec!["--runtime", runtime];
+        args.extend_from_slice(flags);
         args.extend(["--", "echo", "hi"]);
         let mut run = sb.run(&args);
         if flags.is_empty() {
@@ -448,6 +466,8 @@ fn runtime_flag_debug_and_log_level_debug_show_the_runtimes_log() {
                 "run",
                 "--rootfs",
                 sb.rootfs().to_str().unwrap(),
+                "--runtime",
+                runtime,
                 "--",
                 "echo",
                 "hi",
@@ -456,13 +476,16 @@ fn runtime_flag_debug_and_log_level_debug_show_the_runtimes_log() {
         let out = run.run();
         out.assert_code(0);
         assert_eq!(out.stdout_text(), "hi\n");
-        assert!(
-            out.stderr
-                .lines()
-                .any(|l| l.starts_with("runc create: debug: ")),
-            "{flags:?}: no debug line of runc create on stderr: {}",
-            out.stderr
-        );
+        for line in [
+            "debug-runtime run: debug: the stand-in ran",
+            "debug-runtime delete: deleted it",
+        ] {
+            assert!(
+                out.stderr.lines().any(|l| l == line),
+                "{flags:?}: no {line:?} on stderr: {}",
+                out.stderr
+            );
+        }
     }
     sb.assert_nothing_left();
 }

@@ -183,8 +183,7 @@ impl DriverError {
     /// or `run`, that the command cannot be run gives 127 or 126, the codes for a command not
     /// found or not executable (runc's `exec: "x": executable file not found in $PATH`,
     /// `exec ...: no such file or directory`, `... permission denied`; youki's and crun's words
-    /// for the same, see [`classify_exec_failure`]); every other failure of the runtime or the
-    /// supervisor is 125.
+    /// for the same); every other failure of the runtime or the supervisor is 125.
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Runtime {

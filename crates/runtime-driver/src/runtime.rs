@@ -1,23 +1,25 @@
 //! An OCI runtime with runc's command line, and the container it created.
 //!
 //! Lifecycle (runc(8); runtime-spec "Lifecycle"), and what is undone when a step fails:
-//! 1. `create --bundle B --pid-file B/pid ID` with the container's stdio as the runtime's
-//!    stdio: on failure the runtime has nothing left to delete (a leftover is deleted with
-//!    `--force` all the same);
-//! 2. read the pid; `start ID`: on failure, `delete --force ID`;
+//! 1. `run --detach --bundle B --pid-file B/pid ID`, or `create` with the same arguments, with
+//!    the container's stdio as the runtime's stdio: on failure the runtime has nothing left to
+//!    delete (a leftover is deleted with `--force` all the same);
+//! 2. read the pid; after `create`, `start ID`: on failure, `delete --force ID`;
 //! 3. wait for the pid (see [`crate::ContainerProcess`]);
-//! 4. `delete ID`; [`Container::remove`] (and, as a last resort, dropping a [`Container`] that
-//!    was not deleted) runs `delete --force ID`.
+//! 4. `delete ID`; [`Container::remove_after`] (and, as a last resort, dropping a [`Container`]
+//!    that was not deleted) runs `delete --force ID`.
 //!
 //! Every subcommand gets the global flags `--root <state dir>` (ocirun's own, so that its
-//! containers never mix with other tools') and `--log <bundle>/runtime.log --log-format json`
-//! for create, whose last error line becomes the message the user sees.
+//! containers never mix with other tools') and, for `run` and `create`, `--log
+//! <bundle>/runtime.log --log-format json`, whose last error line becomes the message the user
+//! sees. runc, youki and crun are driven alike; where they differ, see the items of this module
+//! and [`crate::ContainerProcess`].
 //!
 //! No call can hang the caller (see the `call` module): each runs in a process group of its
-//! own while its output is read as it comes; `create`, `start` and `delete` given a
+//! own while its output is read as it comes; `run`, `create`, `start` and `delete` given a
 //! [`SignalForwarder`] end at once on a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT), the
-//! runtime's processes killed; `delete --force`, `state` and `kill` are killed when their time
-//! is up ([`CLEANUP_TIMEOUT`], or what the caller gives).
+//! runtime's processes killed; `delete --force`, `state`, `kill` and `features` are killed
+//! when their time is up ([`CLEANUP_TIMEOUT`], or what the caller gives).
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -590,7 +592,7 @@ impl Runtime {
     }
 }
 
-/// A container that the runtime has created. [`Container::delete`] or [`Container::remove`]
+/// A container that the runtime has created. [`Container::delete`] or [`Container::remove_after`]
 /// end it; dropping it without them runs `runtime delete --force` (with
 /// [`CLEANUP_TIMEOUT`]), so no error path leaves it in the runtime's state unless the runtime
 /// fails to delete it.
