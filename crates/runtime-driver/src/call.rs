@@ -80,6 +80,10 @@ pub(crate) struct Limits<'s> {
     pub(crate) signals: Option<&'s mut SignalForwarder>,
     /// The call is killed after this long ([`Cut::TimedOut`]).
     pub(crate) timeout: Option<Duration>,
+    /// When the call is cut short, also kill what became this process's child during it (what
+    /// of the runtime outlived it and was reparented here). Only for `create` and `run`, from
+    /// a supervisor that starts no other process meanwhile.
+    pub(crate) kill_adopted: bool,
 }
 
 /// A call that did not run to its end.
@@ -214,7 +218,11 @@ pub(crate) fn call(
 ) -> Result<Result<Finished, Cut>, DriverError> {
     cmd.process_group(0);
     prepare_child(&mut cmd);
-    let children_before = children();
+    let children_before = if limits.kill_adopted {
+        children()
+    } else {
+        Vec::new()
+    };
     let mut child = cmd.spawn().map_err(|source| DriverError::Spawn {
         program: program.to_path_buf(),
         source,
@@ -345,7 +353,9 @@ pub(crate) fn call(
         );
         kill_group(pid);
         let _ = child.wait();
-        kill_adopted(&children_before);
+        if limits.kill_adopted {
+            kill_adopted(&children_before);
+        }
         return Ok(Err(cut));
     }
     let status = child.wait().map_err(|source| DriverError::Spawn {
@@ -681,6 +691,7 @@ mod tests {
                 Limits {
                     signals: None,
                     timeout: Some(Duration::from_millis(500)),
+                    kill_adopted: true,
                 },
             )
             .unwrap()
@@ -710,6 +721,7 @@ mod tests {
             Limits {
                 signals: None,
                 timeout: Some(Duration::from_millis(300)),
+                kill_adopted: false,
             },
         )
         .unwrap()

@@ -400,6 +400,7 @@ impl Runtime {
             Limits {
                 signals,
                 timeout: None,
+                kill_adopted: true,
             },
         );
         self.emit_json_log(subcommand, &bundle.log_file());
@@ -528,6 +529,7 @@ impl Runtime {
             Limits {
                 signals: None,
                 timeout: Some(CLEANUP_TIMEOUT),
+                kill_adopted: false,
             },
         )?;
         serde_json::from_slice(&stdout)
@@ -547,6 +549,7 @@ impl Runtime {
         let limits = Limits {
             signals: None,
             timeout: Some(CLEANUP_TIMEOUT),
+            kill_adopted: false,
         };
         let stdout = match self.run("features", &[], limits) {
             Ok(stdout) => stdout,
@@ -572,6 +575,7 @@ impl Runtime {
         let limits = Limits {
             signals: None,
             timeout: Some(timeout),
+            kill_adopted: false,
         };
         match self.run("delete", &["--force", id.as_str()], limits) {
             Err(DriverError::Runtime { message, .. })
@@ -626,6 +630,7 @@ impl Container<'_> {
         let limits = Limits {
             signals,
             timeout: None,
+            kill_adopted: false,
         };
         self.runtime
             .run("start", &[self.id.as_str()], limits)
@@ -641,6 +646,7 @@ impl Container<'_> {
         let limits = Limits {
             signals: None,
             timeout: Some(CLEANUP_TIMEOUT),
+            kill_adopted: false,
         };
         self.runtime
             .run("kill", &[self.id.as_str(), signal], limits)
@@ -659,6 +665,7 @@ impl Container<'_> {
         let limits = Limits {
             signals,
             timeout: Some(CLEANUP_TIMEOUT),
+            kill_adopted: false,
         };
         match self.runtime.run("delete", &[self.id.as_str()], limits) {
             Ok(_) => Ok(()),
