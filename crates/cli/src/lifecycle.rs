@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use ocirun_mounts::{ContainerStore, ResolvedMounts, TargetLedger};
+use ocirun_mounts::{ContainerStore, TargetLedger};
 use ocirun_runtime_driver::{
     remove_dangling_links, ContainerId, ContainerName, NameLock, Runtime, SignalPolicy, StateLayout,
 };
 use ocirun_spec_gen::find_init;
+use ocirun_spec_gen::oci_spec::runtime::Spec;
 
 use crate::flags::{LifecycleArgs, RunArgs};
 
@@ -184,14 +185,18 @@ pub(crate) fn discover_runtime(args: &RunArgs, state: &StateLayout) -> Result<Ru
 }
 
 /// Refuses a tmpfs that is to copy what the rootfs holds at its destination (`tmpcopyup`,
-/// podman's default) when the runtime cannot (youki 0.7), naming the destination; asks the
-/// runtime only when such a tmpfs is there.
+/// podman's default, left where there is something to copy) when the runtime cannot (youki
+/// 0.7), naming the destination; asks the runtime only when such a tmpfs is in the spec.
 ///
 /// # Errors
 /// When the runtime lacks the option, or cannot say.
-pub(crate) fn check_copy_ups(runtime: &Runtime, mounts: &ResolvedMounts) -> Result<()> {
-    let copy_ups = mounts.copy_ups();
-    let Some(first) = copy_ups.first() else {
+pub(crate) fn check_copy_ups(runtime: &Runtime, spec: &Spec) -> Result<()> {
+    let first = spec.mounts().iter().flatten().find(|m| {
+        m.options()
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|o| o == "tmpcopyup"))
+    });
+    let Some(first) = first else {
         return Ok(());
     };
     if !runtime.supports_mount_option("tmpcopyup")? {
@@ -200,11 +205,12 @@ pub(crate) fn check_copy_ups(runtime: &Runtime, mounts: &ResolvedMounts) -> Resu
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let destination = first.destination();
         bail!(
-            "the tmpfs on {first:?} is to hold a copy of what the rootfs has there \
+            "the tmpfs on {destination:?} is to hold a copy of what the rootfs has there \
              (tmpcopyup), which the runtime {name} cannot make: add the option notmpcopyup \
              (--tmpfs {}:notmpcopyup) or use another runtime",
-            first.display()
+            destination.display()
         );
     }
     Ok(())

@@ -96,6 +96,14 @@ fn plan(
     }
     options.init = lifecycle::init_binary(&args.lifecycle)?;
     args.spec_flags.apply(&mut options)?;
+    // `tmpcopyup` only where there is something to copy: not every runtime has it.
+    if options.read_only && options.read_only_tmpfs {
+        options.nothing_to_copy_up = ocirun_spec_gen::READ_ONLY_TMPFS
+            .iter()
+            .map(std::path::PathBuf::from)
+            .filter(|dst| !rootfs.holds_something_at(dst))
+            .collect();
+    }
     // `--userns keep-id`: the user's entries, when the rootfs has none (podman's), in an
     // /etc/passwd and /etc/group of the run's own.
     let mut keep_id_files = None;
@@ -344,7 +352,7 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
     };
     let _name = lifecycle::claim_name(name.as_ref(), &state)?;
     let runtime = lifecycle::discover_runtime(args, &state)?;
-    lifecycle::check_copy_ups(&runtime, &mounts)?;
+    lifecycle::check_copy_ups(&runtime, &spec)?;
     let _cidfile = lifecycle::write_cidfile(&args.lifecycle, &container_id)?;
     if let Some(code) = stopped(&mut signals)? {
         return Ok(code);

@@ -400,11 +400,16 @@ impl Rootfs {
     }
 
     /// Whether the rootfs holds something at `path` that a mount there would hide: `false`
-    /// when nothing is there or it is an empty directory, `true` for anything else (and when
-    /// that cannot be told).
-    pub(crate) fn holds_something_at(&self, path: &Path) -> bool {
+    /// when nothing is there (or cannot be: a path too long) or it is an empty directory,
+    /// `true` for anything else (and when that cannot be told).
+    pub fn holds_something_at(&self, path: &Path) -> bool {
         match self.kind(path) {
             Ok(None) => false,
+            Err(MountsError::InRootfs { ref source, .. })
+                if source.raw_os_error() == Some(nix::errno::Errno::ENAMETOOLONG as i32) =>
+            {
+                false
+            }
             Ok(Some(Kind::Directory)) => {
                 let Ok(dir) = self
                     .root

@@ -318,6 +318,12 @@ impl ContainerProcess {
         }
     }
 
+    /// Waits, at most 2 s, until the process is no longer the runtime's init (it executed the
+    /// command, or ended): right after `run --detach` or `start` returned, it may still be.
+    pub fn wait_for_command(&self) {
+        wait_for_exec(self.pid, self.init_name());
+    }
+
     /// Sends SIGKILL to the process now, ignoring errors (it may be gone already). For error
     /// paths that must make sure the container ends.
     pub fn kill_now(&self) {

@@ -71,6 +71,19 @@ fn clean_environment(cmd: &mut Command) {
     }
 }
 
+/// Whether a global flag sets the runtime's log file or format (`--log=FILE`,
+/// `--log-format=FORMAT`): `run` and `create` get ocirun's own, a JSON log in the bundle, whose
+/// error lines ocirun reads, and a runtime may refuse the flag twice (youki does).
+fn is_log_flag(flag: &OsString) -> bool {
+    let flag = flag.to_string_lossy();
+    ["--log", "--log-format"].iter().any(|name| {
+        flag == *name
+            || flag
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('='))
+    })
+}
+
 /// After a failed `create` or `run`: a runtime may have written the pid file of an init that
 /// it started and that then failed (youki does), which is now a zombie child of this
 /// subreaper; it is reaped if it is one. Best effort: [`crate::reap_strays`] collects what is
@@ -344,7 +357,7 @@ impl Runtime {
             .arg(bundle.log_file())
             .arg("--log-format")
             .arg("json")
-            .args(&self.global_flags);
+            .args(self.global_flags.iter().filter(|f| !is_log_flag(f)));
         match how {
             Launch::Create => cmd.arg("create"),
             Launch::Run => cmd.args(["run", "--detach"]),
@@ -935,6 +948,44 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("garbled features failed: unreadable features"));
+    }
+
+    #[test]
+    fn run_and_create_get_ocirun_s_log_and_not_a_second_one() {
+        let rt = Runtime::discover("sh", "/bin:/usr/bin", "/r")
+            .unwrap()
+            .runtime_flag("log-format=text")
+            .runtime_flag("log=/tmp/other.log")
+            .runtime_flag("log-level=debug")
+            .runtime_flag("debug");
+        let id: ContainerId = "c1".parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = Bundle::create(dir.path(), &id).unwrap();
+        let args: Vec<String> = rt
+            .launch_command(Launch::Run, &id, &bundle, None)
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args[..8],
+            [
+                "--root".to_owned(),
+                "/r".into(),
+                "--log".into(),
+                format!("{}/runtime.log", bundle.path().display()),
+                "--log-format".into(),
+                "json".into(),
+                "--log-level=debug".into(),
+                "--debug".into(),
+            ]
+        );
+        // The other subcommands get them as given.
+        let delete: Vec<String> = rt
+            .command("delete")
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(delete.contains(&"--log-format=text".to_owned()));
     }
 
     #[test]

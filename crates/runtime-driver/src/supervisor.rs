@@ -201,6 +201,8 @@ impl<'r> Supervisor<'r> {
         alongside: impl FnOnce(BorrowedFd<'_>) -> T + Send,
     ) -> Result<Finished<T>, DriverError> {
         if let Some(path) = &self.pid_file {
+            // Once the command runs: not the runtime's init, which it may still be.
+            process.wait_for_command();
             if let Err(e) = write_pid_file(path, process.pid()) {
                 process.kill_now();
                 return Err(container.remove_after(e));

@@ -56,7 +56,8 @@ pub const READONLY_PATHS: [&str; 6] = [
 ];
 
 /// Where `--read-only` (with `--read-only-tmpfs`, the default) mounts a read-write tmpfs, as
-/// podman does: `/tmp`, `/var/tmp`, `/run`, each `rw,rprivate,nosuid,nodev,tmpcopyup`.
+/// podman does: `/tmp`, `/var/tmp`, `/run`, each `rw,rprivate,nosuid,nodev,tmpcopyup` (but
+/// where [`RunOptions::nothing_to_copy_up`] names it: without `tmpcopyup`).
 pub const READ_ONLY_TMPFS: [&str; 3] = ["/tmp", "/var/tmp", "/run"];
 
 /// The masked sysfs directory of CPU `cpu`'s thermal throttle counters:
@@ -160,6 +161,10 @@ pub struct RunOptions {
     /// [`READ_ONLY_TMPFS`]; without it, `/dev` and `/dev/shm` are read-only too, as podman
     /// has them.
     pub read_only_tmpfs: bool,
+    /// The destinations of [`READ_ONLY_TMPFS`] where the rootfs holds nothing (the caller
+    /// looked: nothing there, or an empty directory): their tmpfs gets no `tmpcopyup`, which
+    /// would copy nothing and which not every runtime has (youki 0.7 has not).
+    pub nothing_to_copy_up: Vec<PathBuf>,
     /// `--privileged`: every capability of ocirun's bounding set, no seccomp filter (unless a
     /// `seccomp=PATH` profile is given), no masked or read-only paths (but `mask=`), no
     /// AppArmor profile or SELinux label (unless given), `/sys` and `/sys/fs/cgroup`
@@ -234,6 +239,7 @@ impl RunOptions {
             shm_size: None,
             read_only: false,
             read_only_tmpfs: true,
+            nothing_to_copy_up: Vec::new(),
             privileged: false,
             sysctls: Vec::new(),
             umask: None,
@@ -882,16 +888,22 @@ impl<'a> SpecGenerator<'a> {
         }
         if options.read_only && options.read_only_tmpfs {
             for dst in READ_ONLY_TMPFS {
+                let mut opts: Vec<String> = ["rw", "rprivate", "nosuid", "nodev"]
+                    .map(String::from)
+                    .to_vec();
+                if !options
+                    .nothing_to_copy_up
+                    .iter()
+                    .any(|p| p == Path::new(dst))
+                {
+                    opts.push("tmpcopyup".to_owned());
+                }
                 mounts.push(
                     MountBuilder::default()
                         .destination(dst)
                         .typ("tmpfs")
                         .source("tmpfs")
-                        .options(
-                            ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]
-                                .map(String::from)
-                                .to_vec(),
-                        )
+                        .options(opts)
                         .build()
                         .map_err(internal)?,
                 );

@@ -262,6 +262,22 @@ fn read_only_mounts_tmpfs_or_makes_dev_read_only() {
         );
     }
     assert!(!options_of(&spec, "/dev").unwrap().contains("ro"));
+    // Where the caller found nothing in the rootfs, nothing is copied up.
+    o.nothing_to_copy_up = vec!["/tmp".into(), "/run".into()];
+    let spec = gen(&o, &ImageConfig::default(), &HostFacts::default());
+    assert_eq!(
+        options_of(&spec, "/tmp").as_deref(),
+        Some("rw,rprivate,nosuid,nodev")
+    );
+    assert_eq!(
+        options_of(&spec, "/run").as_deref(),
+        Some("rw,rprivate,nosuid,nodev")
+    );
+    assert_eq!(
+        options_of(&spec, "/var/tmp").as_deref(),
+        Some("rw,rprivate,nosuid,nodev,tmpcopyup")
+    );
+    o.nothing_to_copy_up.clear();
     o.read_only_tmpfs = false;
     let spec = gen(&o, &ImageConfig::default(), &HostFacts::default());
     assert_eq!(options_of(&spec, "/tmp"), None);
