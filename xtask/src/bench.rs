@@ -963,6 +963,26 @@ impl Bench {
             String::from_utf8_lossy(&from.stderr)
         );
         let container = String::from_utf8_lossy(&from.stdout).trim().to_owned();
+        let result = self.rootless_buildah_samples(plan, rootfs, &buildah, &container);
+        let _ = buildah(&["rm", &container]).output();
+        Ok(row(
+            "rootless",
+            "buildah run, rootless",
+            "ms",
+            &result?,
+            Some(floor),
+        ))
+    }
+
+    /// The samples of [`Self::rootless_buildah`] in `container`.
+    fn rootless_buildah_samples(
+        &self,
+        plan: &Plan,
+        rootfs: &Path,
+        buildah: &dyn Fn(&[&str]) -> Command,
+        container: &str,
+    ) -> Result<Vec<f64>> {
+        let container = container.to_owned();
         let source = format!("{}/", rootfs.display());
         let copy = buildah(&["copy", &container, &source, "/"])
             .output()
@@ -975,17 +995,21 @@ impl Bench {
         let runtime = self.runc.to_string_lossy().into_owned();
         let mut samples = Vec::new();
         for _ in 0..plan.latency_pairs.min(20) {
-            let cmd = buildah(&["run", "--runtime", &runtime, &container, "--", "/bin/true"]);
+            // The host's network, as ocirun's runs have it (without root, buildah would
+            // start slirp4netns for a network namespace of its own).
+            let cmd = buildah(&[
+                "run",
+                "--network",
+                "host",
+                "--runtime",
+                &runtime,
+                &container,
+                "--",
+                "/bin/true",
+            ]);
             samples.push(time_quiet(cmd)?);
         }
-        let _ = buildah(&["rm", &container]).output();
-        Ok(row(
-            "rootless",
-            "buildah run, rootless",
-            "ms",
-            &samples,
-            Some(floor),
-        ))
+        Ok(samples)
     }
 
     /// `ocirun spec --env-file F` of [`ENV_FILE_VARIABLES`] variables (`VAR_N=value N`), its

@@ -400,8 +400,9 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
     }
 
     let (io, stdio) = stdio::setup(args, &bundle, state.bundle_links(), resize)?;
-    let mut supervisor =
-        Supervisor::new(&runtime).policy(lifecycle::signal_policy(&args.lifecycle, timeout_signal));
+    let mut supervisor = Supervisor::new(&runtime)
+        .policy(lifecycle::signal_policy(&args.lifecycle, timeout_signal))
+        .clear_bundle(true);
     if let Some(path) = lifecycle::pidfile(&args.lifecycle)? {
         supervisor = supervisor.pid_file(path);
     }

@@ -113,6 +113,34 @@ impl Bundle {
         self.removed = true;
     }
 
+    /// Removes what the bundle directory holds, keeping the directory (for a caller that removes
+    /// the files while the runtime deletes the container, which reads none of them then).
+    ///
+    /// # Errors
+    /// [`DriverError::Bundle`] naming the entry that could not be removed.
+    pub fn clear(&self) -> Result<(), DriverError> {
+        let fail = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DriverError::Bundle {
+                action: "remove from the bundle directory",
+                path,
+                source,
+            }
+        };
+        for entry in std::fs::read_dir(&self.dir).map_err(fail(&self.dir))? {
+            let entry = entry.map_err(fail(&self.dir))?;
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let removed = if is_dir {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(fail(&path))?;
+        }
+        Ok(())
+    }
+
     /// Removes the bundle directory now, reporting failure (drop does the same, silently).
     ///
     /// # Errors
@@ -239,6 +267,20 @@ mod tests {
             assert!(Bundle::create(&parent.path().join("bundles"), &id).is_err());
         }
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn clearing_keeps_the_directory() {
+        let parent = tempfile::tempdir().unwrap();
+        let id: ContainerId = "c1".parse().unwrap();
+        let bundle = Bundle::create(parent.path(), &id).unwrap();
+        bundle.write_config(b"{}").unwrap();
+        std::fs::create_dir(bundle.path().join("secrets")).unwrap();
+        std::fs::write(bundle.path().join("secrets/s"), "x").unwrap();
+        bundle.clear().unwrap();
+        assert_eq!(std::fs::read_dir(bundle.path()).unwrap().count(), 0);
+        bundle.remove().unwrap();
+        assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
     }
 
     #[test]

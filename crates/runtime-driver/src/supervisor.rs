@@ -36,6 +36,7 @@ pub struct Supervisor<'r> {
     runtime: &'r Runtime,
     policy: SignalPolicy,
     pid_file: Option<PathBuf>,
+    clear_bundle: bool,
 }
 
 /// How long a runtime's own process may stay the container process's parent after `create` or
@@ -62,7 +63,17 @@ impl<'r> Supervisor<'r> {
             runtime,
             policy: SignalPolicy::default(),
             pid_file: None,
+            clear_bundle: false,
         }
+    }
+
+    /// Once the container's process has ended, removes the bundle's files
+    /// ([`Bundle::clear`]) while the runtime deletes the container, which reads none of them
+    /// then: the caller's removal of the bundle afterwards is quick. Should the delete fail, the
+    /// bundle is empty; the container is in the runtime's state all the same.
+    pub fn clear_bundle(mut self, clear: bool) -> Self {
+        self.clear_bundle = clear;
+        self
     }
 
     /// Writes the container process's pid on the host (decimal, a newline) to `path` once the
@@ -234,7 +245,15 @@ impl<'r> Supervisor<'r> {
             _ => None,
         };
         let id = container.id().clone();
-        let left = match container.delete(signals) {
+        let deleted = std::thread::scope(|scope| {
+            let clearing = self.clear_bundle.then(|| scope.spawn(|| bundle.clear()));
+            let deleted = container.delete(signals);
+            if let Some(Ok(Err(e))) = clearing.map(|c| c.join()) {
+                tracing::warn!(error = %e, "cannot empty the bundle");
+            }
+            deleted
+        });
+        let left = match deleted {
             Ok(()) => None,
             Err(e @ DriverError::Interrupted { .. }) => {
                 return Err(DriverError::Left {
