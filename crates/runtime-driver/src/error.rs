@@ -220,10 +220,15 @@ fn signal_name(signal: i32) -> String {
 /// $PATH`, `executable '/etc' at path '"/etc"' does not have correct permissions`) or crun's
 /// (``executable file `x` not found in $PATH: No such file or directory``, `open executable:
 /// Permission denied`, `open executable: Operation not permitted` for a directory). Case is
-/// ignored: crun capitalises its system errors.
+/// ignored: crun capitalises its system errors. The message must name the exec step itself
+/// (`exec: `, `exec /`, `executable`, crun's `exec container process`): youki begins every message with `error in executing
+/// command`, and its `Permission denied` of a cgroup directory is no exec failure.
 fn classify_exec_failure(message: &str) -> Option<i32> {
     let message = message.to_lowercase();
-    if !message.contains("exec") {
+    if !["exec: ", "exec /", "executable", "exec container process"]
+        .iter()
+        .any(|step| message.contains(step))
+    {
         return None;
     }
     let any = |phrases: &[&str]| phrases.iter().any(|p| message.contains(p));
@@ -299,6 +304,16 @@ mod tests {
             runtime("create", "mount `/proc`: Operation not permitted").exit_code(),
             125
         );
+        // youki's words for anything that fails in a create begin with "error in executing
+        // command"; without root on cgroup v1:
+        let youki_cgroup = "error in executing command: failed to create container: \
+                            intermediate process error cgroup error: io error: failed to create \
+                            dir /sys/fs/cgroup/cpu/:youki:59b6: Permission denied (os error 13)";
+        assert_eq!(runtime("run", youki_cgroup).exit_code(), 125);
+        let youki_no_path = "error in executing command: failed to create container: exec \
+                             process failed with error error in executing process : PATH \
+                             environment variable is not set";
+        assert_eq!(runtime("run", youki_no_path).exit_code(), 125);
         let interrupted = DriverError::Interrupted {
             signal: 2,
             during: "before the command started".into(),

@@ -742,21 +742,54 @@ fn last_line(stderr: &str, status: std::process::ExitStatus) -> String {
 /// The message of the last error line of a runtime's JSON log (`--log-format json`: one object
 /// per line): runc and crun write `{"level":"error","msg":...}`, youki
 /// `{"level":"ERROR","message":...}`. Only the message's first line is kept: youki's goes on
-/// with the chain of causes (`Caused by:`) and, with `RUST_BACKTRACE`, a backtrace.
+/// with the chain of causes (`Caused by:`) and, with `RUST_BACKTRACE`, a backtrace. youki logs
+/// one error line per layer, the innermost first, and its last one may not hold the system
+/// error underneath (`... failed to prepare rootfs`): the first line's system error, when
+/// the last has none, is added (`...: failed to canonicalize "hostname": Permission denied
+/// (os error 13)`).
 pub(crate) fn last_log_error(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
-    text.lines().rev().find_map(|line| {
-        let value: serde_json::Value = serde_json::from_str(line).ok()?;
-        let level = value.get("level")?.as_str()?.to_ascii_lowercase();
-        if !matches!(level.as_str(), "error" | "fatal") {
-            return None;
-        }
+    let errors: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|value| {
+            value
+                .get("level")
+                .and_then(|l| l.as_str())
+                .is_some_and(|l| matches!(l.to_ascii_lowercase().as_str(), "error" | "fatal"))
+        })
+        .collect();
+    let first_line = |value: &serde_json::Value| {
         let message = value
             .get("msg")
             .or_else(|| value.get("message"))?
             .as_str()?;
         let first = message.lines().next()?.trim();
         (!first.is_empty()).then(|| first.to_owned())
+    };
+    let last = errors.iter().rev().find_map(first_line)?;
+    let has_system_error = |text: &str| text.contains("(os error ");
+    if has_system_error(&last) || errors.iter().any(|e| e.get("msg").is_some()) {
+        return Some(last);
+    }
+    // youki's innermost error with a system error: in its message, or as an errno name in
+    // its `err` field.
+    let cause = errors.iter().find_map(|value| {
+        let message = first_line(value)?;
+        if has_system_error(&message) {
+            return Some(message);
+        }
+        let errno = value.get("err")?.as_str()?;
+        let is_errno_name = errno.len() > 1
+            && errno.starts_with('E')
+            && errno
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        is_errno_name.then(|| format!("{message}: {}", errno_text(errno)))
+    });
+    Some(match cause {
+        Some(cause) if !last.contains(&cause) => format!("{last}: {cause}"),
+        _ => last,
     })
 }
 
@@ -801,6 +834,13 @@ fn errno_text(name: &str) -> String {
         "ENOMEM" => "cannot allocate memory",
         "ENAMETOOLONG" => "file name too long",
         "ELIBBAD" => "accessing a corrupted shared library",
+        "EINVAL" => "invalid argument",
+        "EBUSY" => "device or resource busy",
+        "EEXIST" => "file exists",
+        "EROFS" => "read-only file system",
+        "ENODEV" => "no such device",
+        "ENOSPC" => "no space left on device",
+        "EXDEV" => "invalid cross-device link",
         other => other,
     };
     text.to_owned()
@@ -883,7 +923,50 @@ mod tests {
         .unwrap();
         assert_eq!(
             last_log_error(&log).as_deref(),
-            Some("error in executing command: failed to create container: mount error")
+            Some(
+                "error in executing command: failed to create container: mount error: failed \
+                 to mount: invalid argument"
+            )
+        );
+        // The innermost error's system error, when the last line has none.
+        std::fs::write(
+            &log,
+            concat!(
+                r#"{"timestamp":"t","level":"ERROR","message":"failed to canonicalize \"hostname\": Permission denied (os error 13)","target":"libcontainer::rootfs::mount"}"#,
+                "\n",
+                r#"{"timestamp":"t","level":"ERROR","message":"failed to prepare rootfs","err":"Mount(Io(Os { code: 13, kind: PermissionDenied, message: \"Permission denied\" }))","target":"libcontainer::process::init::process"}"#,
+                "\n",
+                r#"{"timestamp":"t","level":"ERROR","message":"error in executing command: failed to create container: exec process failed with error error in executing process : failed to prepare rootfs","target":"youki"}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            last_log_error(&log).as_deref(),
+            Some(
+                "error in executing command: failed to create container: exec process failed \
+                 with error error in executing process : failed to prepare rootfs: failed to \
+                 canonicalize \"hostname\": Permission denied (os error 13)"
+            )
+        );
+        // A last line with its system error stays as it is.
+        std::fs::write(
+            &log,
+            concat!(
+                r#"{"timestamp":"t","level":"ERROR","message":"failed to create dir: Permission denied (os error 13)","target":"libcgroups"}"#,
+                "\n",
+                r#"{"timestamp":"t","level":"ERROR","message":"error in executing command: failed to create container: cgroup error: io error: failed to create dir /sys/fs/cgroup/cpu/x: Permission denied (os error 13)","target":"youki"}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            last_log_error(&log).as_deref(),
+            Some(
+                "error in executing command: failed to create container: cgroup error: io \
+                 error: failed to create dir /sys/fs/cgroup/cpu/x: Permission denied (os error \
+                 13)"
+            )
         );
     }
 
@@ -948,6 +1031,47 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("garbled features failed: unreadable features"));
+    }
+
+    #[test]
+    fn the_state_of_each_runtime_is_read() {
+        use oci_spec::runtime::ContainerState;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let stand_in = |name: &str, state: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\necho '{state}'\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            Runtime::from_parts(path, "/nonexistent")
+        };
+        let id: ContainerId = "c1".parse().unwrap();
+        // What runc 1.1, youki 0.7 and crun 1.8 print for a stopped container: youki keeps the
+        // old pid, has no rootfs and a number for owner; crun adds systemd-scope.
+        let runc = stand_in(
+            "runc",
+            r#"{"ociVersion":"1.0.2-dev","id":"c1","pid":0,"status":"stopped","bundle":"/b","rootfs":"/b/rootfs","created":"2026-12-07T11:15:05Z","owner":""}"#,
+        );
+        let youki = stand_in(
+            "youki",
+            r#"{"ociVersion":"1.1.0","id":"c1","status":"stopped","pid":4242,"bundle":"/b","created":"2026-12-07T11:15:30Z","owner":0}"#,
+        );
+        let crun = stand_in(
+            "crun",
+            r#"{"ociVersion":"1.0.0","id":"c1","pid":0,"status":"stopped","bundle":"/b","rootfs":"/b/rootfs","created":"2026-12-07T11:19:14Z","systemd-scope":"","owner":"root"}"#,
+        );
+        for (runtime, pid) in [(runc, 0), (youki, 4242), (crun, 0)] {
+            let state = runtime.state(&id).unwrap();
+            assert_eq!(state.id(), "c1");
+            assert_eq!(*state.status(), ContainerState::Stopped);
+            assert_eq!(state.pid().unwrap_or(0), pid);
+            assert_eq!(state.bundle(), Path::new("/b"));
+        }
+        let garbled = stand_in("garbled", "not json");
+        assert!(garbled
+            .state(&id)
+            .unwrap_err()
+            .to_string()
+            .starts_with("garbled state failed: unreadable state"));
     }
 
     #[test]
