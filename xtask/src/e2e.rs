@@ -10,7 +10,7 @@
 //!    saying what is missing;
 //! 2. build (or find cached) the busybox and Debian fixtures in `target/fixtures/`;
 //! 3. `cargo build -p ocirun`;
-//! 4. `cargo test -p ocirun-e2e -- --test-threads=N ARGS...`, where N is the number of CPUs
+//! 4. `cargo test --no-fail-fast -p ocirun-e2e -- --test-threads=N ARGS...`, where N is the number of CPUs
 //!    unless ARGS has its own `--test-threads`, with the environment of [`test_env`] and
 //!    `OCIRUN_RUNTIME` when `--runtime` (or the caller's `OCIRUN_RUNTIME`) names a runtime
 //!    ([`host::runtime`]).
@@ -128,7 +128,10 @@ pub(crate) fn run(sh: &Shell, options: &Options, tally: &mut Tally) -> Result<()
     }
     harness_args.extend(test_args.iter().cloned());
 
-    let mut test = cmd!(sh, "{cargo} test -p ocirun-e2e -- {harness_args...}");
+    let mut test = cmd!(
+        sh,
+        "{cargo} test --no-fail-fast -p ocirun-e2e -- {harness_args...}"
+    );
     eprintln!("e2e environment:");
     for (key, value) in env {
         eprintln!("  {key}={}", value.display());

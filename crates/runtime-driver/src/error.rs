@@ -48,6 +48,19 @@ pub enum DriverError {
         /// What it holds.
         content: String,
     },
+    /// The pid in the runtime's pid file is not a child of this process (the container's
+    /// subreaper) once the runtime's own helpers have exited: another process's pid, or a
+    /// process already gone. Nothing is waited for or signalled through it.
+    #[error(
+        "the runtime's pid file names process {pid}, {}",
+        match parent { Some(p) => format!("a child of process {p}, not of ocirun: not the container's process"), None => "which does not exist".to_string() }
+    )]
+    NotOurChild {
+        /// The pid from the pid file.
+        pid: i32,
+        /// Its parent after the wait, when it still exists.
+        parent: Option<i32>,
+    },
     /// A stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) ended the run while there was no
     /// running container to pass it to: before the command started, or while the runtime
     /// created, started or deleted the container (that call was killed).

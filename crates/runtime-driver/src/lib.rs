@@ -26,7 +26,7 @@ pub use process::{
 pub use records::{NameLock, NameLocks, RecordGuard, RecordStore, RunRecord};
 pub use runtime::{
     Container, ContainerIo, CreateStdio, LogSink, Runtime, CLEANUP_TIMEOUT,
-    INTERRUPTED_CLEANUP_TIMEOUT,
+    INTERRUPTED_CLEANUP_TIMEOUT, LAUNCH_TIMEOUT,
 };
 pub use supervisor::{Finished, Started, Supervisor};
 pub use userns::{parse_subid_ranges, IdMap, UserNamespace};

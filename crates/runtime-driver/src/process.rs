@@ -278,42 +278,67 @@ impl ContainerProcess {
     /// container process's parent (crun's detached helper is), and the kernel reparents the
     /// process to this subreaper only when that helper has exited. Until then waitpid(2) fails
     /// with `ECHILD`, and an exit status collected by then would be lost. Polls the parent's
-    /// pidfd for its exit, not a timer.
+    /// pidfd for its exit and, with `signals`, the forwarder's signalfd, not a timer: a stop
+    /// signal ends the wait at once, other signals are kept for the command.
     ///
     /// # Errors
-    /// [`DriverError::Sys`] with `ECHILD` when the process is gone (reaped by another) or
-    /// still the child of another process after `timeout`.
-    pub fn await_adoption(&self, timeout: Duration) -> Result<(), DriverError> {
+    /// [`DriverError::NotOurChild`] when the process is gone (reaped by another) or still the
+    /// child of another process after `timeout` (a runtime that wrote another process's pid to
+    /// its pid file); [`DriverError::Interrupted`] for a stop signal; [`DriverError::Sys`] if
+    /// poll(2) or the signalfd fails.
+    pub fn await_adoption(
+        &self,
+        timeout: Duration,
+        mut signals: Option<&mut SignalForwarder>,
+    ) -> Result<(), DriverError> {
         let me = nix::unistd::getpid();
         let deadline = Instant::now() + timeout;
-        let lost = || sys(format!("wait for process {} to be our child", self.pid))(Errno::ECHILD);
+        let lost = |parent: Option<Pid>| DriverError::NotOurChild {
+            pid: self.pid.as_raw(),
+            parent: parent.map(Pid::as_raw),
+        };
         loop {
             let parent = match parent_of(self.pid) {
-                None => return Err(lost()),
+                None => return Err(lost(None)),
                 Some(parent) if parent == me => return Ok(()),
                 Some(parent) => parent,
             };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(lost());
+                return Err(lost(Some(parent)));
             }
             tracing::debug!(
                 pid = self.pid.as_raw(),
                 parent = parent.as_raw(),
                 "waiting for the runtime's process to exit"
             );
-            match pidfd_open(parent.as_raw()) {
-                Ok(fd) => {
-                    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-                    let wait =
-                        PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX);
-                    match poll(&mut fds, wait) {
-                        Ok(_) | Err(Errno::EINTR) => {}
-                        Err(e) => return Err(sys("poll")(e)),
-                    }
+            let parent_fd = pidfd_open(parent.as_raw()).ok();
+            let wait = match &parent_fd {
+                Some(_) => {
+                    PollTimeout::try_from(left.as_millis().max(1)).unwrap_or(PollTimeout::MAX)
                 }
                 // Gone meanwhile, or no pidfd_open: look again shortly.
-                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                None => PollTimeout::from(1u8),
+            };
+            let mut fds = Vec::with_capacity(2);
+            if let Some(s) = signals.as_deref() {
+                fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+            }
+            if let Some(fd) = &parent_fd {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, wait) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(sys("poll")(e)),
+            }
+            drop(fds);
+            if let Some(s) = signals.as_deref_mut() {
+                if let Some(signal) = s.take_stop()? {
+                    return Err(DriverError::Interrupted {
+                        signal: signal as i32,
+                        during: "while waiting for the runtime's helper process to exit".into(),
+                    });
+                }
             }
         }
     }
@@ -982,7 +1007,9 @@ mod tests {
         };
         let process = ContainerProcess::open(pid).unwrap();
         assert_ne!(parent_of(Pid::from_raw(pid)), Some(nix::unistd::getpid()));
-        process.await_adoption(Duration::from_secs(10)).unwrap();
+        process
+            .await_adoption(Duration::from_secs(10), None)
+            .unwrap();
         assert_eq!(parent_of(Pid::from_raw(pid)), Some(nix::unistd::getpid()));
         assert_eq!(
             process.wait(None, &SignalPolicy::default()).unwrap(),

@@ -18,8 +18,9 @@
 //! No call can hang the caller (see the `call` module): each runs in a process group of its
 //! own while its output is read as it comes; `run`, `create`, `start` and `delete` given a
 //! [`SignalForwarder`] end at once on a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT), the
-//! runtime's processes killed; `delete --force`, `state`, `kill` and `features` are killed
-//! when their time is up ([`CLEANUP_TIMEOUT`], or what the caller gives).
+//! runtime's processes killed; `run`, `create` and `start` are killed after
+//! [`LAUNCH_TIMEOUT`], `delete --force`, `state`, `kill` and `features` when their time is up
+//! ([`CLEANUP_TIMEOUT`], or what the caller gives).
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -32,6 +33,12 @@ use crate::{Bundle, ContainerId, DriverError, SignalForwarder};
 
 /// How long `delete --force`, `state` and `kill` may take before the runtime is killed: 10 s.
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `create`, `run --detach` and `start` may take before the runtime is killed and the
+/// run fails ([`DriverError::RuntimeTimeout`]): 120 s, far above a healthy runtime's tens of
+/// milliseconds (seconds in an emulated machine), so that a hung runtime never hangs the
+/// caller. [`Runtime::with_launch_timeout`] changes it.
+pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long the clean-up after a stop signal may take (the `delete --force` of a container
 /// that was being created or started): 1 s, so that the run ends within about a second of the
@@ -109,6 +116,7 @@ pub struct Runtime {
     root: PathBuf,
     global_flags: Vec<OsString>,
     log_sink: Option<LogSink>,
+    launch_timeout: Duration,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -118,6 +126,7 @@ impl std::fmt::Debug for Runtime {
             .field("root", &self.root)
             .field("global_flags", &self.global_flags)
             .field("log_sink", &self.log_sink.as_ref().map(|_| "LogSink"))
+            .field("launch_timeout", &self.launch_timeout)
             .finish()
     }
 }
@@ -183,7 +192,17 @@ impl Runtime {
             root: root.into(),
             global_flags: Vec::new(),
             log_sink: None,
+            launch_timeout: LAUNCH_TIMEOUT,
         })
+    }
+
+    /// How long `create`, `run --detach` and `start` may take before the runtime's processes are
+    /// killed and the call fails with [`DriverError::RuntimeTimeout`] (default
+    /// [`LAUNCH_TIMEOUT`], 120 s).
+    #[must_use]
+    pub fn with_launch_timeout(mut self, timeout: Duration) -> Self {
+        self.launch_timeout = timeout;
+        self
     }
 
     /// A runtime from its parts, as a [`crate::RunRecord`] stores them: no lookup.
@@ -193,6 +212,7 @@ impl Runtime {
             root: root.into(),
             global_flags: Vec::new(),
             log_sink: None,
+            launch_timeout: LAUNCH_TIMEOUT,
         }
     }
 
@@ -412,7 +432,7 @@ impl Runtime {
             drain,
             Limits {
                 signals,
-                timeout: None,
+                timeout: Some(self.launch_timeout),
                 kill_adopted: true,
             },
         );
@@ -642,7 +662,7 @@ impl Container<'_> {
     pub fn start(&self, signals: Option<&mut SignalForwarder>) -> Result<(), DriverError> {
         let limits = Limits {
             signals,
-            timeout: None,
+            timeout: Some(self.runtime.launch_timeout),
             kill_adopted: false,
         };
         self.runtime

@@ -113,7 +113,7 @@ impl<'r> Supervisor<'r> {
         let (container, early_stderr) =
             self.runtime
                 .run_detached(id, bundle, io, signals.as_deref_mut())?;
-        let process = match self.open(&container) {
+        let process = match self.open(&container, signals.as_deref_mut()) {
             Ok(process) => process,
             Err(e) => return Err(container.remove_after(e)),
         };
@@ -150,7 +150,7 @@ impl<'r> Supervisor<'r> {
         let container = self
             .runtime
             .create(id, bundle, io, signals.as_deref_mut())?;
-        let process = match self.open(&container) {
+        let process = match self.open(&container, signals.as_deref_mut()) {
             Ok(process) => process,
             Err(e) => return Err(container.remove_after(e)),
         };
@@ -187,9 +187,13 @@ impl<'r> Supervisor<'r> {
     /// The container's process, told from the runtime's init by the names the runtimes give
     /// theirs and by the runtime program's file name (a runtime that forks itself as crun does),
     /// once it is a child of this process ([`ContainerProcess::await_adoption`]).
-    fn open(&self, container: &Container<'_>) -> Result<ContainerProcess, DriverError> {
+    fn open(
+        &self,
+        container: &Container<'_>,
+        signals: Option<&mut SignalForwarder>,
+    ) -> Result<ContainerProcess, DriverError> {
         let process = ContainerProcess::open(container.pid())?;
-        process.await_adoption(ADOPTION_TIMEOUT)?;
+        process.await_adoption(ADOPTION_TIMEOUT, signals)?;
         let program = self
             .runtime
             .program()

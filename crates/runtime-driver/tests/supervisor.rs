@@ -8,6 +8,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use ocirun_runtime_driver::{
     set_child_subreaper, Bundle, ContainerId, ContainerIo, CreateStdio, ExitStatus, Runtime,
@@ -105,4 +106,43 @@ fn run_detached_and_in_steps() {
     assert_eq!(finished.alongside, ("create\n".to_owned(), Vec::new()));
     assert!(finished.left.is_none());
     assert_eq!(calls(&root), "create\nstart\ndelete\n");
+
+    // A runtime whose run hangs is killed, with what it started, once the launch timeout has
+    // passed, and the container is deleted.
+    let hanging = dir.path().join("hanging-runc");
+    std::fs::write(
+        &hanging,
+        STAND_IN.replace(
+            "run)    while",
+            "run)    sleep 1000 & echo $! >\"$root/sleeper\"; wait; while",
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hanging, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::remove_file(root.join("calls")).unwrap();
+    let runtime = Runtime::from_parts(&hanging, &root).with_launch_timeout(Duration::from_secs(1));
+    let id = ContainerId::random().unwrap();
+    let bundle = Bundle::create(&dir.path().join("bundles"), &id).unwrap();
+    bundle.write_config(b"{}").unwrap();
+    let (io, _stderr) = stdio();
+    let started = Instant::now();
+    let error = Supervisor::new(&runtime)
+        .run(&id, &bundle, io, None, |_| ())
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "hanging-runc run did not end within 1 s: killed"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(calls(&root), "run\ndelete\n");
+    let sleeper = std::fs::read_to_string(root.join("sleeper")).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{}", sleeper.trim())).exists(),
+        "the runtime's child {} still runs",
+        sleeper.trim()
+    );
 }
