@@ -269,3 +269,34 @@ fn names_leave_no_lock_files() {
     assert!(left.is_empty(), "{left:?}");
     sb.assert_nothing_left();
 }
+
+#[test]
+fn what_a_runtime_leaves_running_ends_with_the_run() {
+    // A runtime whose run leaves two processes behind: one in its process group, one in a
+    // session of its own; both are reparented to ocirun, the subreaper.
+    let sb = Sandbox::busybox();
+    let dir = sb.scratch().to_path_buf();
+    let runtime = script(
+        &dir,
+        "leaving-runtime",
+        &format!(
+            "case \" $* \" in *\" run \"*)\n  (sleep 300 </dev/null >/dev/null 2>&1 & echo $! > \
+             {dir}/group.pid)\n  (setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > \
+             {dir}/session.pid);;\nesac\nexec {runtime} \"$@\"\n",
+            dir = dir.display(),
+            runtime = runtime().display()
+        ),
+    );
+    let out = sb
+        .run(["--runtime", runtime.to_str().unwrap(), "--", "echo", "hi"])
+        .run();
+    out.assert_success("hi\n");
+    for name in ["group.pid", "session.pid"] {
+        let pid = wait_for_pid_file(&dir.join(name));
+        assert!(
+            !alive(pid),
+            "{name}: process {pid} still runs after the run"
+        );
+    }
+    sb.assert_nothing_left();
+}

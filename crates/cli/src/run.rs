@@ -18,7 +18,7 @@ use ocirun_mounts::{
     ResolvedMounts, Rootfs, Unreadable, UserFiles,
 };
 use ocirun_runtime_driver::{
-    parse_signal, reap_strays, set_child_subreaper, Bundle, ContainerId, ContainerName,
+    kill_strays, parse_signal, set_child_subreaper, Bundle, ContainerId, ContainerName,
     DriverError, ExitStatus, RunRecord, SignalForwarder, Supervisor, CLEANUP_TIMEOUT,
 };
 use ocirun_spec_gen::oci_spec::runtime::Spec;
@@ -423,7 +423,10 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
             |(master, relay), started| relay.relay(master, started),
         ),
     };
-    reap_strays();
+    let strays = kill_strays();
+    if strays > 0 {
+        tracing::debug!(strays, "killed processes left as ocirun's children");
+    }
     let finished = match finished {
         Ok(finished) => finished,
         Err(e @ DriverError::Left { .. }) => {

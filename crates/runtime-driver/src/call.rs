@@ -437,23 +437,26 @@ fn children() -> Vec<i32> {
 /// After a runtime was killed: SIGKILL to every child of this process that was not one
 /// before the call (`before`), and reaps it, until none is left; what the runtime started
 /// that outlived it has been reparented to this subreaper. A process that is gone already
-/// (or a zombie) is only reaped. Bounded: at most 50 rounds.
-fn kill_adopted(before: &[i32]) {
+/// (or a zombie) is only reaped. Bounded: at most 50 rounds. Returns how many were killed.
+pub(crate) fn kill_adopted(before: &[i32]) -> usize {
+    let mut killed = 0;
     for _ in 0..50 {
         let adopted: Vec<i32> = children()
             .into_iter()
             .filter(|pid| !before.contains(pid))
             .collect();
         if adopted.is_empty() {
-            return;
+            break;
         }
         for pid in adopted {
             let pid = nix::unistd::Pid::from_raw(pid);
             tracing::debug!(pid = pid.as_raw(), "killing what the runtime left running");
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(pid, None);
+            killed += 1;
         }
     }
+    killed
 }
 
 /// SIGKILL to the runtime's process group (the runtime is its leader).

@@ -20,8 +20,8 @@ pub use id::{
     MAX_ID_LEN, MAX_NAME_LEN, MAX_VOLUME_NAME_LEN, ROOT_ROOT, ROOT_RUNROOT,
 };
 pub use process::{
-    parse_signal, reap_strays, set_child_subreaper, ContainerProcess, ExitStatus, SignalForwarder,
-    SignalPolicy,
+    kill_strays, parse_signal, reap_strays, set_child_subreaper, ContainerProcess, ExitStatus,
+    SignalForwarder, SignalPolicy,
 };
 pub use records::{NameLock, NameLocks, RecordGuard, RecordStore, RunRecord};
 pub use runtime::{

@@ -195,6 +195,18 @@ pub fn reap_strays() -> usize {
     reaped
 }
 
+/// Kills (SIGKILL) and reaps every child of this process, until none is left: at the end of a
+/// run, ocirun's children are only what outlived the container and was reparented to it, its
+/// subreaper: processes a runtime started and left running, and with `--pid host` the
+/// command's own background processes, which no PID namespace ends with it (runc's `delete`
+/// kills those through the container's cgroup, which a run without root has not). Returns how
+/// many were killed. Call it only when no other child is wanted any more.
+pub fn kill_strays() -> usize {
+    let killed = crate::call::kill_adopted(&[]);
+    reap_strays();
+    killed
+}
+
 /// How the end of the process is noticed.
 #[derive(Debug)]
 enum ExitWatch {
