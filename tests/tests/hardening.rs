@@ -300,3 +300,41 @@ fn what_a_runtime_leaves_running_ends_with_the_run() {
     }
     sb.assert_nothing_left();
 }
+
+#[test]
+fn a_pid_file_naming_another_process_is_refused_and_that_process_left_alone() {
+    // The runtime runs the container, then writes the pid of an unrelated process (a child of
+    // the test) into its pid file.
+    let sb = Sandbox::busybox();
+    let mut decoy = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    let runtime = script(
+        sb.scratch(),
+        "lying-runtime",
+        &format!(
+            "case \" $* \" in *\" run \"*)\n  pf=; prev=; for a in \"$@\"; do [ \"$prev\" = \
+             --pid-file ] && pf=$a; prev=$a; done\n  {runtime} \"$@\"; rc=$?; echo {decoy} > \
+             \"$pf\"; exit $rc;;\nesac\nexec {runtime} \"$@\"\n",
+            runtime = runtime().display(),
+            decoy = decoy.id()
+        ),
+    );
+    let out = sb
+        .run(["--runtime", runtime.to_str().unwrap(), "--", "sleep", "300"])
+        .run();
+    out.assert_failure(
+        125,
+        &format!(
+            "the runtime's pid file names process {}, a child of process {}, not of ocirun: \
+             not the container's process",
+            decoy.id(),
+            std::process::id()
+        ),
+    );
+    assert!(alive(decoy.id() as i32), "the decoy was signalled");
+    decoy.kill().unwrap();
+    decoy.wait().unwrap();
+    sb.assert_nothing_left();
+}
