@@ -608,11 +608,15 @@ fn a_hostname_that_would_inject_lines_is_refused() {
     sb.assert_nothing_left();
 }
 
+/// The container's stdout is the pipe: when its reader exits, the command's next write gets
+/// SIGPIPE, and the container ends. The command restores SIGPIPE's default action itself
+/// (GNU `env --default-signal=PIPE`, in the Debian rootfs), as a runtime may start it with
+/// SIGPIPE ignored (youki 0.7 does; see "Runtimes" in docs/ocirun-run.md).
 #[test]
 fn a_reader_that_goes_away_ends_the_container_as_in_a_pipeline() {
-    let sb = Sandbox::busybox();
+    let sb = Sandbox::debian();
     let pipeline = format!(
-        "{} --runroot {} --root {} run --rootfs {} -- sh -c 'yes; echo \"yes exited $?\" >&2' | head -n 1",
+        "{} --runroot {} --root {} run --rootfs {} -- sh -c 'env --default-signal=PIPE yes; echo \"yes exited $?\" >&2' | head -n 1",
         ocirun_bin().display(),
         sb.runroot().display(),
         sb.root().display(),

@@ -18,8 +18,9 @@ use ocirun_mounts::{
     ResolvedMounts, Rootfs, Unreadable, UserFiles,
 };
 use ocirun_runtime_driver::{
-    kill_strays, parse_signal, set_child_subreaper, Bundle, ContainerId, ContainerName,
-    DriverError, ExitStatus, RunRecord, SignalForwarder, Supervisor, CLEANUP_TIMEOUT,
+    hide_cgroup_v1, kill_strays, parse_signal, set_child_subreaper, Bundle, ContainerId,
+    ContainerName, DriverError, ExitStatus, RunRecord, SignalForwarder, Supervisor,
+    CLEANUP_TIMEOUT,
 };
 use ocirun_spec_gen::oci_spec::runtime::Spec;
 use ocirun_spec_gen::{
@@ -350,6 +351,13 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
             };
         }
     };
+    if ctx.is_rootless() && cgroups_path(&spec).is_none() {
+        // No cgroup of the user's: the runtime is shown none of cgroup v1 (youki 0.7 would
+        // fail to make one), the container still sees the host's.
+        if hide_cgroup_v1()? {
+            tracing::debug!("cgroup v1 hidden from the runtime: the container gets no cgroup");
+        }
+    }
     let _name = lifecycle::claim_name(name.as_ref(), &state)?;
     let runtime = lifecycle::discover_runtime(args, &state)?;
     lifecycle::check_copy_ups(&runtime, &spec)?;
@@ -457,6 +465,12 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
     bundle.remove()?;
     drop(record);
     Ok(finished.status.code())
+}
+
+/// The spec's `linux.cgroupsPath`: without root, set only when the container gets a cgroup of
+/// the user's (`--cgroup-parent`, or a delegated cgroup v2 subtree).
+fn cgroups_path(spec: &Spec) -> Option<&std::path::Path> {
+    spec.linux().as_ref()?.cgroups_path().as_deref()
 }
 
 /// The host uid and gid of root in the container's own user namespace, when the spec maps one

@@ -29,4 +29,4 @@ pub use runtime::{
     INTERRUPTED_CLEANUP_TIMEOUT, LAUNCH_TIMEOUT,
 };
 pub use supervisor::{Finished, Started, Supervisor};
-pub use userns::{parse_subid_ranges, IdMap, UserNamespace};
+pub use userns::{hide_cgroup_v1, parse_subid_ranges, CgroupLayout, IdMap, UserNamespace};

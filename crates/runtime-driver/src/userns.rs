@@ -285,3 +285,133 @@ fn helper(name: &str, pid: Pid, map: &[IdMap]) -> Result<(), DriverError> {
 fn program_name(path: &Path) -> String {
     path.display().to_string()
 }
+
+/// How a host mounts its cgroup hierarchies, told apart as runc, youki and crun do it, by the
+/// file system types (statfs(2)) of `/sys/fs/cgroup` and `/sys/fs/cgroup/unified`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupLayout {
+    /// cgroup v2 alone: `/sys/fs/cgroup` is a cgroup2 file system.
+    Unified,
+    /// cgroup v1, with a cgroup2 hierarchy without controllers at `/sys/fs/cgroup/unified`
+    /// (systemd's "hybrid" layout): `/sys/fs/cgroup` is a tmpfs.
+    Hybrid,
+    /// cgroup v1 alone: `/sys/fs/cgroup` is a tmpfs, and nothing of cgroup v2 is mounted.
+    Legacy,
+    /// Anything else: no `/sys/fs/cgroup`, or another file system there.
+    Unknown,
+}
+
+impl CgroupLayout {
+    /// The layout that the types of `/sys/fs/cgroup` (`root`) and of `/sys/fs/cgroup/unified`
+    /// (`unified`, `None` when it cannot be read) give.
+    pub fn from_types(
+        root: Option<nix::sys::statfs::FsType>,
+        unified: Option<nix::sys::statfs::FsType>,
+    ) -> Self {
+        use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, TMPFS_MAGIC};
+        match (root, unified) {
+            (Some(r), _) if r == CGROUP2_SUPER_MAGIC => Self::Unified,
+            (Some(r), Some(u)) if r == TMPFS_MAGIC && u == CGROUP2_SUPER_MAGIC => Self::Hybrid,
+            (Some(r), _) if r == TMPFS_MAGIC => Self::Legacy,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The layout this process sees, from `/sys/fs/cgroup` in its mount namespace.
+    pub fn current() -> Self {
+        let kind = |path: &str| {
+            nix::sys::statfs::statfs(path)
+                .ok()
+                .map(|s| s.filesystem_type())
+        };
+        Self::from_types(kind(CGROUP_ROOT), kind(&format!("{CGROUP_ROOT}/unified")))
+    }
+}
+
+/// Where runtimes look for the cgroup hierarchies.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// For a run without root on a [`CgroupLayout::Hybrid`] host, where the user has no cgroup
+/// (cgroup v1 delegates none, and the spec names none): shows the runtime the host's cgroup v2
+/// hierarchy alone, so that it puts the container into no cgroup of its own rather than fail
+/// to make one. Call it after [`UserNamespace::enter`], in the mount namespace that gave this
+/// process: `/sys/fs/cgroup/unified` (the cgroup2 hierarchy without controllers) is bound over
+/// `/sys/fs/cgroup`.
+///
+/// Why: youki 0.7's cgroup v1 manager adds the container to a new cgroup in every v1
+/// hierarchy it finds in `/proc/self/mountinfo`, even when the spec sets no resources, and
+/// fails without root (`failed to create dir /sys/fs/cgroup/cpuset/:youki:ID: Permission
+/// denied`); a tmpfs over `/sys/fs/cgroup` does not hide them (the covered mounts stay in
+/// mountinfo). Its cgroup v2 manager, without root, leaves the container in its parent's
+/// cgroup when it cannot make one (`libcgroups`, `v2::manager::Manager::with_rootless`), as
+/// runc's rootless cgroup managers do on either version.
+///
+/// What the container sees changes with it: the runtime binds it this `/sys` (or, with a
+/// network namespace of its own, mounts its cgroup file system from what it finds here), so
+/// `/sys/fs/cgroup` is the host's cgroup2 hierarchy, read-only to the container (its files
+/// belong to the host's root), while `/proc/self/cgroup` still lists the v1 hierarchies.
+/// Nothing reaches the host: the mount namespace is this process's own.
+///
+/// Returns whether it bound anything: nothing on another layout (on [`CgroupLayout::Legacy`]
+/// there is no cgroup2 hierarchy to show, and youki 0.7 cannot run without root).
+///
+/// # Errors
+/// [`DriverError::UserNamespace`] naming the mount(2) that failed.
+pub fn hide_cgroup_v1() -> Result<bool, DriverError> {
+    use nix::mount::{mount, MsFlags};
+    if CgroupLayout::current() != CgroupLayout::Hybrid {
+        return Ok(false);
+    }
+    let unified = format!("{CGROUP_ROOT}/unified");
+    mount(
+        Some(unified.as_str()),
+        CGROUP_ROOT,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| DriverError::UserNamespace {
+        step: format!("bind {unified} over {CGROUP_ROOT}"),
+        reason: e.to_string(),
+    })?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::sys::statfs::{FsType, CGROUP2_SUPER_MAGIC, PROC_SUPER_MAGIC, TMPFS_MAGIC};
+
+    use super::CgroupLayout;
+
+    #[test]
+    fn cgroup_layouts_are_told_apart_by_their_file_system_types() {
+        let cases: [(Option<FsType>, Option<FsType>, CgroupLayout); 6] = [
+            (Some(CGROUP2_SUPER_MAGIC), None, CgroupLayout::Unified),
+            (
+                Some(CGROUP2_SUPER_MAGIC),
+                Some(TMPFS_MAGIC),
+                CgroupLayout::Unified,
+            ),
+            (
+                Some(TMPFS_MAGIC),
+                Some(CGROUP2_SUPER_MAGIC),
+                CgroupLayout::Hybrid,
+            ),
+            (Some(TMPFS_MAGIC), None, CgroupLayout::Legacy),
+            (Some(TMPFS_MAGIC), Some(TMPFS_MAGIC), CgroupLayout::Legacy),
+            (
+                Some(PROC_SUPER_MAGIC),
+                Some(CGROUP2_SUPER_MAGIC),
+                CgroupLayout::Unknown,
+            ),
+        ];
+        for (root, unified, want) in cases {
+            assert_eq!(
+                CgroupLayout::from_types(root, unified),
+                want,
+                "{root:?} {unified:?}"
+            );
+        }
+        assert_eq!(CgroupLayout::from_types(None, None), CgroupLayout::Unknown);
+    }
+}
