@@ -116,11 +116,13 @@ fn env_host_unsetenv_and_unsetenv_all() {
         "h",
         "--env",
         "X=1",
+        "--env",
+        "PATH=/bin",
         "--",
         "/usr/bin/env",
     ])
     .run()
-    .assert_success("X=1\nHOSTNAME=h\nHOME=/root\n");
+    .assert_success("X=1\nPATH=/bin\nHOSTNAME=h\nHOME=/root\n");
     sb.assert_nothing_left();
 }
 

@@ -92,7 +92,8 @@ impl RunRecord {
     }
 
     /// Deletes the record's container (`delete --force` with the recorded runtime, root and
-    /// flags; the runtime is killed after `timeout`) and removes its bundle directory. The
+    /// flags, after `kill ID KILL` and a wait of at most 2 s when it still runs; each call is
+    /// killed after `timeout`) and removes its bundle directory. The
     /// record file itself is removed by [`RecordStore::remove`].
     ///
     /// # Errors
@@ -104,6 +105,7 @@ impl RunRecord {
         for flag in &self.runtime_flags {
             runtime = runtime.global_flag(flag);
         }
+        stop_first(&runtime, &self.container_id, timeout);
         runtime.force_delete(&self.container_id, timeout)?;
         match std::fs::remove_dir_all(&self.bundle) {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(DriverError::Bundle {
@@ -113,6 +115,50 @@ impl RunRecord {
             }),
             _ => Ok(()),
         }
+    }
+}
+
+/// Before the forced delete of a recorded container that still runs: `runtime kill ID KILL`,
+/// then a wait of at most `timeout` (and 2 s) until its process has exited. `delete --force`
+/// would kill it too, but youki 0.7 does that through the container's cgroup, which a run
+/// without root on cgroup v1 has not (`failed to read /sys/fs/cgroup/devices/:youki:ID`); a
+/// stopped container it deletes without one. Best effort: what fails here is left to the
+/// forced delete, whose error is the one reported.
+fn stop_first(runtime: &Runtime, id: &ContainerId, timeout: std::time::Duration) {
+    use oci_spec::runtime::ContainerState;
+    let Ok(state) = runtime.state(id) else {
+        return;
+    };
+    if !matches!(
+        state.status(),
+        ContainerState::Running | ContainerState::Created
+    ) {
+        return;
+    }
+    let Some(pid) = state.pid().filter(|pid| *pid > 0) else {
+        return;
+    };
+    // Opened before the signal, so that the pid cannot name another process meanwhile.
+    let Ok(pidfd) = crate::process::pidfd_open(pid) else {
+        return;
+    };
+    if runtime.kill(id, "KILL").is_err() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + timeout.min(std::time::Duration::from_secs(2));
+    let left = || deadline.saturating_duration_since(std::time::Instant::now());
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&pidfd),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let wait =
+        nix::poll::PollTimeout::try_from(left().as_millis()).unwrap_or(nix::poll::PollTimeout::MAX);
+    let _ = nix::poll::poll(&mut fds, wait);
+    // Exited; a runtime tells a stopped container by kill(pid, 0), which a zombie passes: wait
+    // for its parent to reap it too.
+    while !left().is_zero() && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

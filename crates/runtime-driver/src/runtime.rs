@@ -599,6 +599,20 @@ impl Runtime {
         )
     }
 
+    /// `runtime kill ID SIGNAL` for a container this process did not create (see
+    /// [`Container::kill`]), killed after [`CLEANUP_TIMEOUT`].
+    ///
+    /// # Errors
+    /// [`DriverError::Runtime`] with the runtime's message; [`DriverError::RuntimeTimeout`].
+    pub fn kill(&self, id: &ContainerId, signal: &str) -> Result<(), DriverError> {
+        let limits = Limits {
+            signals: None,
+            timeout: Some(CLEANUP_TIMEOUT),
+            kill_adopted: false,
+        };
+        self.run("kill", &[id.as_str(), signal], limits).map(drop)
+    }
+
     /// `runtime delete --force ID`, killed after `timeout`. A container the runtime does not
     /// know is not an error.
     ///
@@ -676,14 +690,7 @@ impl Container<'_> {
     /// # Errors
     /// [`DriverError::Runtime`] with the runtime's message; [`DriverError::RuntimeTimeout`].
     pub fn kill(&self, signal: &str) -> Result<(), DriverError> {
-        let limits = Limits {
-            signals: None,
-            timeout: Some(CLEANUP_TIMEOUT),
-            kill_adopted: false,
-        };
-        self.runtime
-            .run("kill", &[self.id.as_str(), signal], limits)
-            .map(drop)
+        self.runtime.kill(&self.id, signal)
     }
 
     /// `runtime delete ID` (after the container stopped); if that fails, `delete --force`.
