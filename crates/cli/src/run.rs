@@ -174,6 +174,11 @@ fn plan(
     mounts.drop_empty_copy_ups(&rootfs);
     let mut generator = generator.clone().mounts(&mounts.mounts);
     if let Some(propagation) = mounts.rootfs_propagation {
+        // In the runtime's own words: youki has no `rslave`.
+        let propagation = match lifecycle::discover_runtime(args, &ctx.state) {
+            Ok(runtime) => runtime.rootfs_propagation(propagation),
+            Err(_) => propagation,
+        };
         generator = generator.rootfs_propagation(propagation);
     }
     let spec = generator.generate()?;

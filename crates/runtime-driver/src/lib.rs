@@ -25,7 +25,7 @@ pub use process::{
 };
 pub use records::{NameLock, NameLocks, RecordGuard, RecordStore, RunRecord};
 pub use runtime::{
-    Container, ContainerIo, CreateStdio, LogSink, Runtime, CLEANUP_TIMEOUT,
+    rootfs_propagation_for, Container, ContainerIo, CreateStdio, LogSink, Runtime, CLEANUP_TIMEOUT,
     INTERRUPTED_CLEANUP_TIMEOUT, LAUNCH_TIMEOUT,
 };
 pub use supervisor::{Finished, Started, Supervisor};

@@ -118,15 +118,16 @@ impl RunRecord {
     }
 }
 
-/// Before the forced delete of a recorded container that still runs: `runtime kill ID KILL`,
-/// then a wait of at most `timeout` (and 2 s) until its process has exited. `delete --force`
+/// Before the forced delete of a recorded container that still runs: `runtime state ID` and
+/// `runtime kill ID KILL` (each killed after `timeout`), then a wait of at most `timeout` (and
+/// 2 s) until its process has exited. `delete --force`
 /// would kill it too, but youki 0.7 does that through the container's cgroup, which a run
 /// without root on cgroup v1 has not (`failed to read /sys/fs/cgroup/devices/:youki:ID`); a
 /// stopped container it deletes without one. Best effort: what fails here is left to the
 /// forced delete, whose error is the one reported.
 fn stop_first(runtime: &Runtime, id: &ContainerId, timeout: std::time::Duration) {
     use oci_spec::runtime::ContainerState;
-    let Ok(state) = runtime.state(id) else {
+    let Ok(state) = runtime.state_within(id, timeout) else {
         return;
     };
     if !matches!(
@@ -142,7 +143,7 @@ fn stop_first(runtime: &Runtime, id: &ContainerId, timeout: std::time::Duration)
     let Ok(pidfd) = crate::process::pidfd_open(pid) else {
         return;
     };
-    if runtime.kill(id, "KILL").is_err() {
+    if runtime.kill_within(id, "KILL", timeout).is_err() {
         return;
     }
     let deadline = std::time::Instant::now() + timeout.min(std::time::Duration::from_secs(2));

@@ -49,6 +49,25 @@ pub const INTERRUPTED_CLEANUP_TIMEOUT: Duration = Duration::from_secs(1);
 /// ([`Runtime::show_log`]).
 pub type LogSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
+/// The `linux.rootfsPropagation` value that a runtime whose `--version` printed `version`
+/// takes for `propagation`, a value of runc's set (`rslave`, `shared`, ...) such as podman
+/// writes: youki 0.7 (`youki version: 0.7.0`) knows only the runtime-spec's `shared`, `slave`,
+/// `private` and `unbindable`, each of which it applies recursively, and refuses the others
+/// (`rslave`), so it gets the name without the `r`; runc, crun and other runtimes get
+/// `propagation` as it is (runc applies `slave` to the root mount alone).
+pub fn rootfs_propagation_for(version: &str, propagation: &'static str) -> &'static str {
+    if version.split_whitespace().next() != Some("youki") {
+        return propagation;
+    }
+    match propagation {
+        "rshared" => "shared",
+        "rslave" => "slave",
+        "rprivate" => "private",
+        "runbindable" => "unbindable",
+        other => other,
+    }
+}
+
 /// How a container is launched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Launch {
@@ -556,12 +575,21 @@ impl Runtime {
     /// [`DriverError::Runtime`] with the runtime's message (e.g. the container does not exist),
     /// or when its output is not a state object; [`DriverError::RuntimeTimeout`].
     pub fn state(&self, id: &ContainerId) -> Result<oci_spec::runtime::State, DriverError> {
+        self.state_within(id, CLEANUP_TIMEOUT)
+    }
+
+    /// [`Self::state`], the runtime killed after `timeout`.
+    pub(crate) fn state_within(
+        &self,
+        id: &ContainerId,
+        timeout: Duration,
+    ) -> Result<oci_spec::runtime::State, DriverError> {
         let stdout = self.run(
             "state",
             &[id.as_str()],
             Limits {
                 signals: None,
-                timeout: Some(CLEANUP_TIMEOUT),
+                timeout: Some(timeout),
                 kill_adopted: false,
             },
         )?;
@@ -605,12 +633,49 @@ impl Runtime {
     /// # Errors
     /// [`DriverError::Runtime`] with the runtime's message; [`DriverError::RuntimeTimeout`].
     pub fn kill(&self, id: &ContainerId, signal: &str) -> Result<(), DriverError> {
+        self.kill_within(id, signal, CLEANUP_TIMEOUT)
+    }
+
+    /// [`Self::kill`], the runtime killed after `timeout`.
+    pub(crate) fn kill_within(
+        &self,
+        id: &ContainerId,
+        signal: &str,
+        timeout: Duration,
+    ) -> Result<(), DriverError> {
+        let limits = Limits {
+            signals: None,
+            timeout: Some(timeout),
+            kill_adopted: false,
+        };
+        self.run("kill", &[id.as_str(), signal], limits).map(drop)
+    }
+
+    /// The `linux.rootfsPropagation` value this runtime takes for `propagation`
+    /// ([`rootfs_propagation_for`]): for a recursive name (`rslave`, `rshared`, ...), the
+    /// runtime is asked `--version` (killed after [`CLEANUP_TIMEOUT`]); a runtime that cannot
+    /// say gets `propagation` as it is.
+    pub fn rootfs_propagation(&self, propagation: &'static str) -> &'static str {
+        if !propagation.starts_with('r') {
+            return propagation;
+        }
+        let mut cmd = Command::new(&self.program);
+        cmd.arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        clean_environment(&mut cmd);
         let limits = Limits {
             signals: None,
             timeout: Some(CLEANUP_TIMEOUT),
             kill_adopted: false,
         };
-        self.run("kill", &[id.as_str(), signal], limits).map(drop)
+        match call(&self.program, cmd, None, limits) {
+            Ok(Ok(done)) if done.status.success() => {
+                rootfs_propagation_for(&String::from_utf8_lossy(&done.stdout), propagation)
+            }
+            _ => propagation,
+        }
     }
 
     /// `runtime delete --force ID`, killed after `timeout`. A container the runtime does not
@@ -881,6 +946,30 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn youki_gets_the_runtime_specs_propagation_names() {
+        // The first lines of each runtime's `--version`.
+        let youki = "youki version: 0.7.0\ncommit: 0.7.0-VERGEN_IDEMPOTENT_OUTPUT\n";
+        let runc = "runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\n";
+        let crun = "crun version 1.8.1\ncommit: f8a096be060b22ccd3d5f3ebe44108517fbf6c30\n";
+        for (version, given, want) in [
+            (youki, "rslave", "slave"),
+            (youki, "rshared", "shared"),
+            (youki, "shared", "shared"),
+            (youki, "rprivate", "private"),
+            (runc, "rslave", "rslave"),
+            (crun, "rslave", "rslave"),
+            (runc, "shared", "shared"),
+            ("", "rslave", "rslave"),
+        ] {
+            assert_eq!(
+                rootfs_propagation_for(version, given),
+                want,
+                "{version} {given}"
+            );
+        }
+    }
 
     #[test]
     fn discover_by_name_and_path() {
