@@ -28,6 +28,25 @@ use clap::Parser;
 pub(crate) const EXIT_OCIRUN_FAILED: u8 = 125;
 
 fn main() -> ExitCode {
+    // Run as `newuidmap` or `newgidmap` by a runtime without root (see
+    // `ocirun_runtime_driver::write_id_map`).
+    let mut argv = std::env::args_os();
+    let called = argv.next().map(std::path::PathBuf::from);
+    let called = called
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if ocirun_runtime_driver::ID_MAP_HELPERS.contains(&called) {
+        let args: Vec<String> = argv.map(|a| a.to_string_lossy().into_owned()).collect();
+        return match ocirun_runtime_driver::write_id_map(called, &args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{called}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = match flags::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

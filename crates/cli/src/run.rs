@@ -18,9 +18,9 @@ use ocirun_mounts::{
     ResolvedMounts, Rootfs, Unreadable, UserFiles,
 };
 use ocirun_runtime_driver::{
-    hide_cgroup_v1, kill_strays, parse_signal, set_child_subreaper, Bundle, ContainerId,
-    ContainerName, DriverError, ExitStatus, RunRecord, SignalForwarder, Supervisor,
-    CLEANUP_TIMEOUT,
+    hide_cgroup_v1, id_map_helpers, kill_strays, parse_signal, set_child_subreaper, Bundle,
+    ContainerId, ContainerName, DriverError, ExitStatus, RunRecord, RuntimeKind, SignalForwarder,
+    Supervisor, CLEANUP_TIMEOUT,
 };
 use ocirun_spec_gen::oci_spec::runtime::Spec;
 use ocirun_spec_gen::{
@@ -39,6 +39,11 @@ struct Planned {
     container_id: ContainerId,
     name: Option<ContainerName>,
     spec: Spec,
+    /// Whether the spec's cgroup is one the user may use (`--cgroup-parent`, a delegated
+    /// cgroup, or any as root), not a [`SpecGenerator::fallback_cgroups_path`].
+    own_cgroup: bool,
+    /// What the runtime is, where that was asked (else [`RuntimeKind::Other`]).
+    kind: RuntimeKind,
     mounts: ResolvedMounts,
     /// The locks of the cache mounts, held until the run ends.
     caches: Vec<CacheHold>,
@@ -173,15 +178,31 @@ fn plan(
     // `tmpcopyup` only where there is something to copy: not every runtime has it.
     mounts.drop_empty_copy_ups(&rootfs);
     let mut generator = generator.clone().mounts(&mounts.mounts);
+    // Where runtimes take different specs, the runtime is asked what it is (`--version`); a
+    // runtime that is not there gets runc's.
+    let own_userns_without_root = ctx.is_rootless()
+        && (options.userns != UserNsMode::Default || !options.uid_maps.is_empty());
+    let kind = (mounts
+        .rootfs_propagation
+        .is_some_and(|p| p.starts_with('r'))
+        || own_userns_without_root)
+        .then(|| lifecycle::discover_runtime(args, &ctx.state).ok())
+        .flatten()
+        .map_or(RuntimeKind::Other, |runtime| runtime.kind());
     if let Some(propagation) = mounts.rootfs_propagation {
-        // In the runtime's own words: youki has no `rslave`.
-        let propagation = match lifecycle::discover_runtime(args, &ctx.state) {
-            Ok(runtime) => runtime.rootfs_propagation(propagation),
-            Err(_) => propagation,
-        };
-        generator = generator.rootfs_propagation(propagation);
+        generator = generator.rootfs_propagation(kind.rootfs_propagation(propagation));
     }
-    let spec = generator.generate()?;
+    if own_userns_without_root && !kind.takes_additional_gids_without_root() {
+        generator = generator.additional_gids(false);
+    }
+    let mut spec = generator.generate()?;
+    let own_cgroup = cgroups_path(&spec).is_some();
+    let fallback = format!("/ocirun/{container_id}");
+    if own_userns_without_root && !own_cgroup && kind.wants_absolute_cgroups_path_with_own_userns()
+    {
+        generator = generator.fallback_cgroups_path(&fallback);
+        spec = generator.generate()?;
+    }
 
     // The command itself, not the init that runs it (a bind mount, not in the rootfs).
     let command = generator.command()?;
@@ -207,6 +228,8 @@ fn plan(
         container_id,
         name,
         spec,
+        own_cgroup,
+        kind,
         mounts,
         caches,
         timeout_signal,
@@ -338,6 +361,8 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
         container_id,
         name,
         spec,
+        own_cgroup,
+        kind,
         mounts,
         caches: _caches,
         timeout_signal,
@@ -356,7 +381,7 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
             };
         }
     };
-    if ctx.is_rootless() && cgroups_path(&spec).is_none() {
+    if ctx.is_rootless() && !own_cgroup {
         // No cgroup of the user's: the runtime is shown none of cgroup v1 (youki 0.7 would
         // fail to make one), the container still sees the host's.
         if hide_cgroup_v1()? {
@@ -364,7 +389,12 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
         }
     }
     let _name = lifecycle::claim_name(name.as_ref(), &state)?;
-    let runtime = lifecycle::discover_runtime(args, &state)?;
+    let mut runtime = lifecycle::discover_runtime(args, &state)?;
+    if ctx.is_rootless() && kind.writes_multi_range_maps_with_helpers() && multi_range_maps(&spec) {
+        // youki's newuidmap and newgidmap: the setuid ones cannot work in ocirun's namespace.
+        let exe = std::env::current_exe().context("cannot find the ocirun binary")?;
+        runtime = runtime.path_prefix(id_map_helpers(&state.runroot().join("bin"), &exe)?);
+    }
     lifecycle::check_copy_ups(&runtime, &spec)?;
     let _cidfile = lifecycle::write_cidfile(&args.lifecycle, &container_id)?;
     if let Some(code) = stopped(&mut signals)? {
@@ -470,6 +500,16 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
     bundle.remove()?;
     drop(record);
     Ok(finished.status.code())
+}
+
+/// Whether the spec gives the container a user namespace of its own whose uid or gid map has
+/// more than one range.
+fn multi_range_maps(spec: &Spec) -> bool {
+    spec.linux().as_ref().is_some_and(|linux| {
+        [linux.uid_mappings(), linux.gid_mappings()]
+            .iter()
+            .any(|maps| maps.as_ref().is_some_and(|m| m.len() > 1))
+    })
 }
 
 /// The spec's `linux.cgroupsPath`: without root, set only when the container gets a cgroup of

@@ -93,18 +93,36 @@ impl Bundle {
     /// the container's own: crun and youki look up the spec's bind-mount sources (the generated
     /// files in the bundle) from inside that namespace, where root's 0700 directory cannot be
     /// searched (runc opens them before it enters the namespace). podman gives its container
-    /// directories to that root too.
+    /// directories to that root too. youki also resolves the bundle's whole path there, so the
+    /// two directories above it, the bundles directory and the run root (ocirun's own), are
+    /// made searchable by others (mode 0711: searchable, not listable; every directory in them
+    /// but such bundles stays 0700).
     ///
     /// # Errors
     /// [`DriverError::Bundle`] naming the directory.
     pub fn give_to(&self, uid: u32, gid: u32) -> Result<(), DriverError> {
-        std::os::unix::fs::chown(&self.dir, Some(uid), Some(gid)).map_err(|source| {
-            DriverError::Bundle {
-                action: "give the bundle directory to the container's root",
-                path: self.dir.clone(),
+        use std::os::unix::fs::PermissionsExt;
+        let fail = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DriverError::Bundle {
+                action,
+                path,
                 source,
             }
-        })
+        };
+        std::os::unix::fs::chown(&self.dir, Some(uid), Some(gid)).map_err(fail(
+            "give the bundle directory to the container's root",
+            &self.dir,
+        ))?;
+        for dir in self.dir.ancestors().skip(1).take(2) {
+            let meta = std::fs::metadata(dir).map_err(fail("read the mode of", dir))?;
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o011 != 0o011 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o011))
+                    .map_err(fail("make searchable", dir))?;
+            }
+        }
+        Ok(())
     }
 
     /// Leaves the bundle directory in place (for the clean-up of a container that could not

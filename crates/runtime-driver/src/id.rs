@@ -315,7 +315,8 @@ impl StateLayout {
     ///
     /// # Errors
     /// [`DriverError::StateDir`] when `/tmp/ocirun-UID` exists and is not a directory of the
-    /// user's with mode 0700 (someone else could read or replace the user's state), or cannot
+    /// user's that others can neither read nor write (mode 0700 or 0711: someone else could
+    /// read or replace the user's state), or cannot
     /// be made.
     pub fn default_runroot(uid: u32, dirs: &UserDirs) -> Result<PathBuf, DriverError> {
         use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -338,10 +339,10 @@ impl StateLayout {
             Err(e) => return Err(bad(format!("cannot create it: {e}"))),
         }
         let meta = std::fs::symlink_metadata(&dir).map_err(|e| bad(e.to_string()))?;
-        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o066 != 0 {
             return Err(bad(format!(
-                "it must be a directory of uid {uid} with mode 0700 (it is {}, uid {}, mode \
-                 {:o}): remove it, or give --runroot",
+                "it must be a directory of uid {uid} with mode 0700 or 0711 (it is {}, uid {}, \
+                 mode {:o}): remove it, or give --runroot",
                 if meta.is_dir() {
                     "a directory"
                 } else {

@@ -25,8 +25,11 @@ pub use process::{
 };
 pub use records::{NameLock, NameLocks, RecordGuard, RecordStore, RunRecord};
 pub use runtime::{
-    rootfs_propagation_for, Container, ContainerIo, CreateStdio, LogSink, Runtime, CLEANUP_TIMEOUT,
+    Container, ContainerIo, CreateStdio, LogSink, Runtime, RuntimeKind, CLEANUP_TIMEOUT,
     INTERRUPTED_CLEANUP_TIMEOUT, LAUNCH_TIMEOUT,
 };
 pub use supervisor::{Finished, Started, Supervisor};
-pub use userns::{hide_cgroup_v1, parse_subid_ranges, CgroupLayout, IdMap, UserNamespace};
+pub use userns::{
+    hide_cgroup_v1, id_map_helpers, parse_subid_ranges, write_id_map, CgroupLayout, IdMap,
+    UserNamespace, ID_MAP_HELPERS,
+};

@@ -49,22 +49,68 @@ pub const INTERRUPTED_CLEANUP_TIMEOUT: Duration = Duration::from_secs(1);
 /// ([`Runtime::show_log`]).
 pub type LogSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
-/// The `linux.rootfsPropagation` value that a runtime whose `--version` printed `version`
-/// takes for `propagation`, a value of runc's set (`rslave`, `shared`, ...) such as podman
-/// writes: youki 0.7 (`youki version: 0.7.0`) knows only the runtime-spec's `shared`, `slave`,
-/// `private` and `unbindable`, each of which it applies recursively, and refuses the others
-/// (`rslave`), so it gets the name without the `r`; runc, crun and other runtimes get
-/// `propagation` as it is (runc applies `slave` to the root mount alone).
-pub fn rootfs_propagation_for(version: &str, propagation: &'static str) -> &'static str {
-    if version.split_whitespace().next() != Some("youki") {
-        return propagation;
+/// What a runtime is, as far as ocirun works around differences in the spec it takes (the
+/// others are handled whatever the runtime: see the module documentation), told by the first
+/// word of what `runtime --version` prints ([`Runtime::kind`], [`RuntimeKind::from_version`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RuntimeKind {
+    /// youki (`youki version: 0.7.0`).
+    Youki,
+    /// runc, crun, or any other: runc's rules.
+    Other,
+}
+
+impl RuntimeKind {
+    /// The kind that the output of `runtime --version` names.
+    pub fn from_version(version: &str) -> Self {
+        match version.split_whitespace().next() {
+            Some("youki") => Self::Youki,
+            _ => Self::Other,
+        }
     }
-    match propagation {
-        "rshared" => "shared",
-        "rslave" => "slave",
-        "rprivate" => "private",
-        "runbindable" => "unbindable",
-        other => other,
+
+    /// The `linux.rootfsPropagation` value this runtime takes for `propagation`, a value of
+    /// runc's set (`rslave`, `shared`, ...) such as podman writes: youki 0.7 knows only the
+    /// runtime-spec's `shared`, `slave`, `private` and `unbindable`, each of which it applies
+    /// recursively, and refuses the others (`rslave`), so it gets the name without the `r`;
+    /// runc, crun and others get `propagation` as it is (runc applies `slave` to the root
+    /// mount alone).
+    pub fn rootfs_propagation(self, propagation: &'static str) -> &'static str {
+        if self != Self::Youki {
+            return propagation;
+        }
+        match propagation {
+            "rshared" => "shared",
+            "rslave" => "slave",
+            "rprivate" => "private",
+            "runbindable" => "unbindable",
+            other => other,
+        }
+    }
+
+    /// Whether the runtime takes `process.user.additionalGids` for a container with a user
+    /// namespace of its own when it runs without root (in ocirun's user namespace): youki 0.7
+    /// refuses any then (`unprivileged user can't set supplementary groups`, its check for
+    /// CVE-2014-8989) and leaves the process the runtime's own groups; runc and crun set them.
+    pub fn takes_additional_gids_without_root(self) -> bool {
+        self != Self::Youki
+    }
+
+    /// Whether the runtime needs an absolute `linux.cgroupsPath` for a container with a user
+    /// namespace of its own on cgroup v2: youki 0.7 takes a relative or missing path there for
+    /// a systemd unit, and fails when it was built without its systemd feature (`systemd
+    /// cgroup feature is required, but was not enabled during compile time`).
+    pub fn wants_absolute_cgroups_path_with_own_userns(self) -> bool {
+        self == Self::Youki
+    }
+
+    /// Whether the runtime writes a uid or gid map of more than one range through the
+    /// `newuidmap` and `newgidmap` found in its `PATH`, even where it could write it itself:
+    /// youki 0.7 does (and ignores their failure), so without root it needs
+    /// [`crate::id_map_helpers`]; runc and crun write such maps themselves.
+    pub fn writes_multi_range_maps_with_helpers(self) -> bool {
+        self == Self::Youki
     }
 }
 
@@ -136,6 +182,7 @@ pub struct Runtime {
     global_flags: Vec<OsString>,
     log_sink: Option<LogSink>,
     launch_timeout: Duration,
+    path_prefix: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -146,6 +193,7 @@ impl std::fmt::Debug for Runtime {
             .field("global_flags", &self.global_flags)
             .field("log_sink", &self.log_sink.as_ref().map(|_| "LogSink"))
             .field("launch_timeout", &self.launch_timeout)
+            .field("path_prefix", &self.path_prefix)
             .finish()
     }
 }
@@ -212,6 +260,7 @@ impl Runtime {
             global_flags: Vec::new(),
             log_sink: None,
             launch_timeout: LAUNCH_TIMEOUT,
+            path_prefix: None,
         })
     }
 
@@ -224,6 +273,14 @@ impl Runtime {
         self
     }
 
+    /// Puts `dir` first in the `PATH` of the runtime's `create` and `run` (for the id-map
+    /// helpers of [`crate::id_map_helpers`]).
+    #[must_use]
+    pub fn path_prefix(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.path_prefix = Some(dir.into());
+        self
+    }
+
     /// A runtime from its parts, as a [`crate::RunRecord`] stores them: no lookup.
     pub fn from_parts(program: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Self {
         Self {
@@ -232,6 +289,7 @@ impl Runtime {
             global_flags: Vec::new(),
             log_sink: None,
             launch_timeout: LAUNCH_TIMEOUT,
+            path_prefix: None,
         }
     }
 
@@ -410,6 +468,14 @@ impl Runtime {
         }
         cmd.arg(id.as_str()).current_dir(bundle.path());
         clean_environment(&mut cmd);
+        if let Some(dir) = &self.path_prefix {
+            let mut path = dir.clone().into_os_string();
+            if let Some(rest) = std::env::var_os("PATH") {
+                path.push(":");
+                path.push(rest);
+            }
+            cmd.env("PATH", path);
+        }
         cmd
     }
 
@@ -651,14 +717,9 @@ impl Runtime {
         self.run("kill", &[id.as_str(), signal], limits).map(drop)
     }
 
-    /// The `linux.rootfsPropagation` value this runtime takes for `propagation`
-    /// ([`rootfs_propagation_for`]): for a recursive name (`rslave`, `rshared`, ...), the
-    /// runtime is asked `--version` (killed after [`CLEANUP_TIMEOUT`]); a runtime that cannot
-    /// say gets `propagation` as it is.
-    pub fn rootfs_propagation(&self, propagation: &'static str) -> &'static str {
-        if !propagation.starts_with('r') {
-            return propagation;
-        }
+    /// What the runtime is, by its `--version` ([`RuntimeKind::from_version`]; the runtime is
+    /// killed after [`CLEANUP_TIMEOUT`]). A runtime that cannot say is [`RuntimeKind::Other`].
+    pub fn kind(&self) -> RuntimeKind {
         let mut cmd = Command::new(&self.program);
         cmd.arg("--version")
             .stdin(Stdio::null())
@@ -672,9 +733,9 @@ impl Runtime {
         };
         match call(&self.program, cmd, None, limits) {
             Ok(Ok(done)) if done.status.success() => {
-                rootfs_propagation_for(&String::from_utf8_lossy(&done.stdout), propagation)
+                RuntimeKind::from_version(&String::from_utf8_lossy(&done.stdout))
             }
-            _ => propagation,
+            _ => RuntimeKind::Other,
         }
     }
 
@@ -948,27 +1009,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn youki_gets_the_runtime_specs_propagation_names() {
+    fn youki_gets_the_runtime_specs_propagation_names_and_no_additional_gids() {
         // The first lines of each runtime's `--version`.
         let youki = "youki version: 0.7.0\ncommit: 0.7.0-VERGEN_IDEMPOTENT_OUTPUT\n";
         let runc = "runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\n";
         let crun = "crun version 1.8.1\ncommit: f8a096be060b22ccd3d5f3ebe44108517fbf6c30\n";
-        for (version, given, want) in [
-            (youki, "rslave", "slave"),
-            (youki, "rshared", "shared"),
-            (youki, "shared", "shared"),
-            (youki, "rprivate", "private"),
-            (runc, "rslave", "rslave"),
-            (crun, "rslave", "rslave"),
-            (runc, "shared", "shared"),
-            ("", "rslave", "rslave"),
-        ] {
-            assert_eq!(
-                rootfs_propagation_for(version, given),
-                want,
-                "{version} {given}"
-            );
+        assert_eq!(RuntimeKind::from_version(youki), RuntimeKind::Youki);
+        for version in [runc, crun, ""] {
+            assert_eq!(RuntimeKind::from_version(version), RuntimeKind::Other);
         }
+        for (kind, given, want) in [
+            (RuntimeKind::Youki, "rslave", "slave"),
+            (RuntimeKind::Youki, "rshared", "shared"),
+            (RuntimeKind::Youki, "shared", "shared"),
+            (RuntimeKind::Youki, "rprivate", "private"),
+            (RuntimeKind::Other, "rslave", "rslave"),
+            (RuntimeKind::Other, "shared", "shared"),
+        ] {
+            assert_eq!(kind.rootfs_propagation(given), want, "{kind:?} {given}");
+        }
+        assert!(!RuntimeKind::Youki.takes_additional_gids_without_root());
+        assert!(RuntimeKind::Other.takes_additional_gids_without_root());
+        assert!(RuntimeKind::Youki.wants_absolute_cgroups_path_with_own_userns());
+        assert!(!RuntimeKind::Other.wants_absolute_cgroups_path_with_own_userns());
+        assert!(RuntimeKind::Youki.writes_multi_range_maps_with_helpers());
+        assert!(!RuntimeKind::Other.writes_multi_range_maps_with_helpers());
     }
 
     #[test]

@@ -415,3 +415,120 @@ mod tests {
         assert_eq!(CgroupLayout::from_types(None, None), CgroupLayout::Unknown);
     }
 }
+
+/// The file names of the id-map helpers that a runtime may run to write the maps of a user
+/// namespace it makes (shadow's `newuidmap` and `newgidmap`).
+pub const ID_MAP_HELPERS: [&str; 2] = ["newuidmap", "newgidmap"];
+
+/// What `newuidmap` or `newgidmap` does (`which`: the helper's file name), for a caller that is
+/// root in a user namespace, where the setuid helpers cannot work (the host's root, their
+/// owner, is not mapped there, so setuid has no effect): writes the mappings of `args`, `PID
+/// CONTAINER HOST SIZE...` as newuidmap(1) takes them, to `/proc/PID/uid_map` (or `gid_map`)
+/// in one write(2), which the kernel allows to a writer with `CAP_SETUID` (`CAP_SETGID`) over
+/// the namespace's parent, for ids mapped there (user_namespaces(7)).
+///
+/// Why: youki 0.7 writes a map of more than one range for a container's own user namespace
+/// through the helpers found in its `PATH`, and ignores their failure; ocirun's run without
+/// root puts these in its `PATH` ([`id_map_helpers`]). runc writes such maps itself.
+///
+/// # Errors
+/// [`DriverError::UserNamespace`] naming the bad argument or the failed write.
+pub fn write_id_map(which: &str, args: &[String]) -> Result<(), DriverError> {
+    let fail = |reason: String| DriverError::UserNamespace {
+        step: format!("{which} {}", args.join(" ")),
+        reason,
+    };
+    let file = match which {
+        "newuidmap" => "uid_map",
+        "newgidmap" => "gid_map",
+        other => return Err(fail(format!("{other:?} is not newuidmap or newgidmap"))),
+    };
+    let (pid, ranges) = args
+        .split_first()
+        .ok_or_else(|| fail("no pid".to_owned()))?;
+    let pid: u32 = pid
+        .parse()
+        .map_err(|_| fail(format!("{pid:?} is not a pid")))?;
+    if ranges.is_empty() || ranges.len() % 3 != 0 {
+        return Err(fail(
+            "the mappings are not triples CONTAINER HOST SIZE".to_owned(),
+        ));
+    }
+    let mut text = String::new();
+    for triple in ranges.chunks(3) {
+        for id in triple {
+            id.parse::<u32>()
+                .map_err(|_| fail(format!("{id:?} is not an id")))?;
+        }
+        text.push_str(&format!("{} {} {}\n", triple[0], triple[1], triple[2]));
+    }
+    std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(|e| fail(e.to_string()))
+}
+
+/// Makes `dir` (created mode 0700 when missing) hold `newuidmap` and `newgidmap` as symbolic
+/// links to `exe`, the ocirun binary, which does [`write_id_map`] when called by those names;
+/// a runtime given `dir` first in its `PATH` ([`crate::Runtime::path_prefix`]) runs them.
+/// Returns `dir`.
+///
+/// # Errors
+/// [`DriverError::UserNamespace`] naming the link that cannot be made.
+pub fn id_map_helpers(dir: &Path, exe: &Path) -> Result<PathBuf, DriverError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let fail = |step: String, e: std::io::Error| DriverError::UserNamespace {
+        step,
+        reason: e.to_string(),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| fail(format!("create {}", dir.display()), e))?;
+    for name in ID_MAP_HELPERS {
+        let link = dir.join(name);
+        if std::fs::read_link(&link).is_ok_and(|target| target == exe) {
+            continue;
+        }
+        let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(exe, &tmp)
+            .and_then(|()| std::fs::rename(&tmp, &link))
+            .map_err(|e| fail(format!("link {} to {}", link.display(), exe.display()), e))?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod id_map_tests {
+    use super::write_id_map;
+
+    #[test]
+    fn bad_id_map_arguments_are_refused_by_name() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (which, given, reason) in [
+            ("newuidmap", args(&[]), "no pid"),
+            (
+                "newuidmap",
+                args(&["x", "0", "1", "1"]),
+                "\"x\" is not a pid",
+            ),
+            (
+                "newgidmap",
+                args(&["1", "0", "1"]),
+                "the mappings are not triples CONTAINER HOST SIZE",
+            ),
+            (
+                "newgidmap",
+                args(&["1", "0", "-1", "1"]),
+                "\"-1\" is not an id",
+            ),
+            (
+                "newfoomap",
+                args(&["1", "0", "1", "1"]),
+                "\"newfoomap\" is not newuidmap or newgidmap",
+            ),
+        ] {
+            let err = write_id_map(which, &given).unwrap_err().to_string();
+            assert!(err.ends_with(reason), "{which} {given:?}: {err}");
+        }
+    }
+}

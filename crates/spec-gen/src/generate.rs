@@ -412,6 +412,8 @@ pub struct SpecGenerator<'a> {
     syscalls: Option<&'a dyn SyscallChecker>,
     mounts: &'a [Mount],
     rootfs_propagation: Option<&'a str>,
+    additional_gids: bool,
+    fallback_cgroups_path: Option<&'a str>,
 }
 
 impl std::fmt::Debug for SpecGenerator<'_> {
@@ -426,6 +428,8 @@ impl std::fmt::Debug for SpecGenerator<'_> {
             .field("syscalls", &self.syscalls.map(|_| "SyscallChecker"))
             .field("mounts", &self.mounts)
             .field("rootfs_propagation", &self.rootfs_propagation)
+            .field("additional_gids", &self.additional_gids)
+            .field("fallback_cgroups_path", &self.fallback_cgroups_path)
             .finish()
     }
 }
@@ -448,6 +452,8 @@ impl<'a> SpecGenerator<'a> {
             syscalls: None,
             mounts: &[],
             rootfs_propagation: None,
+            additional_gids: true,
+            fallback_cgroups_path: None,
         }
     }
 
@@ -493,6 +499,26 @@ impl<'a> SpecGenerator<'a> {
     /// runtime's default.
     pub fn rootfs_propagation(mut self, propagation: &'a str) -> Self {
         self.rootfs_propagation = Some(propagation);
+        self
+    }
+
+    /// Whether `process.user.additionalGids` is written (default: yes, the user's primary group
+    /// and the groups whose member list names the user, as buildah writes them). Without them
+    /// the runtime sets no supplementary groups: for a runtime that refuses any where it runs
+    /// without root in a user namespace of the container's own (youki 0.7), the container's
+    /// process keeps the runtime's groups.
+    pub fn additional_gids(mut self, write: bool) -> Self {
+        self.additional_gids = write;
+        self
+    }
+
+    /// The `linux.cgroupsPath` written when the run gets no cgroup of its own (no
+    /// `--cgroup-parent`, no delegated cgroup): for a runtime that wants an absolute path
+    /// where it would otherwise use systemd (youki 0.7 built without its systemd feature, for a
+    /// container with a user namespace of its own). Without root the runtime cannot make that
+    /// cgroup, and leaves the container in its own.
+    pub fn fallback_cgroups_path(mut self, path: &'a str) -> Self {
+        self.fallback_cgroups_path = Some(path);
         self
     }
 
@@ -700,7 +726,11 @@ impl<'a> SpecGenerator<'a> {
                 let mut builder = UserBuilder::default()
                     .uid(user.uid)
                     .gid(user.gid)
-                    .additional_gids(user.additional_gids.clone());
+                    .additional_gids(if self.additional_gids {
+                        user.additional_gids.clone()
+                    } else {
+                        Vec::new()
+                    });
                 if let Some(umask) = options.umask {
                     builder = builder.umask(umask.bits());
                 }
@@ -828,7 +858,10 @@ impl<'a> SpecGenerator<'a> {
         if !sysctls.is_empty() {
             linux = linux.sysctl(sysctls);
         }
-        if let Some(path) = cgroup.cgroups_path {
+        if let Some(path) = cgroup
+            .cgroups_path
+            .or_else(|| self.fallback_cgroups_path.map(str::to_owned))
+        {
             linux = linux.cgroups_path(path);
         }
         if let Some(propagation) = self.rootfs_propagation {
