@@ -1,11 +1,13 @@
 //! One runtime subcommand, run so that nothing can hang the supervisor.
 //!
 //! A call ([`call`]):
-//! 1. spawns the runtime in a process group of its own, with an empty signal mask (the
-//!    supervisor blocks the signals it reads from a signalfd, and the runtime passes its mask
-//!    on to the container), and SIGKILL as its parent-death signal: a runtime call never
-//!    outlives the supervisor (killed with SIGKILL, say), so that no `create` or `run` can
-//!    make a container after the supervisor is gone and its run's clean-up has been done;
+//! 1. spawns the runtime in a process group of its own; `create` and `run` with an empty
+//!    signal mask (the supervisor blocks the signals it reads from a signalfd, and the runtime
+//!    passes its mask on to the container) and SIGKILL as their parent-death signal: they
+//!    never outlive the supervisor (killed with SIGKILL, say), so that no container is made
+//!    after the supervisor is gone and its run's clean-up has been done. The other calls make
+//!    no container and need neither, and are spawned without a fork of the supervisor
+//!    (posix_spawn(3), a `delete` that goes on after the supervisor died completes);
 //! 2. polls, until the runtime exits: its pidfd, the supervisor's signalfd, and the pipes it
 //!    writes to (its stdout and stderr when the caller captures them, and for `create` and
 //!    `run` the container's stderr pipe, which is the runtime's stderr then), reading them as
@@ -80,10 +82,12 @@ pub(crate) struct Limits<'s> {
     pub(crate) signals: Option<&'s mut SignalForwarder>,
     /// The call is killed after this long ([`Cut::TimedOut`]).
     pub(crate) timeout: Option<Duration>,
-    /// When the call is cut short, also kill what became this process's child during it (what
-    /// of the runtime outlived it and was reparented here). Only for `create` and `run`, from
-    /// a supervisor that starts no other process meanwhile.
-    pub(crate) kill_adopted: bool,
+    /// `create` or `run`, the calls that make a container, from a supervisor that starts no
+    /// other process meanwhile: the runtime gets an empty signal mask and the parent-death
+    /// signal (which take a fork; the other calls are spawned without one, through
+    /// posix_spawn(3)), and when the call is cut short, what became this process's child
+    /// during it (what of the runtime outlived it and was reparented here) is killed too.
+    pub(crate) launch: bool,
 }
 
 /// A call that did not run to its end.
@@ -217,8 +221,10 @@ pub(crate) fn call(
     mut limits: Limits<'_>,
 ) -> Result<Result<Finished, Cut>, DriverError> {
     cmd.process_group(0);
-    prepare_child(&mut cmd);
-    let children_before = if limits.kill_adopted {
+    if limits.launch {
+        prepare_child(&mut cmd);
+    }
+    let children_before = if limits.launch {
         children()
     } else {
         Vec::new()
@@ -353,7 +359,7 @@ pub(crate) fn call(
         );
         kill_group(pid);
         let _ = child.wait();
-        if limits.kill_adopted {
+        if limits.launch {
             kill_adopted(&children_before);
         }
         return Ok(Err(cut));
@@ -694,7 +700,7 @@ mod tests {
                 Limits {
                     signals: None,
                     timeout: Some(Duration::from_millis(500)),
-                    kill_adopted: true,
+                    launch: true,
                 },
             )
             .unwrap()
@@ -724,7 +730,7 @@ mod tests {
             Limits {
                 signals: None,
                 timeout: Some(Duration::from_millis(300)),
-                kill_adopted: false,
+                launch: false,
             },
         )
         .unwrap()

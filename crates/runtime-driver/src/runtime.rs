@@ -518,7 +518,7 @@ impl Runtime {
             Limits {
                 signals,
                 timeout: Some(self.launch_timeout),
-                kill_adopted: true,
+                launch: true,
             },
         );
         self.emit_json_log(subcommand, &bundle.log_file());
@@ -656,7 +656,7 @@ impl Runtime {
             Limits {
                 signals: None,
                 timeout: Some(timeout),
-                kill_adopted: false,
+                launch: false,
             },
         )?;
         serde_json::from_slice(&stdout)
@@ -676,7 +676,7 @@ impl Runtime {
         let limits = Limits {
             signals: None,
             timeout: Some(CLEANUP_TIMEOUT),
-            kill_adopted: false,
+            launch: false,
         };
         let stdout = match self.run("features", &[], limits) {
             Ok(stdout) => stdout,
@@ -712,7 +712,7 @@ impl Runtime {
         let limits = Limits {
             signals: None,
             timeout: Some(timeout),
-            kill_adopted: false,
+            launch: false,
         };
         self.run("kill", &[id.as_str(), signal], limits).map(drop)
     }
@@ -729,7 +729,7 @@ impl Runtime {
         let limits = Limits {
             signals: None,
             timeout: Some(CLEANUP_TIMEOUT),
-            kill_adopted: false,
+            launch: false,
         };
         match call(&self.program, cmd, None, limits) {
             Ok(Ok(done)) if done.status.success() => {
@@ -748,7 +748,7 @@ impl Runtime {
         let limits = Limits {
             signals: None,
             timeout: Some(timeout),
-            kill_adopted: false,
+            launch: false,
         };
         match self.run("delete", &["--force", id.as_str()], limits) {
             Err(DriverError::Runtime { message, .. })
@@ -803,7 +803,7 @@ impl Container<'_> {
         let limits = Limits {
             signals,
             timeout: Some(self.runtime.launch_timeout),
-            kill_adopted: false,
+            launch: false,
         };
         self.runtime
             .run("start", &[self.id.as_str()], limits)
@@ -831,7 +831,7 @@ impl Container<'_> {
         let limits = Limits {
             signals,
             timeout: Some(CLEANUP_TIMEOUT),
-            kill_adopted: false,
+            launch: false,
         };
         match self.runtime.run("delete", &[self.id.as_str()], limits) {
             Ok(_) => Ok(()),
