@@ -72,6 +72,19 @@ impl FromStr for ContainerId {
     }
 }
 
+/// podman's rule for container and volume names: a letter or digit, then letters, digits,
+/// `_`, `.` or `-`, at most `max` bytes.
+fn is_podman_name(name: &str, max: usize) -> bool {
+    name.len() <= max
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
 /// A container name (`--name`): podman's rule, a letter or digit, then letters, digits, `_`,
 /// `.` or `-`, at most [`MAX_NAME_LEN`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -91,15 +104,7 @@ impl FromStr for ContainerName {
     /// # Errors
     /// [`DriverError::InvalidContainerName`] naming the value.
     fn from_str(name: &str) -> Result<Self, DriverError> {
-        let valid = name.len() <= MAX_NAME_LEN
-            && name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if valid {
+        if is_podman_name(name, MAX_NAME_LEN) {
             Ok(Self(name.to_owned()))
         } else {
             Err(DriverError::InvalidContainerName(name.to_owned()))
@@ -130,15 +135,7 @@ impl FromStr for VolumeName {
     /// # Errors
     /// [`DriverError::InvalidVolumeName`] naming the value.
     fn from_str(name: &str) -> Result<Self, DriverError> {
-        let valid = name.len() <= MAX_VOLUME_NAME_LEN
-            && name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if valid {
+        if is_podman_name(name, MAX_VOLUME_NAME_LEN) {
             Ok(Self(name.to_owned()))
         } else {
             Err(DriverError::InvalidVolumeName(name.to_owned()))
