@@ -39,8 +39,8 @@ struct Planned {
     container_id: ContainerId,
     name: Option<ContainerName>,
     spec: Spec,
-    /// Whether the spec's cgroup is one the user may use (`--cgroup-parent`, a delegated
-    /// cgroup, or any as root), not a [`SpecGenerator::fallback_cgroups_path`].
+    /// Whether the spec names a cgroup for the run itself (`--cgroup-parent`, or without root a
+    /// delegated cgroup), not only a [`SpecGenerator::fallback_cgroups_path`].
     own_cgroup: bool,
     /// What the runtime is, where that was asked (else [`RuntimeKind::Other`]).
     kind: RuntimeKind,
