@@ -396,7 +396,7 @@ pub(crate) fn call(
 /// The pids of this process's children (`/proc/self/task/TID/children` of every thread, else a
 /// scan of `/proc` for processes whose parent this is).
 fn children() -> Vec<i32> {
-    let me = std::process::id().to_string();
+    let me = nix::unistd::getpid();
     let mut found = Vec::new();
     let tasks = std::fs::read_dir("/proc/self/task").map(|d| {
         d.flatten()
@@ -419,24 +419,12 @@ fn children() -> Vec<i32> {
     let Ok(proc_dir) = std::fs::read_dir("/proc") else {
         return found;
     };
-    for entry in proc_dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let parent = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().nth(1).map(str::to_owned));
-        if parent.as_deref() == Some(me.as_str()) {
-            found.push(pid);
-        }
-    }
+    found.extend(
+        proc_dir
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| crate::process::parent_of(nix::unistd::Pid::from_raw(*pid)) == Some(me)),
+    );
     found
 }
 

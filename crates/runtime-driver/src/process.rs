@@ -803,7 +803,7 @@ fn wait_for_exec(pid: Pid, init_name: Option<&str>) {
 }
 
 /// The parent of `pid` (field 4 of /proc/PID/stat); `None` when the process is gone.
-fn parent_of(pid: Pid) -> Option<Pid> {
+pub(crate) fn parent_of(pid: Pid) -> Option<Pid> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     let after_comm = &stat[stat.rfind(')')? + 1..];
