@@ -1,13 +1,13 @@
 //! One runtime subcommand, run so that nothing can hang the supervisor.
 //!
 //! A call ([`call`]):
-//! 1. spawns the runtime in a process group of its own; `create` and `run` with an empty
-//!    signal mask (the supervisor blocks the signals it reads from a signalfd, and the runtime
-//!    passes its mask on to the container) and SIGKILL as their parent-death signal: they
-//!    never outlive the supervisor (killed with SIGKILL, say), so that no container is made
-//!    after the supervisor is gone and its run's clean-up has been done. The other calls make
-//!    no container and need neither, and are spawned without a fork of the supervisor
-//!    (posix_spawn(3), a `delete` that goes on after the supervisor died completes);
+//! 1. spawns the runtime in a process group of its own, without a fork of the supervisor;
+//!    `create` and `run` with an empty signal mask (the supervisor blocks the signals it reads
+//!    from a signalfd, and the runtime passes its mask on to the container) and SIGKILL as
+//!    their parent-death signal ([`spawn_launch`]): they never outlive the supervisor (killed
+//!    with SIGKILL, say), so that no container is made after the supervisor is gone and its
+//!    run's clean-up has been done. The other calls make no container and need neither
+//!    (posix_spawn(3); a `delete` that goes on after the supervisor died completes);
 //! 2. polls, until the runtime exits: its pidfd, the supervisor's signalfd, and the pipes it
 //!    writes to (its stdout and stderr when the caller captures them, and for `create` and
 //!    `run` the container's stderr pipe, which is the runtime's stderr then), reading them as
@@ -32,6 +32,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
 use crate::error::sys;
+use crate::spawn::{spawn_launch, LaunchStdio, Launched};
 use crate::{DriverError, SignalForwarder};
 
 /// How much of a runtime's stderr is kept: the end of it, where the error is.
@@ -83,11 +84,12 @@ pub(crate) struct Limits<'s> {
     /// The call is killed after this long ([`Cut::TimedOut`]).
     pub(crate) timeout: Option<Duration>,
     /// `create` or `run`, the calls that make a container, from a supervisor that starts no
-    /// other process meanwhile: the runtime gets an empty signal mask and the parent-death
-    /// signal (which take a fork; the other calls are spawned without one, through
-    /// posix_spawn(3)), and when the call is cut short, what became this process's child
-    /// during it (what of the runtime outlived it and was reparented here) is killed too.
-    pub(crate) launch: bool,
+    /// other process meanwhile, with the runtime's stdio: the runtime gets an empty signal
+    /// mask and the parent-death signal ([`spawn_launch`]; the other calls are spawned
+    /// through posix_spawn(3), with the stdio set on their `Command`), and when the call is
+    /// cut short, what became this process's child during it (what of the runtime outlived
+    /// it and was reparented here) is killed too.
+    pub(crate) launch: Option<LaunchStdio>,
 }
 
 /// A call that did not run to its end.
@@ -220,33 +222,26 @@ pub(crate) fn call(
     drain: Option<(OwnedFd, Keep)>,
     mut limits: Limits<'_>,
 ) -> Result<Result<Finished, Cut>, DriverError> {
-    cmd.process_group(0);
-    if limits.launch {
-        prepare_child(&mut cmd);
-    }
-    let children_before = if limits.launch {
-        children()
-    } else {
-        Vec::new()
+    let launch = limits.launch.is_some();
+    let children_before = if launch { children() } else { Vec::new() };
+    let spawned = match limits.launch.take() {
+        Some(stdio) => spawn_launch(&cmd, stdio).map(Child::Launched),
+        None => {
+            cmd.process_group(0);
+            cmd.spawn().map(Child::Std)
+        }
     };
-    let mut child = cmd.spawn().map_err(|source| DriverError::Spawn {
+    let mut child = spawned.map_err(|source| DriverError::Spawn {
         program: program.to_path_buf(),
         source,
     })?;
     // From here on the child must be reaped on every path.
     let pid = child.id() as i32;
+    let (stdout, stderr) = child.take_pipes();
     let pipes = (|| -> Result<_, DriverError> {
         Ok((
-            child
-                .stdout
-                .take()
-                .map(|p| Drain::new(p.into(), Keep::All))
-                .transpose()?,
-            child
-                .stderr
-                .take()
-                .map(|p| Drain::new(p.into(), Keep::Tail))
-                .transpose()?,
+            stdout.map(|p| Drain::new(p, Keep::All)).transpose()?,
+            stderr.map(|p| Drain::new(p, Keep::Tail)).transpose()?,
             drain.map(|(fd, keep)| Drain::new(fd, keep)).transpose()?,
         ))
     })();
@@ -359,7 +354,7 @@ pub(crate) fn call(
         );
         kill_group(pid);
         let _ = child.wait();
-        if limits.launch {
+        if launch {
             kill_adopted(&children_before);
         }
         return Ok(Err(cut));
@@ -458,37 +453,45 @@ fn kill_group(pid: i32) {
     let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
 }
 
-/// Gives the spawned runtime an empty signal mask and SIGKILL as its parent-death signal.
-///
-/// The mask: `std::process::Command` passes the parent's mask on (Rust 1.66,
-/// rust-lang/rust#101077), the supervisor blocks the signals it reads from signalfds, and the
-/// runtime hands the mask to the container's process: without this, a container would never
-/// see the SIGUSR1 forwarded to it, nor the SIGWINCH of its terminal.
-///
-/// The parent-death signal comes when the thread that spawned the runtime ends (the
-/// supervisor's main thread, or its process); if that happened before the signal was set, the
-/// child does not run the runtime at all.
-#[allow(unsafe_code)]
-fn prepare_child(cmd: &mut Command) {
-    let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: sigprocmask(2) on a mask built on the stack,
-    // prctl(2) and getppid(2); nothing is allocated (the error is a raw errno) and no lock is
-    // taken.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::signal::sigprocmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&nix::sys::signal::SigSet::empty()),
-                None,
-            )
-            .map_err(std::io::Error::from)?;
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-            if nix::unistd::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
+/// A runtime started by [`call`].
+enum Child {
+    /// Through `std::process::Command` (posix_spawn(3)).
+    Std(std::process::Child),
+    /// Through [`spawn_launch`].
+    Launched(Launched),
+}
+
+impl Child {
+    fn id(&self) -> u32 {
+        match self {
+            Self::Std(c) => c.id(),
+            Self::Launched(c) => c.id(),
+        }
+    }
+
+    /// The read ends of the runtime's stdout and stderr, where they are pipes.
+    fn take_pipes(&mut self) -> (Option<OwnedFd>, Option<OwnedFd>) {
+        match self {
+            Self::Std(c) => (
+                c.stdout.take().map(OwnedFd::from),
+                c.stderr.take().map(OwnedFd::from),
+            ),
+            Self::Launched(c) => (None, c.stderr.take()),
+        }
+    }
+
+    fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        match self {
+            Self::Std(c) => c.try_wait(),
+            Self::Launched(c) => c.try_wait(),
+        }
+    }
+
+    fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        match self {
+            Self::Std(c) => c.wait(),
+            Self::Launched(c) => c.wait(),
+        }
     }
 }
 
@@ -496,6 +499,16 @@ fn prepare_child(cmd: &mut Command) {
 mod tests {
     use super::*;
     use std::process::Stdio;
+
+    /// /dev/null in, /dev/null out, stderr a pipe.
+    fn null_stdio() -> LaunchStdio {
+        let null = || std::fs::File::open("/dev/null").unwrap().into();
+        LaunchStdio {
+            stdin: null(),
+            stdout: null(),
+            stderr: None,
+        }
+    }
 
     fn sh(script: &str) -> Command {
         let mut cmd = Command::new("sh");
@@ -617,13 +630,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("pid");
         let script = format!("echo $$ > {}; exec sleep 30", marker.display());
-        let mut runtime = std::thread::spawn(move || {
-            let mut cmd = sh(&script);
-            prepare_child(&mut cmd);
-            cmd.spawn().unwrap()
-        })
-        .join()
-        .unwrap();
+        let mut runtime =
+            std::thread::spawn(move || spawn_launch(&sh(&script), null_stdio()).unwrap())
+                .join()
+                .unwrap();
         let pid = runtime.id();
         let started = Instant::now();
         let status = loop {
@@ -688,7 +698,7 @@ mod tests {
                 Limits {
                     signals: None,
                     timeout: Some(Duration::from_millis(500)),
-                    launch: true,
+                    launch: Some(null_stdio()),
                 },
             )
             .unwrap()
@@ -718,7 +728,7 @@ mod tests {
             Limits {
                 signals: None,
                 timeout: Some(Duration::from_millis(300)),
-                launch: false,
+                launch: None,
             },
         )
         .unwrap()

@@ -10,6 +10,7 @@ mod process;
 mod records;
 pub mod reexec;
 mod runtime;
+mod spawn;
 mod supervisor;
 mod userns;
 

@@ -29,6 +29,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::call::{call, Cut, Finished, Keep, Limits};
+use crate::spawn::LaunchStdio;
 use crate::{Bundle, ContainerId, DriverError, SignalForwarder};
 
 /// How long `delete --force`, `state` and `kill` may take before the runtime is killed: 10 s.
@@ -489,25 +490,37 @@ impl Runtime {
     ) -> Result<(Container<'r>, Vec<u8>), DriverError> {
         let subcommand = how.subcommand();
         let mut drain = None;
-        let cmd = match io {
+        let (cmd, launch_stdio) = match io {
             ContainerIo::Fds(stdio) => {
-                let mut cmd = self.launch_command(how, id, bundle, None);
-                cmd.stdin(Stdio::from(stdio.stdin))
-                    .stdout(Stdio::from(stdio.stdout))
-                    .stderr(Stdio::from(stdio.stderr));
+                let cmd = self.launch_command(how, id, bundle, None);
                 let keep = match how {
                     Launch::Create => Keep::Tail,
                     Launch::Run => Keep::Early,
                 };
                 drain = stdio.error_reader.map(|fd| (fd, keep));
-                cmd
+                let launch_stdio = LaunchStdio {
+                    stdin: stdio.stdin,
+                    stdout: stdio.stdout,
+                    stderr: Some(stdio.stderr),
+                };
+                (cmd, launch_stdio)
             }
             ContainerIo::ConsoleSocket(socket) => {
-                let mut cmd = self.launch_command(how, id, bundle, Some(&socket));
-                cmd.stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped());
-                cmd
+                let cmd = self.launch_command(how, id, bundle, Some(&socket));
+                let null = || {
+                    std::fs::File::open("/dev/null")
+                        .map(OwnedFd::from)
+                        .map_err(|source| DriverError::Spawn {
+                            program: self.program.clone(),
+                            source,
+                        })
+                };
+                let launch_stdio = LaunchStdio {
+                    stdin: null()?,
+                    stdout: null()?,
+                    stderr: None,
+                };
+                (cmd, launch_stdio)
             }
         };
         tracing::debug!(container_id = %id, bundle = %bundle.path().display(), "runtime {subcommand}");
@@ -518,7 +531,7 @@ impl Runtime {
             Limits {
                 signals,
                 timeout: Some(self.launch_timeout),
-                launch: true,
+                launch: Some(launch_stdio),
             },
         );
         self.emit_json_log(subcommand, &bundle.log_file());
@@ -656,7 +669,7 @@ impl Runtime {
             Limits {
                 signals: None,
                 timeout: Some(timeout),
-                launch: false,
+                launch: None,
             },
         )?;
         serde_json::from_slice(&stdout)
@@ -676,7 +689,7 @@ impl Runtime {
         let limits = Limits {
             signals: None,
             timeout: Some(CLEANUP_TIMEOUT),
-            launch: false,
+            launch: None,
         };
         let stdout = match self.run("features", &[], limits) {
             Ok(stdout) => stdout,
@@ -712,7 +725,7 @@ impl Runtime {
         let limits = Limits {
             signals: None,
             timeout: Some(timeout),
-            launch: false,
+            launch: None,
         };
         self.run("kill", &[id.as_str(), signal], limits).map(drop)
     }
@@ -729,7 +742,7 @@ impl Runtime {
         let limits = Limits {
             signals: None,
             timeout: Some(CLEANUP_TIMEOUT),
-            launch: false,
+            launch: None,
         };
         match call(&self.program, cmd, None, limits) {
             Ok(Ok(done)) if done.status.success() => {
@@ -748,7 +761,7 @@ impl Runtime {
         let limits = Limits {
             signals: None,
             timeout: Some(timeout),
-            launch: false,
+            launch: None,
         };
         match self.run("delete", &["--force", id.as_str()], limits) {
             Err(DriverError::Runtime { message, .. })
@@ -803,7 +816,7 @@ impl Container<'_> {
         let limits = Limits {
             signals,
             timeout: Some(self.runtime.launch_timeout),
-            launch: false,
+            launch: None,
         };
         self.runtime
             .run("start", &[self.id.as_str()], limits)
@@ -831,7 +844,7 @@ impl Container<'_> {
         let limits = Limits {
             signals,
             timeout: Some(CLEANUP_TIMEOUT),
-            launch: false,
+            launch: None,
         };
         match self.runtime.run("delete", &[self.id.as_str()], limits) {
             Ok(_) => Ok(()),
