@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
@@ -73,11 +73,26 @@ pub(crate) fn read_checked(file: File) -> io::Result<Vec<u8>> {
 /// `O_NONBLOCK`, if it is a regular file of at most [`MAX_INPUT_BYTES`]; the reopened
 /// descriptor must name the same inode.
 fn reopen_for_reading(path_fd: &OwnedFd) -> io::Result<File> {
-    let before = fstat(path_fd.as_fd())?;
-    check_input(&before)?;
+    check_input(&fstat(path_fd.as_fd())?)?;
+    reopen(
+        path_fd.as_fd(),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+    )
+}
+
+/// Opens the inode that the `O_PATH` descriptor `path_fd` names, with `flags` and
+/// `O_CLOEXEC`, through its `/proc/self/fd` entry: no path is resolved again, in the rootfs or
+/// elsewhere, so what is opened is what `path_fd` was checked to be. The new descriptor must
+/// name the same inode (device and inode numbers).
+///
+/// # Errors
+/// The open(2) or fstat(2) error; [`ErrorKind::Other`] `replaced while it was opened` when
+/// the inodes differ.
+pub(crate) fn reopen(path_fd: BorrowedFd<'_>, flags: OFlag) -> io::Result<File> {
+    let before = fstat(path_fd)?;
     let file: File = open(
         format!("/proc/self/fd/{}", path_fd.as_raw_fd()).as_str(),
-        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        flags | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?
     .into();

@@ -6,17 +6,18 @@
 
 use std::fs::Permissions;
 use std::io::ErrorKind;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use nix::sys::stat::{fstat, fstatat, SFlag};
 use pathrs::flags::OpenFlags;
 use pathrs::Root;
 
 use crate::error::{io_from_pathrs, CommandError, MountsError};
 use crate::exec_check::{self, Format};
-use crate::input::{check_input, kind_name, read_checked};
+use crate::input::{check_input, kind_name, read_checked, reopen};
 
 /// The `PATH` a command is searched in when the container's environment has none: the value
 /// runc's `runc spec`, buildah and podman give every container.
@@ -196,10 +197,9 @@ impl Rootfs {
     /// at most 16 MiB (`read "/etc/passwd" in rootfs "/r": not a regular file (a FIFO)`).
     pub fn read_file(&self, path: impl AsRef<Path>) -> Result<Option<Vec<u8>>, MountsError> {
         let path = path.as_ref();
-        let handle = match self.root.resolve(path) {
+        let handle = match self.open_path(path, false) {
             Ok(handle) => handle,
-            Err(e) => {
-                let err = io_from_pathrs(e);
+            Err(err) => {
                 if err.kind() == ErrorKind::NotFound {
                     return Ok(None);
                 }
@@ -211,9 +211,11 @@ impl Rootfs {
         let st = fstat(handle.as_fd())
             .map_err(|e| self.in_rootfs("read", path, std::io::Error::from(e)))?;
         check_input(&st).map_err(|e| self.in_rootfs("read", path, e))?;
-        let file = handle
-            .reopen(OpenFlags::O_RDONLY | OpenFlags::O_NONBLOCK | OpenFlags::O_NOCTTY)
-            .map_err(|e| self.in_rootfs("open", path, io_from_pathrs(e)))?;
+        let file = reopen(
+            handle.as_fd(),
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+        )
+        .map_err(|e| self.in_rootfs("open", path, e))?;
         read_checked(file)
             .map(Some)
             .map_err(|e| self.in_rootfs("read", path, e))
@@ -253,10 +255,9 @@ impl Rootfs {
 
     /// The kind of inode at `path`, following symlinks inside the rootfs; `None` when absent.
     pub(crate) fn kind(&self, path: &Path) -> Result<Option<Kind>, MountsError> {
-        let handle = match self.root.resolve(path) {
+        let handle = match self.open_path(path, false) {
             Ok(handle) => handle,
-            Err(e) => {
-                let err = io_from_pathrs(e);
+            Err(err) => {
                 return match err.kind() {
                     ErrorKind::NotFound | ErrorKind::NotADirectory => Ok(None),
                     _ => Err(self.in_rootfs("resolve", path, err)),
@@ -434,12 +435,16 @@ impl Rootfs {
     /// shorter one); `None` when it is no regular file or cannot be opened or read.
     fn read_head(&self, path: &Path) -> Option<Vec<u8>> {
         use std::io::Read;
-        let handle = self.root.resolve(path).ok()?;
+        let handle = self.open_path(path, false).ok()?;
         let st = fstat(handle.as_fd()).ok()?;
         if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
             return None;
         }
-        let mut file = handle.reopen(OpenFlags::O_RDONLY).ok()?;
+        let mut file = reopen(
+            handle.as_fd(),
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+        )
+        .ok()?;
         let mut head = vec![0; exec_check::HEAD_LEN];
         let mut len = 0;
         while len < head.len() {
@@ -547,11 +552,11 @@ impl Rootfs {
                 }
                 Component::Normal(name) => {
                     let candidate = prefix.join(name);
-                    if let Ok(handle) = self.root.resolve(&candidate) {
+                    if let Ok(handle) = self.open_path(&candidate, false) {
                         prefix = self.physical(handle.as_fd())?;
                         continue;
                     }
-                    if let Ok(target) = self.root.readlink(&candidate) {
+                    if let Some(target) = self.readlink_in_root(&candidate) {
                         let mut new = prefix.join(target);
                         for rest in &components[i + 1..] {
                             new.push(rest.as_os_str());
@@ -612,8 +617,8 @@ impl Rootfs {
                 }
             }
             let candidate = prefix.join(&name);
-            match self.root.readlink(&candidate) {
-                Ok(target) => {
+            match self.readlink_in_root(&candidate) {
+                Some(target) => {
                     hops += 1;
                     if hops > 40 {
                         return None;
@@ -624,10 +629,57 @@ impl Rootfs {
                     push_front(&mut pending, &target);
                     last_link = Some((candidate, target));
                 }
-                Err(_) => prefix = candidate,
+                None => prefix = candidate,
             }
         }
         None
+    }
+
+    /// Opens `path` inside the rootfs with `O_PATH`, following symlinks inside the rootfs
+    /// (a final one too, unless `nofollow`): openat2(2) with `RESOLVE_IN_ROOT |
+    /// RESOLVE_NO_MAGICLINKS`, the kernel's in-root resolution that pathrs uses as well,
+    /// retried while the kernel reports a race (`EAGAIN`). The lookups that ocirun expects to
+    /// fail (a missing mount target, a component that is no symlink) cost one system call
+    /// this way, where pathrs describes every error with the path of its descriptor. On a
+    /// kernel without openat2 (before 5.6), pathrs's own resolver.
+    ///
+    /// # Errors
+    /// The resolution's error (`NotFound` for a missing path, `ELOOP` for too many symlinks).
+    fn open_path(&self, path: &Path, nofollow: bool) -> std::io::Result<OwnedFd> {
+        use nix::fcntl::{openat2, OpenHow, ResolveFlag};
+        let mut flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+        if nofollow {
+            flags |= OFlag::O_NOFOLLOW;
+        }
+        let how = OpenHow::new()
+            .flags(flags)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        for _ in 0..16 {
+            match openat2(self.root.as_fd(), path, how) {
+                Err(nix::errno::Errno::EAGAIN) => continue,
+                Err(nix::errno::Errno::ENOSYS) => break,
+                other => return other.map_err(std::io::Error::from),
+            }
+        }
+        let handle = if nofollow {
+            self.root.resolve_nofollow(path)
+        } else {
+            self.root.resolve(path)
+        };
+        handle.map(OwnedFd::from).map_err(io_from_pathrs)
+    }
+
+    /// The target of the symlink at `path` inside the rootfs (its parent components resolved
+    /// inside the rootfs); `None` when `path` is missing or no symlink.
+    fn readlink_in_root(&self, path: &Path) -> Option<PathBuf> {
+        let link = self.open_path(path, true).ok()?;
+        let st = fstat(link.as_fd()).ok()?;
+        if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFLNK {
+            return None;
+        }
+        nix::fcntl::readlinkat(link.as_fd(), "")
+            .ok()
+            .map(PathBuf::from)
     }
 
     /// The in-rootfs path of an open handle: its `/proc/self/fd` link, less the rootfs path.
