@@ -19,6 +19,7 @@ mod run;
 mod spec_flags;
 mod stdio;
 mod volume;
+mod warm;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    // `run` and `spec` need the seccomp profile whatever their arguments: made meanwhile.
+    if std::env::args_os()
+        .skip(1)
+        .any(|a| a == "run" || a == "spec")
+    {
+        warm::start();
     }
     let cli = match flags::Cli::try_parse() {
         Ok(cli) => cli,

@@ -99,6 +99,8 @@ impl Invocation {
         if let Some(warning) = &rootless.warning {
             tracing::warn!("{warning}");
         }
+        // One thread: the warm-up thread must have ended.
+        crate::warm::settle();
         rootless
             .namespace
             .enter()

@@ -24,7 +24,7 @@ use ocirun_runtime_driver::{
 };
 use ocirun_spec_gen::oci_spec::runtime::Spec;
 use ocirun_spec_gen::{
-    to_json, HostFacts, ImageConfig, LibSeccomp, RunOptions, SpecGenerator, UserDb, UserNsMode,
+    to_json, HostFacts, ImageConfig, RunOptions, SpecGenerator, UserDb, UserNsMode,
 };
 
 use crate::flags::{RunArgs, UnshareArgs};
@@ -148,7 +148,7 @@ fn plan(
         .image(&image)
         .users(&users)
         .host(&host)
-        .syscall_checker(&LibSeccomp);
+        .syscall_checker(crate::warm::known_syscalls());
     let user = generator.user()?;
     let mut mount_plan = crate::mount_flags::plan(
         &ctx.state,
@@ -321,8 +321,9 @@ pub(crate) fn spec(mut ctx: Invocation, args: &RunArgs) -> Result<()> {
 /// container cannot be deleted, the record, the bundle and the mount targets are kept for
 /// `ocirun gc`.
 pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
-    // Process-wide settings first, before any thread exists: the container's init is
-    // reparented to us, and forwarded signals reach the signalfd.
+    // Process-wide settings first, before any thread exists but the warm-up one (which has
+    // every signal blocked): the container's init is reparented to us, and forwarded signals
+    // reach the signalfd.
     set_child_subreaper()?;
     let mut signals = SignalForwarder::install()?;
     // SIGWINCH for the terminal relay: blocked while this is the only thread (`-t` only).

@@ -885,7 +885,7 @@ impl<'a> SpecGenerator<'a> {
             SeccompPolicy::Unconfined => {}
             SeccompPolicy::Default if options.privileged => {}
             SeccompPolicy::Default => {
-                linux = linux.seccomp(SeccompProfile::builtin().resolve(
+                linux = linux.seccomp(SeccompProfile::builtin_shared().resolve(
                     &ctx,
                     self.syscalls,
                     true,

@@ -342,6 +342,13 @@ impl SeccompProfile {
             .unwrap_or_else(|e| panic!("the built-in seccomp profile does not parse: {e}"))
     }
 
+    /// [`Self::builtin`], parsed once per process and shared by every caller (the generator
+    /// uses this one; a caller may parse it ahead of time on another thread).
+    pub fn builtin_shared() -> &'static Self {
+        static BUILTIN: std::sync::OnceLock<SeccompProfile> = std::sync::OnceLock::new();
+        BUILTIN.get_or_init(Self::builtin)
+    }
+
     /// Every syscall name of every rule, in order (with repeats), before resolution.
     pub fn syscall_names(&self) -> impl Iterator<Item = &str> {
         self.syscalls.iter().flatten().flat_map(|rule| {
