@@ -3,8 +3,8 @@
 //! names the host's libseccomp knows. Done on the main thread, in a process just started,
 //! these take about half a millisecond, most of it libseccomp's first lookups.
 //!
-//! The thread has every signal blocked, so that the signals ocirun reads from a signalfd are
-//! never taken by it. It must have ended before this process joins a user namespace (setns(2)
+//! The thread blocks every signal before [`start`] returns, so that the signals ocirun reads
+//! from a signalfd are never taken by it. It must have ended before this process joins a user namespace (setns(2)
 //! takes a process with one thread): [`settle`] waits for it, and
 //! `Invocation::enter_user_namespace` calls it first.
 
@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 
-use nix::sys::signal::{SigSet, SigmaskHow};
+use nix::sys::signal::SigSet;
 use ocirun_spec_gen::{LibSeccomp, SeccompProfile, SyscallChecker};
 
 /// The syscall names of the built-in seccomp profile that libseccomp knows; any other name is
@@ -45,17 +45,23 @@ static PENDING: Mutex<Option<JoinHandle<KnownSyscalls>>> = Mutex::new(None);
 /// What it made.
 static DONE: OnceLock<KnownSyscalls> = OnceLock::new();
 
-/// Starts the work on its thread, with every signal blocked. When the thread cannot be
-/// started, the work is done when it is first asked for.
+/// Starts the work on its thread, and returns once the thread has blocked every signal (the
+/// calling thread's mask is left alone: it blocks the signals it forwards itself, later).
+/// When the thread cannot be started, the work is done when it is first asked for.
 pub(crate) fn start() {
-    let old = SigSet::all().thread_swap_mask(SigmaskHow::SIG_SETMASK);
+    let blocked = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let signal_blocked = std::sync::Arc::clone(&blocked);
     let thread = std::thread::Builder::new()
         .name("warm-up".into())
-        .spawn(KnownSyscalls::of_builtin);
-    if let Ok(old) = old {
-        let _ = old.thread_set_mask();
-    }
+        .spawn(move || {
+            // Until this returns the thread may take a signal as the main thread may, with
+            // the default action either way.
+            let _ = SigSet::all().thread_block();
+            signal_blocked.wait();
+            KnownSyscalls::of_builtin()
+        });
     if let Ok(thread) = thread {
+        blocked.wait();
         *PENDING.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
     }
 }
