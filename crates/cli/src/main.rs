@@ -48,13 +48,6 @@ fn main() -> ExitCode {
             }
         };
     }
-    // `run` and `spec` need the seccomp profile whatever their arguments: made meanwhile.
-    if std::env::args_os()
-        .skip(1)
-        .any(|a| a == "run" || a == "spec")
-    {
-        warm::start();
-    }
     let cli = match flags::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -307,6 +307,7 @@ fn user_db(files: &UserFiles) -> UserDb {
 pub(crate) fn spec(mut ctx: Invocation, args: &RunArgs) -> Result<()> {
     // Without root the rootfs is read as `run` reads it: from the user namespace.
     ctx.enter_user_namespace()?;
+    crate::warm::start();
     let planned = plan(&ctx, args, None)?;
     print!("{}", to_json(&planned.spec)?);
     Ok(())
@@ -321,9 +322,8 @@ pub(crate) fn spec(mut ctx: Invocation, args: &RunArgs) -> Result<()> {
 /// container cannot be deleted, the record, the bundle and the mount targets are kept for
 /// `ocirun gc`.
 pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
-    // Process-wide settings first, before any thread exists but the warm-up one (which has
-    // every signal blocked): the container's init is reparented to us, and forwarded signals
-    // reach the signalfd.
+    // Process-wide settings first, before any thread exists: the container's init is
+    // reparented to us, and forwarded signals reach the signalfd.
     set_child_subreaper()?;
     let mut signals = SignalForwarder::install()?;
     // SIGWINCH for the terminal relay: blocked while this is the only thread (`-t` only).
@@ -332,6 +332,7 @@ pub(crate) fn run(mut ctx: Invocation, args: &RunArgs) -> Result<i32> {
     // (the user owns the namespaces they run in), their files from inside.
     lifecycle::sweep_records(&ctx.state);
     ctx.enter_user_namespace()?;
+    crate::warm::start();
     lifecycle::sweep_files(&ctx.state);
     let state = ctx.state.clone();
     let stopped = |signals: &mut SignalForwarder| -> Result<Option<i32>> {

@@ -1,12 +1,13 @@
 //! Work that `run` and `spec` need whatever their arguments, done on a thread of its own while
-//! the arguments are parsed: the built-in seccomp profile, parsed, and which of its syscall
-//! names the host's libseccomp knows. Done on the main thread, in a process just started,
-//! these take about half a millisecond, most of it libseccomp's first lookups.
+//! the main thread reads the rootfs and plans the mounts: the built-in seccomp profile, parsed,
+//! and which of its syscall names the host's libseccomp knows. Done on the main thread, in a
+//! process just started, these take a few tenths of a millisecond, most of it libseccomp's
+//! first lookups.
 //!
-//! The thread blocks every signal before [`start`] returns, so that the signals ocirun reads
-//! from a signalfd are never taken by it. It must have ended before this process joins a user namespace (setns(2)
-//! takes a process with one thread): [`settle`] waits for it, and
-//! `Invocation::enter_user_namespace` calls it first.
+//! The thread starts once the signals ocirun forwards are blocked and the user namespace (if
+//! any) is joined, and blocks every signal before [`start`] returns, so that the signals ocirun
+//! reads from a signalfd are never taken by it. A process with more than one thread cannot join
+//! a user namespace: `Invocation::enter_user_namespace` calls [`settle`] first all the same.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
