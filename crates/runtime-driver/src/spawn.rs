@@ -10,6 +10,13 @@
 //! async-signal-safe steps the runtime needs in the child: signal handlers back to their
 //! defaults, an empty signal mask, the parent-death signal, a process group of its own, the
 //! three stdio descriptors, the working directory, then execve(2).
+//!
+//! The mask: a child inherits its parent's, the supervisor blocks the signals it reads from
+//! signalfds, and the runtime hands its mask on to the container's process: with the
+//! supervisor's, a container would never see the SIGUSR1 forwarded to it, nor the SIGWINCH of
+//! its terminal. The parent-death signal comes when the thread that started the runtime ends
+//! (the supervisor's main thread, or its process); if that happened before the signal was
+//! set, the child does not run the runtime at all.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
