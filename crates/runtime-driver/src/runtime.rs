@@ -248,12 +248,7 @@ impl Runtime {
             }
             p
         } else {
-            search_path
-                .split(':')
-                .filter(|d| !d.is_empty())
-                .map(|d| Path::new(d).join(name_or_path))
-                .find(|p| is_executable(p))
-                .ok_or_else(not_found)?
+            find_in_path(name_or_path.as_ref(), search_path.as_ref()).ok_or_else(not_found)?
         };
         Ok(Self {
             program,
@@ -1010,6 +1005,18 @@ fn errno_text(name: &str) -> String {
         other => other,
     };
     text.to_owned()
+}
+
+/// The first `DIR/name` that is an executable file, for the directories `DIR` of the
+/// `:`-separated `search_path` (empty entries skipped).
+pub(crate) fn find_in_path(
+    name: &std::ffi::OsStr,
+    search_path: &std::ffi::OsStr,
+) -> Option<PathBuf> {
+    std::env::split_paths(search_path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -23,7 +23,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -307,7 +307,8 @@ fn child_environment(cmd: &Command) -> Vec<(OsString, OsString)> {
 }
 
 /// `program` as execve(2) takes it: as given when it holds a `/`, else the first executable
-/// file of that name in the directories of `env`'s `PATH`.
+/// file of that name in the directories of `env`'s `PATH` ([`crate::runtime::find_in_path`],
+/// as [`crate::Runtime::discover`] looks runtimes up).
 fn resolve_program(program: &OsStr, env: &[(OsString, OsString)]) -> io::Result<PathBuf> {
     if program.as_bytes().contains(&b'/') {
         return Ok(PathBuf::from(program));
@@ -317,14 +318,8 @@ fn resolve_program(program: &OsStr, env: &[(OsString, OsString)]) -> io::Result<
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| is_executable(candidate))
+    crate::runtime::find_in_path(program, &path)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
-}
-
-fn is_executable(path: &Path) -> bool {
-    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok() && path.is_file()
 }
 
 fn c_string(s: &OsStr) -> io::Result<CString> {
