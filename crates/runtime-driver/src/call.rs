@@ -18,8 +18,18 @@
 //!    reaps the runtime, then kills what of the runtime's still runs as this subreaper's
 //!    child, and says so ([`Cut`]): crun's `create` and `run --detach` leave the work to a
 //!    helper in a session of its own, which the kernel reparents here and which would go on to
-//!    make the container after it was deleted; other signals are kept for the container;
-//! 4. otherwise returns the exit status, all of stdout, and the end of stderr.
+//!    make the container after it was deleted; other signals are kept for the container.
+//!    A call with a stop grace ([`Limits::stop_grace`]: `create`, `run --detach`, `start`)
+//!    is given that long after the stop signal to end on its own, and is killed only if it has
+//!    not (or at a second stop signal): a runtime killed while it writes its state can leave
+//!    a container that it cannot delete afterwards (youki 0.7 rewrites its `state.json` in
+//!    place, and an empty one makes every later `youki delete` fail). A call that ends within
+//!    the grace returns as in 4, the stop signal held in the [`SignalForwarder`] for the
+//!    caller ([`SignalForwarder::take_stop`], or [`SignalForwarder::defer_held_stop`] to hand
+//!    it to the container's command);
+//! 4. otherwise returns the exit status, all of stdout, and the end of stderr; a runtime that
+//!    failed before it did anything, in a way that is known to pass ([`failed_to_start`]), is
+//!    run again, at most [`START_ATTEMPTS`] times in all.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -90,6 +100,10 @@ pub(crate) struct Limits<'s> {
     /// cut short, what became this process's child during it (what of the runtime outlived
     /// it and was reparented here) is killed too.
     pub(crate) launch: Option<LaunchStdio>,
+    /// After a stop signal, how long the runtime may go on to end on its own before it is
+    /// killed ([`crate::STOP_GRACE`] for the calls that make or start a container); `None`:
+    /// killed at once.
+    pub(crate) stop_grace: Option<Duration>,
 }
 
 /// A call that did not run to its end.
@@ -208,6 +222,22 @@ impl Drain {
     }
 }
 
+/// How many times a runtime that [`failed_to_start`] is run in all.
+pub(crate) const START_ATTEMPTS: usize = 3;
+
+/// Whether a runtime that exited with a failure did so before it did anything, in a way that
+/// passes: youki 0.7 first copies its own binary into a sealed memfd and executes that (the
+/// `pentacle` crate, against CVE-2019-5736), and the kernel refuses the seal now and then
+/// with EBUSY while pages of the copy are still pinned; youki then exits 1 with `Error:
+/// failed to seal /proc/self/exe` and `Caused by: Device or resource busy (os error 16)` on
+/// its stderr, before it has read its arguments. `stderr` is what it wrote there (the end).
+pub(crate) fn failed_to_start(status: ExitStatus, stderr: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(stderr);
+    !status.success()
+        && text.contains("failed to seal /proc/self/exe")
+        && text.contains("Device or resource busy")
+}
+
 /// Runs `cmd` (whose stdio the caller set; a stdout or stderr of `Stdio::piped()` is read and
 /// returned) as the module documentation says. `drain` is one more pipe to read while the
 /// runtime runs, kept as its [`Keep`] says (with [`Keep::Tail`], its end is kept with
@@ -219,13 +249,68 @@ impl Drain {
 pub(crate) fn call(
     program: &std::path::Path,
     mut cmd: Command,
+    mut drain: Option<(OwnedFd, Keep)>,
+    mut limits: Limits<'_>,
+) -> Result<Result<Finished, Cut>, DriverError> {
+    let copy_error = |source| DriverError::Spawn {
+        program: program.to_path_buf(),
+        source,
+    };
+    for attempt in 1.. {
+        let last = attempt >= START_ATTEMPTS;
+        // The same descriptors again for the next attempt.
+        let (this_drain, this_launch) = if last {
+            (drain.take(), limits.launch.take())
+        } else {
+            let drain = match &drain {
+                Some((fd, keep)) => Some((fd.try_clone().map_err(copy_error)?, *keep)),
+                None => None,
+            };
+            let launch = match &limits.launch {
+                Some(stdio) => Some(stdio.try_clone().map_err(copy_error)?),
+                None => None,
+            };
+            (drain, launch)
+        };
+        let attempt_limits = Limits {
+            signals: limits.signals.as_deref_mut(),
+            timeout: limits.timeout,
+            launch: this_launch,
+            stop_grace: limits.stop_grace,
+        };
+        let ended = call_once(program, &mut cmd, this_drain, attempt_limits)?;
+        match ended {
+            Ok(done) if !last && failed_to_start(done.status, &done.stderr) => {
+                if let Some(signal) = limits
+                    .signals
+                    .as_deref_mut()
+                    .and_then(|s| s.take_held_stop())
+                {
+                    return Ok(Err(Cut::Interrupted(signal)));
+                }
+                tracing::debug!(
+                    attempt,
+                    stderr = %String::from_utf8_lossy(&done.stderr),
+                    "the runtime failed before it started: running it again"
+                );
+            }
+            ended => return Ok(ended),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// One attempt of [`call`].
+fn call_once(
+    program: &std::path::Path,
+    cmd: &mut Command,
     drain: Option<(OwnedFd, Keep)>,
     mut limits: Limits<'_>,
 ) -> Result<Result<Finished, Cut>, DriverError> {
     let launch = limits.launch.is_some();
     let children_before = if launch { children() } else { Vec::new() };
     let spawned = match limits.launch.take() {
-        Some(stdio) => spawn_launch(&cmd, stdio).map(Child::Launched),
+        Some(stdio) => spawn_launch(cmd, stdio).map(Child::Launched),
         None => {
             cmd.process_group(0);
             cmd.spawn().map(Child::Std)
@@ -255,6 +340,8 @@ pub(crate) fn call(
     };
     let pidfd = crate::process::pidfd_open(pid).ok();
     let timed_out_at = limits.timeout.map(|t| Instant::now() + t);
+    // A stop signal given its grace: the signal, and when the grace is over.
+    let mut stopping: Option<(Signal, Instant)> = None;
     let cut = loop {
         let now = Instant::now();
         if let Some(d) = extra.as_mut() {
@@ -265,10 +352,10 @@ pub(crate) fn call(
             .as_ref()
             .and_then(|d| d.full_since)
             .map(|at| at + EARLY_STALL);
-        let deadline = match (timed_out_at, stall_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = [timed_out_at, stall_at, stopping.map(|(_, at)| at)]
+            .into_iter()
+            .flatten()
+            .min();
         let timeout = match (deadline, &pidfd) {
             (Some(at), _) => {
                 let left = at.saturating_duration_since(Instant::now());
@@ -327,8 +414,19 @@ pub(crate) fn call(
                 for signo in s.read_all()? {
                     s.keep(signo, &mut stop);
                 }
-                if let Some(signal) = stop {
-                    break Some(Cut::Interrupted(signal));
+                match (stop, stopping, limits.stop_grace) {
+                    (None, ..) => {}
+                    (Some(signal), None, Some(grace)) => {
+                        tracing::debug!(
+                            pid,
+                            ?signal,
+                            ?grace,
+                            "stop signal: the runtime may end first"
+                        );
+                        stopping = Some((signal, Instant::now() + grace));
+                    }
+                    (Some(_), Some((first, _)), _) => break Some(Cut::Interrupted(first)),
+                    (Some(signal), None, None) => break Some(Cut::Interrupted(signal)),
                 }
             }
         }
@@ -341,6 +439,11 @@ pub(crate) fn call(
             .is_some()
         {
             break None;
+        }
+        if let Some((signal, at)) = stopping {
+            if Instant::now() >= at {
+                break Some(Cut::Interrupted(signal));
+            }
         }
         if timed_out_at.is_some_and(|at| Instant::now() >= at) {
             break Some(Cut::TimedOut(limits.timeout.unwrap_or_default()));
@@ -363,6 +466,9 @@ pub(crate) fn call(
         program: program.to_path_buf(),
         source,
     })?;
+    if let (Some((signal, _)), Some(s)) = (stopping, limits.signals.as_deref_mut()) {
+        s.hold_stop(signal);
+    }
     // What the runtime wrote just before it exited (not from a full early pipe, which the
     // relay reads next).
     for d in [&mut out, &mut err, &mut extra].into_iter().flatten() {
@@ -699,6 +805,7 @@ mod tests {
                     signals: None,
                     timeout: Some(Duration::from_millis(500)),
                     launch: Some(null_stdio()),
+                    stop_grace: None,
                 },
             )
             .unwrap()
@@ -729,6 +836,7 @@ mod tests {
                 signals: None,
                 timeout: Some(Duration::from_millis(300)),
                 launch: None,
+                stop_grace: None,
             },
         )
         .unwrap()
@@ -755,5 +863,232 @@ mod tests {
             gone(&state),
             "the child of the hung runtime still runs 2 s after the kill: {state}"
         );
+    }
+
+    /// Runs `script` in `dir` as a launch call with a [`SignalForwarder`] and `grace`, and
+    /// sends the signals `send` to this thread, 100 ms apart, once the script has created its
+    /// file `ready`: how the call ended, the forwarder, and how long the call took.
+    fn launch_with_signals(
+        dir: &std::path::Path,
+        script: &str,
+        grace: Duration,
+        send: &'static [Signal],
+    ) -> (Result<Finished, Cut>, SignalForwarder, Duration) {
+        let mut signals = SignalForwarder::install().unwrap();
+        let me = nix::sys::pthread::pthread_self();
+        let ready = dir.join("ready");
+        let signaller = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !ready.exists() {
+                assert!(Instant::now() < deadline, "the script never got ready");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            for (i, signal) in send.iter().enumerate() {
+                if i > 0 {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                nix::sys::pthread::pthread_kill(me, *signal).unwrap();
+            }
+        });
+        let started = Instant::now();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]).current_dir(dir);
+        let ended = call(
+            "sh".as_ref(),
+            cmd,
+            None,
+            Limits {
+                signals: Some(&mut signals),
+                timeout: Some(Duration::from_secs(60)),
+                launch: Some(null_stdio()),
+                stop_grace: Some(grace),
+            },
+        )
+        .unwrap();
+        let took = started.elapsed();
+        signaller.join().unwrap();
+        (ended, signals, took)
+    }
+
+    #[test]
+    fn a_stop_signal_during_a_launch() {
+        // A call cut short kills every new child of this process (what the runtime left):
+        // the calls run in a child process of their own, away from the other tests' children.
+        let status = Command::new("/proc/self/exe")
+            .args(["--exact", "call::tests::stop_grace_child", "--nocapture"])
+            .env("OCIRUN_STOP_GRACE_TEST", "1")
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&status.stdout),
+            String::from_utf8_lossy(&status.stderr)
+        );
+    }
+
+    #[test]
+    fn stop_grace_child() {
+        if std::env::var_os("OCIRUN_STOP_GRACE_TEST").is_none() {
+            return;
+        }
+        // A launch that ends within its grace runs to its end, and the signal is held.
+        let dir = tempfile::tempdir().unwrap();
+        let (ended, mut signals, _) = launch_with_signals(
+            dir.path(),
+            "touch ready; sleep 0.3; touch done; exit 3",
+            Duration::from_secs(20),
+            &[Signal::SIGTERM],
+        );
+        let done = ended.unwrap();
+        assert_eq!(done.status.code(), Some(3));
+        assert!(dir.path().join("done").exists());
+        assert_eq!(signals.take_stop().unwrap(), Some(Signal::SIGTERM));
+        assert_eq!(signals.take_stop().unwrap(), None);
+        // Handed on to the container's command instead: among the signals it gets once it
+        // runs.
+        signals.hold_stop(Signal::SIGINT);
+        signals.defer_held_stop();
+        assert_eq!(signals.deferred, vec![libc::SIGINT]);
+        assert_eq!(signals.take_stop().unwrap(), None);
+        drop(signals);
+
+        // One still running when its grace is over is killed.
+        let dir = tempfile::tempdir().unwrap();
+        let (ended, mut signals, took) = launch_with_signals(
+            dir.path(),
+            "touch ready; sleep 30; touch done",
+            Duration::from_millis(300),
+            &[Signal::SIGTERM],
+        );
+        assert_eq!(ended.unwrap_err(), Cut::Interrupted(Signal::SIGTERM));
+        assert!(took >= Duration::from_millis(300), "killed after {took:?}");
+        assert!(took < Duration::from_secs(20), "killed after {took:?}");
+        assert!(!dir.path().join("done").exists());
+        assert_eq!(
+            signals.take_stop().unwrap(),
+            None,
+            "the signal is the cut's"
+        );
+        drop(signals);
+
+        // A second stop signal kills it at once; the first one counts.
+        let dir = tempfile::tempdir().unwrap();
+        let (ended, _, took) = launch_with_signals(
+            dir.path(),
+            "touch ready; sleep 30; touch done",
+            Duration::from_secs(60),
+            &[Signal::SIGTERM, Signal::SIGINT],
+        );
+        assert_eq!(ended.unwrap_err(), Cut::Interrupted(Signal::SIGTERM));
+        assert!(took < Duration::from_secs(20), "killed after {took:?}");
+        assert!(!dir.path().join("done").exists());
+    }
+
+    /// What youki 0.7 writes to its stderr when the kernel refuses to seal its copy of itself.
+    const SEAL_FAILURE: &str =
+        "Error: failed to seal /proc/self/exe\n\nCaused by:\n    Device or resource busy (os error 16)";
+
+    /// A script that fails as youki does when it cannot seal itself in its first `failures`
+    /// attempts (counted in `DIR/attempts`), then writes `out` to stdout and `err` to stderr.
+    fn failing_to_start(dir: &std::path::Path, failures: usize, out: &str, err: &str) -> String {
+        let count = dir.join("attempts");
+        format!(
+            "echo x >> {count}; if [ $(wc -l < {count}) -le {failures} ]; then \
+             printf '{SEAL_FAILURE}\\n' >&2; exit 1; fi; echo {out}; echo {err} >&2",
+            count = count.display()
+        )
+    }
+
+    fn attempts(dir: &std::path::Path) -> usize {
+        std::fs::read_to_string(dir.join("attempts"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
+    #[test]
+    fn a_runtime_that_failed_to_seal_itself_is_run_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = failing_to_start(dir.path(), START_ATTEMPTS - 1, "ran", "warning");
+        let done = call("sh".as_ref(), sh(&script), None, Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.status.code(), Some(0));
+        assert_eq!(done.stdout, b"ran\n");
+        assert_eq!(done.stderr, b"warning\n");
+        assert_eq!(attempts(dir.path()), START_ATTEMPTS);
+    }
+
+    #[test]
+    fn a_runtime_that_never_seals_itself_fails_after_the_last_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = failing_to_start(dir.path(), usize::MAX >> 1, "ran", "warning");
+        let done = call("sh".as_ref(), sh(&script), None, Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&done.stderr),
+            format!("{SEAL_FAILURE}\n")
+        );
+        assert_eq!(attempts(dir.path()), START_ATTEMPTS);
+
+        // Another failure is the runtime's answer: not run again.
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("attempts");
+        let script = format!(
+            "echo x >> {}; echo 'Error: failed to seal /proc/self/exe' >&2; \
+             echo 'Caused by: Operation not permitted (os error 1)' >&2; exit 1",
+            count.display()
+        );
+        let done = call("sh".as_ref(), sh(&script), None, Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.status.code(), Some(1));
+        assert_eq!(attempts(dir.path()), 1);
+    }
+
+    #[test]
+    fn a_launch_run_again_keeps_only_what_its_last_attempt_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let (read, write) = pipe();
+        let script = failing_to_start(dir.path(), 1, "ran", "from-the-container");
+        let null = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .unwrap()
+                .into()
+        };
+        let done = call(
+            "sh".as_ref(),
+            sh(&script),
+            Some((read, Keep::Early)),
+            Limits {
+                launch: Some(LaunchStdio {
+                    stdin: null(),
+                    stdout: null(),
+                    stderr: Some(write),
+                }),
+                ..Limits::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
+        let early = done.early.expect("early output");
+        assert_eq!(
+            done.status.code(),
+            Some(0),
+            "{:?}",
+            String::from_utf8_lossy(&early.bytes)
+        );
+        assert!(early.complete);
+        assert_eq!(
+            String::from_utf8_lossy(&early.bytes),
+            "from-the-container\n"
+        );
+        assert_eq!(attempts(dir.path()), 2);
     }
 }

@@ -27,7 +27,7 @@ pub use process::{
 pub use records::{NameLock, NameLocks, RecordGuard, RecordStore, RunRecord};
 pub use runtime::{
     Container, ContainerIo, CreateStdio, LogSink, Runtime, RuntimeKind, CLEANUP_TIMEOUT,
-    INTERRUPTED_CLEANUP_TIMEOUT, LAUNCH_TIMEOUT,
+    INTERRUPTED_CLEANUP_TIMEOUT, LAUNCH_TIMEOUT, STOP_GRACE,
 };
 pub use supervisor::{Finished, Started, Supervisor};
 pub use userns::{

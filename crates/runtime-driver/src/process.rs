@@ -602,6 +602,9 @@ pub struct SignalForwarder {
     old_mask: SigSet,
     /// Forwarded signals received before the container's command ran.
     pub(crate) deferred: Vec<i32>,
+    /// A stop signal that came while a runtime call was let run to its end
+    /// ([`crate::STOP_GRACE`]), for the caller to act on.
+    held_stop: Option<Signal>,
 }
 
 impl SignalForwarder {
@@ -662,6 +665,7 @@ impl SignalForwarder {
             fd,
             old_mask,
             deferred: Vec::new(),
+            held_stop: None,
         })
     }
 
@@ -679,18 +683,40 @@ impl SignalForwarder {
         Ok(out)
     }
 
-    /// The first stop signal pending, if any, for a caller that has no running container to
-    /// pass it to (the run ends then). The other pending signals are kept and delivered once
-    /// the container's command runs ([`crate::ContainerProcess::wait`]); SIGCHLD is dropped.
+    /// The stop signal held (see [`Self::defer_held_stop`]) or else the first one pending, if
+    /// any, for a caller that has no running container to pass it to (the run ends then). The
+    /// other pending signals are kept and delivered once the container's command runs
+    /// ([`crate::ContainerProcess::wait`]); SIGCHLD is dropped.
     ///
     /// # Errors
     /// [`DriverError::Sys`] if the signalfd cannot be read.
     pub fn take_stop(&mut self) -> Result<Option<Signal>, DriverError> {
-        let mut stop = None;
+        let mut stop = self.held_stop.take();
         for signo in self.read_all()? {
             self.keep(signo, &mut stop);
         }
         Ok(stop)
+    }
+
+    /// Holds `signal`, a stop signal that came while a runtime call ran to its end, for
+    /// [`Self::take_stop`] (the first one held counts).
+    pub(crate) fn hold_stop(&mut self, signal: Signal) {
+        self.held_stop.get_or_insert(signal);
+    }
+
+    /// The held stop signal, taken.
+    pub(crate) fn take_held_stop(&mut self) -> Option<Signal> {
+        self.held_stop.take()
+    }
+
+    /// Once the container's command runs: the held stop signal, if any, is forwarded to it as
+    /// the other signals that came before it ran are ([`crate::ContainerProcess::wait`]), under
+    /// the same rules as one that comes later (the PID-1 rule, `--sig-proxy=false`,
+    /// `--stop-timeout`).
+    pub fn defer_held_stop(&mut self) {
+        if let Some(signal) = self.held_stop.take() {
+            self.deferred.push(signal as i32);
+        }
     }
 
     /// Sorts one received signal: a stop signal into `stop` (the first one counts), another
@@ -970,7 +996,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
         let script = format!(
-            "sh -c 'exit 9' & echo $! > {}; exec sleep 0.3",
+            "sh -c 'sleep 0.1; exit 9' & echo $! > {}; exec sleep 0.3",
             pid_file.display()
         );
         // A subreaper of its own: a thread cannot be one, so the test runs in a child.

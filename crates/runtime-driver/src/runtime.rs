@@ -17,8 +17,9 @@
 //!
 //! No call can hang the caller (see the `call` module): each runs in a process group of its
 //! own while its output is read as it comes; `run`, `create`, `start` and `delete` given a
-//! [`SignalForwarder`] end at once on a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT), the
-//! runtime's processes killed; `run`, `create` and `start` are killed after
+//! [`SignalForwarder`] end on a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT), the runtime's
+//! processes killed: `delete` at once, the others when they have not ended on their own
+//! within [`STOP_GRACE`]; `run`, `create` and `start` are killed after
 //! [`LAUNCH_TIMEOUT`], `delete --force`, `state`, `kill` and `features` when their time is up
 //! ([`CLEANUP_TIMEOUT`], or what the caller gives).
 
@@ -43,8 +44,18 @@ pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long the clean-up after a stop signal may take (the `delete --force` of a container
 /// that was being created or started): 1 s, so that the run ends within about a second of the
-/// signal; a container left then is for `ocirun gc`.
+/// signal ([`STOP_GRACE`] more when the runtime hangs); a container left then is for
+/// `ocirun gc`.
 pub const INTERRUPTED_CLEANUP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long `create`, `run --detach` and `start` may go on after a stop signal to end on their
+/// own before they are killed with their process group: 500 ms, many times what a healthy
+/// runtime needs for the whole call on a host (tens of milliseconds), so that a runtime is
+/// killed while it writes its state only when it hangs or the machine is starved (youki 0.7
+/// rewrites its `state.json` in place: killed in between, it leaves an empty one, and then
+/// neither `youki delete --force` nor `ocirun gc` can remove the container). A second stop
+/// signal kills the call at once.
+pub const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// Where a runtime's own log lines go when the caller wants to see them
 /// ([`Runtime::show_log`]).
@@ -397,8 +408,12 @@ impl Runtime {
     /// [`Bundle::pid_file`]: its process is the runtime's init, waiting for [`Container::start`].
     /// The runtime runs in the bundle directory (so relative paths in the spec's mounts and a
     /// relative `--console-socket` resolve there) with an empty signal mask. With `signals`,
-    /// a stop signal ends the call at once (the runtime's processes are killed, what it created
-    /// is deleted); other signals are kept there for the container.
+    /// a stop signal lets the runtime end on its own for [`STOP_GRACE`], and is then held in
+    /// `signals` ([`SignalForwarder::take_stop`] returns it; after `run --detach` it is
+    /// forwarded to the command instead, [`SignalForwarder::defer_held_stop`]); a runtime
+    /// still running then, or at a second stop signal, is killed with its processes and what
+    /// it created is deleted ([`DriverError::Interrupted`]). Other signals are kept there for
+    /// the container.
     ///
     /// # Errors
     /// [`DriverError::Spawn`], [`DriverError::Runtime`] with the runtime's own message,
@@ -481,7 +496,7 @@ impl Runtime {
         id: &ContainerId,
         bundle: &Bundle,
         io: ContainerIo,
-        signals: Option<&mut SignalForwarder>,
+        mut signals: Option<&mut SignalForwarder>,
     ) -> Result<(Container<'r>, Vec<u8>), DriverError> {
         let subcommand = how.subcommand();
         let mut drain = None;
@@ -524,9 +539,10 @@ impl Runtime {
             cmd,
             drain,
             Limits {
-                signals,
+                signals: signals.as_deref_mut(),
                 timeout: Some(self.launch_timeout),
                 launch: Some(launch_stdio),
+                stop_grace: Some(STOP_GRACE),
             },
         );
         self.emit_json_log(subcommand, &bundle.log_file());
@@ -598,6 +614,12 @@ impl Runtime {
                 }))
             }
         }
+        // After `run --detach` the command runs: a stop signal that came while the runtime
+        // made the container is the command's, forwarded as one that comes now. After
+        // `create` it stays held, and ends the run before `start`.
+        if let (Launch::Run, Some(s)) = (how, signals) {
+            s.defer_held_stop();
+        }
         Ok((container, early))
     }
 
@@ -665,6 +687,7 @@ impl Runtime {
                 signals: None,
                 timeout: Some(timeout),
                 launch: None,
+                stop_grace: None,
             },
         )?;
         serde_json::from_slice(&stdout)
@@ -685,6 +708,7 @@ impl Runtime {
             signals: None,
             timeout: Some(CLEANUP_TIMEOUT),
             launch: None,
+            stop_grace: None,
         };
         let stdout = match self.run("features", &[], limits) {
             Ok(stdout) => stdout,
@@ -721,6 +745,7 @@ impl Runtime {
             signals: None,
             timeout: Some(timeout),
             launch: None,
+            stop_grace: None,
         };
         self.run("kill", &[id.as_str(), signal], limits).map(drop)
     }
@@ -738,6 +763,7 @@ impl Runtime {
             signals: None,
             timeout: Some(CLEANUP_TIMEOUT),
             launch: None,
+            stop_grace: None,
         };
         match call(&self.program, cmd, None, limits) {
             Ok(Ok(done)) if done.status.success() => {
@@ -757,6 +783,7 @@ impl Runtime {
             signals: None,
             timeout: Some(timeout),
             launch: None,
+            stop_grace: None,
         };
         match self.run("delete", &["--force", id.as_str()], limits) {
             Err(DriverError::Runtime { message, .. })
@@ -802,20 +829,26 @@ impl Container<'_> {
     }
 
     /// `runtime start`: the container process runs the command. With `signals`, a stop
-    /// signal ends the call at once (the runtime is killed; the container is then for
-    /// [`Self::remove_after`]).
+    /// signal lets the runtime end on its own for [`STOP_GRACE`] and is then forwarded to the
+    /// command ([`SignalForwarder::defer_held_stop`]); a runtime still running then, or at a
+    /// second stop signal, is killed (the container is then for [`Self::remove_after`]).
     ///
     /// # Errors
     /// [`DriverError::Runtime`] with the runtime's message; [`DriverError::Interrupted`].
-    pub fn start(&self, signals: Option<&mut SignalForwarder>) -> Result<(), DriverError> {
+    pub fn start(&self, mut signals: Option<&mut SignalForwarder>) -> Result<(), DriverError> {
         let limits = Limits {
-            signals,
+            signals: signals.as_deref_mut(),
             timeout: Some(self.runtime.launch_timeout),
             launch: None,
+            stop_grace: Some(STOP_GRACE),
         };
-        self.runtime
-            .run("start", &[self.id.as_str()], limits)
-            .map(drop)
+        self.runtime.run("start", &[self.id.as_str()], limits)?;
+        // The command runs: a stop signal that came while the runtime started it is the
+        // command's.
+        if let Some(s) = signals {
+            s.defer_held_stop();
+        }
+        Ok(())
     }
 
     /// `runtime kill ID SIGNAL`, `signal` being a name or number as runc takes it (`KILL`, `9`),
@@ -840,6 +873,7 @@ impl Container<'_> {
             signals,
             timeout: Some(CLEANUP_TIMEOUT),
             launch: None,
+            stop_grace: None,
         };
         match self.runtime.run("delete", &[self.id.as_str()], limits) {
             Ok(_) => Ok(()),

@@ -36,6 +36,17 @@ pub(crate) struct LaunchStdio {
     pub(crate) stderr: Option<OwnedFd>,
 }
 
+impl LaunchStdio {
+    /// The same descriptors, duplicated (dup(2), close-on-exec).
+    pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Self {
+            stdin: self.stdin.try_clone()?,
+            stdout: self.stdout.try_clone()?,
+            stderr: self.stderr.as_ref().map(OwnedFd::try_clone).transpose()?,
+        })
+    }
+}
+
 /// A runtime started by [`spawn_launch`]; reaped by [`Self::try_wait`] or [`Self::wait`].
 #[derive(Debug)]
 pub(crate) struct Launched {

@@ -95,9 +95,11 @@ impl<'r> Supervisor<'r> {
     /// returned.
     ///
     /// With `signals`, a stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) that arrives while the
-    /// runtime runs or deletes the container ends that call at once
-    /// ([`DriverError::Interrupted`], exit code 128 + the signal); other signals that arrive
-    /// before the command runs are delivered to it once it does.
+    /// runtime deletes the container ends that call at once ([`DriverError::Interrupted`],
+    /// exit code 128 + the signal); one that arrives during `run --detach` lets the runtime
+    /// end on its own for [`crate::STOP_GRACE`] and is then forwarded to the command (a
+    /// runtime still running then is killed, and the run ends: [`DriverError::Interrupted`]);
+    /// other signals that arrive before the command runs are delivered to it once it does.
     ///
     /// # Errors
     /// Any [`DriverError`] of the lifecycle steps; the container is deleted in every case, or
@@ -132,9 +134,10 @@ impl<'r> Supervisor<'r> {
     /// container's terminal, whose master arrives during `create`.
     ///
     /// With `signals`, a stop signal that arrives before the command is started ends the run
-    /// before it runs: during `create` or `start` the call is killed, and one that came in
-    /// between is taken before `start` ([`DriverError::Interrupted`], `before the command
-    /// started`).
+    /// before it runs: one that came during `create` (which is given [`crate::STOP_GRACE`] to
+    /// end on its own, else killed) or after it is taken before `start`
+    /// ([`DriverError::Interrupted`], `before the command started`); one during `start` is
+    /// forwarded to the command once `start` has ended, within the same grace.
     ///
     /// # Errors
     /// As [`Self::run`].
