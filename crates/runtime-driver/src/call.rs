@@ -765,21 +765,9 @@ mod tests {
         // As crun's create does: the work goes on in a grandchild in a session of its own,
         // out of the runtime's process group. This process is no subreaper, so the test runs
         // in a child that is one.
-        let status = Command::new("/proc/self/exe")
-            .args([
-                "--exact",
-                "call::tests::detached_helper_child",
-                "--nocapture",
-            ])
-            .env("OCIRUN_DETACHED_HELPER_TEST", "1")
-            .output()
-            .unwrap();
-        // The child's own report is captured, not counted with this binary's tests.
-        assert!(
-            status.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&status.stdout),
-            String::from_utf8_lossy(&status.stderr)
+        crate::test_child::run_in_child(
+            "call::tests::detached_helper_child",
+            &[("OCIRUN_DETACHED_HELPER_TEST", "1".as_ref())],
         );
     }
 
@@ -914,16 +902,9 @@ mod tests {
     fn a_stop_signal_during_a_launch() {
         // A call cut short kills every new child of this process (what the runtime left):
         // the calls run in a child process of their own, away from the other tests' children.
-        let status = Command::new("/proc/self/exe")
-            .args(["--exact", "call::tests::stop_grace_child", "--nocapture"])
-            .env("OCIRUN_STOP_GRACE_TEST", "1")
-            .output()
-            .unwrap();
-        assert!(
-            status.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&status.stdout),
-            String::from_utf8_lossy(&status.stderr)
+        crate::test_child::run_in_child(
+            "call::tests::stop_grace_child",
+            &[("OCIRUN_STOP_GRACE_TEST", "1".as_ref())],
         );
     }
 

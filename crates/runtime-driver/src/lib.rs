@@ -12,6 +12,8 @@ pub mod reexec;
 mod runtime;
 mod spawn;
 mod supervisor;
+#[cfg(test)]
+mod test_child;
 mod userns;
 
 pub use bundle::{remove_dangling_links, Bundle, BundleLink};

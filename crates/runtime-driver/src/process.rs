@@ -1000,18 +1000,12 @@ mod tests {
             pid_file.display()
         );
         // A subreaper of its own: a thread cannot be one, so the test runs in a child.
-        let status = Command::new("/proc/self/exe")
-            .args(["--exact", "process::tests::adoption_child", "--nocapture"])
-            .env("OCIRUN_ADOPTION_SCRIPT", &script)
-            .env("OCIRUN_ADOPTION_PID_FILE", &pid_file)
-            .output()
-            .unwrap();
-        // The child's own report is captured, not counted with this binary's tests.
-        assert!(
-            status.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&status.stdout),
-            String::from_utf8_lossy(&status.stderr)
+        crate::test_child::run_in_child(
+            "process::tests::adoption_child",
+            &[
+                ("OCIRUN_ADOPTION_SCRIPT", script.as_ref()),
+                ("OCIRUN_ADOPTION_PID_FILE", pid_file.as_os_str()),
+            ],
         );
     }
 
