@@ -1,7 +1,7 @@
 //! The re-exec helper end to end: this test binary is the program that re-executes itself.
 //! The runtime is a stand-in for runc (a shell script that takes runc's command line and, on
-//! `run --detach`, starts `sh -c 'exit 7'`), so the test runs as any user; the end-to-end suite
-//! runs real runtimes.
+//! `run --detach`, starts `sh -c 'sleep 0.1; exit 7'`), so the test runs as any user; the
+//! end-to-end suite runs real runtimes.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -14,7 +14,7 @@ cmd=$1; shift
 case $cmd in
 run)    while [ $# -gt 1 ]; do [ "$1" = --pid-file ] && pid=$2; shift; done
         mkdir -p "$root" && : >"$root/$1"
-        sh -c 'exit 7' & echo $! >"$pid" ;;
+        sh -c 'sleep 0.1; exit 7' & echo $! >"$pid" ;;
 delete) [ "$1" = --force ] && shift; rm -f "$root/$1" ;;
 esac
 "#;

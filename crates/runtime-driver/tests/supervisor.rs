@@ -22,7 +22,7 @@ echo "$cmd" >>"$root/calls"
 case $cmd in
 run)    while [ $# -gt 1 ]; do [ "$1" = --pid-file ] && pid=$2; shift; done
         echo "a warning of the runtime's own" >&2
-        sh -c 'exit 3' & echo $! >"$pid" ;;
+        sh -c 'sleep 0.1; exit 3' & echo $! >"$pid" ;;
 create) while [ $# -gt 1 ]; do [ "$1" = --pid-file ] && pid=$2; shift; done
         mkfifo "$root/$1.start"
         sh -c "read go <'$root/$1.start'; exit 4" & echo $! >"$pid" ;;
