@@ -452,7 +452,10 @@ fn fds_into(dir: &Path) -> Vec<String> {
     found
 }
 
-/// The zombie processes on the machine, by pid.
+/// The zombie processes on the machine, by pid, but for the children of the other test
+/// binaries that `cargo xtask vm`'s guest runs beside this one (a test there may reap the
+/// process it started a while after it exited): zombies whose parent runs another executable
+/// of this binary's directory.
 fn zombies() -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
@@ -466,7 +469,34 @@ fn zombies() -> Vec<u32> {
                 .split_whitespace()
                 .next()?
                 .to_owned();
-            (state == "Z").then_some(pid)
+            (state == "Z" && !child_of_another_suite(pid)).then_some(pid)
+        })
+        .collect()
+}
+
+/// Whether the parent of `pid` runs another test binary of this one's directory.
+fn child_of_another_suite(pid: u32) -> bool {
+    let Some((ppid, _)) = ppid_and_comm(pid) else {
+        return false;
+    };
+    let (Ok(me), Ok(parent)) = (
+        std::env::current_exe(),
+        std::fs::read_link(format!("/proc/{ppid}/exe")),
+    ) else {
+        return false;
+    };
+    parent != me && parent.parent() == me.parent()
+}
+
+/// `pid (comm), child of ppid (comm)` for each of `pids`, as far as /proc still tells.
+fn describe(pids: &[u32]) -> Vec<String> {
+    pids.iter()
+        .map(|&pid| match ppid_and_comm(pid) {
+            Some((ppid, comm)) => {
+                let parent = ppid_and_comm(ppid).map_or_else(|| "?".to_owned(), |(_, c)| c);
+                format!("{pid} ({comm}), child of {ppid} ({parent})")
+            }
+            None => format!("{pid} (gone)"),
         })
         .collect()
 }
@@ -502,7 +532,11 @@ fn five_hundred_runs_in_a_row_leave_nothing() {
         .into_iter()
         .filter(|pid| !zombies_before.contains(pid))
         .collect();
-    assert!(new_zombies.is_empty(), "zombies left: {new_zombies:?}");
+    assert!(
+        new_zombies.is_empty(),
+        "zombies left: {:?}",
+        describe(&new_zombies)
+    );
     let runtime_state: Vec<_> = std::fs::read_dir(sb.runroot().join("runtime"))
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
