@@ -262,15 +262,14 @@ pub(crate) fn call(
         let (this_drain, this_launch) = if last {
             (drain.take(), limits.launch.take())
         } else {
-            let drain = match &drain {
-                Some((fd, keep)) => Some((fd.try_clone().map_err(copy_error)?, *keep)),
-                None => None,
-            };
-            let launch = match &limits.launch {
-                Some(stdio) => Some(stdio.try_clone().map_err(copy_error)?),
-                None => None,
-            };
-            (drain, launch)
+            let drain = drain
+                .as_ref()
+                .map(|(fd, keep)| Ok((fd.try_clone()?, *keep)));
+            let launch = limits.launch.as_ref().map(LaunchStdio::try_clone);
+            (
+                drain.transpose().map_err(copy_error)?,
+                launch.transpose().map_err(copy_error)?,
+            )
         };
         let attempt_limits = Limits {
             signals: limits.signals.as_deref_mut(),
